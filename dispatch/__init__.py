@@ -1,0 +1,1 @@
+"""Help and dispatch: the incident lifecycle, matching, and the offer cascade."""

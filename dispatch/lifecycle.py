@@ -1,0 +1,169 @@
+"""The incident lifecycle and the matching rule, as pure code.
+
+Nothing here does I/O. The service (dispatch/service.py) loads the state,
+asks these functions what happens, and carries out the answer in one
+transaction. Every rule about *when* an incident moves lives here:
+
+    queued ──offer──▶ offered ──accept──▶ assigned ─▶ en_route ─▶ on_scene ─▶ resolved
+       │                │  ▲                  │           │
+       │   decline/expire/disconnect: next offer, or escalated after max_offers
+       ▼                ▼  │                  ▼           ▼
+    escalated ◀─────────┘  └── (dispatcher assigns)    cancelled (reporter or dispatcher)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from server.errors import BadRequest, Conflict, Forbidden
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    OFFERED = "offered"
+    ASSIGNED = "assigned"
+    EN_ROUTE = "en_route"
+    ON_SCENE = "on_scene"
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+    CANCELLED = "cancelled"
+
+
+FINAL = frozenset({Status.RESOLVED, Status.CANCELLED})
+OPEN = frozenset(Status) - FINAL
+UNASSIGNED = frozenset({Status.QUEUED, Status.OFFERED, Status.ESCALATED})
+WORKING = frozenset({Status.ASSIGNED, Status.EN_ROUTE, Status.ON_SCENE})
+
+# what a responder may report, from where
+PROGRESS: dict[Status, frozenset[Status]] = {
+    Status.EN_ROUTE: frozenset({Status.ASSIGNED}),
+    Status.ON_SCENE: frozenset({Status.ASSIGNED, Status.EN_ROUTE}),
+    Status.RESOLVED: frozenset({Status.ASSIGNED, Status.EN_ROUTE, Status.ON_SCENE}),
+}
+
+# dispatcher dispositions for incident.close, and the status each leads to
+DISPOSITIONS: dict[str, Status] = {
+    "resolved": Status.RESOLVED,
+    "handled_by_phone": Status.RESOLVED,
+    "referred": Status.RESOLVED,
+    "false_alarm": Status.CANCELLED,
+    "duplicate": Status.CANCELLED,
+    "cancelled": Status.CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class Incident:
+    """What the rules need to know of an incident."""
+
+    id: str
+    status: Status
+    reporter_id: str
+    responder_id: str | None
+    offer_attempts: int
+    has_position: bool
+
+
+@dataclass(frozen=True)
+class Candidate:
+    responder_id: str
+    distance_km: float
+    status: str          # responder status: off_duty / available / offered / busy
+    online: bool = True
+
+
+@dataclass(frozen=True)
+class MakeOffer:
+    responder_id: str
+    attempt: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Escalate:
+    reason: str          # "no_candidate" | "max_offers" | "no_position"
+
+
+Decision = MakeOffer | Escalate
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    r = 6371.0088
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(min(1.0, math.sqrt(a)))
+
+
+def rank(candidates: list[Candidate], already_offered: set[str], radius_km: float) -> list[Candidate]:
+    """Eligible candidates, nearest first: available, online, in range, not offered this incident before."""
+    ok = [c for c in candidates
+          if c.status == "available" and c.online and c.distance_km <= radius_km
+          and c.responder_id not in already_offered]
+    return sorted(ok, key=lambda c: (c.distance_km, c.responder_id))
+
+
+def next_step(inc: Incident, candidates: list[Candidate], already_offered: set[str], *,
+              radius_km: float, max_offers: int, now: datetime, offer_timeout_s: float) -> Decision:
+    """After a report, or after an offer ended unanswered: offer the next candidate or escalate."""
+    if inc.status not in (Status.QUEUED, Status.OFFERED):
+        raise Conflict(f"incident is {inc.status}, not waiting for an offer")
+    if not inc.has_position:
+        return Escalate("no_position")
+    if inc.offer_attempts >= max_offers:
+        return Escalate("max_offers")
+    ranked = rank(candidates, already_offered, radius_km)
+    if not ranked:
+        return Escalate("no_candidate")
+    return MakeOffer(ranked[0].responder_id, inc.offer_attempts + 1,
+                     now + timedelta(seconds=offer_timeout_s))
+
+
+def check_accept(inc: Incident, offer_state: str, offer_responder: str, responder_id: str,
+                 offer_expired: bool) -> None:
+    """Raise unless this responder may take the incident with this offer now."""
+    if offer_responder != responder_id:
+        raise Forbidden("this offer is not yours")
+    if offer_state != "pending" or offer_expired or inc.status != Status.OFFERED:
+        raise Conflict("the offer is no longer open")
+
+
+def check_progress(inc: Incident, actor_id: str, target: str) -> Status:
+    try:
+        to = Status(target)
+    except ValueError:
+        raise BadRequest(f"status must be one of {', '.join(PROGRESS)}") from None
+    if to not in PROGRESS:
+        raise BadRequest(f"status must be one of {', '.join(PROGRESS)}")
+    if inc.responder_id != actor_id:
+        raise Forbidden("you are not this incident's responder")
+    if inc.status not in PROGRESS[to]:
+        raise Conflict(f"cannot go from {inc.status} to {to}")
+    return to
+
+
+def check_cancel(inc: Incident, actor_id: str) -> None:
+    if inc.reporter_id != actor_id:
+        raise Forbidden("only the reporter may cancel this incident")
+    if inc.status in FINAL:
+        raise Conflict(f"incident is already {inc.status}")
+
+
+def check_assign(inc: Incident, responder_status: str | None) -> None:
+    """A dispatcher may assign any open, not-yet-assigned incident to an on-duty responder who is free."""
+    if inc.status not in UNASSIGNED:
+        raise Conflict(f"incident is {inc.status}; it already has a responder or is closed")
+    if responder_status is None or responder_status == "off_duty":
+        raise Conflict("that responder is not on duty")
+    if responder_status == "busy":
+        raise Conflict("that responder is busy with another incident")
+
+
+def check_close(inc: Incident, disposition: str) -> Status:
+    if disposition not in DISPOSITIONS:
+        raise BadRequest(f"disposition must be one of {', '.join(DISPOSITIONS)}")
+    if inc.status in FINAL:
+        raise Conflict(f"incident is already {inc.status}")
+    return DISPOSITIONS[disposition]

@@ -1,0 +1,484 @@
+"""The dispatch service: carries out the lifecycle's decisions.
+
+Every change runs in one PostgreSQL transaction that first locks the incident
+row, so accepts, expiries, declines, cancels and a dispatcher's assign on the
+same incident are serialised: exactly one responder ends up assigned. The
+events are published on Redis only after the transaction commits.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from dispatch import lifecycle as lc
+from dispatch import store
+from server.config import Config
+from server.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.keys import Keys
+
+log = logging.getLogger(__name__)
+
+GEO_COUNT = 25
+
+
+@dataclass
+class Outbox:
+    """Events collected inside a transaction, published after it commits."""
+
+    items: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, channel: str, message: dict[str, Any]) -> None:
+        self.items.append((channel, json.dumps(message, separators=(",", ":"))))
+
+
+@dataclass
+class Account:
+    id: str
+    role: str
+    name: str
+
+
+class DispatchService:
+    def __init__(self, cfg: Config, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys,
+                 publish: Callable[[list[tuple[str, str]]], Awaitable[None]], metrics: Any = None) -> None:
+        self.cfg, self.pool, self.redis, self.keys = cfg, pool, redis, keys
+        self.publish, self.metrics = publish, metrics
+        self.dcfg = cfg.dispatch
+
+    # ---------------------------------------------------------------- events
+    def _incident_changed(self, out: Outbox, row: Any) -> dict[str, Any]:
+        inc = store.incident_view(row)
+        msg = {"type": "incident.updated", "incident": inc}
+        out.add(self.keys.account_channel(inc["reporter"]["id"]), msg)
+        if inc["responder"]:
+            out.add(self.keys.account_channel(inc["responder"]["id"]), msg)
+        out.add(self.keys.dispatch_channel, msg)
+        if self.metrics:
+            self.metrics.incident_status(inc["status"])
+        return inc
+
+    def _responder_changed(self, out: Outbox, row: Any) -> dict[str, Any]:
+        resp = store.responder_view(row)
+        out.add(self.keys.dispatch_channel, {"type": "responder.updated", "responder": resp})
+        return resp
+
+    def _withdrawn(self, out: Outbox, offer: Any, reason: str) -> None:
+        out.add(self.keys.account_channel(str(offer["responder_id"])),
+                {"type": "offer.withdrawn", "offer_id": str(offer["id"]), "reason": reason})
+        if self.metrics:
+            self.metrics.offer_outcome(reason)
+
+    async def _commit(self, out: Outbox) -> None:
+        await self.publish(out.items)
+
+    # ---------------------------------------------------------------- matching
+    async def _candidates(self, skill: str, lat: float | None, lon: float | None) -> list[lc.Candidate] | None:
+        """Nearby on-duty responders with the skill, from the live GEO index; None if Redis is down."""
+        if lat is None or lon is None:
+            return []
+        try:
+            hits = await self.redis.geosearch(self.keys.geo(skill), longitude=lon, latitude=lat,
+                                              radius=self.dcfg.radius_km, unit="km", sort="ASC",
+                                              count=GEO_COUNT, withdist=True)
+            ids = [(h[0].decode() if isinstance(h[0], bytes) else h[0], float(h[1])) for h in hits]
+            online = await self.redis.mget([self.keys.online(i) for i, _ in ids]) if ids else []
+        except RedisError as e:
+            log.warning("GEO search failed, incident stays queued for the sweeper: %s", e)
+            return None
+        return [lc.Candidate(i, d, "unknown", online=o is not None) for (i, d), o in zip(ids, online)]
+
+    async def _advance(self, conn: Any, row: Any, candidates: list[lc.Candidate], out: Outbox,
+                       actor_id: str | None) -> Any:
+        """Offer the incident to the next candidate or escalate it; the incident row after."""
+        inc = store.rules_view(row)
+        before = await store.offered_before(conn, inc.id)
+        statuses = await store.responder_statuses(conn, [c.responder_id for c in candidates])
+        pool = [lc.Candidate(c.responder_id, c.distance_km, statuses.get(c.responder_id, "off_duty"), c.online)
+                for c in candidates]
+        while True:
+            decision = lc.next_step(inc, pool, before, radius_km=self.dcfg.radius_km,
+                                    max_offers=self.dcfg.max_offers, now=datetime.now(timezone.utc),
+                                    offer_timeout_s=self.dcfg.offer_timeout_s)
+            if isinstance(decision, lc.Escalate):
+                row = await store.update_incident(conn, inc.id, status="escalated")
+                await store.log_event(conn, inc.id, actor_id, "escalated", reason=decision.reason)
+                self._incident_changed(out, row)
+                if self.metrics:
+                    self.metrics.offer_outcome("escalated")
+                return row
+            if await store.claim_responder(conn, decision.responder_id):
+                break
+            before.add(decision.responder_id)  # taken by a concurrent dispatch: try the next one
+        offer = await store.insert_offer(conn, inc.id, decision.responder_id, decision.attempt, decision.expires_at)
+        row = await store.update_incident(conn, inc.id, status="offered", offer_attempts=decision.attempt)
+        await store.log_event(conn, inc.id, actor_id, "offered", responder_id=decision.responder_id,
+                              offer_id=str(offer["id"]), attempt=decision.attempt)
+        inc_view = self._incident_changed(out, row)
+        out.add(self.keys.account_channel(decision.responder_id),
+                {"type": "offer", "offer_id": str(offer["id"]), "incident": inc_view,
+                 "expires_at": store.iso(offer["expires_at"])})
+        resp = await store.get_responder(conn, decision.responder_id)
+        if resp is not None:
+            self._responder_changed(out, resp)
+        if self.metrics and decision.attempt == 1:
+            self.metrics.press_to_offer.observe(max(0.0, (offer["created_at"] - row["created_at"]).total_seconds()))
+        return row
+
+    # ---------------------------------------------------------------- residents
+    async def request_help(self, who: Account, *, request_id: str, category: str, lat: float | None,
+                           lon: float | None, accuracy_m: float | None, note: str, channel: str
+                           ) -> tuple[dict[str, Any], bool]:
+        """(incident, created). Acknowledged only after commit; the same request_id returns the same incident."""
+        cat = self.dcfg.categories.get(category)
+        if cat is None:
+            raise BadRequest(f"category must be one of {', '.join(self.dcfg.categories)}")
+        async with self.pool.acquire() as conn:
+            existing = await store.incident_by_request(conn, who.id, request_id)
+            if existing is not None:
+                return store.incident_view(existing), False
+        candidates = await self._candidates(cat.skill, lat, lon)
+        out = Outbox()
+        async with self.pool.acquire() as conn, conn.transaction():
+            new_id = await store.insert_incident(
+                conn, reporter_id=who.id, request_id=request_id, category=category, skill=cat.skill,
+                priority=cat.priority, lat=lat, lon=lon, accuracy_m=accuracy_m, note=note, channel=channel)
+            if new_id is None:  # a concurrent duplicate won the insert
+                existing = await store.incident_by_request(conn, who.id, request_id)
+                assert existing is not None
+                return store.incident_view(existing), False
+            await store.log_event(conn, str(new_id), who.id, "reported", channel=channel, category=category)
+            row = await store.lock_incident(conn, str(new_id))
+            if candidates is not None:
+                row = await self._advance(conn, row, candidates, out, None)
+            else:
+                self._incident_changed(out, row)
+        await self._commit(out)
+        if self.metrics:
+            self.metrics.incidents_created.labels(channel=channel).inc()
+        return store.incident_view(row), True
+
+    async def cancel(self, who: Account, incident_id: str) -> dict[str, Any]:
+        out = Outbox()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await self._lock(conn, incident_id)
+            lc.check_cancel(store.rules_view(row), who.id)
+            row = await self._finish(conn, row, lc.Status.CANCELLED, who.id, out, "cancelled")
+        await self._commit(out)
+        return store.incident_view(row)
+
+    async def _finish(self, conn: Any, row: Any, status: lc.Status, actor_id: str, out: Outbox, kind: str,
+                      **data: Any) -> Any:
+        """End an incident: withdraw a pending offer, free its responder, set the final status."""
+        offer = await store.pending_offer_for_incident(conn, str(row["id"]))
+        if offer is not None:
+            await store.end_offer(conn, str(offer["id"]), "withdrawn", "cancelled")
+            self._withdrawn(out, offer, "cancelled")
+            resp = await store.set_responder_status(conn, str(offer["responder_id"]), "available", ("offered",))
+            if resp is not None:
+                self._responder_changed(out, resp)
+        if row["responder_id"] is not None:
+            resp = await store.set_responder_status(conn, str(row["responder_id"]), "available", ("busy",))
+            if resp is not None:
+                self._responder_changed(out, resp)
+        row = await store.update_incident(conn, str(row["id"]), status=str(status),
+                                          disposition=data.get("disposition"))
+        await store.log_event(conn, str(row["id"]), actor_id, kind, **data)
+        self._incident_changed(out, row)
+        return row
+
+    async def _lock(self, conn: Any, incident_id: str) -> Any:
+        row = await store.lock_incident(conn, incident_id)
+        if row is None:
+            raise NotFound("no such incident")
+        return row
+
+    # ---------------------------------------------------------------- responders
+    async def duty_start(self, who: Account, lat: float, lon: float, skills: list[str] | None) -> dict[str, Any]:
+        out = Outbox()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("INSERT INTO responders (account_id) VALUES ($1) ON CONFLICT DO NOTHING", who.id)
+            old = await conn.fetchrow("SELECT * FROM responders WHERE account_id = $1 FOR UPDATE", who.id)
+            new_skills = sorted(set(skills)) if skills is not None else list(old["skills"])
+            status = "available" if old["status"] == "off_duty" else old["status"]
+            await conn.execute("UPDATE responders SET status = $2, lat = $3, lon = $4, skills = $5, updated_at = now()"
+                               " WHERE account_id = $1", who.id, status, lat, lon, new_skills)
+            row = await store.get_responder(conn, who.id)
+            resp = self._responder_changed(out, row)
+        await self._index(who.id, lat, lon, new_skills, old_skills=list(old["skills"]))
+        await self._commit(out)
+        return resp
+
+    async def _index(self, responder_id: str, lat: float | None, lon: float | None, skills: list[str],
+                     old_skills: list[str] = ()) -> None:  # type: ignore[assignment]
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for s in set(old_skills) - set(skills):
+                    pipe.zrem(self.keys.geo(s), responder_id)
+                if lat is not None and lon is not None:
+                    for s in skills:
+                        pipe.geoadd(self.keys.geo(s), (lon, lat, responder_id))
+                else:
+                    for s in skills:
+                        pipe.zrem(self.keys.geo(s), responder_id)
+                await pipe.execute()
+        except RedisError as e:
+            log.warning("GEO index update for %s failed (rebuilt on reconnect): %s", responder_id, e)
+
+    async def rebuild_index(self) -> int:
+        """Refill the GEO index from PostgreSQL (after a Redis restart); returns responders indexed."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT account_id, skills, lat, lon FROM responders"
+                                    " WHERE status <> 'off_duty' AND lat IS NOT NULL")
+        for r in rows:
+            await self._index(str(r["account_id"]), r["lat"], r["lon"], list(r["skills"]))
+        return len(rows)
+
+    async def duty_end(self, who: Account) -> dict[str, Any]:
+        offer = None
+        async with self.pool.acquire() as conn:
+            row = await store.get_responder(conn, who.id)
+            if row is None or row["status"] == "off_duty":
+                raise Conflict("you are not on duty")
+            if row["status"] == "busy":
+                raise Conflict("finish your current incident (or ask a dispatcher) before going off duty")
+            offer = await store.pending_offer_for_responder(conn, who.id)
+        if offer is not None:
+            await self.end_offer(str(offer["id"]), "declined", "off_duty", who.id)
+        out = Outbox()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.set_responder_status(conn, who.id, "off_duty", ("available", "offered"))
+            if row is None:
+                raise Conflict("your status changed meanwhile; try again")
+            resp = self._responder_changed(out, row)
+        await self._index(who.id, None, None, list(row["skills"]), old_skills=list(row["skills"]))
+        await self._commit(out)
+        return resp
+
+    async def location_update(self, who: Account, lat: float, lon: float) -> None:
+        out = Outbox()
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow("UPDATE responders SET lat = $2, lon = $3, updated_at = now()"
+                                      " WHERE account_id = $1 AND status <> 'off_duty' RETURNING skills",
+                                      who.id, lat, lon)
+            if row is None:
+                raise Conflict("start duty before sending your location")
+            resp = await store.get_responder(conn, who.id)
+        self._responder_changed(out, resp)
+        await self._index(who.id, lat, lon, list(row["skills"]))
+        await self._commit(out)
+
+    async def accept(self, who: Account, offer_id: str) -> dict[str, Any]:
+        out = Outbox()
+        async with self.pool.acquire() as conn:
+            offer = await conn.fetchrow("SELECT * FROM offers WHERE id = $1", offer_id)
+            if offer is None:
+                raise NotFound("no such offer")
+            if str(offer["responder_id"]) != who.id:
+                raise Forbidden("this offer is not yours")
+            async with conn.transaction():
+                row = await self._lock(conn, str(offer["incident_id"]))
+                offer = await conn.fetchrow("SELECT *, expires_at <= now() AS expired FROM offers WHERE id = $1",
+                                            offer_id)
+                lc.check_accept(store.rules_view(row), offer["state"], str(offer["responder_id"]), who.id,
+                                offer["expired"])
+                await store.end_offer(conn, offer_id, "accepted", "accepted")
+                resp = await store.set_responder_status(conn, who.id, "busy")
+                row = await store.update_incident(conn, str(row["id"]), status="assigned", responder_id=who.id)
+                await store.log_event(conn, str(row["id"]), who.id, "assigned", offer_id=offer_id, by="accept")
+                inc = self._incident_changed(out, row)
+                if resp is not None:
+                    self._responder_changed(out, resp)
+        if self.metrics:
+            self.metrics.offer_outcome("accepted")
+        await self._commit(out)
+        return inc
+
+    async def decline(self, who: Account, offer_id: str) -> None:
+        async with self.pool.acquire() as conn:
+            offer = await conn.fetchrow("SELECT * FROM offers WHERE id = $1", offer_id)
+        if offer is None:
+            raise NotFound("no such offer")
+        if str(offer["responder_id"]) != who.id:
+            raise Forbidden("this offer is not yours")
+        if not await self.end_offer(offer_id, "declined", "declined", who.id):
+            raise Conflict("the offer is no longer open")
+
+    async def end_offer(self, offer_id: str, state: str, reason: str, actor_id: str | None,
+                        only_if_due: bool = False) -> bool:
+        """Close a pending offer (declined, expired, withdrawn) and move the incident on.
+
+        False if the offer was no longer pending (someone else handled it), or, with
+        only_if_due, if another node holds the incident right now.
+        """
+        async with self.pool.acquire() as conn:
+            pre = await conn.fetchrow("SELECT o.incident_id, i.skill, i.lat, i.lon FROM offers o"
+                                      " JOIN incidents i ON i.id = o.incident_id WHERE o.id = $1", offer_id)
+        if pre is None:
+            return False
+        candidates = await self._candidates(pre["skill"], pre["lat"], pre["lon"])
+        out = Outbox()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.lock_incident(conn, str(pre["incident_id"]), skip_locked=only_if_due)
+            if row is None:
+                return False
+            offer = await conn.fetchrow("SELECT *, expires_at <= now() AS due FROM offers WHERE id = $1", offer_id)
+            if offer["state"] != "pending" or (only_if_due and not offer["due"]):
+                return False
+            await store.end_offer(conn, offer_id, state, reason)
+            await store.log_event(conn, str(row["id"]), actor_id, f"offer_{state}",
+                                  responder_id=str(offer["responder_id"]), offer_id=offer_id, reason=reason)
+            if reason != "declined":
+                self._withdrawn(out, offer, reason)
+            elif self.metrics:
+                self.metrics.offer_outcome("declined")
+            resp = await store.set_responder_status(conn, str(offer["responder_id"]), "available", ("offered",))
+            if resp is not None:
+                self._responder_changed(out, resp)
+            if candidates is None:
+                row = await store.update_incident(conn, str(row["id"]), status="queued")
+                self._incident_changed(out, row)
+            else:
+                await self._advance(conn, row, candidates, out, None)
+        await self._commit(out)
+        return True
+
+    async def progress(self, who: Account, incident_id: str, status: str, note: str | None) -> dict[str, Any]:
+        out = Outbox()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await self._lock(conn, incident_id)
+            to = lc.check_progress(store.rules_view(row), who.id, status)
+            row = await store.update_incident(conn, incident_id, status=str(to))
+            data = {"note": note} if note else {}
+            await store.log_event(conn, incident_id, who.id, str(to), **data)
+            if to == lc.Status.RESOLVED:
+                resp = await store.set_responder_status(conn, who.id, "available", ("busy",))
+                if resp is not None:
+                    self._responder_changed(out, resp)
+            inc = self._incident_changed(out, row)
+        await self._commit(out)
+        return inc
+
+    # ---------------------------------------------------------------- dispatchers
+    async def assign(self, who: Account, incident_id: str, responder_id: str) -> dict[str, Any]:
+        out = Outbox()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await self._lock(conn, incident_id)
+            resp = await conn.fetchrow("SELECT status FROM responders WHERE account_id = $1 FOR UPDATE", responder_id)
+            status = resp["status"] if resp else None
+            pending = await store.pending_offer_for_incident(conn, incident_id)
+            if status == "offered" and not (pending and str(pending["responder_id"]) == responder_id):
+                raise Conflict("that responder is answering another offer; try again in a moment")
+            lc.check_assign(store.rules_view(row), "available" if status == "offered" else status)
+            if pending is not None:
+                await store.end_offer(conn, str(pending["id"]), "withdrawn", "taken")
+                self._withdrawn(out, pending, "taken")
+                if str(pending["responder_id"]) != responder_id:
+                    freed = await store.set_responder_status(conn, str(pending["responder_id"]), "available",
+                                                             ("offered",))
+                    if freed is not None:
+                        self._responder_changed(out, freed)
+            busy = await store.set_responder_status(conn, responder_id, "busy")
+            row = await store.update_incident(conn, incident_id, status="assigned", responder_id=responder_id)
+            await store.log_event(conn, incident_id, who.id, "assigned", responder_id=responder_id, by="dispatcher")
+            inc = self._incident_changed(out, row)
+            if busy is not None:
+                self._responder_changed(out, busy)
+        await self._commit(out)
+        return inc
+
+    async def close(self, who: Account, incident_id: str, disposition: str) -> dict[str, Any]:
+        out = Outbox()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await self._lock(conn, incident_id)
+            status = lc.check_close(store.rules_view(row), disposition)
+            row = await self._finish(conn, row, status, who.id, out, "closed", disposition=disposition)
+        await self._commit(out)
+        return store.incident_view(row)
+
+    async def snapshot(self) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            return {"incidents": await store.open_incidents(conn), "responders": await store.on_duty(conn)}
+
+    async def incident_with_events(self, who: Account, incident_id: str) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            row = await store.get_incident(conn, incident_id)
+            if row is None:
+                raise NotFound("no such incident")
+            allowed = (who.role in ("dispatcher", "admin") or str(row["reporter_id"]) == who.id
+                       or (row["responder_id"] is not None and str(row["responder_id"]) == who.id))
+            if not allowed:
+                raise Forbidden("not your incident")
+            return {"incident": store.incident_view(row), "events": await store.events(conn, incident_id)}
+
+    async def welcome_state(self, who: Account) -> dict[str, Any]:
+        """What a (re)connecting client needs to pick up where it was."""
+        async with self.pool.acquire() as conn:
+            if who.role == "resident":
+                rows = await conn.fetch(store.INCIDENT_SELECT + " WHERE i.reporter_id = $1 AND i.status NOT IN"
+                                        " ('resolved','cancelled') ORDER BY i.created_at", who.id)
+            elif who.role == "responder":
+                rows = await conn.fetch(store.INCIDENT_SELECT + " WHERE i.responder_id = $1 AND i.status IN"
+                                        " ('assigned','en_route','on_scene') ORDER BY i.created_at", who.id)
+            else:
+                rows = []
+            offer = None
+            if who.role == "responder":
+                o = await store.pending_offer_for_responder(conn, who.id)
+                if o is not None:
+                    inc = await store.get_incident(conn, str(o["incident_id"]))
+                    offer = {"offer_id": str(o["id"]), "incident": store.incident_view(inc),
+                             "expires_at": store.iso(o["expires_at"])}
+            responder = await store.get_responder(conn, who.id) if who.role == "responder" else None
+        state: dict[str, Any] = {"open_incidents": [store.incident_view(r) for r in rows], "offer": offer}
+        if responder is not None:
+            state["responder"] = store.responder_view(responder)
+        return state
+
+    # ---------------------------------------------------------------- background work (any node)
+    async def expire_due(self, limit: int = 100) -> int:
+        """Expire offers past their deadline; several nodes may run this at once."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch("SELECT id FROM offers WHERE state = 'pending' AND expires_at <= now()"
+                                    " ORDER BY expires_at LIMIT $1", limit)
+        n = 0
+        for r in rows:
+            if await self.end_offer(str(r["id"]), "expired", "expired", None, only_if_due=True):
+                n += 1
+        return n
+
+    async def sweep_orphans(self, limit: int = 100) -> int:
+        """Dispatch queued incidents that no node carried on (its node died, or Redis was down)."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT id, skill, lat, lon FROM incidents WHERE status = 'queued'"
+                " AND updated_at <= now() - make_interval(secs => $1) ORDER BY priority, created_at LIMIT $2",
+                float(self.dcfg.orphan_after_s), limit)
+        n = 0
+        for r in rows:
+            candidates = await self._candidates(r["skill"], r["lat"], r["lon"])
+            if candidates is None:
+                break
+            out = Outbox()
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await store.lock_incident(conn, str(r["id"]), skip_locked=True)
+                if row is None or row["status"] != "queued":
+                    continue
+                await self._advance(conn, row, candidates, out, None)
+            await self._commit(out)
+            n += 1
+        return n
+
+    async def responder_gone(self, responder_id: str) -> None:
+        """The responder's last connection closed: an offer waiting on them moves on."""
+        async with self.pool.acquire() as conn:
+            offer = await store.pending_offer_for_responder(conn, responder_id)
+        if offer is not None:
+            await self.end_offer(str(offer["id"]), "withdrawn", "disconnected", responder_id)

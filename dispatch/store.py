@@ -1,0 +1,172 @@
+"""SQL for incidents, offers, responders and the event log.
+
+Functions take an open connection (inside the caller's transaction) and
+return plain dicts in the wire shape of contract §3.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from dispatch.lifecycle import Incident, Status
+
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
+INCIDENT_SELECT = """
+SELECT i.*, ra.name AS reporter_name, sa.name AS responder_name
+FROM incidents i
+JOIN accounts ra ON ra.id = i.reporter_id
+LEFT JOIN accounts sa ON sa.id = i.responder_id
+"""
+
+RESPONDER_SELECT = """
+SELECT r.*, a.name FROM responders r JOIN accounts a ON a.id = r.account_id
+"""
+
+
+def iso(t: datetime | None) -> str | None:
+    return t.isoformat().replace("+00:00", "Z") if t else None
+
+
+def incident_view(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": str(r["id"]), "ref_no": r["ref_no"], "status": r["status"], "category": r["category"],
+        "priority": r["priority"], "lat": r["lat"], "lon": r["lon"], "accuracy_m": r["accuracy_m"],
+        "note": r["note"], "channel": r["channel"], "created_at": iso(r["created_at"]),
+        "updated_at": iso(r["updated_at"]),
+        "reporter": {"id": str(r["reporter_id"]), "name": r["reporter_name"]},
+        "responder": ({"id": str(r["responder_id"]), "name": r["responder_name"]}
+                      if r["responder_id"] else None),
+        "offer_attempts": r["offer_attempts"], "version": r["version"], "disposition": r["disposition"],
+    }
+
+
+def responder_view(r: asyncpg.Record) -> dict[str, Any]:
+    return {"id": str(r["account_id"]), "name": r["name"], "skills": list(r["skills"]), "status": r["status"],
+            "lat": r["lat"], "lon": r["lon"], "updated_at": iso(r["updated_at"])}
+
+
+def rules_view(r: asyncpg.Record) -> Incident:
+    return Incident(id=str(r["id"]), status=Status(r["status"]), reporter_id=str(r["reporter_id"]),
+                    responder_id=str(r["responder_id"]) if r["responder_id"] else None,
+                    offer_attempts=r["offer_attempts"], has_position=r["lat"] is not None)
+
+
+async def get_incident(conn: Conn, incident_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(INCIDENT_SELECT + " WHERE i.id = $1", incident_id)
+
+
+async def lock_incident(conn: Conn, incident_id: str, skip_locked: bool = False) -> asyncpg.Record | None:
+    """Lock the incident row: every change to an incident or its offers happens under this lock."""
+    mode = "FOR UPDATE SKIP LOCKED" if skip_locked else "FOR UPDATE"
+    row = await conn.fetchrow(f"SELECT id FROM incidents WHERE id = $1 {mode}", incident_id)
+    return None if row is None else await get_incident(conn, incident_id)
+
+
+async def insert_incident(conn: Conn, *, reporter_id: str, request_id: str, category: str, skill: str,
+                          priority: int, lat: float | None, lon: float | None, accuracy_m: float | None,
+                          note: str, channel: str) -> str | None:
+    """The new incident's id, or None if this reporter already sent this request_id."""
+    return await conn.fetchval(
+        """INSERT INTO incidents (ref_no, reporter_id, request_id, status, category, skill, priority,
+                                  lat, lon, accuracy_m, note, channel)
+           VALUES ('H-' || nextval('incident_ref_seq'), $1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (reporter_id, request_id) DO NOTHING RETURNING id""",
+        reporter_id, request_id, category, skill, priority, lat, lon, accuracy_m, note, channel)
+
+
+async def incident_by_request(conn: Conn, reporter_id: str, request_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(INCIDENT_SELECT + " WHERE i.reporter_id = $1 AND i.request_id = $2",
+                               reporter_id, request_id)
+
+
+async def update_incident(conn: Conn, incident_id: str, **fields: Any) -> asyncpg.Record:
+    cols = list(fields)
+    sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
+    await conn.execute(f"UPDATE incidents SET {sets}, version = version + 1, updated_at = now() WHERE id = $1",
+                       incident_id, *fields.values())
+    row = await get_incident(conn, incident_id)
+    assert row is not None
+    return row
+
+
+async def log_event(conn: Conn, incident_id: str, actor_id: str | None, kind: str, **data: Any) -> None:
+    await conn.execute("INSERT INTO incident_events (incident_id, actor_id, kind, data) VALUES ($1, $2, $3, $4)",
+                       incident_id, actor_id, kind, data)
+
+
+async def events(conn: Conn, incident_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """SELECT e.id, e.at, e.kind, e.data, e.actor_id, a.name, a.role FROM incident_events e
+           LEFT JOIN accounts a ON a.id = e.actor_id WHERE e.incident_id = $1 ORDER BY e.id""", incident_id)
+    return [{"id": r["id"], "at": iso(r["at"]), "kind": r["kind"], "data": r["data"],
+             "actor": {"id": str(r["actor_id"]), "name": r["name"], "role": r["role"]} if r["actor_id"] else None}
+            for r in rows]
+
+
+async def pending_offer_for_incident(conn: Conn, incident_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM offers WHERE incident_id = $1 AND state = 'pending'", incident_id)
+
+
+async def pending_offer_for_responder(conn: Conn, responder_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM offers WHERE responder_id = $1 AND state = 'pending'", responder_id)
+
+
+async def offered_before(conn: Conn, incident_id: str) -> set[str]:
+    rows = await conn.fetch("SELECT responder_id FROM offers WHERE incident_id = $1", incident_id)
+    return {str(r["responder_id"]) for r in rows}
+
+
+async def responder_statuses(conn: Conn, ids: list[str]) -> dict[str, str]:
+    rows = await conn.fetch("SELECT account_id, status FROM responders WHERE account_id = ANY($1::uuid[])", ids)
+    return {str(r["account_id"]): r["status"] for r in rows}
+
+
+async def claim_responder(conn: Conn, responder_id: str) -> bool:
+    """available → offered, atomically; False if someone else got there first."""
+    got = await conn.fetchval(
+        "UPDATE responders SET status = 'offered', updated_at = now()"
+        " WHERE account_id = $1 AND status = 'available' RETURNING 1", responder_id)
+    return got is not None
+
+
+async def set_responder_status(conn: Conn, responder_id: str, status: str, only_if: tuple[str, ...] = ()
+                               ) -> asyncpg.Record | None:
+    """Set the status (optionally only from the given ones); the responder row after, or None if unchanged."""
+    if only_if:
+        done = await conn.fetchval(
+            "UPDATE responders SET status = $2, updated_at = now() WHERE account_id = $1"
+            " AND status = ANY($3::text[]) RETURNING 1", responder_id, status, list(only_if))
+    else:
+        done = await conn.fetchval("UPDATE responders SET status = $2, updated_at = now() WHERE account_id = $1"
+                                   " RETURNING 1", responder_id, status)
+    return await get_responder(conn, responder_id) if done else None
+
+
+async def get_responder(conn: Conn, responder_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(RESPONDER_SELECT + " WHERE r.account_id = $1", responder_id)
+
+
+async def insert_offer(conn: Conn, incident_id: str, responder_id: str, attempt: int,
+                       expires_at: datetime) -> asyncpg.Record:
+    return await conn.fetchrow(
+        "INSERT INTO offers (incident_id, responder_id, attempt, expires_at) VALUES ($1, $2, $3, $4) RETURNING *",
+        incident_id, responder_id, attempt, expires_at)
+
+
+async def end_offer(conn: Conn, offer_id: str, state: str, reason: str) -> None:
+    await conn.execute("UPDATE offers SET state = $2, reason = $3, answered_at = now() WHERE id = $1",
+                       offer_id, state, reason)
+
+
+async def open_incidents(conn: Conn) -> list[dict[str, Any]]:
+    rows = await conn.fetch(INCIDENT_SELECT + " WHERE i.status NOT IN ('resolved','cancelled')"
+                            " ORDER BY i.priority, i.created_at")
+    return [incident_view(r) for r in rows]
+
+
+async def on_duty(conn: Conn) -> list[dict[str, Any]]:
+    rows = await conn.fetch(RESPONDER_SELECT + " WHERE r.status <> 'off_duty' ORDER BY a.name")
+    return [responder_view(r) for r in rows]

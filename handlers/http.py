@@ -1,0 +1,232 @@
+"""HTTP routes of contract §2: health, metrics, auth, help, incidents, pages."""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from dispatch.service import Account
+from handlers import messages as m
+from server import accounts
+from server.errors import BadRequest, Forbidden, HelplineError, NotFound, TooLarge, Unauthorized
+from server.services import SERVICES, Services
+
+log = logging.getLogger(__name__)
+MAX_BODY = 64 * 1024
+WEB = Path(__file__).resolve().parent.parent / "web" / "static"
+PAGES = {"/": "index.html", "/responder": "responder.html", "/dispatch": "dispatch.html", "/mediate": "mediate.html"}
+CSP = ("default-src 'self'; img-src 'self' data: https: http:; connect-src 'self' ws: wss:; "
+       "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+class LoginBody(msgspec.Struct):
+    username: Annotated[str, msgspec.Meta(max_length=64)]
+    password: Annotated[str, msgspec.Meta(max_length=256)]
+
+
+class DeviceBody(msgspec.Struct):
+    device_id: Annotated[str, msgspec.Meta(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class HelpBody(msgspec.Struct, kw_only=True):
+    request_id: m.RequestId
+    category: Annotated[str, msgspec.Meta(max_length=32)]
+    lat: m.Lat
+    lon: m.Lon
+    accuracy_m: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | None = None
+    note: m.Note = ""
+
+
+def services_of(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def error_body(e: HelplineError) -> web.Response:
+    return web.json_response({"error": {"code": e.code, "message": e.message}}, status=e.status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        resp = await handler(request)
+    except HelplineError as e:
+        resp = error_body(e)
+    except web.HTTPException as e:
+        if e.status < 400 or e.content_type == "application/json":
+            raise
+        code = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "bad_request",
+                413: "bad_request", 429: "rate_limited"}.get(e.status, "unavailable")
+        resp = web.json_response({"error": {"code": code, "message": e.reason}}, status=e.status)
+    except (OSError, asyncio.TimeoutError) as e:
+        log.warning("%s %s: unavailable: %s", request.method, request.path, e)
+        resp = web.json_response({"error": {"code": "unavailable", "message": "service unavailable; retry"}},
+                                 status=503)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    return resp
+
+
+async def read_json(request: web.Request, struct: type[Any]) -> Any:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise TooLarge("body too large")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise TooLarge("body too large") from None
+    if len(raw) > MAX_BODY:
+        raise TooLarge("body too large")
+    try:
+        return msgspec.json.decode(raw, type=struct)
+    except msgspec.ValidationError as e:
+        raise BadRequest(str(e)) from None
+    except msgspec.DecodeError:
+        raise BadRequest("body must be a JSON object") from None
+
+
+async def bearer(request: web.Request) -> dict[str, Any]:
+    from handlers.ws import authenticate
+
+    h = request.headers.get("Authorization", "")
+    if not h.startswith("Bearer "):
+        raise Unauthorized("Authorization: Bearer <token> required")
+    account, _ = await authenticate(services_of(request), h[7:].strip())
+    return account
+
+
+# ---------------------------------------------------------------- health and metrics
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    s = services_of(request)
+    failed: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(2):
+            async with s.pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+    except Exception as e:
+        failed["postgres"] = type(e).__name__
+    try:
+        async with asyncio.timeout(2):
+            await s.redis.ping()
+    except Exception as e:
+        failed["redis"] = type(e).__name__
+    if failed:
+        return web.json_response({"status": "unavailable", "failed": failed}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+def _loopback(request: web.Request) -> bool:
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
+async def metrics(request: web.Request) -> web.Response:
+    if not _loopback(request):
+        raise Forbidden("metrics are served on loopback only")
+    s = services_of(request)
+    try:
+        async with asyncio.timeout(2):
+            async with s.pool.acquire() as conn:
+                rows = await conn.fetch("SELECT status, count(*) AS n FROM incidents GROUP BY status")
+        seen = {r["status"]: r["n"] for r in rows}
+        for st in ("queued", "offered", "assigned", "en_route", "on_scene", "resolved", "escalated", "cancelled"):
+            s.metrics.incidents_by_status.labels(status=st).set(seen.get(st, 0))
+    except Exception as e:  # still serve what this node knows
+        log.warning("metrics: incident counts unavailable: %s", e)
+    body = generate_latest(s.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+# ---------------------------------------------------------------- auth
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request, LoginBody)
+    s = services_of(request)
+    async with s.pool.acquire() as conn:
+        row = await accounts.check_login(conn, body.username, body.password)
+    if row is None:
+        raise Unauthorized("wrong username or password")
+    return web.json_response({"token": s.tokens.issue(str(row["id"]), row["role"]),
+                              "account": accounts.account_view(row)})
+
+
+async def device(request: web.Request) -> web.Response:
+    body = await read_json(request, DeviceBody)
+    s = services_of(request)
+    async with s.pool.acquire() as conn:
+        row = await accounts.for_device(conn, body.device_id)
+    if row["disabled"]:
+        raise Forbidden("this device is blocked")
+    return web.json_response({"token": s.tokens.issue(str(row["id"]), row["role"]),
+                              "account": accounts.account_view(row)})
+
+
+# ---------------------------------------------------------------- help and incidents
+async def post_help(request: web.Request) -> web.Response:
+    account = await bearer(request)
+    if account["role"] != "resident":
+        raise Forbidden("only residents ask for help")
+    body = await read_json(request, HelpBody)
+    inc, created = await services_of(request).dispatch.request_help(
+        Account(account["id"], account["role"], account["name"]), request_id=body.request_id,
+        category=body.category, lat=body.lat, lon=body.lon, accuracy_m=body.accuracy_m, note=body.note,
+        channel="http")
+    return web.json_response({"incident": inc}, status=201 if created else 200)
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    account = await bearer(request)
+    iid = request.match_info["id"]
+    try:
+        msgspec.convert(iid, m.Id)
+    except msgspec.ValidationError:
+        raise NotFound("no such incident") from None
+    data = await services_of(request).dispatch.incident_with_events(
+        Account(account["id"], account["role"], account["name"]), iid)
+    return web.json_response(data)
+
+
+async def public_config(request: web.Request) -> web.Response:
+    w = services_of(request).cfg.web
+    return web.json_response({"map_tile_url": w.map_tile_url, "emergency_number": w.emergency_number,
+                              "city_center": [w.city_center_lat, w.city_center_lon]})
+
+
+# ---------------------------------------------------------------- pages
+def page(name: str) -> Any:
+    async def serve(request: web.Request) -> web.StreamResponse:
+        path = WEB / name
+        if not path.is_file():
+            raise NotFound("page not built")
+        resp = web.FileResponse(path)
+        resp.headers["Content-Security-Policy"] = CSP
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Cache-Control"] = "no-cache"
+        return resp
+    return serve
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/healthz", healthz)
+    r.add_get("/readyz", readyz)
+    r.add_get("/metrics", metrics)
+    r.add_post("/api/auth/login", login)
+    r.add_post("/api/auth/device", device)
+    r.add_post("/api/help", post_help)
+    r.add_get("/api/incidents/{id}", get_incident)
+    r.add_get("/api/config", public_config)
+    for path, name in PAGES.items():
+        r.add_get(path, page(name))
+    if WEB.is_dir():
+        r.add_static("/static", WEB, follow_symlinks=False)

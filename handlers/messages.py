@@ -1,0 +1,79 @@
+"""Typed client commands of contract §3 (help and dispatch), decoded once at the edge."""
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+Ref = Annotated[str, msgspec.Meta(max_length=64)]
+Lat = Annotated[float, msgspec.Meta(ge=-90, le=90)]
+Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
+Id = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Note = Annotated[str, msgspec.Meta(max_length=1000)]
+Skill = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_-]*$")]
+
+
+class Envelope(msgspec.Struct):
+    """Every frame: its type and (for commands) its ref; other fields are read by the type's struct."""
+
+    type: str
+    ref: Ref | None = None
+
+
+class Hello(msgspec.Struct):
+    type: str
+    token: str
+
+
+class Msg(msgspec.Struct, kw_only=True):
+    type: str
+    ref: Ref
+
+
+class HelpRequest(Msg, kw_only=True):
+    request_id: RequestId
+    category: Annotated[str, msgspec.Meta(max_length=32)]
+    lat: Lat
+    lon: Lon
+    accuracy_m: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | None = None
+    note: Note = ""
+
+
+class IncidentRef(Msg, kw_only=True):
+    incident_id: Id
+
+
+class DutyStart(Msg, kw_only=True):
+    lat: Lat
+    lon: Lon
+    skills: Annotated[list[Skill], msgspec.Meta(max_length=16)] | None = None
+
+
+class Empty(Msg, kw_only=True):
+    pass
+
+
+class LocationUpdate(Msg, kw_only=True):
+    lat: Lat
+    lon: Lon
+
+
+class OfferRef(Msg, kw_only=True):
+    offer_id: Id
+
+
+class Progress(Msg, kw_only=True):
+    incident_id: Id
+    status: Annotated[str, msgspec.Meta(max_length=16)]
+    note: Note | None = None
+
+
+class Assign(Msg, kw_only=True):
+    incident_id: Id
+    responder_id: Id
+
+
+class Close(Msg, kw_only=True):
+    incident_id: Id
+    disposition: Annotated[str, msgspec.Meta(max_length=32)]

@@ -1,0 +1,308 @@
+"""The /ws endpoint: hello, the command envelope, pushes, and this node's connections.
+
+Each connection has one outgoing queue drained by a writer task: answers and
+pushes leave in the order they were queued, and a client that stops reading
+is disconnected once its queue passes MAX_QUEUE instead of growing memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import msgspec
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from handlers import messages as m
+from handlers.registry import COMMANDS
+from server.errors import BadRequest, Forbidden, HelplineError, RateLimited, Unauthorized, Unavailable
+from server.services import SERVICES, Services
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S = 10
+MAX_FRAME = 64 * 1024
+MAX_QUEUE = 1000
+CLOSE_UNAUTHORIZED = 4401
+_envelope = msgspec.json.Decoder(m.Envelope)
+_hello = msgspec.json.Decoder(m.Hello)
+
+# per-connection token buckets: (burst, refill per second)
+RATE_LIMITS = {"help.request": (5, 0.2), "chat.send": (20, 5.0), "location.update": (10, 2.0)}
+DEFAULT_RATE = (60, 30.0)
+
+
+class Bucket:
+    def __init__(self, burst: float, rate: float) -> None:
+        self.burst, self.rate, self.tokens, self.at = burst, rate, burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class Connection:
+    """One authenticated client. Handlers see it as `ctx`."""
+
+    def __init__(self, services: Services, ws: web.WebSocketResponse, account: dict[str, Any],
+                 token_id: str) -> None:
+        self.services, self.ws, self.account, self.token_id = services, ws, account, token_id
+        self.id: str = account["id"]
+        self.role: str = account["role"]
+        self.channels: set[str] = set()
+        self.state: dict[str, Any] = {}            # per-connection data of feature modules
+        self._out: deque[str] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._buckets: dict[str, Bucket] = {}
+        self.writer: asyncio.Task[None] | None = None
+
+    # outgoing
+    def deliver(self, payload: str) -> None:
+        if self._closing:
+            return
+        if len(self._out) >= MAX_QUEUE:
+            self._closing = True
+            self.services.metrics.slow_consumers.inc()
+            log.warning("closing slow consumer %s (%d frames queued)", self.id, len(self._out))
+            asyncio.get_running_loop().create_task(
+                self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow consumer"))
+            return
+        self._out.append(payload)
+        self._wake.set()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.deliver(json.dumps(message, separators=(",", ":")))
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._out:
+                    await self.ws.send_str(self._out.popleft())
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            pass
+
+    # subscriptions
+    async def listen(self, channel: str) -> None:
+        if channel not in self.channels:
+            self.channels.add(channel)
+            await self.services.bus.listen(channel, self)
+
+    async def unlisten(self, channel: str) -> None:
+        if channel in self.channels:
+            self.channels.discard(channel)
+            await self.services.bus.unlisten(channel, self)
+
+    def allow(self, type_: str) -> bool:
+        b = self._buckets.get(type_)
+        if b is None:
+            b = self._buckets[type_] = Bucket(*RATE_LIMITS.get(type_, DEFAULT_RATE))
+        return b.take()
+
+
+class Hub:
+    """This node's live connections, by account."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.by_account: dict[str, set[Connection]] = {}
+
+    def add(self, conn: Connection) -> None:
+        self.by_account.setdefault(conn.id, set()).add(conn)
+        self.services.metrics.connections.labels(role=conn.role).inc()
+
+    def remove(self, conn: Connection) -> bool:
+        """True if that was the account's last connection on this node."""
+        group = self.by_account.get(conn.id, set())
+        group.discard(conn)
+        self.services.metrics.connections.labels(role=conn.role).dec()
+        if not group:
+            self.by_account.pop(conn.id, None)
+            return True
+        return False
+
+    def all(self) -> list[Connection]:
+        return [c for group in self.by_account.values() for c in group]
+
+    async def resync(self) -> None:
+        """After a Redis outage: send every client its current state again (pushes may have been lost)."""
+        from handlers import help as help_handlers
+
+        for conn in self.all():
+            with contextlib.suppress(Exception):
+                await help_handlers.resync(conn)
+        for hook in self.services.extras.get("resync_hooks", []):
+            for conn in self.all():
+                with contextlib.suppress(Exception):
+                    await hook(conn)
+
+    async def refresh_presence(self) -> None:
+        ids = list(self.by_account)
+        if not ids:
+            return
+        async with self.services.redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.set(self.services.keys.online(i), "1", ex=60)
+            await pipe.execute()
+
+
+def _origin_ok(request: web.Request, services: Services) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser
+    allowed = {o.strip().rstrip("/") for o in services.cfg.server.allowed_origins.split(",") if o.strip()}
+    same = f"{request.scheme}://{request.host}"
+    return origin.rstrip("/") in allowed | {same, services.cfg.server.public_url.rstrip("/")}
+
+
+async def authenticate(services: Services, token: str) -> tuple[dict[str, Any], str]:
+    from server import accounts
+
+    claims = services.tokens.decode(token)
+    try:
+        revoked = await services.redis.exists(services.keys.revoked(claims.token_id))
+    except Exception:
+        revoked = 0
+    if revoked:
+        raise Unauthorized("token revoked")
+    async with services.pool.acquire() as conn:
+        row = await accounts.by_id(conn, claims.account_id)
+    if row is None or row["disabled"] or row["role"] != claims.role:
+        raise Unauthorized("account not found, disabled or changed")
+    return accounts.account_view(row), claims.token_id
+
+
+async def ws_handler(request: web.Request) -> web.StreamResponse:
+    services: Services = request.app[SERVICES]
+    if not _origin_ok(request, services):
+        raise web.HTTPForbidden(text='{"error":{"code":"forbidden","message":"origin not allowed"}}',
+                                content_type="application/json")
+    ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=25, autoping=True)
+    await ws.prepare(request)
+    try:
+        msg = await ws.receive(timeout=HELLO_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"no hello")
+        return ws
+    if msg.type != WSMsgType.TEXT:
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"expected hello")
+        return ws
+    try:
+        hello = _hello.decode(msg.data)
+        if hello.type != "hello":
+            raise Unauthorized("first frame must be hello")
+        account, token_id = await authenticate(services, hello.token)
+    except (msgspec.DecodeError, HelplineError) as e:
+        reason = e.message if isinstance(e, HelplineError) else "bad hello"
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=reason.encode()[:120])
+        return ws
+    except Exception:
+        log.exception("hello failed")
+        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"unavailable")
+        return ws
+
+    conn = Connection(services, ws, account, token_id)
+    hub: Hub = services.hub
+    hub.add(conn)
+    try:
+        from handlers import help as help_handlers
+
+        await conn.listen(services.keys.account_channel(conn.id))
+        with contextlib.suppress(Exception):
+            await services.redis.set(services.keys.online(conn.id), "1", ex=60)
+        welcome = {"type": "welcome", "account": account, **await help_handlers.welcome_state(conn),
+                   "server_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        await ws.send_str(json.dumps(welcome, separators=(",", ":")))
+        conn.writer = asyncio.create_task(conn._write())
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await handle_frame(conn, msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                conn.send({"type": "error", "ref": None, "code": "bad_request", "message": "text frames only"})
+            elif msg.type == WSMsgType.ERROR:
+                break
+    except Exception:
+        log.exception("connection %s failed", conn.id)
+    finally:
+        conn._closing = True
+        if conn.writer:
+            conn.writer.cancel()
+        for ch in list(conn.channels):
+            with contextlib.suppress(Exception):
+                await conn.unlisten(ch)
+        last = hub.remove(conn)
+        if last:
+            await _gone(conn)
+    return ws
+
+
+async def _gone(conn: Connection) -> None:
+    services = conn.services
+    with contextlib.suppress(Exception):
+        await services.redis.delete(services.keys.online(conn.id))
+    if conn.role == "responder":
+        try:
+            await services.dispatch.responder_gone(conn.id)
+        except Exception:
+            log.exception("moving on the offer of disconnected responder %s", conn.id)
+
+
+async def handle_frame(conn: Connection, data: str) -> None:
+    services = conn.services
+    ref = None
+    try:
+        try:
+            env = _envelope.decode(data)
+        except msgspec.DecodeError as e:
+            raise BadRequest(f"not a valid frame: {e}") from None
+        ref = env.ref
+        if env.ref is None:
+            raise BadRequest("every command needs a ref")
+        cmd = COMMANDS.get(env.type)
+        if cmd is None:
+            raise BadRequest(f"unknown type {env.type!r}")
+        if conn.role not in cmd.roles:
+            raise Forbidden(f"{env.type} is not for a {conn.role}")
+        if not conn.allow(env.type):
+            raise RateLimited(f"too many {env.type}; slow down")
+        try:
+            msg = cmd.decoder.decode(data)
+        except msgspec.ValidationError as e:
+            raise BadRequest(str(e)) from None
+        t0 = time.perf_counter()
+        result = await cmd.fn(conn, msg)
+        services.metrics.command_seconds.labels(type=env.type).observe(time.perf_counter() - t0)
+        services.metrics.commands.labels(type=env.type, result="ok").inc()
+        conn.send({"type": "ok", "ref": ref, **(result or {})})
+    except HelplineError as e:
+        services.metrics.commands.labels(type="-", result=e.code).inc()
+        conn.send({"type": "error", "ref": ref, "code": e.code, "message": e.message})
+    except (OSError, ConnectionError, asyncio.TimeoutError) as e:
+        log.warning("command failed, service unavailable: %s", e)
+        conn.send({"type": "error", "ref": ref, "code": Unavailable.code, "message": "service unavailable; retry"})
+    except Exception as e:
+        if _is_infra_error(e):
+            log.warning("command failed, backing store unavailable: %s", e)
+            conn.send({"type": "error", "ref": ref, "code": "unavailable", "message": "service unavailable; retry"})
+        else:
+            log.exception("command %s failed", ref)
+            conn.send({"type": "error", "ref": ref, "code": "unavailable", "message": "internal error"})
+
+
+def _is_infra_error(e: Exception) -> bool:
+    import asyncpg
+    from redis.exceptions import RedisError
+
+    return isinstance(e, (asyncpg.PostgresConnectionStatusError, asyncpg.InterfaceError,
+                          asyncpg.CannotConnectNowError, RedisError))

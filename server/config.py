@@ -1,0 +1,187 @@
+"""Configuration: config.yaml, overridden key by key from HELPLINE_* env variables.
+
+Defaults live in the Structs below; the shipped config.yaml states the same values
+for operators to read. `load()` is the only entry point.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_SECRET = "sample-secret-change-me-0123456789abcdef0123456789abcdef"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class Server(msgspec.Struct, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    allowed_origins: str = ""
+    production: bool = False
+    max_connections_per_node: int = 20000
+
+
+class Database(msgspec.Struct, forbid_unknown_fields=True):
+    url: str = ""
+    pool_min: int = 2
+    pool_max: int = 10
+
+
+class Redis(msgspec.Struct, forbid_unknown_fields=True):
+    url: str = ""
+    key_prefix: str = "helpline:"
+
+
+class Auth(msgspec.Struct, forbid_unknown_fields=True):
+    jwt_secret: str = SAMPLE_SECRET
+    token_ttl_s: int = 86400
+    issuer: str = "helpline"
+    audience: str = "helpline"
+
+
+class Category(msgspec.Struct, forbid_unknown_fields=True):
+    skill: str
+    priority: int = 3
+
+
+def _default_categories() -> dict[str, Category]:
+    return {
+        "medical": Category("medical", 1),
+        "fire": Category("fire", 1),
+        "police": Category("police", 2),
+        "dispute": Category("general", 3),
+        "other": Category("general", 3),
+    }
+
+
+class Dispatch(msgspec.Struct, forbid_unknown_fields=True):
+    offer_timeout_s: float = 20
+    max_offers: int = 3
+    radius_km: float = 10
+    tick_s: float = 0.5
+    orphan_after_s: float = 3
+    categories: dict[str, Category] = msgspec.field(default_factory=_default_categories)
+
+
+class Sms(msgspec.Struct, forbid_unknown_fields=True):
+    provider: str = "console"
+    account_sid: str = ""
+    auth_token: str = ""
+    from_number: str = ""
+    api_base: str = "https://api.twilio.com"
+
+
+class Web(msgspec.Struct, forbid_unknown_fields=True):
+    map_tile_url: str = ""
+    emergency_number: str = "110"
+    city_center_lat: float = 31.2304
+    city_center_lon: float = 121.4737
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True):
+    server: Server = msgspec.field(default_factory=Server)
+    database: Database = msgspec.field(default_factory=Database)
+    redis: Redis = msgspec.field(default_factory=Redis)
+    data_dir: str = "./var"
+    auth: Auth = msgspec.field(default_factory=Auth)
+    dispatch: Dispatch = msgspec.field(default_factory=Dispatch)
+    sms: Sms = msgspec.field(default_factory=Sms)
+    web: Web = msgspec.field(default_factory=Web)
+
+
+def config_path(env: dict[str, str]) -> Path | None:
+    """HELPLINE_CONFIG, else ./config.yaml, else the repository's config.yaml."""
+    if env.get("HELPLINE_CONFIG"):
+        return Path(env["HELPLINE_CONFIG"])
+    for p in (Path.cwd() / "config.yaml", REPO_ROOT / "config.yaml"):
+        if p.is_file():
+            return p
+    return None
+
+
+def _env_overrides(raw: dict[str, Any], env: dict[str, str]) -> None:
+    """Apply HELPLINE_SECTION_KEY for every scalar key the schema knows."""
+    for fname, ftype in _fields(Config):
+        sub = _struct_type(ftype)
+        if sub is None:
+            name = f"HELPLINE_{fname.upper()}"
+            if name in env:
+                raw[fname] = _coerce(env[name], ftype, name)
+            continue
+        section = raw.setdefault(fname, {}) or {}
+        raw[fname] = section
+        for key, ktype in _fields(sub):
+            name = f"HELPLINE_{fname.upper()}_{key.upper()}"
+            if name in env and ktype in (str, int, float, bool):
+                section[key] = _coerce(env[name], ktype, name)
+
+
+def _fields(struct: type) -> list[tuple[str, Any]]:
+    hints = msgspec.structs.fields(struct)
+    return [(f.name, f.type) for f in hints]
+
+
+def _struct_type(t: Any) -> type | None:
+    return t if isinstance(t, type) and issubclass(t, msgspec.Struct) else None
+
+
+def _coerce(value: str, t: Any, name: str) -> Any:
+    try:
+        if t is bool:
+            v = value.strip().lower()
+            if v in ("1", "true", "yes", "on"):
+                return True
+            if v in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if t in (int, float):
+            return t(value)
+        return value
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a valid {t.__name__}") from None
+
+
+def load(env: dict[str, str] | None = None, path: Path | None = None) -> Config:
+    env = dict(os.environ if env is None else env)
+    path = path or config_path(env)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"cannot read {path}: {e}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+    _env_overrides(raw, env)
+    try:
+        cfg = msgspec.convert(raw, Config, strict=False)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"{path or 'config'}: {e}") from None
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    if not cfg.redis.key_prefix:
+        raise ConfigError("redis.key_prefix must not be empty")
+    if cfg.dispatch.max_offers < 1:
+        raise ConfigError("dispatch.max_offers must be at least 1")
+    if cfg.dispatch.offer_timeout_s <= 0:
+        raise ConfigError("dispatch.offer_timeout_s must be positive")
+    if len(cfg.auth.jwt_secret) < 32:
+        raise ConfigError("auth.jwt_secret must be at least 32 characters")
+    if cfg.server.production and cfg.auth.jwt_secret == SAMPLE_SECRET:
+        raise ConfigError("server.production is on but auth.jwt_secret is the sample secret: set HELPLINE_AUTH_JWT_SECRET")
+    if cfg.sms.provider not in ("twilio", "console"):
+        raise ConfigError("sms.provider must be 'twilio' or 'console'")
+    for name, cat in cfg.dispatch.categories.items():
+        if not cat.skill:
+            raise ConfigError(f"dispatch.categories.{name}.skill is empty")

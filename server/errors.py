@@ -1,0 +1,57 @@
+"""The errors a client can be answered with.
+
+    HelplineError            code        HTTP
+    ├── BadRequest           bad_request 400
+    ├── Unauthorized         unauthorized 401
+    ├── Forbidden            forbidden   403
+    ├── NotFound             not_found   404
+    ├── Conflict             conflict    409
+    ├── TooLarge             bad_request 413
+    ├── RateLimited          rate_limited 429
+    └── Unavailable          unavailable 503
+
+Pure: the domain cores raise these; the edges (WebSocket, HTTP) turn them into
+`{"type":"error",...}` frames or `{"error":{code,message}}` bodies.
+"""
+from __future__ import annotations
+
+
+class HelplineError(Exception):
+    code = "internal"
+    status = 500
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.code.replace("_", " "))
+        self.message = message or self.code.replace("_", " ")
+
+
+class BadRequest(HelplineError):
+    code, status = "bad_request", 400
+
+
+class Unauthorized(HelplineError):
+    code, status = "unauthorized", 401
+
+
+class Forbidden(HelplineError):
+    code, status = "forbidden", 403
+
+
+class NotFound(HelplineError):
+    code, status = "not_found", 404
+
+
+class Conflict(HelplineError):
+    code, status = "conflict", 409
+
+
+class TooLarge(HelplineError):
+    code, status = "bad_request", 413
+
+
+class RateLimited(HelplineError):
+    code, status = "rate_limited", 429
+
+
+class Unavailable(HelplineError):
+    code, status = "unavailable", 503

@@ -1,0 +1,46 @@
+"""Every Redis key and pub/sub channel name, in one place.
+
+All start with the configured `redis.key_prefix`, so deployments and test runs
+can share one Redis.
+"""
+from __future__ import annotations
+
+
+class Keys:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    # pub/sub channels: scoped, so a node only hears what its own clients need
+    def account_channel(self, account_id: str) -> str:
+        return f"{self.prefix}ch:acct:{account_id}"
+
+    @property
+    def dispatch_channel(self) -> str:
+        """Every incident and responder change, for dispatchers watching the queue."""
+        return f"{self.prefix}ch:dispatch"
+
+    @property
+    def cases_channel(self) -> str:
+        """Every case change, for mediators watching the case list."""
+        return f"{self.prefix}ch:cases"
+
+    def room_channel(self, case_id: str, room: str) -> str:
+        return f"{self.prefix}ch:room:{case_id}:{room}"
+
+    def case_channel(self, case_id: str) -> str:
+        return f"{self.prefix}ch:case:{case_id}"
+
+    # live indexes
+    def geo(self, skill: str) -> str:
+        """GEO set of on-duty responders holding `skill` (member: account id)."""
+        return f"{self.prefix}geo:{skill}"
+
+    def online(self, account_id: str) -> str:
+        """Set while the account has a live connection on some node (expires if that node dies)."""
+        return f"{self.prefix}online:{account_id}"
+
+    def rate(self, scope: str, ident: str) -> str:
+        return f"{self.prefix}rate:{scope}:{ident}"
+
+    def revoked(self, token_id: str) -> str:
+        return f"{self.prefix}revoked:{token_id}"

@@ -1,0 +1,31 @@
+"""Prometheus metrics, one registry per app (so tests can build several apps)."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.connections = Gauge("helpline_ws_connections", "Open WebSocket connections on this node",
+                                 ["role"], registry=r)
+        self.incidents_by_status = Gauge("helpline_incidents", "Incidents by status (whole cluster)",
+                                         ["status"], registry=r)
+        self.incidents_created = Counter("helpline_incidents_created", "Incidents reported through this node",
+                                         ["channel"], registry=r)
+        self.offers = Counter("helpline_offer_outcomes", "How offers ended", ["outcome"], registry=r)
+        self.press_to_offer = Histogram(
+            "helpline_press_to_offer_seconds", "From a help request's commit to its first offer",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
+        self.commands = Counter("helpline_ws_commands", "WebSocket commands handled", ["type", "result"], registry=r)
+        self.command_seconds = Histogram("helpline_ws_command_seconds", "WebSocket command handling time",
+                                         ["type"], registry=r)
+        self.slow_consumers = Counter("helpline_ws_slow_consumers", "Connections closed for not reading",
+                                      registry=r)
+
+    def offer_outcome(self, outcome: str) -> None:
+        self.offers.labels(outcome=outcome).inc()
+
+    def incident_status(self, status: str) -> None:
+        pass  # the gauge is refreshed from PostgreSQL at scrape time (the truth is cluster-wide)

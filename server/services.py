@@ -1,0 +1,32 @@
+"""What one node holds: the shared objects every edge and worker uses."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from server.auth import TokenService
+from server.bus import Bus
+from server.config import Config
+from server.keys import Keys
+from server.metrics import Metrics
+
+
+@dataclass
+class Services:
+    cfg: Config
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    bus: Bus
+    keys: Keys
+    tokens: TokenService
+    metrics: Metrics
+    dispatch: Any                     # dispatch.service.DispatchService
+    hub: Any = None                   # handlers.ws.Hub
+    extras: dict[str, Any] = field(default_factory=dict)   # mediation, sms, ... add their services here
+
+
+SERVICES = web.AppKey("services", Services)
