@@ -52,10 +52,16 @@ class DispatchService:
         self.cfg, self.pool, self.redis, self.keys = cfg, pool, redis, keys
         self.publish, self.metrics = publish, metrics
         self.dcfg = cfg.dispatch
+        # called as hook(conn, incident_view) inside the transaction of every incident change
+        # (e.g. the SMS channel queues a status text in the same commit)
+        self.change_hooks: list[Callable[[Any, dict[str, Any]], Awaitable[None]]] = []
 
     # ---------------------------------------------------------------- events
-    def _incident_changed(self, out: Outbox, row: Any) -> dict[str, Any]:
+    async def _incident_changed(self, conn: Any, out: Outbox, row: Any) -> dict[str, Any]:
+        """Queue incident.updated for everyone concerned; run the change hooks inside the transaction."""
         inc = store.incident_view(row)
+        for hook in self.change_hooks:
+            await hook(conn, inc)
         msg = {"type": "incident.updated", "incident": inc}
         out.add(self.keys.account_channel(inc["reporter"]["id"]), msg)
         if inc["responder"]:
@@ -110,7 +116,7 @@ class DispatchService:
             if isinstance(decision, lc.Escalate):
                 row = await store.update_incident(conn, inc.id, status="escalated")
                 await store.log_event(conn, inc.id, actor_id, "escalated", reason=decision.reason)
-                self._incident_changed(out, row)
+                await self._incident_changed(conn, out, row)
                 if self.metrics:
                     self.metrics.offer_outcome("escalated")
                 return row
@@ -121,7 +127,7 @@ class DispatchService:
         row = await store.update_incident(conn, inc.id, status="offered", offer_attempts=decision.attempt)
         await store.log_event(conn, inc.id, actor_id, "offered", responder_id=decision.responder_id,
                               offer_id=str(offer["id"]), attempt=decision.attempt)
-        inc_view = self._incident_changed(out, row)
+        inc_view = await self._incident_changed(conn, out, row)
         out.add(self.keys.account_channel(decision.responder_id),
                 {"type": "offer", "offer_id": str(offer["id"]), "incident": inc_view,
                  "expires_at": store.iso(offer["expires_at"])})
@@ -159,7 +165,7 @@ class DispatchService:
             if candidates is not None:
                 row = await self._advance(conn, row, candidates, out, None)
             else:
-                self._incident_changed(out, row)
+                await self._incident_changed(conn, out, row)
         await self._commit(out)
         if self.metrics:
             self.metrics.incidents_created.labels(channel=channel).inc()
@@ -191,7 +197,7 @@ class DispatchService:
         row = await store.update_incident(conn, str(row["id"]), status=str(status),
                                           disposition=data.get("disposition"))
         await store.log_event(conn, str(row["id"]), actor_id, kind, **data)
-        self._incident_changed(out, row)
+        await self._incident_changed(conn, out, row)
         return row
 
     async def _lock(self, conn: Any, incident_id: str) -> Any:
@@ -293,7 +299,7 @@ class DispatchService:
                 resp = await store.set_responder_status(conn, who.id, "busy")
                 row = await store.update_incident(conn, str(row["id"]), status="assigned", responder_id=who.id)
                 await store.log_event(conn, str(row["id"]), who.id, "assigned", offer_id=offer_id, by="accept")
-                inc = self._incident_changed(out, row)
+                inc = await self._incident_changed(conn, out, row)
                 if resp is not None:
                     self._responder_changed(out, resp)
         if self.metrics:
@@ -344,7 +350,7 @@ class DispatchService:
                 self._responder_changed(out, resp)
             if candidates is None:
                 row = await store.update_incident(conn, str(row["id"]), status="queued")
-                self._incident_changed(out, row)
+                await self._incident_changed(conn, out, row)
             else:
                 await self._advance(conn, row, candidates, out, None)
         await self._commit(out)
@@ -362,7 +368,7 @@ class DispatchService:
                 resp = await store.set_responder_status(conn, who.id, "available", ("busy",))
                 if resp is not None:
                     self._responder_changed(out, resp)
-            inc = self._incident_changed(out, row)
+            inc = await self._incident_changed(conn, out, row)
         await self._commit(out)
         return inc
 
@@ -388,7 +394,7 @@ class DispatchService:
             busy = await store.set_responder_status(conn, responder_id, "busy")
             row = await store.update_incident(conn, incident_id, status="assigned", responder_id=responder_id)
             await store.log_event(conn, incident_id, who.id, "assigned", responder_id=responder_id, by="dispatcher")
-            inc = self._incident_changed(out, row)
+            inc = await self._incident_changed(conn, out, row)
             if busy is not None:
                 self._responder_changed(out, busy)
         await self._commit(out)
@@ -402,6 +408,49 @@ class DispatchService:
             row = await self._finish(conn, row, status, who.id, out, "closed", disposition=disposition)
         await self._commit(out)
         return store.incident_view(row)
+
+    async def locate(self, who: Account, incident_id: str, lat: float, lon: float) -> dict[str, Any]:
+        """A dispatcher sets the position of an incident that has none (or a wrong one); matching runs again."""
+        pre = await self._peek(incident_id)
+        candidates = await self._candidates(pre["skill"], lat, lon)
+        out = Outbox()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await self._lock(conn, incident_id)
+            if row["status"] not in (lc.Status.QUEUED, lc.Status.ESCALATED):
+                raise Conflict(f"incident is {row['status']}; only queued or escalated incidents can be relocated")
+            row = await store.update_incident(conn, incident_id, lat=lat, lon=lon, status="queued",
+                                              offer_attempts=0)
+            await store.log_event(conn, incident_id, who.id, "located", lat=lat, lon=lon)
+            if candidates is None:
+                await self._incident_changed(conn, out, row)
+            else:
+                row = await self._advance(conn, row, candidates, out, who.id)
+        await self._commit(out)
+        return store.incident_view(row)
+
+    async def add_note(self, actor_id: str | None, incident_id: str, text: str, via: str) -> dict[str, Any]:
+        """Append a follow-up (e.g. an SMS from the reporter) to an open incident's note."""
+        text = text.strip()
+        if not text:
+            raise BadRequest("empty note")
+        out = Outbox()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await self._lock(conn, incident_id)
+            if row["status"] in lc.FINAL:
+                raise Conflict(f"incident is already {row['status']}")
+            note = (row["note"] + "\n" + text) if row["note"] else text
+            row = await store.update_incident(conn, incident_id, note=note[-4000:])
+            await store.log_event(conn, incident_id, actor_id, "note_added", text=text, via=via)
+            await self._incident_changed(conn, out, row)
+        await self._commit(out)
+        return store.incident_view(row)
+
+    async def _peek(self, incident_id: str) -> Any:
+        async with self.pool.acquire() as conn:
+            row = await store.get_incident(conn, incident_id)
+        if row is None:
+            raise NotFound("no such incident")
+        return row
 
     async def snapshot(self) -> dict[str, Any]:
         async with self.pool.acquire() as conn:

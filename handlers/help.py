@@ -98,3 +98,9 @@ async def incident_close(ctx: Any, msg: m.Close) -> dict[str, Any]:
 @command("incident.events", m.IncidentRef, {RESIDENT, RESPONDER, DISPATCHER, ADMIN})
 async def incident_events(ctx: Any, msg: m.IncidentRef) -> dict[str, Any]:
     return await ctx.services.dispatch.incident_with_events(who(ctx), msg.incident_id)
+
+
+@command("incident.locate", m.Locate, STAFF_DISPATCH)
+async def incident_locate(ctx: Any, msg: m.Locate) -> dict[str, Any]:
+    """Extension: set the position of an incident reported without one (SMS), then match again."""
+    return {"incident": await ctx.services.dispatch.locate(who(ctx), msg.incident_id, msg.lat, msg.lon)}

@@ -77,3 +77,9 @@ class Assign(Msg, kw_only=True):
 class Close(Msg, kw_only=True):
     incident_id: Id
     disposition: Annotated[str, msgspec.Meta(max_length=32)]
+
+
+class Locate(Msg, kw_only=True):
+    incident_id: Id
+    lat: Lat
+    lon: Lon

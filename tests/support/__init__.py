@@ -1,0 +1,1 @@
+"""Test support: the run's PostgreSQL/Redis, in-process apps, subprocess nodes, a WebSocket client."""
