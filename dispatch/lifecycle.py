@@ -12,7 +12,6 @@ transaction. Every rule about *when* an incident moves lives here:
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -87,14 +86,6 @@ class Escalate:
 
 
 Decision = MakeOffer | Escalate
-
-
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    r = 6371.0088
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * r * math.asin(min(1.0, math.sqrt(a)))
 
 
 def rank(candidates: list[Candidate], already_offered: set[str], radius_km: float) -> list[Candidate]:

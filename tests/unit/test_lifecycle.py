@@ -1,0 +1,113 @@
+"""The incident lifecycle and matching rule, without I/O."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from dispatch import lifecycle as lc
+from server.errors import BadRequest, Conflict, Forbidden
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+
+
+def inc(status: str = "queued", attempts: int = 0, responder: str | None = None, position: bool = True) -> lc.Incident:
+    return lc.Incident(id="i1", status=lc.Status(status), reporter_id="res", responder_id=responder,
+                       offer_attempts=attempts, has_position=position)
+
+
+def cand(rid: str, km: float, status: str = "available", online: bool = True) -> lc.Candidate:
+    return lc.Candidate(rid, km, status, online)
+
+
+def step(i: lc.Incident, cands: list[lc.Candidate], before: set[str] = frozenset(), max_offers: int = 3):
+    return lc.next_step(i, cands, set(before), radius_km=10, max_offers=max_offers, now=NOW, offer_timeout_s=20)
+
+
+def test_offers_the_nearest_eligible_candidate():
+    d = step(inc(), [cand("far", 5), cand("near", 1), cand("busy", 0.1, "busy"), cand("gone", 0.2, online=False),
+                     cand("offered", 0.3, "offered"), cand("out", 11)])
+    assert d == lc.MakeOffer("near", 1, NOW + timedelta(seconds=20))
+
+
+def test_skips_responders_already_offered_this_incident():
+    d = step(inc("offered", attempts=1), [cand("a", 1), cand("b", 2)], before={"a"})
+    assert isinstance(d, lc.MakeOffer) and d.responder_id == "b" and d.attempt == 2
+
+
+def test_escalates_without_candidates_after_max_offers_or_without_position():
+    assert step(inc(), []) == lc.Escalate("no_candidate")
+    assert step(inc("offered", attempts=3), [cand("x", 1)]) == lc.Escalate("max_offers")
+    assert step(inc(position=False), [cand("x", 1)]) == lc.Escalate("no_position")
+    assert isinstance(step(inc("offered", attempts=2), [cand("x", 1)]), lc.MakeOffer)
+
+
+def test_ties_break_by_id_for_a_stable_order():
+    assert step(inc(), [cand("b", 1), cand("a", 1)]).responder_id == "a"
+
+
+def test_no_offer_for_an_incident_that_is_not_waiting():
+    for status in ("assigned", "escalated", "resolved", "cancelled"):
+        with pytest.raises(Conflict):
+            step(inc(status), [cand("a", 1)])
+
+
+def test_accept_only_own_open_unexpired_offer():
+    lc.check_accept(inc("offered"), "pending", "r1", "r1", offer_expired=False)
+    with pytest.raises(Forbidden):
+        lc.check_accept(inc("offered"), "pending", "r1", "r2", offer_expired=False)
+    with pytest.raises(Conflict):
+        lc.check_accept(inc("offered"), "pending", "r1", "r1", offer_expired=True)
+    with pytest.raises(Conflict):
+        lc.check_accept(inc("offered"), "withdrawn", "r1", "r1", offer_expired=False)
+    with pytest.raises(Conflict):
+        lc.check_accept(inc("assigned", responder="r9"), "pending", "r1", "r1", offer_expired=False)
+
+
+@pytest.mark.parametrize("frm,to,ok", [
+    ("assigned", "en_route", True), ("assigned", "on_scene", True), ("assigned", "resolved", True),
+    ("en_route", "on_scene", True), ("on_scene", "resolved", True), ("on_scene", "en_route", False),
+    ("resolved", "resolved", False), ("en_route", "en_route", False), ("cancelled", "on_scene", False),
+])
+def test_progress_moves_forward_only(frm, to, ok):
+    i = inc(frm, responder="r1")
+    if ok:
+        assert lc.check_progress(i, "r1", to) == lc.Status(to)
+    else:
+        with pytest.raises(Conflict):
+            lc.check_progress(i, "r1", to)
+
+
+def test_progress_only_by_the_assigned_responder_and_to_known_states():
+    with pytest.raises(Forbidden):
+        lc.check_progress(inc("assigned", responder="r1"), "r2", "en_route")
+    for bad in ("assigned", "flying", "escalated"):
+        with pytest.raises(BadRequest):
+            lc.check_progress(inc("assigned", responder="r1"), "r1", bad)
+
+
+def test_cancel_by_reporter_while_open():
+    lc.check_cancel(inc("assigned"), "res")
+    with pytest.raises(Forbidden):
+        lc.check_cancel(inc("assigned"), "someone")
+    with pytest.raises(Conflict):
+        lc.check_cancel(inc("resolved"), "res")
+
+
+def test_assign_needs_unassigned_incident_and_free_responder():
+    lc.check_assign(inc("escalated"), "available")
+    lc.check_assign(inc("offered"), "available")
+    with pytest.raises(Conflict):
+        lc.check_assign(inc("assigned", responder="x"), "available")
+    for st in ("busy", "off_duty", None):
+        with pytest.raises(Conflict):
+            lc.check_assign(inc("escalated"), st)
+
+
+def test_close_dispositions():
+    assert lc.check_close(inc("escalated"), "false_alarm") == lc.Status.CANCELLED
+    assert lc.check_close(inc("on_scene", responder="r"), "resolved") == lc.Status.RESOLVED
+    with pytest.raises(BadRequest):
+        lc.check_close(inc("escalated"), "whatever")
+    with pytest.raises(Conflict):
+        lc.check_close(inc("cancelled"), "resolved")
