@@ -274,12 +274,12 @@ async def handle_frame(conn: Connection, data: str) -> None:
             raise BadRequest(f"unknown type {env.type!r}")
         if conn.role not in cmd.roles:
             raise Forbidden(f"{env.type} is not for a {conn.role}")
-        if not conn.allow(env.type):
-            raise RateLimited(f"too many {env.type}; slow down")
         try:
             msg = cmd.decoder.decode(data)
         except msgspec.ValidationError as e:
             raise BadRequest(str(e)) from None
+        if not conn.allow(env.type):
+            raise RateLimited(f"too many {env.type}; slow down")
         t0 = time.perf_counter()
         result = await cmd.fn(conn, msg)
         services.metrics.command_seconds.labels(type=env.type).observe(time.perf_counter() - t0)
