@@ -20,18 +20,17 @@ async def welcome_state(ctx: Any) -> dict[str, Any]:
 
 
 async def resync(ctx: Any) -> None:
-    """Re-send current state: open incidents, a pending offer, and the queue for watchers."""
+    """Re-send current state after pushes may have been lost (a Redis outage).
+
+    `state` carries what `welcome` carries (an incident missing from it has ended);
+    a dispatcher watching the queue gets a whole `queue.snapshot` to replace theirs.
+    """
     state = await welcome_state(ctx)
+    ctx.send({"type": "state", **state})
     for inc in state["open_incidents"]:
         ctx.send({"type": "incident.updated", "incident": inc})
-    if state.get("offer"):
-        ctx.send({"type": "offer", **state["offer"]})
     if ctx.state.get("watching_queue"):
-        snap = await ctx.services.dispatch.snapshot()
-        for inc in snap["incidents"]:
-            ctx.send({"type": "incident.updated", "incident": inc})
-        for r in snap["responders"]:
-            ctx.send({"type": "responder.updated", "responder": r})
+        ctx.send({"type": "queue.snapshot", **await ctx.services.dispatch.snapshot()})
 
 
 @command("help.request", m.HelpRequest, {RESIDENT})

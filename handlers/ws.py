@@ -139,6 +139,8 @@ class Hub:
         """After a Redis outage: send every client its current state again (pushes may have been lost)."""
         from handlers import help as help_handlers
 
+        with contextlib.suppress(Exception):
+            await self.refresh_presence()
         for conn in self.all():
             with contextlib.suppress(Exception):
                 await help_handlers.resync(conn)
@@ -261,6 +263,7 @@ async def _gone(conn: Connection) -> None:
 async def handle_frame(conn: Connection, data: str) -> None:
     services = conn.services
     ref = None
+    type_ = "-"
     try:
         try:
             env = _envelope.decode(data)
@@ -270,6 +273,8 @@ async def handle_frame(conn: Connection, data: str) -> None:
         if env.ref is None:
             raise BadRequest("every command needs a ref")
         cmd = COMMANDS.get(env.type)
+        if cmd is not None:
+            type_ = env.type
         if cmd is None:
             raise BadRequest(f"unknown type {env.type!r}")
         if conn.role not in cmd.roles:
@@ -286,7 +291,7 @@ async def handle_frame(conn: Connection, data: str) -> None:
         services.metrics.commands.labels(type=env.type, result="ok").inc()
         conn.send({"type": "ok", "ref": ref, **(result or {})})
     except HelplineError as e:
-        services.metrics.commands.labels(type="-", result=e.code).inc()
+        services.metrics.commands.labels(type=type_, result=e.code).inc()
         conn.send({"type": "error", "ref": ref, "code": e.code, "message": e.message})
     except (OSError, ConnectionError, asyncio.TimeoutError) as e:
         log.warning("command failed, service unavailable: %s", e)
