@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from dispatch import lifecycle as lc
 from dispatch import store
+from server import audit
 from server.config import Config
 from server.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.keys import Keys
@@ -452,8 +453,10 @@ class DispatchService:
             raise NotFound("no such incident")
         return row
 
-    async def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self, who: Account | None = None) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
+            if who is not None:
+                await audit.record(conn, who.id, who.role, "watch", "queue", None)
             return {"incidents": await store.open_incidents(conn), "responders": await store.on_duty(conn)}
 
     async def incident_with_events(self, who: Account, incident_id: str) -> dict[str, Any]:
@@ -461,10 +464,13 @@ class DispatchService:
             row = await store.get_incident(conn, incident_id)
             if row is None:
                 raise NotFound("no such incident")
-            allowed = (who.role in ("dispatcher", "admin") or str(row["reporter_id"]) == who.id
+            is_reporter = str(row["reporter_id"]) == who.id
+            allowed = (who.role in ("dispatcher", "admin") or is_reporter
                        or (row["responder_id"] is not None and str(row["responder_id"]) == who.id))
             if not allowed:
                 raise Forbidden("not your incident")
+            if not is_reporter:
+                await audit.record(conn, who.id, who.role, "read", "incident", incident_id)
             return {"incident": store.incident_view(row), "events": await store.events(conn, incident_id)}
 
     async def welcome_state(self, who: Account) -> dict[str, Any]:

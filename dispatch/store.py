@@ -15,7 +15,9 @@ from dispatch.lifecycle import Incident, Status
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 INCIDENT_SELECT = """
-SELECT i.*, ra.name AS reporter_name, sa.name AS responder_name
+SELECT i.*, ra.name AS reporter_name, sa.name AS responder_name,
+       (SELECT count(*) FROM incidents f WHERE f.reporter_id = i.reporter_id
+        AND f.disposition = 'false_alarm') AS reporter_false_alarms
 FROM incidents i
 JOIN accounts ra ON ra.id = i.reporter_id
 LEFT JOIN accounts sa ON sa.id = i.responder_id
@@ -36,7 +38,8 @@ def incident_view(r: asyncpg.Record) -> dict[str, Any]:
         "priority": r["priority"], "lat": r["lat"], "lon": r["lon"], "accuracy_m": r["accuracy_m"],
         "note": r["note"], "channel": r["channel"], "created_at": iso(r["created_at"]),
         "updated_at": iso(r["updated_at"]),
-        "reporter": {"id": str(r["reporter_id"]), "name": r["reporter_name"]},
+        "reporter": {"id": str(r["reporter_id"]), "name": r["reporter_name"],
+                     "false_alarms": r["reporter_false_alarms"]},
         "responder": ({"id": str(r["responder_id"]), "name": r["responder_name"]}
                       if r["responder_id"] else None),
         "offer_attempts": r["offer_attempts"], "version": r["version"], "disposition": r["disposition"],

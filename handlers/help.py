@@ -81,7 +81,7 @@ async def queue_watch(ctx: Any, msg: m.Empty) -> dict[str, Any]:
     # subscribe first, then read: a change between the two arrives as a push (clients keep the higher version)
     await ctx.listen(ctx.services.keys.dispatch_channel)
     ctx.state["watching_queue"] = True
-    return await ctx.services.dispatch.snapshot()
+    return await ctx.services.dispatch.snapshot(who(ctx))
 
 
 @command("incident.assign", m.Assign, STAFF_DISPATCH)

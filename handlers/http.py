@@ -14,8 +14,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from dispatch.service import Account
 from handlers import messages as m
-from server import accounts
-from server.errors import BadRequest, Forbidden, HelplineError, NotFound, TooLarge, Unauthorized
+from server import accounts, ratelimit
+from server.auth import session_ended
+from server.errors import BadRequest, Forbidden, HelplineError, NotFound, RateLimited, TooLarge, Unauthorized
 from server.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
@@ -91,13 +92,16 @@ async def read_json(request: web.Request, struct: type[Any]) -> Any:
 
 
 async def bearer(request: web.Request) -> dict[str, Any]:
+    return (await bearer_claims(request))[0]
+
+
+async def bearer_claims(request: web.Request) -> tuple[dict[str, Any], Any]:
     from handlers.ws import authenticate
 
     h = request.headers.get("Authorization", "")
     if not h.startswith("Bearer "):
         raise Unauthorized("Authorization: Bearer <token> required")
-    account, _ = await authenticate(services_of(request), h[7:].strip())
-    return account
+    return await authenticate(services_of(request), h[7:].strip())
 
 
 # ---------------------------------------------------------------- health and metrics
@@ -152,11 +156,18 @@ async def metrics(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
     s = services_of(request)
+    by_account = s.keys.rate("login-fail", body.username.lower())
+    by_address = s.keys.rate("login-fail-addr", request.remote or "-")
+    if (await ratelimit.peek(s.redis, by_account) >= ratelimit.LOGIN_FAILURES_PER_ACCOUNT[0]
+            or await ratelimit.peek(s.redis, by_address) >= ratelimit.LOGIN_FAILURES_PER_ADDRESS[0]):
+        raise RateLimited("too many failed logins; try again in 15 minutes")
     async with s.pool.acquire() as conn:
         row = await accounts.check_login(conn, body.username, body.password)
     if row is None:
+        await ratelimit.count(s.redis, by_account, ratelimit.LOGIN_FAILURES_PER_ACCOUNT[1])
+        await ratelimit.count(s.redis, by_address, ratelimit.LOGIN_FAILURES_PER_ADDRESS[1])
         raise Unauthorized("wrong username or password")
-    return web.json_response({"token": s.tokens.issue(str(row["id"]), row["role"]),
+    return web.json_response({"token": s.tokens.issue(str(row["id"]), row["role"], row["session_epoch"]),
                               "account": accounts.account_view(row)})
 
 
@@ -167,8 +178,19 @@ async def device(request: web.Request) -> web.Response:
         row = await accounts.for_device(conn, body.device_id)
     if row["disabled"]:
         raise Forbidden("this device is blocked")
-    return web.json_response({"token": s.tokens.issue(str(row["id"]), row["role"]),
+    return web.json_response({"token": s.tokens.issue(str(row["id"]), row["role"], row["session_epoch"]),
                               "account": accounts.account_view(row)})
+
+
+async def logout(request: web.Request) -> web.Response:
+    """Revoke this token: it is refused from now on, and its open connections close (1008)."""
+    account, claims = await bearer_claims(request)
+    s = services_of(request)
+    async with s.pool.acquire() as conn:
+        await conn.execute("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, to_timestamp($2))"
+                           " ON CONFLICT DO NOTHING", claims.token_id, claims.expires_at)
+    await s.bus.publish(s.keys.account_channel(account["id"]), session_ended(claims.token_id))
+    return web.Response(status=204)
 
 
 # ---------------------------------------------------------------- help and incidents
@@ -223,6 +245,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/metrics", metrics)
     r.add_post("/api/auth/login", login)
     r.add_post("/api/auth/device", device)
+    r.add_post("/api/auth/logout", logout)
     r.add_post("/api/help", post_help)
     r.add_get("/api/incidents/{id}", get_incident)
     r.add_get("/api/config", public_config)

@@ -20,6 +20,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from handlers import messages as m
 from handlers.registry import COMMANDS
 from server.errors import BadRequest, Forbidden, HelplineError, RateLimited, Unauthorized, Unavailable
+from server import ratelimit
+from server.auth import SESSION_ENDED_PREFIX
 from server.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ HELLO_TIMEOUT_S = 10
 MAX_FRAME = 64 * 1024
 MAX_QUEUE = 1000
 CLOSE_UNAUTHORIZED = 4401
+_CLOSE = object()   # queued after the last frame a connection gets before it is closed (1008)
 _envelope = msgspec.json.Decoder(m.Envelope)
 _hello = msgspec.json.Decoder(m.Hello)
 
@@ -54,13 +57,13 @@ class Connection:
     """One authenticated client. Handlers see it as `ctx`."""
 
     def __init__(self, services: Services, ws: web.WebSocketResponse, account: dict[str, Any],
-                 token_id: str) -> None:
-        self.services, self.ws, self.account, self.token_id = services, ws, account, token_id
+                 claims: Any) -> None:
+        self.services, self.ws, self.account, self.claims = services, ws, account, claims
         self.id: str = account["id"]
         self.role: str = account["role"]
         self.channels: set[str] = set()
         self.state: dict[str, Any] = {}            # per-connection data of feature modules
-        self._out: deque[str] = deque()
+        self._out: deque[Any] = deque()
         self._wake = asyncio.Event()
         self._closing = False
         self._buckets: dict[str, Bucket] = {}
@@ -69,6 +72,9 @@ class Connection:
     # outgoing
     def deliver(self, payload: str) -> None:
         if self._closing:
+            return
+        if payload.startswith(SESSION_ENDED_PREFIX):
+            self._session_ended(payload)
             return
         if len(self._out) >= MAX_QUEUE:
             self._closing = True
@@ -80,6 +86,28 @@ class Connection:
         self._out.append(payload)
         self._wake.set()
 
+    def _session_ended(self, payload: str) -> None:
+        """An admin changed the account, or this token logged out: close with 1008 (policy)."""
+        jti = json.loads(payload).get("jti")
+        if jti is None or jti == self.claims.token_id:
+            self.end_session()
+
+    def end_session(self) -> None:
+        """Close with 1008 once what is already queued (e.g. the answer saying why) has been sent."""
+        if not self._closing:
+            self._out.append(_CLOSE)
+            self._wake.set()
+            self._closing = True
+
+    async def session_valid(self) -> bool:
+        """Re-read the account: a role change, suspension or logout ends the session now."""
+        async with self.services.pool.acquire() as c:
+            row = await c.fetchrow("SELECT role, disabled, session_epoch, EXISTS (SELECT 1 FROM revoked_tokens"
+                                   " WHERE jti = $2) AS revoked FROM accounts WHERE id = $1", self.id,
+                                   self.claims.token_id)
+        return (row is not None and not row["disabled"] and not row["revoked"] and row["role"] == self.role
+                and row["session_epoch"] == self.claims.epoch)
+
     def send(self, message: dict[str, Any]) -> None:
         self.deliver(json.dumps(message, separators=(",", ":")))
 
@@ -89,7 +117,11 @@ class Connection:
                 await self._wake.wait()
                 self._wake.clear()
                 while self._out:
-                    await self.ws.send_str(self._out.popleft())
+                    item = self._out.popleft()
+                    if item is _CLOSE:
+                        await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session ended: log in again")
+                        return
+                    await self.ws.send_str(item)
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             pass
 
@@ -168,21 +200,21 @@ def _origin_ok(request: web.Request, services: Services) -> bool:
     return origin.rstrip("/") in allowed | {same, services.cfg.server.public_url.rstrip("/")}
 
 
-async def authenticate(services: Services, token: str) -> tuple[dict[str, Any], str]:
+async def authenticate(services: Services, token: str) -> tuple[dict[str, Any], Any]:
+    """The token's account (as sent in welcome) and claims; Unauthorized if it may not be used."""
     from server import accounts
 
     claims = services.tokens.decode(token)
-    try:
-        revoked = await services.redis.exists(services.keys.revoked(claims.token_id))
-    except Exception:
-        revoked = 0
-    if revoked:
-        raise Unauthorized("token revoked")
     async with services.pool.acquire() as conn:
-        row = await accounts.by_id(conn, claims.account_id)
-    if row is None or row["disabled"] or row["role"] != claims.role:
-        raise Unauthorized("account not found, disabled or changed")
-    return accounts.account_view(row), claims.token_id
+        row = await conn.fetchrow("SELECT a.*, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS revoked"
+                                  " FROM accounts a WHERE a.id = $1", claims.account_id, claims.token_id)
+    if row is None or row["disabled"]:
+        raise Unauthorized("account not found or disabled")
+    if row["revoked"]:
+        raise Unauthorized("token revoked (logged out)")
+    if row["role"] != claims.role or row["session_epoch"] != claims.epoch:
+        raise Unauthorized("session ended: log in again")
+    return accounts.account_view(row), claims
 
 
 async def ws_handler(request: web.Request) -> web.StreamResponse:
@@ -204,7 +236,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         hello = _hello.decode(msg.data)
         if hello.type != "hello":
             raise Unauthorized("first frame must be hello")
-        account, token_id = await authenticate(services, hello.token)
+        account, claims = await authenticate(services, hello.token)
     except (msgspec.DecodeError, HelplineError) as e:
         reason = e.message if isinstance(e, HelplineError) else "bad hello"
         await ws.close(code=CLOSE_UNAUTHORIZED, message=reason.encode()[:120])
@@ -214,7 +246,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"unavailable")
         return ws
 
-    conn = Connection(services, ws, account, token_id)
+    conn = Connection(services, ws, account, claims)
     hub: Hub = services.hub
     hub.add(conn)
     try:
@@ -279,12 +311,19 @@ async def handle_frame(conn: Connection, data: str) -> None:
             raise BadRequest(f"unknown type {env.type!r}")
         if conn.role not in cmd.roles:
             raise Forbidden(f"{env.type} is not for a {conn.role}")
+        if conn.role != "resident" and not await conn.session_valid():
+            conn.send({"type": "error", "ref": ref, "code": "unauthorized", "message": "session ended: log in again"})
+            conn.end_session()
+            return
         try:
             msg = cmd.decoder.decode(data)
         except msgspec.ValidationError as e:
             raise BadRequest(str(e)) from None
         if not conn.allow(env.type):
             raise RateLimited(f"too many {env.type}; slow down")
+        limit = ratelimit.ACCOUNT_LIMITS.get(env.type)
+        if limit and not await ratelimit.allow(services.redis, services.keys.rate(env.type, conn.id), *limit):
+            raise RateLimited(f"too many {env.type} from this account; wait a few minutes")
         t0 = time.perf_counter()
         result = await cmd.fn(conn, msg)
         services.metrics.command_seconds.labels(type=env.type).observe(time.perf_counter() - t0)

@@ -8,7 +8,7 @@ import asyncpg
 import phonenumbers
 
 from server.auth import ROLES, hash_password, verify_password
-from server.errors import BadRequest, Conflict
+from server.errors import BadRequest, Conflict, NotFound
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 SKILL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -82,3 +82,30 @@ async def for_device(conn: Any, device_id: str) -> asyncpg.Record:
         " ON CONFLICT (device_id) DO UPDATE SET device_id = EXCLUDED.device_id RETURNING *", device_id)
     assert row is not None
     return row
+
+
+async def update(conn: Any, username: str, *, role: str | None = None, name: str | None = None,
+                 password: str | None = None, disabled: bool | None = None) -> tuple[str, bool]:
+    """(account id, whether its sessions were ended). Role, password and suspension changes end sessions."""
+    row = await by_username(conn, username)
+    if row is None:
+        raise NotFound(f"no account {username!r}")
+    if role is not None and role not in ROLES:
+        raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+    if password is not None and len(password) < 8:
+        raise BadRequest("password must be at least 8 characters")
+    ends = ((role is not None and role != row["role"]) or password is not None
+            or (disabled is not None and disabled != row["disabled"]))
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE accounts SET role = coalesce($2, role), name = coalesce($3, name),"
+            " password_hash = coalesce($4, password_hash), disabled = coalesce($5, disabled),"
+            " session_epoch = session_epoch + $6 WHERE id = $1",
+            row["id"], role, name, hash_password(password) if password else None, disabled, 1 if ends else 0)
+        if role == "responder":
+            await conn.execute("INSERT INTO responders (account_id) VALUES ($1) ON CONFLICT DO NOTHING", row["id"])
+        if (role not in (None, "responder") or disabled) and row["role"] == "responder":
+            # no more offers; an incident in hand stays theirs until a dispatcher reassigns it
+            await conn.execute("UPDATE responders SET status = 'off_duty', updated_at = now()"
+                               " WHERE account_id = $1 AND status IN ('available')", row["id"])
+    return str(row["id"]), ends

@@ -12,9 +12,8 @@ from aiohttp import web
 
 from dispatch.service import DispatchService
 from server import db
-from server.auth import TokenService
 from server.bus import Bus
-from server.config import Config
+from server.config import Config, token_service
 from server.keys import Keys
 from server.metrics import Metrics
 from server.services import SERVICES, Services
@@ -47,8 +46,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         bus = Bus(redis)
         dispatch = DispatchService(cfg, pool, redis, keys, bus.publish_many, metrics)
         services = Services(cfg=cfg, pool=pool, redis=redis, bus=bus, keys=keys, metrics=metrics, dispatch=dispatch,
-                            tokens=TokenService(cfg.auth.jwt_secret, cfg.auth.issuer, cfg.auth.audience,
-                                                cfg.auth.token_ttl_s))
+                            tokens=token_service(cfg))
         services.hub = ws.Hub(services)
 
         async def resync() -> None:

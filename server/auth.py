@@ -9,6 +9,7 @@ signed with the previous one (auth.previous_secrets) stay valid.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -40,6 +41,14 @@ def verify_password(stored: str | None, password: str) -> bool:
         return False
 
 
+SESSION_ENDED_PREFIX = '{"type":"session.ended"'
+
+
+def session_ended(token_id: str | None = None) -> str:
+    """The control message (on an account's channel) that closes its sessions, or one token's."""
+    return json.dumps({"type": "session.ended", "jti": token_id}, separators=(",", ":"))
+
+
 def key_id(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
@@ -50,6 +59,7 @@ class Claims:
     role: str
     token_id: str
     expires_at: int
+    epoch: int
 
 
 class TokenService:
@@ -58,9 +68,10 @@ class TokenService:
         self.secret, self.issuer, self.audience, self.ttl_s = secret, issuer, audience, ttl_s
         self._keys = {key_id(s): s for s in (secret, *previous_secrets)}
 
-    def issue(self, account_id: str, role: str, now: float | None = None) -> str:
+    def issue(self, account_id: str, role: str, epoch: int = 0, now: float | None = None) -> str:
+        """A token for the account; `epoch` is the account's session epoch (bumped to end all sessions)."""
         now = int(now if now is not None else time.time())
-        claims = {"sub": account_id, "role": role, "iss": self.issuer, "aud": self.audience,
+        claims = {"sub": account_id, "role": role, "ep": epoch, "iss": self.issuer, "aud": self.audience,
                   "iat": now, "nbf": now, "exp": now + self.ttl_s, "jti": uuid.uuid4().hex}
         return jwt.encode(claims, self.secret, algorithm=ALGORITHM, headers={"kid": key_id(self.secret)})
 
@@ -83,7 +94,7 @@ class TokenService:
             raise
         except (JOSEError, ValueError, TypeError, KeyError, AttributeError):
             raise Unauthorized("invalid or expired token") from None
-        role = claims.get("role")
-        if role not in ROLES or not isinstance(claims.get("sub"), str):
+        role, epoch = claims.get("role"), claims.get("ep", 0)
+        if role not in ROLES or not isinstance(claims.get("sub"), str) or not isinstance(epoch, int):
             raise Unauthorized("invalid token claims")
-        return Claims(claims["sub"], role, str(claims["jti"]), int(claims["exp"]))
+        return Claims(claims["sub"], role, str(claims["jti"]), int(claims["exp"]), epoch)

@@ -99,9 +99,65 @@ def cmd_user_add(cfg: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_set(cfg: Any, args: argparse.Namespace) -> int:
+    """Change an account; a role change, suspension or new password ends its sessions."""
+    from server import accounts
+
+    async def go(conn: Any) -> Any:
+        return await accounts.update(conn, args.username, role=args.role, name=args.name, password=args.password,
+                                     disabled=True if args.disable else False if args.enable else None)
+    account_id, ended = _with_db(cfg, go)
+    if ended:
+        _announce_session_end(cfg, account_id)
+    print(account_id)
+    return 0
+
+
+def _announce_session_end(cfg: Any, account_id: str) -> None:
+    """Close the account's open connections now (nodes also re-check at the next privileged command)."""
+    if not cfg.redis.url:
+        return  # embedded: nodes find out at the account's next privileged command
+    import redis
+
+    from server.auth import session_ended
+    from server.keys import Keys
+
+    try:
+        r = redis.Redis.from_url(cfg.redis.url, socket_connect_timeout=2)
+        r.publish(Keys(cfg.redis.key_prefix).account_channel(account_id), session_ended())
+        r.close()
+    except redis.RedisError as e:
+        log.warning("could not tell the nodes now (%s); they re-check at the next privileged command", e)
+
+
+def cmd_purge(cfg: Any, args: argparse.Namespace) -> int:
+    from server import purge
+
+    days = args.days if args.days is not None else cfg.privacy.retention_days
+    if days < 1:
+        print("helpline: --days must be at least 1", file=sys.stderr)
+        return 2
+    _load_features()
+
+    async def go(conn: Any) -> Any:
+        return await purge.purge(conn, days)
+    done = _with_db(cfg, go)
+    print(" ".join(f"{k}={v}" for k, v in done.items()))
+    return 0
+
+
+def _load_features() -> None:
+    """Import feature packages so they register their purge steps."""
+    for name in ("mediation.purge", "server.sms"):
+        try:
+            __import__(name)
+        except ModuleNotFoundError as e:
+            if not (e.name and name.startswith(e.name)):
+                raise
+
+
 def cmd_token(cfg: Any, args: argparse.Namespace) -> int:
     from server import accounts
-    from server.auth import TokenService
 
     async def go(conn: Any) -> Any:
         return await accounts.by_username(conn, args.username)
@@ -109,8 +165,10 @@ def cmd_token(cfg: Any, args: argparse.Namespace) -> int:
     if row is None:
         print(f"helpline: no account {args.username!r}", file=sys.stderr)
         return 1
-    tokens = TokenService(cfg.auth.jwt_secret, cfg.auth.issuer, cfg.auth.audience, cfg.auth.token_ttl_s)
-    print(tokens.issue(str(row["id"]), row["role"]))
+    if row["disabled"]:
+        print(f"helpline: account {args.username!r} is disabled", file=sys.stderr)
+        return 1
+    print(config_mod.token_service(cfg).issue(str(row["id"]), row["role"], row["session_epoch"]))
     return 0
 
 
@@ -128,12 +186,23 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--name")
     add.add_argument("--skills", help="comma-separated, responders only (e.g. medical,general)")
     add.add_argument("--phone", help="+E164")
+    upd = user.add_parser("set", help="change an account (ends its sessions on role, password or suspension)")
+    upd.add_argument("username")
+    upd.add_argument("--role", choices=["resident", "responder", "dispatcher", "mediator", "agency", "admin"])
+    upd.add_argument("--name")
+    upd.add_argument("--password")
+    state = upd.add_mutually_exclusive_group()
+    state.add_argument("--disable", action="store_true", help="suspend the account")
+    state.add_argument("--enable", action="store_true", help="lift a suspension")
     tok = sub.add_parser("token", help="print a signed JWT for an account")
     tok.add_argument("username")
+    pur = sub.add_parser("purge", help="anonymise closed incidents and cases past privacy.retention_days")
+    pur.add_argument("--days", type=int, help="override privacy.retention_days")
     return p
 
 
-COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "token": cmd_token}
+COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "token": cmd_token, "purge": cmd_purge}
+USER_COMMANDS = {"add": cmd_user_add, "set": cmd_user_set}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_mod.load()
         if args.command == "user":
-            return cmd_user_add(cfg, args)
+            return USER_COMMANDS[args.user_command](cfg, args)
         return COMMANDS[args.command](cfg, args)
     except config_mod.ConfigError as e:
         print(f"helpline: configuration error: {e}", file=sys.stderr)

@@ -42,6 +42,7 @@ class Redis(msgspec.Struct, forbid_unknown_fields=True):
 
 class Auth(msgspec.Struct, forbid_unknown_fields=True):
     jwt_secret: str = SAMPLE_SECRET
+    previous_secrets: str = ""      # comma-separated: tokens signed with these stay valid while rotating
     token_ttl_s: int = 86400
     issuer: str = "helpline"
     audience: str = "helpline"
@@ -86,6 +87,18 @@ class Web(msgspec.Struct, forbid_unknown_fields=True):
     city_center_lon: float = 121.4737
 
 
+def token_service(cfg: "Config") -> "Any":
+    """The one TokenService of this configuration (serve and the CLI sign alike)."""
+    from server.auth import TokenService
+
+    prev = tuple(s.strip() for s in cfg.auth.previous_secrets.split(",") if s.strip())
+    return TokenService(cfg.auth.jwt_secret, cfg.auth.issuer, cfg.auth.audience, cfg.auth.token_ttl_s, prev)
+
+
+class Privacy(msgspec.Struct, forbid_unknown_fields=True):
+    retention_days: int = 180
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     server: Server = msgspec.field(default_factory=Server)
     database: Database = msgspec.field(default_factory=Database)
@@ -95,6 +108,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     dispatch: Dispatch = msgspec.field(default_factory=Dispatch)
     sms: Sms = msgspec.field(default_factory=Sms)
     web: Web = msgspec.field(default_factory=Web)
+    privacy: Privacy = msgspec.field(default_factory=Privacy)
 
 
 def config_path(env: dict[str, str]) -> Path | None:
@@ -178,8 +192,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError("dispatch.offer_timeout_s must be positive")
     if len(cfg.auth.jwt_secret) < 32:
         raise ConfigError("auth.jwt_secret must be at least 32 characters")
+    if any(0 < len(s.strip()) < 32 for s in cfg.auth.previous_secrets.split(",")):
+        raise ConfigError("auth.previous_secrets: each secret must be at least 32 characters")
     if cfg.server.production and cfg.auth.jwt_secret == SAMPLE_SECRET:
         raise ConfigError("server.production is on but auth.jwt_secret is the sample secret: set HELPLINE_AUTH_JWT_SECRET")
+    if cfg.privacy.retention_days < 1:
+        raise ConfigError("privacy.retention_days must be at least 1")
     if cfg.sms.provider not in ("twilio", "console"):
         raise ConfigError("sms.provider must be 'twilio' or 'console'")
     for name, cat in cfg.dispatch.categories.items():

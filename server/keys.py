@@ -41,6 +41,3 @@ class Keys:
 
     def rate(self, scope: str, ident: str) -> str:
         return f"{self.prefix}rate:{scope}:{ident}"
-
-    def revoked(self, token_id: str) -> str:
-        return f"{self.prefix}revoked:{token_id}"

@@ -1,0 +1,49 @@
+"""Cluster-wide rate limits: fixed-window counters in Redis, shared by every node.
+
+Per-connection token buckets (handlers/ws.py) stop a single socket from flooding;
+these stop an account or an address from spreading the same flood across
+connections and nodes. If Redis is down they let requests through (and log):
+an emergency service must not refuse help because its limiter is unavailable.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+# (limit, window seconds) per account and command
+ACCOUNT_LIMITS: dict[str, tuple[int, int]] = {
+    "help.request": (10, 600),
+    "chat.send": (120, 60),
+    "location.update": (120, 60),
+}
+LOGIN_FAILURES_PER_ACCOUNT = (10, 900)
+LOGIN_FAILURES_PER_ADDRESS = (50, 900)
+
+
+async def count(redis: Any, key: str, window_s: int, add: int = 1) -> int:
+    """Add to the window's counter and return it (0 if Redis is unavailable)."""
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, ex=window_s, nx=True)
+            pipe.incrby(key, add)
+            _, n = await pipe.execute()
+        return int(n)
+    except RedisError as e:
+        log.warning("rate limit counter %s unavailable: %s", key, e)
+        return 0
+
+
+async def peek(redis: Any, key: str) -> int:
+    try:
+        v = await redis.get(key)
+    except RedisError:
+        return 0
+    return int(v or 0)
+
+
+async def allow(redis: Any, key: str, limit: int, window_s: int) -> bool:
+    return await count(redis, key, window_s) <= limit
