@@ -2,7 +2,7 @@
 
 Each connection has one outgoing queue drained by a writer task: answers and
 pushes leave in the order they were queued, and a client that stops reading
-is disconnected once its queue passes MAX_QUEUE instead of growing memory.
+is disconnected once its queue passes server.ws_max_queue instead of growing memory.
 """
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S = 10
 MAX_FRAME = 64 * 1024
-MAX_QUEUE = 1000
 CLOSE_UNAUTHORIZED = 4401
 _CLOSE = object()   # queued after the last frame a connection gets before it is closed (1008)
 _envelope = msgspec.json.Decoder(m.Envelope)
@@ -76,7 +75,7 @@ class Connection:
         if payload.startswith(SESSION_ENDED_PREFIX):
             self._session_ended(payload)
             return
-        if len(self._out) >= MAX_QUEUE:
+        if len(self._out) >= self.services.cfg.server.ws_max_queue:
             self._closing = True
             self.services.metrics.slow_consumers.inc()
             log.warning("closing slow consumer %s (%d frames queued)", self.id, len(self._out))
@@ -149,14 +148,18 @@ class Hub:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.by_account: dict[str, set[Connection]] = {}
+        self.count = 0
 
     def add(self, conn: Connection) -> None:
+        self.count += 1
         self.by_account.setdefault(conn.id, set()).add(conn)
         self.services.metrics.connections.labels(role=conn.role).inc()
 
     def remove(self, conn: Connection) -> bool:
         """True if that was the account's last connection on this node."""
         group = self.by_account.get(conn.id, set())
+        if conn in group:
+            self.count -= 1
         group.discard(conn)
         self.services.metrics.connections.labels(role=conn.role).dec()
         if not group:
@@ -222,6 +225,10 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     if not _origin_ok(request, services):
         raise web.HTTPForbidden(text='{"error":{"code":"forbidden","message":"origin not allowed"}}',
                                 content_type="application/json")
+    if services.hub.count >= services.cfg.server.max_connections_per_node:
+        raise web.HTTPServiceUnavailable(
+            text='{"error":{"code":"unavailable","message":"this node is full; try another"}}',
+            content_type="application/json", headers={"Retry-After": "5"})
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=25, autoping=True)
     await ws.prepare(request)
     try:

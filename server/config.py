@@ -27,6 +27,7 @@ class Server(msgspec.Struct, forbid_unknown_fields=True):
     allowed_origins: str = ""
     production: bool = False
     max_connections_per_node: int = 20000
+    ws_max_queue: int = 1000        # frames queued for a client that is not reading before it is dropped
 
 
 class Database(msgspec.Struct, forbid_unknown_fields=True):
@@ -196,6 +197,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("auth.previous_secrets: each secret must be at least 32 characters")
     if cfg.server.production and cfg.auth.jwt_secret == SAMPLE_SECRET:
         raise ConfigError("server.production is on but auth.jwt_secret is the sample secret: set HELPLINE_AUTH_JWT_SECRET")
+    if cfg.server.ws_max_queue < 10:
+        raise ConfigError("server.ws_max_queue must be at least 10")
     if cfg.privacy.retention_days < 1:
         raise ConfigError("privacy.retention_days must be at least 1")
     if cfg.sms.provider not in ("twilio", "console"):
