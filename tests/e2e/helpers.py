@@ -1,0 +1,60 @@
+"""What the browser tests share: positions, and the steps a person takes on the pages."""
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tests.support.harness import PASSWORD
+
+try:
+    from playwright.async_api import expect
+except ImportError:  # the `browser` fixture skips every browser test then
+    expect = None
+
+# the city centre of the shipped config.yaml, and a responder a few hundred metres away
+CITY = {"latitude": 31.2304, "longitude": 121.4737, "accuracy": 15}
+NEARBY = {"latitude": 31.2330, "longitude": 121.4760, "accuracy": 10}
+SHOTS = "/tmp/shots"
+
+OpenPage = Callable[..., Awaitable[Any]]
+
+WS_REFUSED = ("WebSocket connection to", "Failed to load resource", "ERR_CONNECTION_REFUSED")
+
+
+async def login(page: Any, username: str) -> None:
+    await page.get_by_test_id("username").fill(username)
+    await page.get_by_test_id("password").fill(PASSWORD)
+    await page.get_by_test_id("login").click()
+    await expect(page.locator(".conn")).to_have_attribute("data-state", "live")
+
+
+async def go_on_duty(page: Any) -> None:
+    toggle = page.get_by_test_id("duty-toggle")
+    await expect(toggle).to_be_enabled()
+    await toggle.click()
+    await expect(toggle).to_have_attribute("aria-pressed", "true")
+
+
+async def ask_for_help(page: Any, category: str = "medical", note: str = "") -> str:
+    """Press help; returns the reference number the page shows."""
+    await page.get_by_test_id("category").select_option(category)
+    if note:
+        await page.get_by_test_id("note").fill(note)
+    await page.get_by_test_id("help-button").click()
+    ref = page.get_by_test_id("incident-ref")
+    await expect(ref).to_have_text(re.compile(r"\w+-?\d+"))
+    return (await ref.text_content() or "").strip()
+
+
+async def record_statuses(page: Any) -> None:
+    """Log every data-status an incident row takes, to prove the page moved without reloading."""
+    await page.evaluate("""() => {
+        window.__seen = [];
+        const note = () => document.querySelectorAll('[data-testid=incident-row]').forEach((r) => {
+            const s = r.dataset.status;
+            if (window.__seen[window.__seen.length - 1] !== s) window.__seen.push(s);
+        });
+        new MutationObserver(note).observe(document.body, {subtree: true, childList: true, attributes: true});
+        note();
+    }""")

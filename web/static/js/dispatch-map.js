@@ -1,0 +1,138 @@
+// The dispatcher's map: incidents and responders as circle markers on Leaflet (global L,
+// vendored). Works without tiles: markers on a plain background.
+import { t } from './i18n.js';
+import { getConfig } from './api.js';
+
+const FALLBACK_CENTER = [31.2304, 121.4737];
+
+export class DispatchMap {
+  constructor(el, { onSelect }) {
+    this.el = el;
+    this.onSelect = onSelect;
+    this.map = null;
+    this.incidents = new Map(); // id -> marker
+    this.responders = new Map();
+    this.userMoved = false; // once the dispatcher pans or zooms, the map stops framing itself
+  }
+
+  async init() {
+    if (this.map || typeof L === 'undefined') return;
+    const cfg = await getConfig();
+    const c = cfg.city_center || [cfg.city_center_lat, cfg.city_center_lon];
+    const center = c && Number.isFinite(Number(c[0])) ? [Number(c[0]), Number(c[1])] : FALLBACK_CENTER;
+    this.map = L.map(this.el, { zoomControl: true, attributionControl: true }).setView(center, 12);
+    for (const ev of ['mousedown', 'wheel', 'touchstart', 'keydown']) {
+      this.el.addEventListener(ev, () => { this.userMoved = true; }, { passive: true });
+    }
+    if (cfg.map_tile_url) {
+      L.tileLayer(cfg.map_tile_url, {
+        maxZoom: 19,
+        attribution: cfg.map_attribution || '© OpenStreetMap contributors',
+      }).addTo(this.map);
+    } else {
+      this.el.classList.add('no-tiles');
+      document.getElementById('no-tiles').hidden = false;
+    }
+  }
+
+  /** Call when the container becomes visible or changes size. */
+  resize() {
+    if (!this.map) return;
+    this.map.invalidateSize();
+    this._fit();
+  }
+
+  setIncident(inc) {
+    if (!this.map) return;
+    this._drop(this.incidents, inc.id);
+    if (inc.lat === null || inc.lat === undefined || ['resolved', 'cancelled'].includes(inc.status)) return;
+    const escalated = inc.status === 'escalated';
+    const m = L.circleMarker([inc.lat, inc.lon], {
+      radius: escalated ? 11 : 9,
+      color: '#ffffff',
+      weight: 2,
+      fillColor: escalated ? '#b3261e' : '#e8710a',
+      fillOpacity: 0.95,
+    });
+    m.bindTooltip(this._label(`${inc.ref_no} · ${t(`status.${inc.status}`)} · ${t(`category.${inc.category}`)}`));
+    m.on('click', () => this.onSelect(inc.id));
+    m.addTo(this.map);
+    this.incidents.set(inc.id, m);
+    this._fit();
+  }
+
+  removeIncident(id) {
+    this._drop(this.incidents, id);
+  }
+
+  setResponder(r) {
+    if (!this.map) return;
+    this._drop(this.responders, r.id);
+    if (r.lat === null || r.lat === undefined || r.status === 'off_duty') return;
+    const m = L.circleMarker([r.lat, r.lon], {
+      radius: 7,
+      color: '#ffffff',
+      weight: 2,
+      fillColor: r.status === 'available' ? '#1e7d32' : '#5f6368',
+      fillOpacity: 0.95,
+    });
+    m.bindTooltip(this._label(`${r.name} · ${t(`rstate.${r.status}`)}`));
+    m.addTo(this.map);
+    this.responders.set(r.id, m);
+    this._fit();
+  }
+
+  removeResponder(id) {
+    this._drop(this.responders, id);
+  }
+
+  clear() {
+    for (const id of [...this.incidents.keys()]) this._drop(this.incidents, id);
+    for (const id of [...this.responders.keys()]) this._drop(this.responders, id);
+  }
+
+  /** Re-label markers after a language switch. */
+  relabel(incidents, responders) {
+    for (const inc of incidents) this.setIncident(inc);
+    for (const r of responders) this.setResponder(r);
+  }
+
+  focus(inc) {
+    if (this.map && inc && inc.lat !== null && inc.lat !== undefined) {
+      const at = L.latLng(inc.lat, inc.lon);
+      if (!this.map.getBounds().contains(at)) this.map.panTo(at);
+    }
+  }
+
+  /** Frame every marker again, and keep doing so as they change. */
+  showAll() {
+    this.userMoved = false;
+    this._fit();
+  }
+
+  _label(text) {
+    // an element, not a string: Leaflet would treat a string as HTML
+    const span = document.createElement('span');
+    span.textContent = text;
+    return span;
+  }
+
+  _drop(markers, id) {
+    const m = markers.get(id);
+    if (m) {
+      m.remove();
+      markers.delete(id);
+    }
+  }
+
+  _fit() {
+    // keep every marker in view until the dispatcher takes over the map
+    if (this.userMoved) return;
+    clearTimeout(this.fitTimer);
+    this.fitTimer = setTimeout(() => {
+      const all = [...this.incidents.values(), ...this.responders.values()];
+      if (!all.length || this.userMoved) return;
+      this.map.fitBounds(L.featureGroup(all).getBounds(), { padding: [30, 30], maxZoom: 15 });
+    }, 200);
+  }
+}

@@ -1,0 +1,336 @@
+// The dispatcher's console: the live queue, responders on duty, the map, an incident's
+// timeline, and the manual assign for escalated incidents.
+import { t, getLang, onLangChange } from './i18n.js';
+import { getJSON } from './api.js';
+import { h, tid, notify, errorText, fmtAge, fmtTime, distanceKm, fmtKm } from './ui.js';
+import { staffSession } from './staff.js';
+import { DispatchMap } from './dispatch-map.js';
+import { eventLine } from './timeline.js';
+
+const FINAL = new Set(['resolved', 'cancelled']);
+
+const els = {
+  app: document.getElementById('app'),
+  queueBody: document.getElementById('queue-body'),
+  queueEmpty: document.getElementById('queue-empty'),
+  queueCount: document.getElementById('queue-count'),
+  respBody: document.getElementById('responders-body'),
+  respEmpty: document.getElementById('responders-empty'),
+  respCount: document.getElementById('responders-count'),
+  msg: document.getElementById('msg'),
+  detail: document.getElementById('detail'),
+  detailEmpty: document.getElementById('detail-empty'),
+  timeline: document.getElementById('timeline'),
+  closeForm: document.getElementById('close-form'),
+  disposition: document.getElementById('disposition'),
+};
+
+const incidents = new Map(); // id -> incident (open ones)
+const responders = new Map(); // id -> responder (on duty)
+const rows = new Map(); // incident id -> <tr>
+let selected = null; // incident id
+let selectedIncident = null; // kept even after it leaves the queue
+let events = [];
+
+const map = new DispatchMap(document.getElementById('map'), { onSelect: select });
+
+const { sock, token } = staffSession({
+  page: 'dispatch',
+  roles: ['dispatcher', 'admin'],
+  onWelcome: watch,
+  onLogout: () => {
+    incidents.clear();
+    responders.clear();
+    map.clear();
+    select(null);
+    renderAll();
+  },
+});
+
+// Pushes that arrive while queue.watch is in flight are kept and replayed over the snapshot;
+// every object is versioned by updated_at, so an older copy never overwrites a newer one.
+let buffered = null; // [['incident'|'responder', obj]] while a watch is in flight
+const versions = new Map(); // id -> updated_at (ms) of the newest copy seen, closed ones included
+
+async function watch() {
+  await map.init();
+  map.resize();
+  buffered = [];
+  try {
+    const r = await sock.request('queue.watch', {});
+    const late = buffered;
+    buffered = null;
+    incidents.clear();
+    responders.clear();
+    versions.clear();
+    map.clear();
+    for (const inc of r.incidents || []) upsertIncident(inc, false);
+    for (const resp of r.responders || []) upsertResponder(resp, false);
+    for (const [kind, obj] of late) (kind === 'incident' ? upsertIncident : upsertResponder)(obj, false);
+    renderAll();
+    if (selected) loadTimeline(selected);
+    notify(els.msg, '');
+  } catch (e) {
+    buffered = null;
+    notify(els.msg, `${t('dispatch.watchFailed')} ${errorText(e)}`, 'error');
+  }
+}
+
+// ---- state ----------------------------------------------------------------------------
+
+function isNewer(obj) {
+  const at = Date.parse(obj.updated_at);
+  const seen = versions.get(obj.id);
+  if (Number.isNaN(at)) return true;
+  if (seen !== undefined && at < seen) return false;
+  versions.set(obj.id, at);
+  return true;
+}
+
+function upsertIncident(inc, render = true) {
+  if (!isNewer(inc)) return;
+  if (FINAL.has(inc.status)) incidents.delete(inc.id);
+  else incidents.set(inc.id, inc);
+  if (inc.id === selected) {
+    selectedIncident = inc;
+    paintDetail();
+    loadTimeline(inc.id);
+  }
+  if (FINAL.has(inc.status)) map.removeIncident(inc.id);
+  else map.setIncident(inc);
+  if (render) renderQueue();
+}
+
+function upsertResponder(resp, render = true) {
+  if (!isNewer(resp)) return;
+  if (resp.status === 'off_duty') {
+    responders.delete(resp.id);
+    map.removeResponder(resp.id);
+  } else {
+    responders.set(resp.id, resp);
+    map.setResponder(resp);
+  }
+  if (render) {
+    renderResponders();
+    renderQueue(); // the assign choices depend on who is available
+  }
+}
+
+sock.on('incident.updated', (m) => {
+  if (buffered) buffered.push(['incident', m.incident]);
+  else upsertIncident(m.incident);
+});
+sock.on('responder.updated', (m) => {
+  if (buffered) buffered.push(['responder', m.responder]);
+  else upsertResponder(m.responder);
+});
+sock.onState((s) => els.app.classList.toggle('stale', s !== 'live'));
+
+// ---- the queue ------------------------------------------------------------------------
+
+function order(a, b) {
+  const ea = a.status === 'escalated' ? 0 : 1;
+  const eb = b.status === 'escalated' ? 0 : 1;
+  return ea - eb || a.priority - b.priority || Date.parse(a.created_at) - Date.parse(b.created_at);
+}
+
+function renderQueue() {
+  const list = [...incidents.values()].sort(order);
+  for (const [id, tr] of rows) {
+    if (!incidents.has(id)) {
+      tr.remove();
+      rows.delete(id);
+    }
+  }
+  for (const inc of list) {
+    const old = rows.get(inc.id);
+    const tr = buildRow(inc, old);
+    rows.set(inc.id, tr);
+    els.queueBody.append(tr); // append moves existing rows into sorted order
+  }
+  const escalated = list.filter((i) => i.status === 'escalated').length;
+  els.queueEmpty.hidden = list.length > 0;
+  els.queueCount.textContent = list.length ? `(${list.length})` : '';
+  document.title = `${escalated ? `(${escalated}) ` : ''}${t('dispatch.title')}`;
+}
+
+function buildRow(inc, old) {
+  // rebuild only what changed, so an open assign list is not yanked from under the dispatcher
+  const escalated = inc.status === 'escalated';
+  const sig = JSON.stringify([inc, escalated ? candidates(inc).map((c) => [c.r.id, c.r.name, Math.round(c.km * 10)]) : 0, getLang(), inc.id === selected]);
+  if (old && old.dataset.sig === sig) return old;
+  const chosen = old && old.querySelector('select') ? old.querySelector('select').value : null;
+  const tr = h('tr', {
+    testid: 'incident-row',
+    class: `row status-${inc.status}${inc.id === selected ? ' selected' : ''}`,
+    data: { incidentId: inc.id, status: inc.status },
+    on: { click: (ev) => { if (!ev.target.closest('select, button')) select(inc.id); } },
+  },
+  h('td', { class: `prio prio-${inc.priority}`, text: t('dispatch.priority', { n: inc.priority }) }),
+  h('td', { class: 'age', data: { since: inc.created_at }, text: age(inc.created_at) }),
+  h('td', {}, h('span', { class: `badge badge-${inc.status}`, text: t(`status.${inc.status}`) })),
+  h('td', { text: t(`category.${inc.category}`) }),
+  h('td', {}, h('button', {
+    class: 'link ref', attrs: { type: 'button', 'aria-label': t('dispatch.showTimeline', { ref: inc.ref_no }) },
+    text: inc.ref_no, on: { click: () => select(inc.id) },
+  })),
+  h('td', { text: inc.responder ? inc.responder.name : '—' }),
+  h('td', { class: 'action' }, escalated ? assignControl(inc, chosen) : null));
+  tr.dataset.sig = sig;
+  if (old) old.replaceWith(tr);
+  return tr;
+}
+
+function candidates(inc) {
+  return [...responders.values()]
+    .filter((r) => r.status === 'available')
+    .map((r) => ({ r, km: r.lat !== null && inc.lat !== null ? distanceKm(inc.lat, inc.lon, r.lat, r.lon) : Infinity }))
+    .sort((a, b) => a.km - b.km);
+}
+
+function assignControl(inc, chosen) {
+  const list = candidates(inc);
+  const select = h('select', { testid: 'assign-responder', attrs: { 'aria-label': t('dispatch.assignTo') } });
+  if (!list.length) select.append(h('option', { attrs: { value: '' }, text: t('dispatch.noneAvailable') }));
+  for (const { r, km } of list) {
+    const skills = (r.skills || []).map((s) => t(`skill.${s}`)).join(', ');
+    select.append(h('option', { attrs: { value: r.id }, text: `${r.name} · ${fmtKm(km)}${skills ? ` · ${skills}` : ''}` }));
+  }
+  if (chosen && list.some((c) => c.r.id === chosen)) select.value = chosen;
+  const btn = h('button', {
+    testid: 'assign', class: 'btn btn-danger btn-small', attrs: { type: 'button', disabled: !list.length },
+    text: t('dispatch.assign'),
+    on: { click: () => assign(inc.id, select.value, btn) },
+  });
+  return h('div', { class: 'assign' }, select, btn);
+}
+
+async function assign(incidentId, responderId, btn) {
+  if (!responderId) return;
+  btn.disabled = true;
+  notify(els.msg, '');
+  try {
+    const r = await sock.request('incident.assign', { incident_id: incidentId, responder_id: responderId });
+    upsertIncident(r.incident);
+  } catch (e) {
+    btn.disabled = false;
+    notify(els.msg, `${t('dispatch.assignFailed')} ${errorText(e)}`, 'error');
+  }
+}
+
+function age(iso) {
+  return fmtAge(sock.now() - Date.parse(iso));
+}
+
+setInterval(() => {
+  for (const td of els.queueBody.querySelectorAll('td.age')) td.textContent = age(td.dataset.since);
+  for (const td of els.respBody.querySelectorAll('td.age')) td.textContent = age(td.dataset.since);
+}, 1000);
+
+// ---- responders -----------------------------------------------------------------------
+
+function renderResponders() {
+  els.respBody.replaceChildren(
+    ...[...responders.values()]
+      .sort((a, b) => a.status.localeCompare(b.status) || a.name.localeCompare(b.name))
+      .map((r) => h('tr', { testid: 'responder-row', data: { responderId: r.id, status: r.status } },
+        h('td', { text: r.name }),
+        h('td', { text: (r.skills || []).map((s) => t(`skill.${s}`)).join(', ') }),
+        h('td', {}, h('span', { class: `badge badge-${r.status}`, text: t(`rstate.${r.status}`) })),
+        h('td', { class: 'age', data: { since: r.updated_at }, text: age(r.updated_at) }))),
+  );
+  els.respEmpty.hidden = responders.size > 0;
+  els.respCount.textContent = responders.size ? `(${responders.size})` : '';
+}
+
+function renderAll() {
+  els.queueBody.replaceChildren();
+  rows.clear();
+  renderQueue();
+  renderResponders();
+}
+
+// ---- detail and timeline ----------------------------------------------------------------
+
+function select(id) {
+  selected = id;
+  selectedIncident = id ? incidents.get(id) || selectedIncident : null;
+  events = [];
+  for (const [rid, tr] of rows) tr.classList.toggle('selected', rid === id);
+  paintDetail();
+  if (id) {
+    map.focus(selectedIncident);
+    loadTimeline(id);
+  }
+}
+
+async function loadTimeline(id) {
+  let list;
+  try {
+    list = (await sock.request('incident.events', { incident_id: id }, { waitMs: 0 })).events;
+  } catch {
+    try {
+      const r = await getJSON(`/api/incidents/${encodeURIComponent(id)}`, token());
+      if (r.incident && id === selected) selectedIncident = r.incident;
+      list = r.events;
+    } catch (e) {
+      if (id === selected) notify(els.msg, `${t('dispatch.timelineFailed')} ${errorText(e)}`, 'error');
+      return;
+    }
+  }
+  if (id !== selected) return;
+  events = list || [];
+  paintDetail();
+}
+
+/** A responder's name from what the console knows (the event log holds only ids). */
+function nameOf(id) {
+  if (responders.has(id)) return responders.get(id).name;
+  for (const inc of [selectedIncident, ...incidents.values()]) {
+    if (inc && inc.responder && inc.responder.id === id) return inc.responder.name;
+  }
+  return null;
+}
+
+function paintDetail() {
+  const inc = selectedIncident;
+  els.detail.hidden = !inc;
+  els.detailEmpty.hidden = !!inc;
+  if (!inc) return;
+  document.getElementById('d-ref').textContent = inc.ref_no;
+  document.getElementById('d-status').textContent = t(`status.${inc.status}`);
+  document.getElementById('d-category').textContent = t(`category.${inc.category}`);
+  document.getElementById('d-reporter').textContent = (inc.reporter && inc.reporter.name) || t('common.anonymous');
+  document.getElementById('d-channel').textContent = t(`channel.${inc.channel}`);
+  document.getElementById('d-location').textContent = inc.lat === null || inc.lat === undefined
+    ? t('dispatch.noLocation')
+    : `${inc.lat.toFixed(5)}, ${inc.lon.toFixed(5)}${inc.accuracy_m ? ` (±${Math.round(inc.accuracy_m)} m)` : ''}`;
+  document.getElementById('d-note').textContent = inc.note || '—'; // resident text: as text
+  els.timeline.replaceChildren(...events.map((ev) => h('li', {},
+    h('time', { attrs: { datetime: ev.at }, text: fmtTime(ev.at) }), ' ',
+    h('span', { text: eventLine(ev, nameOf) }))));
+  els.closeForm.hidden = FINAL.has(inc.status);
+}
+
+els.closeForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  if (!selected) return;
+  const btn = tid('close');
+  btn.disabled = true;
+  try {
+    const r = await sock.request('incident.close', { incident_id: selected, disposition: els.disposition.value });
+    upsertIncident(r.incident);
+  } catch (e) {
+    notify(els.msg, `${t('dispatch.closeFailed')} ${errorText(e)}`, 'error');
+  } finally {
+    btn.disabled = false;
+  }
+});
+
+window.addEventListener('resize', () => map.resize());
+document.getElementById('show-all').addEventListener('click', () => map.showAll());
+onLangChange(() => {
+  renderAll();
+  paintDetail();
+  map.relabel(incidents.values(), responders.values());
+});
