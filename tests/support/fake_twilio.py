@@ -1,0 +1,153 @@
+"""A stand-in for Twilio's REST Messages endpoint, webhooks signed as Twilio signs them, and SMS fixtures.
+
+    fake   a FakeTwilio on a loopback port (checks basic auth, records Messages posts,
+           can be told to answer 429/500/an error code first)
+    shl    an in-process app with sms.provider twilio pointed at `fake`, its public URL
+           set to the URL the tests post to
+
+Import both fixtures into a test module to use them.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from tests.support.harness import InProcess
+from tests.support.stack import Stack, free_port
+
+TW_SID = "AC" + "b" * 32
+TW_TOKEN = "c" * 32
+TW_FROM = "+15005550006"
+
+
+def twilio_signature(url: str, params: dict[str, str], token: str = TW_TOKEN) -> str:
+    """X-Twilio-Signature: base64 HMAC-SHA1 over the URL followed by each param name+value, sorted by name."""
+    data = url + "".join(k + params[k] for k in sorted(params))
+    return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+class FakeTwilio:
+    """Records what the service sends through Twilio's Messages endpoint."""
+
+    def __init__(self, port: int | None = None, sid: str = TW_SID, token: str = TW_TOKEN) -> None:
+        self.port = port or free_port()
+        self.sid, self.token = sid, token
+        self.sent: list[dict[str, Any]] = []       # accepted messages
+        self.posts = 0                              # every authenticated Messages request
+        self.fail_next: list[int | tuple[int, int]] = []   # status, or (status, twilio error code)
+        self.delay_s = 0.0                          # accept, then answer this late (a lost answer)
+        self.runner: web.AppRunner | None = None
+
+    async def start(self) -> "FakeTwilio":
+        async def messages(req: web.Request) -> web.Response:
+            if req.headers.get("Authorization") != aiohttp.encode_basic_auth(self.sid, self.token) \
+                    or req.match_info["sid"] != self.sid:
+                return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+            form = dict(await req.post())
+            self.posts += 1
+            if self.fail_next:
+                f = self.fail_next.pop(0)
+                st, code = f if isinstance(f, tuple) else (f, 20429 if f == 429 else 20500)
+                return web.json_response({"code": code, "message": "refused", "status": st}, status=st)
+            sid = "SM" + uuid.uuid4().hex
+            self.sent.append({**form, "sid": sid, "at": time.monotonic()})
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+            return web.json_response({"sid": sid, "account_sid": self.sid, "to": form.get("To"),
+                                      "from": form.get("From"), "body": form.get("Body"), "status": "queued",
+                                      "num_segments": "1", "direction": "outbound-api", "api_version": "2010-04-01",
+                                      "date_created": "Fri, 27 Nov 2026 00:00:00 +0000",
+                                      "uri": f"/2010-04-01/Accounts/{self.sid}/Messages/{sid}.json"}, status=201)
+
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", messages)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def config(self) -> dict[str, str]:
+        return {"sms_provider": "twilio", "sms_account_sid": self.sid, "sms_auth_token": self.token,
+                "sms_from_number": TW_FROM, "sms_api_base": self.base}
+
+    def to(self, phone: str) -> list[dict[str, Any]]:
+        return [m for m in self.sent if m.get("To") == phone]
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+async def sms_in(base: str, phone: str, body: str, sid: str | None = None, signature: str | None = None,
+                 token: str = TW_TOKEN, path: str = "/sms/inbound", **extra: str) -> tuple[int, str]:
+    """POST an inbound SMS webhook as Twilio would; signature "" sends none."""
+    params = {"AccountSid": TW_SID, "From": phone, "To": TW_FROM, "Body": body,
+              "MessageSid": sid or "SM" + uuid.uuid4().hex, "NumMedia": "0", "SmsStatus": "received", **extra}
+    url = base + path
+    sig = twilio_signature(url, params, token) if signature is None else signature
+    headers = {"X-Twilio-Signature": sig} if sig else {}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, data=params, headers=headers) as r:
+            return r.status, await r.text()
+
+
+async def status_in(base: str, sid: str, status: str, **extra: str) -> int:
+    params = {"AccountSid": TW_SID, "MessageSid": sid, "MessageStatus": status, **extra}
+    url = base + "/sms/status"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, data=params, headers={"X-Twilio-Signature": twilio_signature(url, params)}) as r:
+            return r.status
+
+
+async def until(pred: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
+    """Poll a (sync or async) predicate until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if asyncio.iscoroutine(got):
+            got = await got
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+async def sms_app(stack: Stack, fake: FakeTwilio | None = None, **overrides: Any) -> InProcess:
+    """An in-process app (twilio pointed at `fake` if given) whose public URL is its own address."""
+    cfg = dict(fake.config() if fake else {}, **overrides)
+    app = await InProcess(stack, **cfg).start()
+    app.cfg.server.public_url = app.base      # the object the running app reads its config from
+    return app
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTwilio]:
+    f = await FakeTwilio().start()
+    try:
+        yield f
+    finally:
+        await f.stop()
+
+
+@pytest.fixture
+async def shl(stack: Stack, clean_db: None, fake: FakeTwilio) -> AsyncIterator[InProcess]:
+    app = await sms_app(stack, fake)
+    try:
+        yield app
+    finally:
+        await app.stop()

@@ -1,0 +1,121 @@
+"""SMS without I/O: keywords, categories, segment fitting, languages, the rebased Twilio client."""
+from __future__ import annotations
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from handlers import sms as h
+from handlers.sms_sim import replies, signature
+from server import config as config_mod
+from server import sms
+from tests.support.stack import free_port
+
+
+@pytest.mark.parametrize("body,kind,text", [
+    ("HELP fell down", "help", "fell down"),
+    ("help", "help", ""),
+    ("  Sos: fire!", "help", "fire!"),
+    ("ＨＥＬＰ", "help", ""),
+    ("ＨＥＬＰ　ｆｉｒｅ", "help", "ｆｉｒｅ"),              # the text is kept as written
+    ("ｈｅｌｐ me", "help", "me"),
+    ("求助 我摔倒了，腿很疼", "help", "我摔倒了，腿很疼"),
+    ("救命！", "help", ""),
+    ("救命啊", "help", "啊"),
+    ("Helpful people", "other", "Helpful people"),
+    ("SAFE", "safe", ""),
+    ("safe now", "safe", "now"),
+    ("平安", "safe", ""),
+    ("取消", "safe", ""),
+    ("SAFETY first", "other", "SAFETY first"),
+    ("STOP", "stop", ""), ("stop.", "stop", ""), ("Stopall", "stop", ""), ("UNSUBSCRIBE", "stop", ""),
+    ("cancel", "stop", ""), ("END", "stop", ""), ("quit", "stop", ""), ("退订", "stop", ""), ("取消订阅", "stop", ""),
+    ("ＳＴＯＰ", "stop", ""),
+    ("stop sending me the bill", "other", "stop sending me the bill"),
+    ("START", "start", ""), ("unstop", "start", ""), ("yes", "yes", ""),
+    ("the door is open", "other", "the door is open"),
+])
+def test_keywords(body: str, kind: str, text: str) -> None:
+    assert h.parse(body) == h.Parsed(kind, text)
+
+
+@pytest.mark.parametrize("text,category", [
+    ("fell down the stairs", "medical"), ("my chest hurts", "medical"), ("我摔倒了", "medical"),
+    ("smoke in the kitchen", "fire"), ("厨房着火了", "fire"), ("ｆｉｒｅ", "fire"),
+    ("a thief broke in", "police"), ("有小偷", "police"),
+    ("neighbour dispute about noise", "dispute"), ("和邻居吵架", "dispute"),
+    ("", "other"), ("please come", "other"), ("fireworks", "other"),
+])
+def test_category_guess(text: str, category: str) -> None:
+    assert h.guess_category(text) == category
+
+
+def test_every_text_is_one_segment_even_with_long_names() -> None:
+    for lang in sms.TEXTS:
+        for key in sms.TEXTS[lang]:
+            for name in ("Medic Wang", "王医生" * 30, "N" * 300, ""):
+                t = sms.render(lang, key, ref="H-1234567", name=name, code="123456", emergency="110")
+                assert sms.one_segment(t), (lang, key, t)
+    t = sms.render("en", "assigned", ref="H-1001", name="Medic Wang")
+    assert t == "Helpline H-1001: Medic Wang is coming to help you."
+    t = sms.render("en", "assigned", ref="H-1001", name="")
+    assert "a helper is coming" in t
+
+
+def test_segment_rules() -> None:
+    assert sms.is_gsm7("Hello @ £5 è") and not sms.is_gsm7("Hello 王") and not sms.is_gsm7("“quoted”")
+    assert sms.segment_limit("a" * 200) == 160 and sms.segment_limit("王") == 70
+    assert sms.sms_length("a{b}") == 6                        # extension characters count twice
+    assert sms.one_segment("a" * 160) and not sms.one_segment("a" * 161)
+    assert sms.one_segment("王" * 70) and not sms.one_segment("王" * 71)
+    assert sms.sms_length("😀") == 2                          # one UTF-16 surrogate pair
+
+
+def test_languages() -> None:
+    assert sms.detect_lang("求助", "en") == "zh" and sms.detect_lang("HELP", "zh") == "en"
+    assert sms.detect_lang("123 !", "zh") == "zh"
+    assert sms.default_lang("+8613800138000") == "zh" and sms.default_lang("+14155550100") == "en"
+    assert sms.mask("+8613800138000") == "+8613800****00"
+
+
+def test_rebase_points_twilio_urls_at_api_base() -> None:
+    c = sms.RebasedHttpClient("http://127.0.0.1:9999")
+    url = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json"
+    assert c.rebase(url) == "http://127.0.0.1:9999/2010-04-01/Accounts/AC1/Messages.json"
+    assert sms.RebasedHttpClient("https://proxy.example/tw/").rebase(url) == \
+        "https://proxy.example/tw/2010-04-01/Accounts/AC1/Messages.json"
+    assert c.rebase("https://example.org/x") == "https://example.org/x"
+
+
+def _cfg(**sms_keys: str) -> config_mod.Config:
+    env = {"HELPLINE_SMS_PROVIDER": "twilio"}
+    env.update({f"HELPLINE_SMS_{k.upper()}": v for k, v in sms_keys.items()})
+    return config_mod.load(env, path=config_mod.REPO_ROOT / "config.yaml")
+
+
+def test_twilio_needs_its_credentials() -> None:
+    with pytest.raises(config_mod.ConfigError, match="account_sid"):
+        sms.make_gateway(_cfg(auth_token="t", from_number="+15005550006"))
+
+
+async def test_a_refused_connection_is_not_sent() -> None:
+    gw = sms.make_gateway(_cfg(account_sid="AC" + "1" * 32, auth_token="t" * 32, from_number="+15005550006",
+                               api_base=f"http://127.0.0.1:{free_port()}"))
+    try:
+        with pytest.raises(sms.NotSent):
+            await gw.send("+14155550100", "hi", None)
+    finally:
+        await gw.close()
+
+
+def test_otp_hash_is_keyed_and_per_phone() -> None:
+    a = h.code_hash("s" * 40, "+8613800138000", "123456")
+    assert a == h.code_hash("s" * 40, "+8613800138000", "123456")
+    assert a != h.code_hash("s" * 40, "+8613800138001", "123456")
+    assert a != h.code_hash("t" * 40, "+8613800138000", "123456") and "123456" not in a
+
+
+def test_trainer_tool_signs_as_twilio_does() -> None:
+    params = {"From": "+8613800138000", "Body": "HELP 你好", "MessageSid": "SM1"}
+    url = "https://helpline.example/sms/inbound"
+    assert RequestValidator("tok").validate(url, params, signature(url, params, "tok"))
+    assert replies('<?xml version="1.0"?><Response><Message>Hi &amp; bye</Message></Response>') == ["Hi & bye"]
