@@ -63,6 +63,7 @@ class Incident:
     responder_id: str | None
     offer_attempts: int
     has_position: bool
+    accuracy_m: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,8 @@ def next_step(inc: Incident, candidates: list[Candidate], already_offered: set[s
     """After a report, or after an offer ended unanswered: offer the next candidate or escalate."""
     if inc.status not in (Status.QUEUED, Status.OFFERED):
         raise Conflict(f"incident is {inc.status}, not waiting for an offer")
-    if not inc.has_position:
-        return Escalate("no_position")
+    if not inc.has_position or (inc.accuracy_m is not None and inc.accuracy_m > radius_km * 1000):
+        return Escalate("no_position")   # none, or so rough (e.g. a city centre) that "nearest" means nothing
     if inc.offer_attempts >= max_offers:
         return Escalate("max_offers")
     ranked = rank(candidates, already_offered, radius_km)

@@ -54,7 +54,8 @@ def responder_view(r: asyncpg.Record) -> dict[str, Any]:
 def rules_view(r: asyncpg.Record) -> Incident:
     return Incident(id=str(r["id"]), status=Status(r["status"]), reporter_id=str(r["reporter_id"]),
                     responder_id=str(r["responder_id"]) if r["responder_id"] else None,
-                    offer_attempts=r["offer_attempts"], has_position=r["lat"] is not None)
+                    offer_attempts=r["offer_attempts"], has_position=r["lat"] is not None,
+                    accuracy_m=r["accuracy_m"])
 
 
 async def get_incident(conn: Conn, incident_id: str) -> asyncpg.Record | None:

@@ -33,6 +33,11 @@ async def resync(ctx: Any) -> None:
         ctx.send({"type": "queue.snapshot", **await ctx.services.dispatch.snapshot()})
 
 
+@command("ping", m.Empty, {RESIDENT, RESPONDER, DISPATCHER, ADMIN, "mediator", "agency"})
+async def ping(ctx: Any, msg: m.Empty) -> None:
+    """Extension: a client's liveness check; answers ok."""
+
+
 @command("help.request", m.HelpRequest, {RESIDENT})
 async def help_request(ctx: Any, msg: m.HelpRequest) -> dict[str, Any]:
     inc, _ = await ctx.services.dispatch.request_help(

@@ -42,6 +42,15 @@ def test_escalates_without_candidates_after_max_offers_or_without_position():
     assert isinstance(step(inc("offered", attempts=2), [cand("x", 1)]), lc.MakeOffer)
 
 
+def test_a_position_rougher_than_the_radius_counts_as_none():
+    rough = lc.Incident(id="i", status=lc.Status.QUEUED, reporter_id="r", responder_id=None, offer_attempts=0,
+                        has_position=True, accuracy_m=50_000)
+    assert step(rough, [cand("x", 1)]) == lc.Escalate("no_position")
+    fine = lc.Incident(id="i", status=lc.Status.QUEUED, reporter_id="r", responder_id=None, offer_attempts=0,
+                       has_position=True, accuracy_m=9_000)
+    assert isinstance(step(fine, [cand("x", 1)]), lc.MakeOffer)
+
+
 def test_ties_break_by_id_for_a_stable_order():
     assert step(inc(), [cand("b", 1), cand("a", 1)]).responder_id == "a"
 
