@@ -1,0 +1,369 @@
+"""The mediation service: carries out the rules' decisions.
+
+Every change to a case runs in one PostgreSQL transaction that first locks the
+case row (FOR UPDATE), so takes, joins, proposals, signatures and closes on one
+case are serialised. A chat message holds the case row FOR SHARE (no close
+slips in between) and takes the room's next `seq` from its counter row, whose
+lock it keeps until commit: seqs are gap-free and unique across nodes. Redis
+events go out only after the commit; SMS notices after that, in the background.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from dispatch.service import Outbox
+from mediation import rules, store, views
+from mediation import sms as sms_text
+from mediation.rules import Actor, Case
+from server import audit, ratelimit
+from server.accounts import normalise_phone
+from server.errors import NotFound, RateLimited
+from server.keys import Keys
+
+log = logging.getLogger(__name__)
+
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"    # no 0/O, 1/I/L: read out and typed without mistakes
+CODE_LEN = 8
+JOIN_FAILURES = (10, 600)                           # wrong join codes allowed per account, per seconds
+Texts = list[tuple[str, str]]                       # SMS to send after commit: (phone, body)
+Change = Callable[[Any, Case, Texts], Awaitable[bool]]
+
+
+def new_join_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LEN))
+
+
+def new_sign_code() -> str:
+    return f"{secrets.randbelow(1_000_000):06d}"
+
+
+def normalise_code(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+class MediationService:
+    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys,
+                 publish: Callable[[list[tuple[str, str]]], Awaitable[None]], extras: dict[str, Any],
+                 public_url: str = "") -> None:
+        self.pool, self.redis, self.keys, self.publish = pool, redis, keys, publish
+        self.extras = extras              # services.extras: the SMS gateway is looked up there at send time
+        self.public_url = public_url.rstrip("/")
+        self._sms_tail: dict[str, asyncio.Task[None]] = {}
+        self.feeds: Any = None            # mediation.live.Feeds of this node, set by setup_app
+
+    # ---------------------------------------------------------------- events
+    def _case_changed(self, out: Outbox, case: Case) -> None:
+        """case.updated to every participant (their own view, on their account channel) and to watchers."""
+        audience = [(p.account_id, "resident") for p in case.joined if p.account_id]
+        audience += [(case.mediator.id, "mediator")] if case.mediator else []
+        audience += [(a.id, "agency") for a in case.agencies]
+        for aid, role in audience:
+            out.add(self.keys.account_channel(aid),
+                    {"type": "case.updated", "case": views.view_for(case, aid, role)})
+        out.add(self.keys.cases_channel,
+                {"type": "case.updated", "case": views.case_view(case, views.Viewer.STAFF)})
+
+    async def _done(self, out: Outbox, texts: Texts) -> None:
+        await self.publish(out.items)
+        for phone, body in texts:
+            self.queue_sms(phone, body)
+
+    def queue_sms(self, to: str, body: str) -> None:
+        """Send in the background, in order per recipient; nothing if no SMS gateway is configured."""
+        gateway = self.extras.get("sms")
+        if gateway is None:
+            return
+        prev = self._sms_tail.get(to)
+
+        async def run() -> None:
+            if prev is not None:
+                with contextlib.suppress(Exception):
+                    await prev
+            try:
+                await gateway.send(to, body)
+            except Exception:  # the gateway promises not to raise; a broken one must not break mediation
+                log.exception("SMS to %s failed", to[-4:])
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._sms_tail[to] = task
+        task.add_done_callback(lambda t: self._sms_tail.pop(to) if self._sms_tail.get(to) is t else None)
+
+    async def shutdown(self) -> None:
+        pending = list(self._sms_tail.values())
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+    async def _mutate(self, actor: Actor, case_id: str, change: Change) -> dict[str, Any]:
+        """Lock the case, apply the change, publish after commit; the actor's view of the case after."""
+        out, texts = Outbox(), Texts()
+        async with self.pool.acquire() as conn, conn.transaction():
+            case = await store.lock_case(conn, case_id)
+            if case is None:
+                raise NotFound("no such case")
+            if await change(conn, case, texts):
+                case = await store.get_case(conn, case_id)
+                assert case is not None
+                self._case_changed(out, case)
+        await self._done(out, texts)
+        return views.view_for(case, actor.id, actor.role)
+
+    async def _sms_parties(self, conn: Any, case: Case, texts: Texts, body: str,
+                           skip: str | None = None) -> None:
+        for aid, phone in await store.sms_phones(conn, case.id):
+            if aid != skip:
+                texts.append((phone, body))
+
+    # ---------------------------------------------------------------- cases
+    async def open_case(self, actor: Actor, category: str, summary: str, others: list[rules.OtherParty],
+                        name: str | None = None) -> dict[str, Any]:
+        rules.check_open(actor, category, summary, others)
+        others = [rules.OtherParty(o.name.strip(), normalise_phone(o.phone) if o.phone else None)
+                  for o in others]
+        out, texts = Outbox(), Texts()
+        async with self.pool.acquire() as conn, conn.transaction():
+            me = await store.account(conn, actor.id)
+            filer_name = (name or "").strip() or (me["name"] if me and me["name"] else "") or "Applicant"
+            case_id = await store.insert_case(conn, actor.id, category, summary)
+            await store.insert_party(conn, case_id, 0, filer_name, None, None, actor.id)
+            for slot, o in enumerate(others, 1):
+                code = new_join_code()
+                while await store.code_exists(conn, code):
+                    code = new_join_code()
+                await store.insert_party(conn, case_id, slot, o.name, o.phone, code)
+            await store.log_event(conn, case_id, actor.id, "opened", category=category, parties=len(others))
+            case = await store.get_case(conn, case_id)
+            assert case is not None
+            for p in case.parties:
+                if p.phone and p.join_code:
+                    texts.append((p.phone, sms_text.invitation(case.ref_no, case.category, filer_name,
+                                                               p.join_code, self.public_url)))
+            self._case_changed(out, case)
+        await self._done(out, texts)
+        return views.view_for(case, actor.id, actor.role)
+
+    async def join(self, actor: Actor, code: str, via: str = "ws") -> dict[str, Any]:
+        code = normalise_code(code)
+        fail_key = self.keys.rate("case.join", actor.id)
+        if await ratelimit.peek(self.redis, fail_key) >= JOIN_FAILURES[0]:    # Redis down: 0, no limit
+            raise RateLimited("too many wrong join codes; try again later")
+        async with self.pool.acquire() as conn:
+            hit = await store.case_of_code(conn, code)
+        if hit is None:
+            await ratelimit.count(self.redis, fail_key, JOIN_FAILURES[1])
+            raise NotFound("no case with that join code")
+        case_id, slot_no = hit
+
+        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+            slot = next(p for p in case.parties if p.slot == slot_no)
+            if rules.check_join(case, slot, actor):
+                return False
+            await store.join_party(conn, case_id, slot_no, actor.id, via)
+            await store.log_event(conn, case_id, actor.id, "joined", slot=slot_no, via=via)
+            return True
+        return await self._mutate(actor, case_id, change)
+
+    async def take(self, actor: Actor, case_id: str) -> dict[str, Any]:
+        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+            to = rules.take(case, actor)
+            if to is None:
+                return False
+            await store.update_case(conn, case_id, status=str(to), mediator_id=actor.id)
+            await store.log_event(conn, case_id, actor.id, "taken")
+            await self._sms_parties(conn, case, texts, sms_text.taken(case.ref_no, actor.name))
+            return True
+        return await self._mutate(actor, case_id, change)
+
+    async def invite(self, actor: Actor, case_id: str, account_id: str) -> dict[str, Any]:
+        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+            acc = await store.account(conn, account_id)
+            target = rules.Person(account_id, acc["name"] if acc else "")
+            role = None if acc is None or acc["disabled"] else acc["role"]
+            if rules.check_invite(case, actor, target, role):
+                return False
+            await store.add_agency(conn, case_id, account_id, actor.id)
+            await store.log_event(conn, case_id, actor.id, "agency_invited", agency_id=account_id)
+            return True
+        return await self._mutate(actor, case_id, change)
+
+    async def propose(self, actor: Actor, case_id: str, text: str) -> dict[str, Any]:
+        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+            p = rules.propose(case, actor, text)
+            code = new_sign_code()
+            ag_id = await store.insert_agreement(conn, case_id, p.text, p.sha256, code, actor.id)
+            await store.update_case(conn, case_id, status=str(p.status), agreement_id=ag_id)
+            await store.log_event(conn, case_id, actor.id, "agreement_proposed", agreement_id=ag_id,
+                                  sha256=p.sha256)
+            await self._sms_parties(conn, case, texts,
+                                    sms_text.proposal(case.ref_no, p.text, code, self.public_url))
+            return True
+        return await self._mutate(actor, case_id, change)
+
+    async def sign(self, actor: Actor, case_id: str, agreement_id: str | None,
+                   via: str = "ws") -> dict[str, Any]:
+        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+            d = rules.sign(case, actor, agreement_id)
+            if d.already:
+                return False
+            ag, party = case.agreement, case.party(actor.id)
+            assert ag is not None and party is not None
+            await store.insert_signature(conn, ag.id, actor.id, party.name, via)
+            await store.log_event(conn, case_id, actor.id, "signed", agreement_id=ag.id, via=via)
+            if d.settles:
+                await store.update_case(conn, case_id, status=str(rules.Status.SETTLED), closed_at=_now())
+                settled = await store.get_case(conn, case_id)
+                assert settled is not None
+                await store.insert_settlement(conn, settled)
+                await store.log_event(conn, case_id, None, "settled", agreement_id=ag.id, sha256=d.sha256)
+                await self._sms_parties(conn, case, texts, sms_text.settled(case.ref_no, d.sha256))
+            else:
+                await store.update_case(conn, case_id)
+            return True
+        return await self._mutate(actor, case_id, change)
+
+    async def close_case(self, actor: Actor, case_id: str, outcome: str, note: str | None) -> dict[str, Any]:
+        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+            to = rules.close(case, actor, outcome)
+            if to is None:
+                return False
+            await store.update_case(conn, case_id, status=str(to), closed_at=_now(), outcome_note=note)
+            await store.log_event(conn, case_id, actor.id, "closed", outcome=outcome)
+            await self._sms_parties(conn, case, texts, sms_text.closed(case.ref_no, str(to)))
+            return True
+        return await self._mutate(actor, case_id, change)
+
+    async def withdraw(self, actor: Actor, case_id: str) -> dict[str, Any]:
+        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+            to = rules.withdraw(case, actor)
+            if to is None:
+                return False
+            await store.update_case(conn, case_id, status=str(to), closed_at=_now())
+            await store.log_event(conn, case_id, actor.id, "withdrawn")
+            await self._sms_parties(conn, case, texts, sms_text.closed(case.ref_no, str(to)))
+            return True
+        return await self._mutate(actor, case_id, change)
+
+    # ---------------------------------------------------------------- reading
+    async def watch_list(self, actor: Actor, record: bool = True) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            if record and actor.role != "resident":
+                await audit.record(conn, actor.id, actor.role, "watch", "cases", None)
+            return [views.view_for(c, actor.id, actor.role) for c in await store.open_cases(conn)]
+
+    async def my_cases(self, actor: Actor) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            return [views.view_for(c, actor.id, actor.role) for c in await store.cases_of(conn, actor.id)]
+
+    async def authorize_room(self, actor: Actor, case_id: str, room: str) -> rules.Room:
+        r = rules.parse_room(room)
+        async with self.pool.acquire() as conn:
+            case = await store.get_case(conn, case_id)
+            if case is None:
+                raise NotFound("no such case")
+            rules.check_read(case, actor, r)
+            if actor.role != "resident":       # staff reading residents' words: on the record
+                await audit.record(conn, actor.id, actor.role, "read", "case_room", case_id, room=r.name)
+        return r
+
+    async def backlog(self, case_id: str, room: str, after_seq: int, limit: int
+                      ) -> tuple[list[dict[str, Any]], bool, int]:
+        """(messages after after_seq, oldest first; whether more follow; the room's last committed seq)."""
+        async with self.pool.acquire() as conn:
+            msgs = await store.messages_after(conn, case_id, room, after_seq, limit + 1)
+            last = await store.last_seq(conn, case_id, room)
+        return msgs[:limit], len(msgs) > limit, last
+
+    async def messages_after(self, case_id: str, room: str, after_seq: int, limit: int
+                             ) -> list[dict[str, Any]]:
+        async with self.pool.acquire() as conn:
+            return await store.messages_after(conn, case_id, room, after_seq, limit)
+
+    # ---------------------------------------------------------------- chat
+    async def send(self, actor: Actor, case_id: str, room: str, client_msg_id: str, body: str,
+                   via: str = "ws") -> dict[str, Any]:
+        """Persist a message with the room's next seq; the same client_msg_id again → the same message."""
+        r = rules.parse_room(room)
+        rules.check_body(body)
+        texts: Texts = []
+        async with self.pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    case = await store.lock_case(conn, case_id, share=True)
+                    if case is None:
+                        raise NotFound("no such case")
+                    rules.check_write(case, actor, r, body)
+                    again = await store.message_by_client_id(conn, case_id, r.name, actor.id, client_msg_id)
+                    if again is not None:
+                        return again
+                    party = case.party(actor.id)
+                    seq = await store.next_seq(conn, case_id, r.name)
+                    msg = await store.insert_message(
+                        conn, case_id=case_id, room=r.name, seq=seq, sender_id=actor.id,
+                        sender_name=party.name if party else actor.name, sender_role=actor.role,
+                        client_msg_id=client_msg_id, body=body, via=via)
+                    if r.party_id is None:
+                        await self._sms_parties(conn, case, texts, sms_text.chat(case.ref_no, msg),
+                                                skip=actor.id)
+            except asyncpg.UniqueViolationError:  # a concurrent re-send of this client_msg_id committed first
+                again = await store.message_by_client_id(conn, case_id, r.name, actor.id, client_msg_id)
+                if again is None:
+                    raise
+                return again
+        out = Outbox()
+        out.add(self.keys.room_channel(case_id, r.name), {"type": "chat.message", "message": msg})
+        await self._done(out, texts)
+        return msg
+
+    # ---------------------------------------------------------------- SMS parties
+    async def handle_sms(self, phone_e164: str, body: str) -> str | None:
+        """An inbound text that is not an incident keyword: the reply if it was for mediation, else None."""
+        return await sms_text.handle(self, phone_e164, body)
+
+    async def join_by_sms(self, phone: str, code: str) -> tuple[dict[str, Any], Actor] | None:
+        """Join the case of this code as the phone's account; None if there is no such code."""
+        code = normalise_code(code)
+        if len(code) != CODE_LEN:
+            return None
+        async with self.pool.acquire() as conn:
+            hit = await store.case_of_code(conn, code)
+            if hit is None:
+                return None
+            async with conn.transaction():
+                row = await conn.fetchrow("SELECT name FROM case_parties WHERE case_id = $1 AND slot = $2",
+                                          *hit)
+                acc = await store.resident_for_phone(conn, phone, row["name"] if row else "")
+        actor = Actor(str(acc["id"]), acc["role"], acc["name"])
+        return await self.join(actor, code, via="sms"), actor
+
+    async def sms_cases(self, phone: str) -> list[tuple[str, Actor]]:
+        async with self.pool.acquire() as conn:
+            rows = await store.sms_cases_of_phone(conn, phone)
+        return [(str(r["id"]), Actor(str(r["account_id"]), r["role"], r["name"])) for r in rows]
+
+    async def agreement_for_code(self, case_ids: list[str], code: str) -> tuple[str, str, bool] | None:
+        """(case id, agreement id, whether it is the current proposal) for a sign code among these cases."""
+        async with self.pool.acquire() as conn:
+            r = await conn.fetchrow(
+                "SELECT a.id, a.case_id, c.agreement_id = a.id AS current FROM agreements a"
+                " JOIN cases c ON c.id = a.case_id WHERE a.case_id = ANY($1::uuid[]) AND a.sign_code = $2"
+                " ORDER BY a.proposed_at DESC LIMIT 1", case_ids, code)
+        return (str(r["case_id"]), str(r["id"]), bool(r["current"])) if r else None
+
+    async def case_for(self, actor: Actor, case_id: str) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            case = await store.get_case(conn, case_id)
+        if case is None:
+            raise NotFound("no such case")
+        return views.view_for(case, actor.id, actor.role)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

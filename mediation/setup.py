@@ -1,0 +1,33 @@
+"""Wiring into the app: server/app.py calls `setup_app(app, cfg)` when this module exists."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from mediation.live import Feeds
+from mediation.service import MediationService
+from server.config import Config
+from server.services import SERVICES
+
+
+def setup_app(app: web.Application, cfg: Config) -> None:
+    import mediation.handlers  # noqa: F401  (the commands register on import)
+
+    async def mediation_ctx(app: web.Application) -> AsyncIterator[None]:
+        # appended after the core's cleanup_ctx: app[SERVICES] exists here, and outlives us at shutdown
+        services = app[SERVICES]
+        svc = MediationService(services.pool, services.redis, services.keys, services.bus.publish_many,
+                               services.extras, cfg.server.public_url)
+        svc.feeds = Feeds(svc, services.bus, services.keys)
+        services.extras["mediation"] = svc
+        services.extras.setdefault("resync_hooks", []).append(svc.feeds.resync)
+        await svc.feeds.start()
+        try:
+            yield
+        finally:
+            await svc.feeds.close()
+            await svc.shutdown()
+            services.extras.pop("mediation", None)
+
+    app.cleanup_ctx.append(mediation_ctx)

@@ -1,0 +1,238 @@
+"""SQL for cases, parties, agencies, rooms, messages and agreements.
+
+Functions take an open connection (inside the caller's transaction). Cases come
+back as `rules.Case`; messages as dicts in the wire shape of contract §3.
+"""
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from mediation.rules import Agreement, Case, Party, Person, Signature, Status
+from mediation.views import iso
+
+Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
+FINAL_SQL = "('settled','failed','referred','withdrawn')"
+
+CASE_SELECT = """
+SELECT c.*, m.name AS mediator_name, s.sha256 AS settled_sha256
+FROM cases c
+LEFT JOIN accounts m ON m.id = c.mediator_id
+LEFT JOIN settlements s ON s.case_id = c.id
+"""
+
+
+async def _assemble(conn: Conn, rows: list[asyncpg.Record]) -> list[Case]:
+    """Cases with their parties, agencies and current agreement, in a fixed number of queries."""
+    if not rows:
+        return []
+    ids = [r["id"] for r in rows]
+    parties: dict[Any, list[Party]] = {i: [] for i in ids}
+    for p in await conn.fetch(
+            "SELECT cp.*, COALESCE(a.phone, cp.phone) AS shown_phone FROM case_parties cp"
+            " LEFT JOIN accounts a ON a.id = cp.account_id WHERE cp.case_id = ANY($1::uuid[])"
+            " ORDER BY cp.case_id, cp.slot", ids):
+        parties[p["case_id"]].append(Party(
+            slot=p["slot"], name=p["name"], account_id=str(p["account_id"]) if p["account_id"] else None,
+            phone=p["shown_phone"], join_code=p["join_code"], via=p["via"], joined_at=p["joined_at"]))
+    agencies: dict[Any, list[Person]] = {i: [] for i in ids}
+    for a in await conn.fetch(
+            "SELECT ca.case_id, a.id, a.name FROM case_agencies ca JOIN accounts a ON a.id = ca.account_id"
+            " WHERE ca.case_id = ANY($1::uuid[]) ORDER BY ca.invited_at, a.name", ids):
+        agencies[a["case_id"]].append(Person(str(a["id"]), a["name"]))
+    ag_ids = [r["agreement_id"] for r in rows if r["agreement_id"]]
+    sigs: dict[Any, list[Signature]] = {i: [] for i in ag_ids}
+    agreements: dict[Any, asyncpg.Record] = {}
+    if ag_ids:
+        for s in await conn.fetch("SELECT * FROM agreement_signatures WHERE agreement_id = ANY($1::uuid[])"
+                                  " ORDER BY signed_at, party_id", ag_ids):
+            sigs[s["agreement_id"]].append(
+                Signature(str(s["party_id"]), s["party_name"], s["via"], s["signed_at"]))
+        agreements = {a["id"]: a for a in await conn.fetch(
+            "SELECT * FROM agreements WHERE id = ANY($1::uuid[])", ag_ids)}
+    out = []
+    for r in rows:
+        a = agreements.get(r["agreement_id"])
+        out.append(Case(
+            id=str(r["id"]), ref_no=r["ref_no"], status=Status(r["status"]), category=r["category"],
+            summary=r["summary"], filer_id=str(r["filer_id"]), created_at=r["created_at"],
+            updated_at=r["updated_at"], closed_at=r["closed_at"], version=r["version"],
+            outcome_note=r["outcome_note"], settled_sha256=r["settled_sha256"],
+            mediator=Person(str(r["mediator_id"]), r["mediator_name"]) if r["mediator_id"] else None,
+            parties=tuple(parties[r["id"]]), agencies=tuple(agencies[r["id"]]),
+            agreement=None if a is None else Agreement(
+                id=str(a["id"]), text=a["text"], sha256=a["sha256"], proposed_at=a["proposed_at"],
+                sign_code=a["sign_code"], signatures=tuple(sigs[a["id"]]))))
+    return out
+
+
+async def get_case(conn: Conn, case_id: str) -> Case | None:
+    cases = await _assemble(conn, await conn.fetch(CASE_SELECT + " WHERE c.id = $1", case_id))
+    return cases[0] if cases else None
+
+
+async def lock_case(conn: Conn, case_id: str, share: bool = False) -> Case | None:
+    """Lock the case row (FOR UPDATE: every change to the case; FOR SHARE: a message) and load it."""
+    mode = "FOR SHARE" if share else "FOR UPDATE"
+    if await conn.fetchval(f"SELECT 1 FROM cases WHERE id = $1 {mode}", case_id) is None:
+        return None
+    return await get_case(conn, case_id)
+
+
+async def open_cases(conn: Conn) -> list[Case]:
+    return await _assemble(conn, await conn.fetch(
+        CASE_SELECT + f" WHERE c.status NOT IN {FINAL_SQL} ORDER BY c.created_at"))
+
+
+async def cases_of(conn: Conn, account_id: str, limit: int = 100) -> list[Case]:
+    """The cases an account takes part in (as party, mediator or agency), newest first."""
+    return await _assemble(conn, await conn.fetch(
+        CASE_SELECT + """ WHERE c.mediator_id = $1
+            OR c.id IN (SELECT case_id FROM case_parties WHERE account_id = $1)
+            OR c.id IN (SELECT case_id FROM case_agencies WHERE account_id = $1)
+           ORDER BY c.created_at DESC LIMIT $2""", account_id, limit))
+
+
+async def insert_case(conn: Conn, filer_id: str, category: str, summary: str) -> str:
+    return str(await conn.fetchval(
+        "INSERT INTO cases (ref_no, filer_id, category, summary)"
+        " VALUES ('M-' || nextval('case_ref_seq'), $1, $2, $3) RETURNING id", filer_id, category, summary))
+
+
+async def insert_party(conn: Conn, case_id: str, slot: int, name: str, phone: str | None,
+                       join_code: str | None, account_id: str | None = None) -> None:
+    await conn.execute(
+        "INSERT INTO case_parties (case_id, slot, name, phone, join_code, account_id, joined_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6::uuid IS NULL THEN NULL ELSE now() END)",
+        case_id, slot, name, phone, join_code, account_id)
+
+
+async def code_exists(conn: Conn, code: str) -> bool:
+    return await conn.fetchval("SELECT 1 FROM case_parties WHERE join_code = $1", code) is not None
+
+
+async def case_of_code(conn: Conn, code: str) -> tuple[str, int] | None:
+    r = await conn.fetchrow("SELECT case_id, slot FROM case_parties WHERE join_code = $1", code)
+    return (str(r["case_id"]), r["slot"]) if r else None
+
+
+async def join_party(conn: Conn, case_id: str, slot: int, account_id: str, via: str) -> None:
+    await conn.execute("UPDATE case_parties SET account_id = $3, via = $4, joined_at = now()"
+                       " WHERE case_id = $1 AND slot = $2", case_id, slot, account_id, via)
+
+
+async def update_case(conn: Conn, case_id: str, **fields: Any) -> None:
+    sets = "".join(f", {c} = ${i + 2}" for i, c in enumerate(fields))
+    await conn.execute(f"UPDATE cases SET version = version + 1, updated_at = now(){sets} WHERE id = $1",
+                       case_id, *fields.values())
+
+
+async def add_agency(conn: Conn, case_id: str, account_id: str, by: str) -> None:
+    await conn.execute("INSERT INTO case_agencies (case_id, account_id, invited_by) VALUES ($1, $2, $3)"
+                       " ON CONFLICT DO NOTHING", case_id, account_id, by)
+
+
+async def insert_agreement(conn: Conn, case_id: str, text: str, sha256: str, sign_code: str, by: str) -> str:
+    return str(await conn.fetchval(
+        "INSERT INTO agreements (case_id, text, sha256, sign_code, proposed_by) VALUES ($1, $2, $3, $4, $5)"
+        " RETURNING id", case_id, text, sha256, sign_code, by))
+
+
+async def insert_signature(conn: Conn, agreement_id: str, party_id: str, name: str, via: str) -> None:
+    await conn.execute("INSERT INTO agreement_signatures (agreement_id, party_id, party_name, via)"
+                       " VALUES ($1, $2, $3, $4)", agreement_id, party_id, name, via)
+
+
+async def insert_settlement(conn: Conn, case: Case) -> None:
+    ag = case.agreement
+    assert ag is not None
+    await conn.execute(
+        "INSERT INTO settlements (case_id, agreement_id, text, sha256, signatures)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        case.id, ag.id, ag.text, ag.sha256,
+        [{"party_id": s.party_id, "name": s.name, "via": s.via, "signed_at": iso(s.signed_at)}
+         for s in ag.signatures])
+
+
+async def log_event(conn: Conn, case_id: str, actor_id: str | None, kind: str, **data: Any) -> None:
+    await conn.execute("INSERT INTO case_events (case_id, actor_id, kind, data) VALUES ($1, $2, $3, $4)",
+                       case_id, actor_id, kind, data)
+
+
+async def account(conn: Conn, account_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT id, role, name, phone, disabled FROM accounts WHERE id = $1",
+                               account_id)
+
+
+async def resident_for_phone(conn: Conn, phone: str, name: str) -> asyncpg.Record:
+    """The account of this phone number, created (as a verified resident) on first sight."""
+    row = await conn.fetchrow(
+        "INSERT INTO accounts (role, name, phone, verified) VALUES ('resident', $2, $1, true)"
+        " ON CONFLICT (phone) DO UPDATE SET phone = EXCLUDED.phone RETURNING id, role, name, disabled",
+        phone, name)
+    assert row is not None
+    return row
+
+
+async def sms_cases_of_phone(conn: Conn, phone: str) -> list[asyncpg.Record]:
+    """Open cases where this phone's account is a party who joined by SMS, most recently active first."""
+    return await conn.fetch(
+        f"""SELECT c.id, cp.account_id, a.role, a.name FROM case_parties cp JOIN cases c ON c.id = cp.case_id
+            JOIN accounts a ON a.id = cp.account_id
+            WHERE a.phone = $1 AND cp.via = 'sms' AND c.status NOT IN {FINAL_SQL}
+            ORDER BY c.updated_at DESC""", phone)
+
+
+async def sms_phones(conn: Conn, case_id: str) -> list[tuple[str, str]]:
+    """(account id, phone) of the case's parties who joined by SMS."""
+    rows = await conn.fetch("SELECT a.id, a.phone FROM case_parties cp"
+                            " JOIN accounts a ON a.id = cp.account_id"
+                            " WHERE cp.case_id = $1 AND cp.via = 'sms' AND a.phone IS NOT NULL", case_id)
+    return [(str(r["id"]), r["phone"]) for r in rows]
+
+
+# ------------------------------------------------------------------ messages
+
+def message_view(r: asyncpg.Record) -> dict[str, Any]:
+    return {"case_id": str(r["case_id"]), "room": r["room"], "seq": r["seq"],
+            "sender": {"id": str(r["sender_id"]), "name": r["sender_name"], "role": r["sender_role"]},
+            "body": r["body"], "via": r["via"], "sent_at": iso(r["sent_at"]),
+            "client_msg_id": r["client_msg_id"]}
+
+
+async def message_by_client_id(conn: Conn, case_id: str, room: str, sender_id: str,
+                               client_msg_id: str) -> dict[str, Any] | None:
+    r = await conn.fetchrow("SELECT * FROM case_messages WHERE case_id = $1 AND room = $2 AND sender_id = $3"
+                            " AND client_msg_id = $4", case_id, room, sender_id, client_msg_id)
+    return message_view(r) if r else None
+
+
+async def next_seq(conn: Conn, case_id: str, room: str) -> int:
+    """Take the room's next seq; the counter row stays locked until the transaction ends."""
+    return int(await conn.fetchval(
+        "INSERT INTO case_rooms (case_id, room, last_seq) VALUES ($1, $2, 1)"
+        " ON CONFLICT (case_id, room) DO UPDATE SET last_seq = case_rooms.last_seq + 1 RETURNING last_seq",
+        case_id, room))
+
+
+async def insert_message(conn: Conn, *, case_id: str, room: str, seq: int, sender_id: str, sender_name: str,
+                         sender_role: str, client_msg_id: str, body: str, via: str) -> dict[str, Any]:
+    r = await conn.fetchrow(
+        "INSERT INTO case_messages"
+        " (case_id, room, seq, sender_id, sender_name, sender_role, client_msg_id, body, via)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
+        case_id, room, seq, sender_id, sender_name, sender_role, client_msg_id, body, via)
+    return message_view(r)
+
+
+async def messages_after(conn: Conn, case_id: str, room: str, after_seq: int,
+                         limit: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT * FROM case_messages WHERE case_id = $1 AND room = $2 AND seq > $3"
+                            " ORDER BY seq LIMIT $4", case_id, room, after_seq, limit)
+    return [message_view(r) for r in rows]
+
+
+async def last_seq(conn: Conn, case_id: str, room: str) -> int:
+    v = await conn.fetchval("SELECT last_seq FROM case_rooms WHERE case_id = $1 AND room = $2", case_id, room)
+    return int(v or 0)

@@ -1,0 +1,87 @@
+"""The wire shape of a case (contract §3), as each viewer may see it. Pure.
+
+Who sees what:
+    party (the filer too)   no phone numbers at all; the filer also sees the join codes
+    the case's mediator     phone numbers in full, the join codes
+    other staff             phone numbers masked (+86******1234): agencies, mediators watching
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from mediation.rules import Case, Party, Signature
+
+
+class Viewer(StrEnum):
+    FILER = "filer"
+    PARTY = "party"
+    MEDIATOR = "mediator"     # the case's own mediator
+    STAFF = "staff"           # any other staff member allowed to see the case
+
+
+def iso(t: datetime | None) -> str | None:
+    return t.isoformat().replace("+00:00", "Z") if t else None
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """`+8613812341234` → `+86*******1234`: the country code and the last four digits."""
+    if not phone:
+        return None
+    head = 3 if phone.startswith("+") else 0
+    if len(phone) <= head + 4:
+        return "*" * len(phone)
+    return phone[:head] + "*" * (len(phone) - head - 4) + phone[-4:]
+
+
+def viewer_of(case: Case, account_id: str, role: str) -> Viewer:
+    if account_id == case.filer_id:
+        return Viewer.FILER
+    if case.party(account_id) is not None:
+        return Viewer.PARTY
+    if role == "mediator" and case.mediator is not None and case.mediator.id == account_id:
+        return Viewer.MEDIATOR
+    return Viewer.STAFF
+
+
+def _phone(p: Party, viewer: Viewer) -> dict[str, Any]:
+    if viewer == Viewer.MEDIATOR:
+        return {"phone": p.phone}
+    if viewer == Viewer.STAFF:
+        return {"phone": mask_phone(p.phone)}
+    return {}
+
+
+def _signature(s: Signature) -> dict[str, Any]:
+    return {"party_id": s.party_id, "name": s.name, "via": s.via, "signed_at": iso(s.signed_at)}
+
+
+def case_view(case: Case, viewer: Viewer) -> dict[str, Any]:
+    ag = case.agreement
+    signed = ag.signed_by if ag is not None else frozenset()
+    sees_codes = viewer in (Viewer.FILER, Viewer.MEDIATOR)
+    named = [p for p in case.parties if p.slot > 0]
+    return {
+        "id": case.id, "ref_no": case.ref_no, "status": str(case.status), "category": case.category,
+        "summary": case.summary,
+        "parties": [{"id": p.account_id, "name": p.name, "signed": p.account_id in signed, "via": p.via,
+                     "filer": p.slot == 0, **_phone(p, viewer)} for p in case.joined],
+        "invited": [{"name": p.name, "joined": p.joined, **_phone(p, viewer),
+                     **({"join_code": p.join_code} if sees_codes else {})} for p in named],
+        "mediator": {"id": case.mediator.id, "name": case.mediator.name} if case.mediator else None,
+        "agencies": [{"id": a.id, "name": a.name} for a in case.agencies],
+        "agreement": None if ag is None else {
+            "id": ag.id, "text": ag.text, "proposed_at": iso(ag.proposed_at), "sha256": ag.sha256,
+            "signatures": [_signature(s) for s in ag.signatures]},
+        "settled_sha256": case.settled_sha256,
+        "join_code": named[0].join_code if sees_codes and named else None,
+        "outcome_note": case.outcome_note,
+        "version": case.version,
+        "created_at": iso(case.created_at), "updated_at": iso(case.updated_at),
+        "closed_at": iso(case.closed_at),
+    }
+
+
+def view_for(case: Case, account_id: str, role: str) -> dict[str, Any]:
+    return case_view(case, viewer_of(case, account_id, role))
