@@ -262,8 +262,10 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         await conn.listen(services.keys.account_channel(conn.id))
         with contextlib.suppress(Exception):
             await services.redis.set(services.keys.online(conn.id), "1", ex=60)
-        welcome = {"type": "welcome", "account": account, **await help_handlers.welcome_state(conn),
-                   "server_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        welcome = {"type": "welcome", "account": account, **await help_handlers.welcome_state(conn)}
+        for hook in services.extras.get("welcome_hooks", []):
+            welcome.update(await hook(conn))
+        welcome["server_time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         await ws.send_str(json.dumps(welcome, separators=(",", ":")))
         conn.writer = asyncio.create_task(conn._write())
         async for msg in ws:
@@ -282,6 +284,11 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         for ch in list(conn.channels):
             with contextlib.suppress(Exception):
                 await conn.unlisten(ch)
+        for hook in services.extras.get("close_hooks", []):
+            try:
+                await hook(conn)
+            except Exception:
+                log.exception("close hook failed for %s", conn.id)
         last = hub.remove(conn)
         if last:
             await _gone(conn)

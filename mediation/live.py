@@ -245,6 +245,11 @@ class Feeds:
                 if case["id"] not in seen:
                     ctx.send({"type": "case.updated", "case": case})
 
+    async def forget(self, ctx: Any) -> None:
+        """The connection closed: stop its room feeds and case watch now."""
+        for f in [f for f in self.live if f.ctx is ctx]:
+            await self._drop(f)
+
     def drop_soon(self, f: Listener) -> None:
         if f not in self._dropping and f in self.live:
             self._dropping.add(f)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.purge import PURGE_STEPS
+from server.purge import KEEP_ACCOUNT, PURGE_STEPS
 
 FINAL_SQL = "('settled','failed','referred','withdrawn')"
 
@@ -44,3 +44,7 @@ async def purge_cases(conn: Any, retention_days: int) -> dict[str, int]:
 
 if purge_cases not in PURGE_STEPS:
     PURGE_STEPS.append(purge_cases)
+
+# a resident who is a party to a case not yet purged keeps their name and phone (the SMS bridge needs it)
+KEEP_ACCOUNT.append("EXISTS (SELECT 1 FROM case_parties cp JOIN cases c ON c.id = cp.case_id"
+                    " WHERE cp.account_id = a.id AND c.purged_at IS NULL)")

@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
+from mediation.handlers import PARTICIPANTS, actor
 from mediation.live import Feeds
+from mediation.rules import OPEN
 from mediation.service import MediationService
 from server.config import Config
 from server.services import SERVICES
 
 
 def setup_app(app: web.Application, cfg: Config) -> None:
-    import mediation.handlers  # noqa: F401  (the commands register on import)
-
     async def mediation_ctx(app: web.Application) -> AsyncIterator[None]:
         # appended after the core's cleanup_ctx: app[SERVICES] exists here, and outlives us at shutdown
         services = app[SERVICES]
@@ -22,6 +23,14 @@ def setup_app(app: web.Application, cfg: Config) -> None:
         svc.feeds = Feeds(svc, services.bus, services.keys)
         services.extras["mediation"] = svc
         services.extras.setdefault("resync_hooks", []).append(svc.feeds.resync)
+        services.extras.setdefault("close_hooks", []).append(svc.feeds.forget)
+
+        async def open_cases(ctx: Any) -> dict[str, Any]:
+            """welcome carries the caller's open cases, so a reconnecting client picks up where it was."""
+            if ctx.role not in PARTICIPANTS:
+                return {}
+            return {"open_cases": [c for c in await svc.my_cases(actor(ctx)) if c["status"] in OPEN]}
+        services.extras.setdefault("welcome_hooks", []).append(open_cases)
         await svc.feeds.start()
         try:
             yield

@@ -13,6 +13,9 @@ from typing import Any
 
 PurgeStep = Callable[[Any, int], Awaitable[dict[str, int]]]
 PURGE_STEPS: list[PurgeStep] = []
+# SQL conditions on a resident account `a` that keep its personal data (e.g. a party to an
+# open mediation case): feature packages append theirs.
+KEEP_ACCOUNT: list[str] = []
 
 
 async def purge_incidents(conn: Any, retention_days: int) -> dict[str, int]:
@@ -26,13 +29,14 @@ async def purge_incidents(conn: Any, retention_days: int) -> dict[str, int]:
                            " purged_at = now() WHERE id = ANY($1::uuid[])", ids)
         await conn.execute("UPDATE incident_events SET data = data - 'text' - 'note' - 'lat' - 'lon'"
                            " WHERE incident_id = ANY($1::uuid[])", ids)
+    keep = "".join(f" AND NOT ({cond})" for cond in KEEP_ACCOUNT)
     residents = await conn.execute(
         """UPDATE accounts a SET name = '', phone = NULL, device_id = NULL
            WHERE a.role = 'resident' AND (a.name <> '' OR a.phone IS NOT NULL OR a.device_id IS NOT NULL)
              AND a.created_at < now() - make_interval(days => $1)
              AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.reporter_id = a.id
                              AND (i.purged_at IS NULL OR i.updated_at >= now() - make_interval(days => $1)))
-             AND EXISTS (SELECT 1 FROM incidents i WHERE i.reporter_id = a.id)""", retention_days)
+             AND EXISTS (SELECT 1 FROM incidents i WHERE i.reporter_id = a.id)""" + keep, retention_days)
     return {"incidents": len(ids), "residents": int(residents.split()[-1])}
 
 

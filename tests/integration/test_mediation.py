@@ -306,3 +306,18 @@ async def test_races_one_mediator_per_case_and_one_joiner_per_code(hl):
     assert sorted(a["type"] for a in answers) == ["error"] * 4 + ["ok"]
     final = (await filer.ok("cases.mine"))["cases"][0]
     assert final["mediator"]["id"] == winner and len(final["parties"]) == 2
+
+
+async def test_welcome_carries_open_cases_after_reconnect(hl):
+    token = await hl.device_token("mediation-welcome-1")
+    filer = await hl.connect(token)
+    case = (await filer.ok("case.open", category="labour", summary="Unpaid wages for March",
+                           other_parties=[{"name": "Boss Wu"}]))["case"]
+    await filer.close()
+    again = await hl.connect(token)
+    assert [c["id"] for c in again.welcome["open_cases"]] == [case["id"]]
+    await again.ok("case.withdraw", case_id=case["id"])
+    third = await hl.connect(token)
+    assert third.welcome["open_cases"] == []
+    medic = await hl.user("responder", skills=["medical"])
+    assert "open_cases" not in medic.welcome

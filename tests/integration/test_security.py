@@ -276,3 +276,25 @@ def test_aiohttp_uses_its_c_parser():
     from aiohttp import http_parser
 
     assert http_parser.HttpRequestParser.__module__ == "aiohttp._http_parser"
+
+
+async def test_purge_keeps_a_resident_who_is_party_to_an_open_case(hl):
+    import mediation.purge  # noqa: F401  (registers its purge step and keep rule)
+    from server import db, purge
+
+    disp = await hl.user("dispatcher")
+    token = await hl.device_token("keep-me-1")
+    resident = await hl.connect(token)
+    inc = (await resident.ok("help.request", request_id="k1", category="other", **near(0)))["incident"]
+    await disp.ok("incident.close", incident_id=inc["id"], disposition="resolved")
+    await resident.ok("case.open", category="neighbour", summary="Noise at night", other_parties=[{"name": "B"}])
+    await sql(hl, "UPDATE incidents SET updated_at = now() - interval '200 days'")
+    await sql(hl, "UPDATE accounts SET created_at = now() - interval '300 days' WHERE id = $1", resident.account_id)
+    conn = await db.connect(hl.database_url)
+    try:
+        done = await purge.purge(conn, 180)
+    finally:
+        await conn.close()
+    assert done["incidents"] == 1 and done["residents"] == 0
+    (acct,) = await sql(hl, "SELECT device_id FROM accounts WHERE id = $1", resident.account_id)
+    assert acct["device_id"] == "keep-me-1"
