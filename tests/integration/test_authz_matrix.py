@@ -1,0 +1,279 @@
+"""The authorization matrix of docs/authorization.md, sent as every role (issue 7).
+
+The expected answers are read from the doc's tables; each row runs in a fresh world.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from tests.support.client import Client, http, near
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "authorization.md"
+ROLES = ["resident", "resident2", "responder", "responder2", "dispatcher", "mediator", "mediator2", "agency",
+         "admin", "none"]
+
+
+def read_tables() -> dict[str, dict[str, str]]:
+    rows: dict[str, dict[str, str]] = {}
+    for line in DOC.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == len(ROLES) + 1 and cells[0].startswith("`"):
+            rows[cells[0].replace("`", "")] = dict(zip(ROLES, cells[1:]))
+    return rows
+
+
+TABLE = read_tables()
+
+
+class World:
+    """One account per column, each connected; a resident's device ids kept for fresh tokens."""
+
+    def __init__(self, hl: Any) -> None:
+        self.hl = hl
+        self.c: dict[str, Client] = {}
+        self.username: dict[str, str] = {}
+        self.device: dict[str, str] = {}
+
+    async def build(self) -> "World":
+        hl = self.hl
+        for role in ("resident", "resident2"):
+            self.device[role] = "dev-" + uuid.uuid4().hex
+            self.c[role] = await hl.connect(await hl.device_token(self.device[role]))
+        spec = {"responder": ("responder", ["medical"]), "responder2": ("responder", ["fire"]),
+                "dispatcher": ("dispatcher", None), "mediator": ("mediator", None),
+                "mediator2": ("mediator", None), "agency": ("agency", None), "admin": ("admin", None)}
+        for col, (role, skills) in spec.items():
+            self.username[col] = f"{col}-{uuid.uuid4().hex[:6]}"
+            await hl.add_user(self.username[col], role, name=col, skills=skills)
+            self.c[col] = await hl.connect(await hl.login(self.username[col]))
+        await self.c["responder"].ok("duty.start", **near(0.001))
+        await self.c["responder2"].ok("duty.start", **near(0.002))
+        return self
+
+    async def token(self, col: str) -> str:
+        if col in self.device:
+            return await self.hl.device_token(self.device[col])
+        return await self.hl.login(self.username[col])
+
+    def id(self, col: str) -> str:
+        return self.c[col].account_id
+
+    async def escalated(self) -> str:
+        """A fresh incident of resident's that no one can be offered (category other needs 'general')."""
+        r = await self.c["resident"].ok("help.request", request_id=uuid.uuid4().hex, category="other", **near(0))
+        return r["incident"]["id"]
+
+    async def offered(self) -> tuple[str, str]:
+        inc = (await self.c["resident"].ok("help.request", request_id=uuid.uuid4().hex, category="medical",
+                                           **near(0)))["incident"]
+        offer = await self.c["responder"].push("offer", lambda m: m["incident"]["id"] == inc["id"])
+        return inc["id"], offer["offer_id"]
+
+    async def assigned(self) -> str:
+        iid, oid = await self.offered()
+        await self.c["responder"].ok("offer.accept", offer_id=oid)
+        return iid
+
+    async def spare_responder(self) -> str:
+        name = "spare-" + uuid.uuid4().hex[:6]
+        await self.hl.add_user(name, "responder", skills=["general"])
+        c = await self.hl.connect(await self.hl.login(name))
+        await c.ok("duty.start", **near(0.5))   # out of radius: never offered automatically
+        return c.account_id
+
+
+    # mediation: a case filed by `resident` naming two others; a third resident joined as party B;
+    # `mediator` took it and invited `agency`; `resident2` and `mediator2` are outsiders
+    async def case(self) -> dict[str, Any]:
+        if "_case" not in self.__dict__:
+            filer = self.c["resident"]
+            case = (await filer.ok("case.open", category="neighbour", summary="Water through the ceiling",
+                                   other_parties=[{"name": "B"}, {"name": "C"}]))["case"]
+            codes = [p["join_code"] for p in case["invited"]]
+            b = await self.hl.resident()
+            await b.ok("case.join", join_code=codes[0])
+            await self.c["mediator"].ok("case.take", case_id=case["id"])
+            await self.c["mediator"].ok("case.invite", case_id=case["id"], account_id=self.id("agency"))
+            self.__dict__["_case"] = {"id": case["id"], "spare_code": codes[1], "b": b}
+        return self.__dict__["_case"]
+
+    async def fresh_case(self) -> str:
+        r = await self.c["resident"].ok("case.open", category="family", summary="Inheritance of a flat",
+                                        other_parties=[{"name": "Sister"}])
+        return r["case"]["id"]
+
+
+Fields = Callable[[World, str], Awaitable[dict[str, Any]]]
+
+
+async def nothing(w: World, role: str) -> dict[str, Any]:
+    return {}
+
+
+def once(make: Callable[[World], Awaitable[dict[str, Any]]]) -> Fields:
+    """The same target for every role (built on first use)."""
+    async def fields(w: World, role: str) -> dict[str, Any]:
+        if "once" not in w.__dict__:
+            w.__dict__["once"] = await make(w)
+        return w.__dict__["once"]
+    return fields
+
+
+async def _offer(w: World) -> dict[str, Any]:
+    return {"offer_id": (await w.offered())[1]}
+
+
+async def _assigned_progress(w: World) -> dict[str, Any]:
+    return {"incident_id": await w.assigned(), "status": "en_route"}
+
+
+WS_FIELDS: dict[str, Fields] = {
+    "ping": nothing,
+    "help.request": lambda w, r: _coro({"request_id": uuid.uuid4().hex, "category": "other", **near(0)}),
+    "help.cancel": once(lambda w: _wrap(w.escalated(), "incident_id")),
+    "duty.start": lambda w, r: _coro(near(0.003)),
+    "duty.end": nothing,
+    "location.update": lambda w, r: _coro(near(0.004)),
+    "offer.accept": once(_offer),
+    "offer.decline": once(_offer),
+    "incident.progress": once(_assigned_progress),
+    "queue.watch": nothing,
+    "incident.assign": lambda w, r: _staff_target(w, r, _assign_fields),
+    "incident.close": lambda w, r: _staff_target(w, r, _close_fields),
+    "incident.locate": lambda w, r: _staff_target(w, r, _locate_fields),
+    "incident.events": once(lambda w: _wrap(w.assigned(), "incident_id")),
+    "case.open": lambda w, r: _coro({"category": "consumer", "summary": "Broken fridge",
+                                     "other_parties": [{"name": "Shop"}]}),
+    "case.join": lambda w, r: _case_fields(w, lambda c: {"join_code": c["spare_code"]}),
+    "cases.watch": nothing,
+    "cases.mine": nothing,
+    "case.take": lambda w, r: _take_fields(w, r),
+    "case.invite": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"], "account_id": w.id("agency")}),
+    "chat.subscribe joint": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"], "room": "joint"}),
+    "chat.subscribe caucus": lambda w, r: _case_fields(
+        w, lambda c: {"case_id": c["id"], "room": f"caucus:{w.id('resident')}"}),
+    "chat.unsubscribe": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"], "room": "joint"}),
+    "chat.send joint": lambda w, r: _case_fields(
+        w, lambda c: {"case_id": c["id"], "room": "joint", "client_msg_id": uuid.uuid4().hex, "body": "hello"}),
+    "chat.send caucus": lambda w, r: _case_fields(
+        w, lambda c: {"case_id": c["id"], "room": f"caucus:{w.id('resident')}", "client_msg_id": uuid.uuid4().hex,
+                      "body": "in private"}),
+    "agreement.propose": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"], "text": "B fixes the pipe."}),
+    "agreement.sign": lambda w, r: _sign_fields(w),
+    "case.close": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"], "outcome": "failed"}),
+    "case.withdraw": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"]}),
+}
+
+
+async def _case_fields(w: World, make: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    return make(await w.case())
+
+
+async def _take_fields(w: World, role: str) -> dict[str, Any]:
+    """`mediator` takes a fresh case; anyone else tries the case `mediator` already holds."""
+    if role == "mediator":
+        return {"case_id": await w.fresh_case()}
+    return {"case_id": (await w.case())["id"]}
+
+
+async def _sign_fields(w: World) -> dict[str, Any]:
+    c = await w.case()
+    if "proposed" not in c:
+        await w.c["mediator"].ok("agreement.propose", case_id=c["id"], text="B fixes the pipe by Friday.")
+        c["proposed"] = True
+    return {"case_id": c["id"]}
+
+
+async def _coro(v: dict[str, Any]) -> dict[str, Any]:
+    return v
+
+
+async def _wrap(aw: Awaitable[str], key: str) -> dict[str, Any]:
+    return {key: await aw}
+
+
+async def _staff_target(w: World, role: str, make: Callable[[World], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """A fresh target for each role allowed to change it; one shared real target for the others."""
+    if role in ("dispatcher", "admin"):
+        return await make(w)
+    if "shared" not in w.__dict__:
+        w.__dict__["shared"] = await make(w)
+    return w.__dict__["shared"]
+
+
+async def _assign_fields(w: World) -> dict[str, Any]:
+    return {"incident_id": await w.escalated(), "responder_id": await w.spare_responder()}
+
+
+async def _close_fields(w: World) -> dict[str, Any]:
+    return {"incident_id": await w.escalated(), "disposition": "false_alarm"}
+
+
+async def _locate_fields(w: World) -> dict[str, Any]:
+    return {"incident_id": await w.escalated(), **near(0.01)}
+
+
+def order(expected: dict[str, str]) -> list[str]:
+    """Roles expecting a refusal first, so that a successful change cannot alter what the others see."""
+    return sorted((r for r in ROLES if r != "none"), key=lambda r: expected[r] == "ok")
+
+
+@pytest.mark.parametrize("row", sorted(WS_FIELDS))
+async def test_websocket_command_matrix(hl, row):
+    expected = TABLE[row]
+    command = row.split(" ")[0]
+    w = await World(hl).build()
+    got: dict[str, str] = {}
+    for role in order(expected):
+        fields = await WS_FIELDS[row](w, role)
+        ans = await w.c[role].call(command, **fields)
+        got[role] = "ok" if ans["type"] == "ok" else ans["code"]
+    ws = await websockets.connect(hl.ws_url)
+    await ws.send(json.dumps({"type": "hello", "token": "not-a-token"}))
+    try:
+        await ws.recv()
+        got["none"] = "welcome"
+    except websockets.ConnectionClosed as e:
+        got["none"] = str(e.rcvd.code)
+    assert got == expected
+
+
+def test_every_command_is_in_the_matrix():
+    import handlers.help  # noqa: F401
+    from handlers.registry import COMMANDS
+
+    import mediation.handlers  # noqa: F401
+
+    covered = {row.split(" ")[0] for row in TABLE}
+    missing = [t for t in COMMANDS if t not in covered]
+    assert not missing, f"commands missing from docs/authorization.md: {missing}"
+
+
+async def http_call(w: World, route: str, role: str) -> int:
+    hl = w.hl
+    token = None if role == "none" else await w.token(role)
+    method, path = route.split(" ")[:2]
+    if "{id}" in path:
+        if "once" not in w.__dict__:
+            w.__dict__["once"] = await w.assigned()
+        path = path.replace("{id}", w.__dict__["once"])
+    kw: dict[str, Any] = {}
+    if path == "/api/help":
+        kw["json"] = {"request_id": uuid.uuid4().hex, "category": "other", **near(0)}
+    status, _ = await http(method, hl.base + path, token=token, **kw)
+    return status
+
+
+@pytest.mark.parametrize("route", [r for r in TABLE if r.split(" ")[0] in ("GET", "POST")])
+async def test_http_route_matrix(hl, route):
+    expected = TABLE[route]
+    w = await World(hl).build()
+    got = {role: str(await http_call(w, route, role)) for role in ROLES}
+    assert got == expected
