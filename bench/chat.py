@@ -1,0 +1,352 @@
+"""chat: mediation rooms under load, through two nodes.
+
+200 cases, each with a joint room of 4 members (the filer, two parties who joined
+with their join codes, and the mediator who took the case), the members of every
+room spread over two `helpline serve` nodes so that fan-out crosses nodes. Every
+member subscribes to the room (`chat.subscribe`). Members then `chat.send` at a
+fixed total rate, in steps (default 50, 100, 250, 500, 1000, 1500, 2000, 2500,
+3000 msg/s, 10 s each, stopping after the first step outside the target), the
+senders taken round-robin so that every connection stays within its rate limit
+(chat.send: 5/s sustained per connection).
+
+Per step: send → `ok` (persisted: the server answers after the commit) and send →
+`chat.message` at each of the 3 other members; messages acknowledged per second.
+The sustained rate is the highest step whose ack and delivery p99 are ≤ 50 ms
+with nothing lost. Checked in PostgreSQL at the end: as many messages as were
+acknowledged, and every room's seq without gaps. Target (issue 6): ≥ 1,500 msg/s.
+
+The rooms are driven from client worker processes (--client-procs, default 2),
+each holding whole rooms, on the same 2 cores as the nodes.
+
+    .venv/bin/python -m bench.chat [--rooms 200] [--steps 250,500,1000,1500,2000] [--step-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from typing import Any
+
+from bench import floor as floor_mod
+from bench.common import (
+    BenchStack,
+    Node,
+    PySpy,
+    WSClient,
+    close_all,
+    conditions,
+    connect_many,
+    create_accounts,
+    latency_line,
+    log,
+    percentiles,
+    pg_cpu,
+    proc_stats,
+    raise_nofile,
+    tokens_for,
+    use_uvloop,
+)
+
+MEMBERS = 4  # filer, two joined parties, mediator
+
+
+# ------------------------------------------------------------------ the client worker (whole rooms)
+def chat_worker(pipe: Any, rooms: list[dict[str, Any]], compression: str | None) -> None:
+    raise_nofile()
+    use_uvloop()
+    asyncio.run(_worker(pipe, rooms, compression))
+
+
+async def _worker(pipe: Any, rooms: list[dict[str, Any]], compression: str | None) -> None:
+    loop = asyncio.get_running_loop()
+    sent: dict[str, tuple[float, int]] = {}  # client_msg_id -> (send time, room index)
+    deliveries: list[float] = []
+    delivered: Counter[str] = Counter()
+    record = {"on": False}
+
+    def on_push(c: WSClient, msg: dict[str, Any], t: float) -> None:
+        if msg.get("type") != "chat.message" or not record["on"]:
+            return
+        m = msg["message"]
+        cm = m.get("client_msg_id")
+        hit = sent.get(cm)
+        if hit is None or m["sender"]["id"] == c.account_id:
+            return
+        deliveries.append(t - hit[0])
+        delivered[cm] += 1
+
+    # connect: member j of room r on node (r + j) % 2
+    urls, tokens, where = [], [], []
+    for ri, room in enumerate(rooms):
+        for j, (tok, url) in enumerate(zip(room["tokens"], room["urls"])):
+            urls.append(url)
+            tokens.append(tok)
+            where.append((ri, j))
+    clients, failures = await connect_many(urls, tokens, on_push, compression=compression)
+    members: list[list[WSClient]] = [[None] * MEMBERS for _ in rooms]  # type: ignore[list-item]
+    for (ri, j), c in zip(where, clients):
+        members[ri][j] = c  # type: ignore[call-overload]
+    pipe.send(("connected", len(tokens) - failures, failures))
+
+    while True:
+        cmd = await loop.run_in_executor(None, pipe.recv)
+        if cmd[0] == "setup":
+            errors = []
+            sem = asyncio.Semaphore(20)
+
+            async def setup(ri: int) -> None:
+                filer, a, b, med = members[ri]
+                async with sem:
+                    try:
+                        case = (
+                            await filer.ok(
+                                "case.open",
+                                category="neighbour",
+                                summary=f"noise, room {ri}",
+                                other_parties=[{"name": "Party A"}, {"name": "Party B"}],
+                            )
+                        )["case"]
+                        codes = [p["join_code"] for p in case["invited"]]
+                        await a.ok("case.join", join_code=codes[0])
+                        await b.ok("case.join", join_code=codes[1])
+                        await med.ok("case.take", case_id=case["id"])
+                        rooms[ri]["case_id"] = case["id"]
+                        for c in members[ri]:
+                            await c.ok("chat.subscribe", case_id=case["id"], room="joint")
+                    except Exception as e:
+                        errors.append(repr(e))
+
+            await asyncio.gather(*(setup(ri) for ri in range(len(rooms))))
+            pipe.send(("setup", len(errors), errors[:3]))
+        elif cmd[0] == "step":
+            _, t0_wall, rate, seconds, step_no = cmd
+            sent.clear()
+            deliveries.clear()
+            delivered.clear()
+            record["on"] = True
+            base = time.perf_counter() + (t0_wall - time.time())
+            n = int(rate * seconds)
+            acks: list[float] = []
+            errors: Counter[str] = Counter()
+            senders = [(ri, j) for j in range(MEMBERS) for ri in range(len(rooms))]
+            tasks = []
+
+            async def one(k: int, due: float) -> None:
+                ri, j = senders[k % len(senders)]
+                c = members[ri][j]
+                cmid = f"s{step_no}-{k}"
+                try:
+                    body = f"message {k} of step {step_no}: " + "x" * 80
+                    sent[cmid] = (time.perf_counter(), ri)
+                    t, fut = await c.send(
+                        "chat.send", case_id=rooms[ri]["case_id"], room="joint", client_msg_id=cmid, body=body
+                    )
+                    sent[cmid] = (t, ri)
+                    t_ok, ans = await asyncio.wait_for(fut, 30)
+                except asyncio.TimeoutError:
+                    errors["timeout"] += 1
+                    return
+                except Exception as e:
+                    errors[type(e).__name__] += 1
+                    return
+                if ans.get("type") == "ok":
+                    acks.append(t_ok - t)
+                else:
+                    errors[ans.get("code", "?")] += 1
+
+            for k in range(n):
+                due = base + k / rate
+                d = due - time.perf_counter()
+                if d > 0:
+                    await asyncio.sleep(d)
+                tasks.append(asyncio.create_task(one(k, due)))
+            await asyncio.gather(*tasks)
+            await asyncio.sleep(1.0)  # the last deliveries
+            record["on"] = False
+            expected = (MEMBERS - 1) * len(acks)
+            pipe.send(("step", acks, list(deliveries), expected, sum(delivered.values()), dict(errors)))
+        elif cmd[0] == "stop":
+            await close_all(clients)
+            pipe.send(("stopped",))
+            return
+
+
+# ------------------------------------------------------------------ the parent
+async def run(args: argparse.Namespace) -> int:
+    import multiprocessing as mp
+
+    import bench.chat as this
+
+    compression = None if args.no_compression else "deflate"
+    raise_nofile()
+    steps = [float(s) for s in args.steps.split(",")]
+    print(f"bench.chat - {conditions()}")
+    async with BenchStack("chat") as stack:
+        fl = None
+        if args.floor_seconds > 0:
+            log("measuring the floor")
+            fl = await floor_mod.measure(
+                stack, args.floor_seconds, 100, args.floor_tp_seconds, compression=compression
+            )
+            print(fl.report())
+        conn = await stack.connect()
+        try:
+            if await conn.fetchval("SELECT to_regclass('case_messages')") is None:
+                raise SystemExit(
+                    "no case_messages table: mediation is not in this tree; bench.chat cannot run"
+                )
+            res = await create_accounts(
+                conn, "resident", 3 * args.rooms, "chat", verified=True, with_phone=False
+            )
+            med = await create_accounts(conn, "mediator", args.rooms, "chat")
+        finally:
+            await conn.close()
+        rtok, mtok = tokens_for(res, "resident"), tokens_for(med, "mediator")
+        nodes = [Node(stack, f"node{i}") for i in range(args.nodes)]
+        await asyncio.gather(*(n.start() for n in nodes))
+        rooms = []
+        for r in range(args.rooms):
+            toks = rtok[3 * r : 3 * r + 3] + [mtok[r]]
+            rooms.append(
+                {"tokens": toks, "urls": [nodes[(r + j) % len(nodes)].ws_url for j in range(MEMBERS)]}
+            )
+        ctx = mp.get_context("spawn")
+        pipes, procs = [], []
+        for w in range(args.client_procs):
+            parent, child = ctx.Pipe()
+            p = ctx.Process(
+                target=this.chat_worker, args=(child, rooms[w :: args.client_procs], compression), daemon=True
+            )
+            p.start()
+            pipes.append(parent)
+            procs.append(p)
+
+        async def ask(msg: tuple[Any, ...] | None, timeout: float = 600) -> list[Any]:
+            if msg is not None:
+                for p in pipes:
+                    p.send(msg)
+            loop = asyncio.get_running_loop()
+
+            def recv(p: Any) -> Any:
+                if not p.poll(timeout):
+                    raise TimeoutError("chat worker did not answer")
+                return p.recv()
+
+            return list(await asyncio.gather(*(loop.run_in_executor(None, recv, p) for p in pipes)))
+
+        results = []
+        try:
+            conn_ans = await ask(None)
+            log(f"{sum(a[1] for a in conn_ans)} members connected, {sum(a[2] for a in conn_ans)} failed")
+            t = time.perf_counter()
+            setup = await ask(("setup",))
+            bad = sum(a[1] for a in setup)
+            log(
+                f"{args.rooms} cases opened, joined, taken, subscribed in {time.perf_counter() - t:.1f} s "
+                f"({bad} failed {[e for a in setup for e in a[2]][:3]})"
+            )
+            if bad:
+                raise RuntimeError("room setup failed")
+            print(
+                f"chat: {args.rooms} rooms x {MEMBERS} members over {args.nodes} nodes, "
+                f"{args.client_procs} client processes, {args.step_seconds:g} s per step"
+            )
+            sustained = 0.0
+            spy = PySpy(nodes[0].pid, args.profile) if args.profile else None
+            if spy:
+                spy.start()
+            for i, rate in enumerate(steps):
+                cpu0 = [proc_stats(n.pid)[1] for n in nodes]
+                pg0 = await pg_cpu(stack.database_url, stack.database)
+                t0 = time.time() + 0.5
+                ans = await ask(
+                    ("step", t0, rate / len(pipes), args.step_seconds, i), timeout=args.step_seconds + 120
+                )
+                cpu1 = [proc_stats(n.pid)[1] for n in nodes]
+                pg1 = await pg_cpu(stack.database_url, stack.database)
+                acks = [x for a in ans for x in a[1]]
+                dels = [x for a in ans for x in a[2]]
+                expected = sum(a[3] for a in ans)
+                got = sum(a[4] for a in ans)
+                errors: Counter[str] = Counter()
+                for a in ans:
+                    errors.update(a[5])
+                ack_st, del_st = percentiles(acks), percentiles(dels)
+                ok = not errors and got == expected and ack_st["p99"] <= 0.050 and del_st["p99"] <= 0.050
+                if ok:
+                    sustained = max(sustained, len(acks) / args.step_seconds)
+                print(
+                    f" step {rate:g} msg/s: {len(acks) / args.step_seconds:.0f} persisted msg/s; "
+                    f"delivered {got}/{expected}; errors {dict(errors) or 0}; node CPU "
+                    + ", ".join(
+                        f"{100 * (b - a) / (args.step_seconds + 1.5):.0f}%" for a, b in zip(cpu0, cpu1)
+                    )
+                    + f" = {1000 * sum(b - a for a, b in zip(cpu0, cpu1)) / max(1, len(acks)):.2f} ms node"
+                    + " CPU"
+                    + f" + {1000 * (pg1 - pg0) / max(1, len(acks)):.2f} ms PostgreSQL CPU per message"
+                    + f"  -> {'within' if ok else 'OUTSIDE'} p99 <= 50 ms"
+                )
+                print(latency_line("send -> ok (persisted)", ack_st, fl.ok if fl else None))
+                print(latency_line("send -> chat.message (others)", del_st, fl.push if fl else None))
+                results.append((rate, ok))
+                if not ok and not args.all_steps:
+                    break
+            if spy:
+                print(f"profile of node0 during the steps ({args.profile}):\n{spy.stop()}")
+            conn = await stack.connect()
+            try:
+                total = await conn.fetchval("SELECT count(*) FROM case_messages")
+                gaps = await conn.fetchval(
+                    "SELECT count(*) FROM (SELECT case_id, room, count(*) AS n, max(seq) AS m"
+                    " FROM case_messages GROUP BY case_id, room) x WHERE n <> m"
+                )
+            finally:
+                await conn.close()
+            print(f"  PostgreSQL: {total} messages persisted; rooms with seq gaps: {gaps}")
+            print(
+                f"  sustained persisted messages/s with ack and delivery p99 <= 50 ms: {sustained:.0f} "
+                f"(target >= 1,500: {'met' if sustained >= 1500 else 'NOT met'})"
+            )
+            for n in nodes:
+                problems = n.log_problems()
+                if problems:
+                    print(f"  {n.name} log: {len(problems)} warning/error lines, e.g. {problems[:3]}")
+            return 0 if sustained >= 1500 else 1
+        finally:
+            for p in pipes:
+                with contextlib.suppress(Exception):
+                    p.send(("stop",))
+            with contextlib.suppress(Exception):
+                await ask(None, 60)
+            for p in procs:
+                p.join(10)
+                if p.is_alive():
+                    p.kill()
+            await asyncio.gather(*(n.stop() for n in nodes))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.chat", description="persisted chat messages/s at p99 <= 50 ms"
+    )
+    ap.add_argument("--rooms", type=int, default=200)
+    ap.add_argument("--nodes", type=int, default=2)
+    ap.add_argument("--steps", default="50,100,250,500,1000,1500,2000,2500,3000", help="total msg/s per step")
+    ap.add_argument("--step-seconds", type=float, default=10)
+    ap.add_argument("--all-steps", action="store_true", help="go on after the first step outside the target")
+    ap.add_argument("--client-procs", type=int, default=2)
+    ap.add_argument(
+        "--floor-seconds", type=float, default=10, help="floor fixed-rate phase (0: skip the floor)"
+    )
+    ap.add_argument("--floor-tp-seconds", type=float, default=5)
+    ap.add_argument("--no-compression", action="store_true", help="clients do not offer permessage-deflate")
+    ap.add_argument("--profile", metavar="FILE", help="py-spy node0 during the steps into FILE and summarise")
+    args = ap.parse_args()
+    raise SystemExit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()
