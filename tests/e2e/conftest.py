@@ -45,8 +45,10 @@ async def open_page(browser: Any) -> AsyncIterator[Any]:
     problems: list[str] = []
 
     async def _open(node: Any, path: str = "/", *, locale: str = "en-US", position: dict[str, float] | None = CITY,
-                    viewport: dict[str, int] | None = None, ignore: tuple[str, ...] = ()) -> Any:
-        """ignore: substrings of console errors this page is expected to log (e.g. a refused WebSocket)."""
+                    viewport: dict[str, int] | None = None, ignore: tuple[str, ...] = (),
+                    init: str | None = None) -> Any:
+        """ignore: substrings of console errors this page is expected to log (e.g. a refused WebSocket);
+        init: a script run in the page before its own scripts (e.g. helpers.WS_CONTROL)."""
         kw: dict[str, Any] = {"locale": locale, "viewport": viewport or {"width": 1280, "height": 900}}
         if position is not None:
             kw.update(geolocation=position, permissions=["geolocation"])
@@ -54,6 +56,8 @@ async def open_page(browser: Any) -> AsyncIterator[Any]:
         ctx.set_default_timeout(15000)
         contexts.append(ctx)
         page = await ctx.new_page()
+        if init:
+            await page.add_init_script(init)
         def on_console(m: Any) -> None:
             if m.type == "error" and not any(s in m.text for s in ignore):
                 problems.append(f"{path} console.{m.type}: {m.text}")

@@ -58,3 +58,51 @@ async def record_statuses(page: Any) -> None:
         new MutationObserver(note).observe(document.body, {subtree: true, childList: true, attributes: true});
         note();
     }""")
+
+
+# A page script that lets a test cut a page's WebSocket and keep it from reconnecting for a while:
+#   window.__wsCut(true)   close every open socket; new ones fail (the page backs off and retries)
+#   window.__wsCut(false)  let the next attempt through
+WS_CONTROL = """(() => {
+  const Real = window.WebSocket;
+  const open = new Set();
+  let held = false;
+  function Controlled(url, protocols) {
+    const ws = new Real(held ? url.replace(/\\/\\/[^/]+/, '//127.0.0.1:9') : url, protocols);
+    open.add(ws);
+    ws.addEventListener('close', () => open.delete(ws));
+    return ws;
+  }
+  Controlled.prototype = Real.prototype;
+  for (const k of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) Controlled[k] = Real[k];
+  window.WebSocket = Controlled;
+  window.__wsCut = (on) => {
+    held = on;
+    if (on) for (const ws of open) ws.close();
+  };
+})();"""
+
+
+async def open_case(page: Any, summary: str, others: list[tuple[str, str]], *, my_name: str = "",
+                    category: str = "neighbour") -> str:
+    """A resident opens a case on /mediate; returns its id (the page then shows the case)."""
+    await page.get_by_test_id("case-category").select_option(category)
+    await page.get_by_test_id("case-summary").fill(summary)
+    if my_name:
+        await page.get_by_test_id("my-name").fill(my_name)
+    for i, (name, phone) in enumerate(others):
+        if i:
+            await page.get_by_test_id("add-party").click()
+        await page.get_by_test_id("party-name").nth(i).fill(name)
+        if phone:
+            await page.get_by_test_id("party-phone").nth(i).fill(phone)
+    await page.get_by_test_id("open-case").click()
+    row = page.locator("[data-testid=case-row].selected")
+    await expect(row).to_have_count(1)
+    return await row.get_attribute("data-case-id") or ""
+
+
+async def send_message(page: Any, text: str) -> None:
+    await page.get_by_test_id("message-input").fill(text)
+    await page.get_by_test_id("send").click()
+    await expect(page.get_by_test_id("message").filter(has_text=text)).to_have_count(1)

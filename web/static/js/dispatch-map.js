@@ -61,6 +61,31 @@ export class DispatchMap {
     this._fit();
   }
 
+  /** Pick mode: the next click on the map calls cb({lat, lon}); pickMode(false) ends it. */
+  pickMode(on, cb) {
+    if (!this.map) return;
+    if (this.pickHandler) this.map.off('click', this.pickHandler);
+    this.pickHandler = null;
+    this.el.classList.toggle('picking', !!on);
+    if (!on) return;
+    this.pickHandler = (e) => {
+      this.pickMode(false);
+      cb({ lat: e.latlng.lat, lon: e.latlng.lng });
+    };
+    this.map.on('click', this.pickHandler);
+  }
+
+  /** A dashed marker where the dispatcher is about to put the incident (null: remove it). */
+  showPick(pos, label) {
+    if (!this.map) return;
+    if (this.pickMarker) this.pickMarker.remove();
+    this.pickMarker = null;
+    if (!pos) return;
+    this.pickMarker = L.circleMarker([pos.lat, pos.lon], {
+      radius: 12, color: '#0b57d0', weight: 3, dashArray: '4 4', fillColor: '#0b57d0', fillOpacity: 0.15,
+    }).bindTooltip(this._label(label)).addTo(this.map);
+  }
+
   removeIncident(id) {
     this._drop(this.incidents, id);
   }

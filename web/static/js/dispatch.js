@@ -8,6 +8,8 @@ import { DispatchMap } from './dispatch-map.js';
 import { eventLine } from './timeline.js';
 
 const FINAL = new Set(['resolved', 'cancelled']);
+const LOCATABLE = new Set(['queued', 'escalated']); // incident.locate accepts these
+const ROUGH_M = 1000; // a position this uncertain is worth fixing by hand
 
 const els = {
   app: document.getElementById('app'),
@@ -22,6 +24,11 @@ const els = {
   detailEmpty: document.getElementById('detail-empty'),
   timeline: document.getElementById('timeline'),
   closeForm: document.getElementById('close-form'),
+  locateForm: document.getElementById('locate-form'),
+  locateLat: document.getElementById('locate-lat'),
+  locateLon: document.getElementById('locate-lon'),
+  locatePick: document.getElementById('locate-pick'),
+  locateMsg: document.getElementById('locate-msg'),
   disposition: document.getElementById('disposition'),
 };
 
@@ -304,13 +311,89 @@ function paintDetail() {
   document.getElementById('d-channel').textContent = t(`channel.${inc.channel}`);
   document.getElementById('d-location').textContent = inc.lat === null || inc.lat === undefined
     ? t('dispatch.noLocation')
-    : `${inc.lat.toFixed(5)}, ${inc.lon.toFixed(5)}${inc.accuracy_m ? ` (±${Math.round(inc.accuracy_m)} m)` : ''}`;
+    : `${inc.lat.toFixed(5)}, ${inc.lon.toFixed(5)}${inc.accuracy_m ? ` (±${fmtKm(inc.accuracy_m / 1000)}${inc.accuracy_m > ROUGH_M ? `, ${t('dispatch.rough')}` : ''})` : ''}`;
+  paintLocate(inc);
   document.getElementById('d-note').textContent = inc.note || '—'; // resident text: as text
   els.timeline.replaceChildren(...events.map((ev) => h('li', {},
     h('time', { attrs: { datetime: ev.at }, text: fmtTime(ev.at) }), ' ',
     h('span', { text: eventLine(ev, nameOf) }))));
   els.closeForm.hidden = FINAL.has(inc.status);
 }
+
+// ---- setting the position of an incident (incident.locate) ------------------------------
+
+let locateFor = null; // the incident the locate fields were filled for
+
+function paintLocate(inc) {
+  const show = !!inc && LOCATABLE.has(inc.status);
+  els.locateForm.hidden = !show;
+  if (!show) {
+    if (locateFor) stopPicking();
+    locateFor = null;
+    map.showPick(null);
+    return;
+  }
+  if (locateFor !== inc.id) {
+    // a new selection: start from what is known, without clobbering typing on later updates
+    locateFor = inc.id;
+    stopPicking();
+    map.showPick(null);
+    notify(els.locateMsg, '');
+    const known = inc.lat !== null && inc.lat !== undefined;
+    els.locateLat.value = known ? inc.lat.toFixed(6) : '';
+    els.locateLon.value = known ? inc.lon.toFixed(6) : '';
+  }
+}
+
+function stopPicking() {
+  map.pickMode(false);
+  els.locatePick.setAttribute('aria-pressed', 'false');
+  els.locatePick.textContent = t('dispatch.locatePick');
+}
+
+function readCoord(input, limit) {
+  const v = Number(input.value.trim().replace(',', '.'));
+  return input.value.trim() !== '' && Number.isFinite(v) && Math.abs(v) <= limit ? v : null;
+}
+
+els.locatePick.addEventListener('click', () => {
+  if (els.locatePick.getAttribute('aria-pressed') === 'true') {
+    stopPicking();
+    return;
+  }
+  els.locatePick.setAttribute('aria-pressed', 'true');
+  els.locatePick.textContent = t('dispatch.locatePicking');
+  map.pickMode(true, (p) => {
+    stopPicking();
+    els.locateLat.value = p.lat.toFixed(6);
+    els.locateLon.value = p.lon.toFixed(6);
+    map.showPick(p, t('dispatch.pickLabel'));
+  });
+});
+
+els.locateForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  if (!selected) return;
+  const lat = readCoord(els.locateLat, 90);
+  const lon = readCoord(els.locateLon, 180);
+  if (lat === null || lon === null) {
+    notify(els.locateMsg, t('dispatch.locateBad'), 'error');
+    return;
+  }
+  const btn = tid('locate');
+  btn.disabled = true;
+  stopPicking();
+  try {
+    const r = await sock.request('incident.locate', { incident_id: selected, lat, lon });
+    map.showPick(null);
+    notify(els.locateMsg, t('dispatch.locateDone'), 'ok');
+    upsertIncident(r.incident);
+  } catch (e) {
+    notify(els.locateMsg, `${t('dispatch.locateFailed')} ${errorText(e)}`, 'error');
+  } finally {
+    btn.disabled = false;
+  }
+});
 
 els.closeForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
@@ -330,6 +413,8 @@ els.closeForm.addEventListener('submit', async (ev) => {
 window.addEventListener('resize', () => map.resize());
 document.getElementById('show-all').addEventListener('click', () => map.showAll());
 onLangChange(() => {
+  if (els.locatePick.getAttribute('aria-pressed') !== 'true') els.locatePick.textContent = t('dispatch.locatePick');
+  else els.locatePick.textContent = t('dispatch.locatePicking');
   renderAll();
   paintDetail();
   map.relabel(incidents.values(), responders.values());

@@ -188,9 +188,14 @@ async function progress(status) {
   if (!job) return;
   notify(els.msg, '');
   for (const s of PROGRESS.slice(1)) tid(`progress-${s}`).disabled = true;
+  const noteBox = tid('progress-note');
+  const note = noteBox.value.trim();
+  const fields = { incident_id: job.id, status };
+  if (note) fields.note = note;
   try {
-    const r = await sock.request('incident.progress', { incident_id: job.id, status });
+    const r = await sock.request('incident.progress', fields);
     if (notOlder(job, r.incident)) job = r.incident;
+    if (noteBox.value.trim() === note) noteBox.value = ''; // it went with this step
   } catch (e) {
     notify(els.msg, errorText(e), 'error');
   }
@@ -316,6 +321,7 @@ function paint() {
       b.disabled = PROGRESS.indexOf(s) <= idx;
     }
     els.dismiss.hidden = open;
+    document.getElementById('progress-note-field').hidden = !open;
   }
 }
 
