@@ -106,8 +106,7 @@ class DispatchService:
                        actor_id: str | None) -> Any:
         """Offer the incident to the next candidate or escalate it; the incident row after."""
         inc = store.rules_view(row)
-        before = await store.offered_before(conn, inc.id)
-        statuses = await store.responder_statuses(conn, [c.responder_id for c in candidates])
+        statuses, before = await store.candidate_states(conn, inc.id, [c.responder_id for c in candidates])
         pool = [lc.Candidate(c.responder_id, c.distance_km, statuses.get(c.responder_id, "off_duty"), c.online)
                 for c in candidates]
         while True:
@@ -121,10 +120,11 @@ class DispatchService:
                 if self.metrics:
                     self.metrics.offer_outcome("escalated")
                 return row
-            if await store.claim_responder(conn, decision.responder_id):
+            offer = await store.claim_and_offer(conn, inc.id, decision.responder_id, decision.attempt,
+                                                decision.expires_at)
+            if offer is not None:
                 break
             before.add(decision.responder_id)  # taken by a concurrent dispatch: try the next one
-        offer = await store.insert_offer(conn, inc.id, decision.responder_id, decision.attempt, decision.expires_at)
         row = await store.update_incident(conn, inc.id, status="offered", offer_attempts=decision.attempt)
         await store.log_event(conn, inc.id, actor_id, "offered", responder_id=decision.responder_id,
                               offer_id=str(offer["id"]), attempt=decision.attempt)
@@ -147,10 +147,6 @@ class DispatchService:
         cat = self.dcfg.categories.get(category)
         if cat is None:
             raise BadRequest(f"category must be one of {', '.join(self.dcfg.categories)}")
-        async with self.pool.acquire() as conn:
-            existing = await store.incident_by_request(conn, who.id, request_id)
-            if existing is not None:
-                return store.incident_view(existing), False
         candidates = await self._candidates(cat.skill, lat, lon)
         out = Outbox()
         async with self.pool.acquire() as conn, conn.transaction():
@@ -162,7 +158,7 @@ class DispatchService:
                 assert existing is not None
                 return store.incident_view(existing), False
             await store.log_event(conn, str(new_id), who.id, "reported", channel=channel, category=category)
-            row = await store.lock_incident(conn, str(new_id))
+            row = await store.get_incident(conn, str(new_id))   # ours alone until commit: no lock needed
             if candidates is not None:
                 row = await self._advance(conn, row, candidates, out, None)
             else:
@@ -240,12 +236,19 @@ class DispatchService:
             log.warning("GEO index update for %s failed (rebuilt on reconnect): %s", responder_id, e)
 
     async def rebuild_index(self) -> int:
-        """Refill the GEO index from PostgreSQL (after a Redis restart); returns responders indexed."""
+        """Refill the GEO index from PostgreSQL (after a Redis restart); returns responders indexed.
+
+        Raises RedisError if Redis is not (yet) taking writes, so the caller can try again.
+        """
         async with self.pool.acquire() as conn:
             rows = await conn.fetch("SELECT account_id, skills, lat, lon FROM responders"
                                     " WHERE status <> 'off_duty' AND lat IS NOT NULL")
-        for r in rows:
-            await self._index(str(r["account_id"]), r["lat"], r["lon"], list(r["skills"]))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for r in rows:
+                for skill in r["skills"]:
+                    pipe.geoadd(self.keys.geo(skill), (r["lon"], r["lat"], str(r["account_id"])))
+            if rows:
+                await pipe.execute()
         return len(rows)
 
     async def duty_end(self, who: Account) -> dict[str, Any]:
@@ -419,8 +422,9 @@ class DispatchService:
             row = await self._lock(conn, incident_id)
             if row["status"] not in (lc.Status.QUEUED, lc.Status.ESCALATED):
                 raise Conflict(f"incident is {row['status']}; only queued or escalated incidents can be relocated")
-            row = await store.update_incident(conn, incident_id, lat=lat, lon=lon, status="queued",
-                                              offer_attempts=0)
+            # the dispatcher's position is exact: a rough accuracy the resident's device reported no longer applies
+            row = await store.update_incident(conn, incident_id, lat=lat, lon=lon, accuracy_m=None,
+                                              status="queued", offer_attempts=0)
             await store.log_event(conn, incident_id, who.id, "located", lat=lat, lon=lon)
             if candidates is None:
                 await self._incident_changed(conn, out, row)

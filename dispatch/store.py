@@ -87,11 +87,19 @@ async def incident_by_request(conn: Conn, reporter_id: str, request_id: str) -> 
 
 
 async def update_incident(conn: Conn, incident_id: str, **fields: Any) -> asyncpg.Record:
+    """Change the incident and return it in view shape, in one round trip."""
     cols = list(fields)
     sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
-    await conn.execute(f"UPDATE incidents SET {sets}, version = version + 1, updated_at = now() WHERE id = $1",
-                       incident_id, *fields.values())
-    row = await get_incident(conn, incident_id)
+    # the statement's snapshot does not see this update: count false alarms without this incident, then add it
+    row = await conn.fetchrow(
+        f"""WITH u AS (UPDATE incidents SET {sets}, version = version + 1, updated_at = now() WHERE id = $1
+                       RETURNING *)
+            SELECT u.*, ra.name AS reporter_name, sa.name AS responder_name,
+                   (SELECT count(*) FROM incidents f WHERE f.reporter_id = u.reporter_id AND f.id <> u.id
+                    AND f.disposition = 'false_alarm')
+                   + (u.disposition IS NOT DISTINCT FROM 'false_alarm')::int AS reporter_false_alarms
+            FROM u JOIN accounts ra ON ra.id = u.reporter_id LEFT JOIN accounts sa ON sa.id = u.responder_id""",
+        incident_id, *fields.values())
     assert row is not None
     return row
 
@@ -118,22 +126,25 @@ async def pending_offer_for_responder(conn: Conn, responder_id: str) -> asyncpg.
     return await conn.fetchrow("SELECT * FROM offers WHERE responder_id = $1 AND state = 'pending'", responder_id)
 
 
-async def offered_before(conn: Conn, incident_id: str) -> set[str]:
-    rows = await conn.fetch("SELECT responder_id FROM offers WHERE incident_id = $1", incident_id)
-    return {str(r["responder_id"]) for r in rows}
+async def candidate_states(conn: Conn, incident_id: str, ids: list[str]) -> tuple[dict[str, str], set[str]]:
+    """(status of each candidate, the candidates already offered this incident), in one round trip."""
+    rows = await conn.fetch(
+        "SELECT r.account_id, r.status, EXISTS (SELECT 1 FROM offers o WHERE o.incident_id = $1"
+        " AND o.responder_id = r.account_id) AS offered FROM responders r WHERE r.account_id = ANY($2::uuid[])",
+        incident_id, ids)
+    return ({str(r["account_id"]): r["status"] for r in rows},
+            {str(r["account_id"]) for r in rows if r["offered"]})
 
 
-async def responder_statuses(conn: Conn, ids: list[str]) -> dict[str, str]:
-    rows = await conn.fetch("SELECT account_id, status FROM responders WHERE account_id = ANY($1::uuid[])", ids)
-    return {str(r["account_id"]): r["status"] for r in rows}
-
-
-async def claim_responder(conn: Conn, responder_id: str) -> bool:
-    """available → offered, atomically; False if someone else got there first."""
-    got = await conn.fetchval(
-        "UPDATE responders SET status = 'offered', updated_at = now()"
-        " WHERE account_id = $1 AND status = 'available' RETURNING 1", responder_id)
-    return got is not None
+async def claim_and_offer(conn: Conn, incident_id: str, responder_id: str, attempt: int,
+                          expires_at: datetime) -> asyncpg.Record | None:
+    """available → offered and the offer row, atomically; None if someone else claimed the responder first."""
+    return await conn.fetchrow(
+        """WITH c AS (UPDATE responders SET status = 'offered', updated_at = now()
+                      WHERE account_id = $2 AND status = 'available' RETURNING account_id)
+           INSERT INTO offers (incident_id, responder_id, attempt, expires_at)
+           SELECT $1, c.account_id, $3, $4 FROM c RETURNING *""",
+        incident_id, responder_id, attempt, expires_at)
 
 
 async def set_responder_status(conn: Conn, responder_id: str, status: str, only_if: tuple[str, ...] = ()
@@ -151,13 +162,6 @@ async def set_responder_status(conn: Conn, responder_id: str, status: str, only_
 
 async def get_responder(conn: Conn, responder_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(RESPONDER_SELECT + " WHERE r.account_id = $1", responder_id)
-
-
-async def insert_offer(conn: Conn, incident_id: str, responder_id: str, attempt: int,
-                       expires_at: datetime) -> asyncpg.Record:
-    return await conn.fetchrow(
-        "INSERT INTO offers (incident_id, responder_id, attempt, expires_at) VALUES ($1, $2, $3, $4) RETURNING *",
-        incident_id, responder_id, attempt, expires_at)
 
 
 async def end_offer(conn: Conn, offer_id: str, state: str, reason: str) -> None:

@@ -120,3 +120,19 @@ async def test_max_offers_is_configurable(hl):
     await r0.ok("offer.decline", offer_id=offer["offer_id"])
     await resident.push("incident.updated", incident_is(inc["id"], "escalated"))
     await r1.no_push("offer")
+
+
+async def test_locating_a_roughly_placed_incident_makes_it_matchable(hl):
+    """A resident page without a position sends the city centre with a huge accuracy: escalated until located."""
+    medic = await hl.user("responder", skills=["medical"])
+    await medic.ok("duty.start", **near(0.001))
+    disp = await hl.user("dispatcher")
+    resident = await hl.resident()
+    inc = (await resident.ok("help.request", request_id="rough", category="medical", accuracy_m=50000,
+                             **near(0)))["incident"]
+    assert inc["status"] == "escalated"
+    ev = await disp.ok("incident.events", incident_id=inc["id"])
+    assert ev["events"][-1]["data"]["reason"] == "no_position"
+    located = (await disp.ok("incident.locate", incident_id=inc["id"], **near(0.0005)))["incident"]
+    assert located["status"] == "offered" and located["accuracy_m"] is None
+    await medic.push("offer", lambda m: m["incident"]["id"] == inc["id"])
