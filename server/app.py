@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 
 
 def redis_client(url: str) -> aioredis.Redis:
-    return aioredis.Redis.from_url(url, decode_responses=False, health_check_interval=10,
-                                   socket_connect_timeout=3, socket_timeout=5, retry_on_timeout=True)
+    """Commands wait for a free connection (up to 5 s) rather than failing at a surge."""
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=5, health_check_interval=10,
+                                                    socket_connect_timeout=3, socket_timeout=5)
+    return aioredis.Redis(connection_pool=pool)
 
 
 def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Application:
@@ -50,8 +52,15 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         services.hub = ws.Hub(services)
 
         async def resync() -> None:
-            with contextlib.suppress(Exception):
-                await dispatch.rebuild_index()
+            """Redis is back (it may have lost everything): live index, presence, then clients' state."""
+            for attempt in range(8):
+                try:
+                    await dispatch.rebuild_index()
+                    await services.hub.refresh_presence()
+                    break
+                except Exception as e:
+                    log.warning("rebuilding live state after Redis reconnect (attempt %d): %s", attempt + 1, e)
+                    await asyncio.sleep(0.2 * 2 ** attempt)
             await services.hub.resync()
 
         bus.on_resync = resync
@@ -69,14 +78,20 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
             for t in workers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
-            for conn in services.hub.all():
-                with contextlib.suppress(Exception):
-                    await conn.ws.close(code=1001, message=b"server shutting down")
             await bus.close()
             await redis.aclose()
             await pool.close()
 
+    async def going_away(app: web.Application) -> None:
+        """Before the server stops: tell every client at once (they reconnect, to another node if need be)."""
+        hub = app[SERVICES].hub
+        closing = [conn.ws.close(code=1001, message=b"server shutting down") for conn in hub.all()]
+        if closing:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), 3)
+
     app.cleanup_ctx.append(resources)
+    app.on_shutdown.append(going_away)
     http.add_routes(app)
     app.router.add_get("/ws", ws.ws_handler)
     for hook in _feature_hooks():

@@ -51,7 +51,20 @@ async def _serve(cfg: Any, database_url: str, redis_url: str) -> None:
     await runner.cleanup()
 
 
+def _raise_fd_limit() -> None:
+    """Each WebSocket is a file descriptor: allow as many as the hard limit permits."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError) as e:
+        log.warning("could not raise the open-file limit: %s", e)
+
+
 def cmd_serve(cfg: Any, args: argparse.Namespace) -> int:
+    _raise_fd_limit()
     database_url, redis_url, emb = embedded.resolve(cfg)
     try:
         _loop_policy()

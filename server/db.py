@@ -21,9 +21,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release without the reset query: helpline keeps no session state (only SET LOCAL)."""
+
+
 async def create_pool(url: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     command_timeout=30)
+                                     reset=_keep_session, command_timeout=30)
 
 
 async def connect(url: str) -> asyncpg.Connection:
