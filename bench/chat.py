@@ -185,13 +185,7 @@ async def run(args: argparse.Namespace) -> int:
     steps = [float(s) for s in args.steps.split(",")]
     print(f"bench.chat - {conditions()}")
     async with BenchStack("chat") as stack:
-        fl = None
-        if args.floor_seconds > 0:
-            log("measuring the floor")
-            fl = await floor_mod.measure(
-                stack, args.floor_seconds, 100, args.floor_tp_seconds, compression=compression
-            )
-            print(fl.report())
+        fl = await floor_mod.measure_first(stack, args, compression)
         conn = await stack.connect()
         try:
             if await conn.fetchval("SELECT to_regclass('case_messages')") is None:

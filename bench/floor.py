@@ -36,6 +36,7 @@ from bench.common import (
     conditions,
     free_port,
     latency_line,
+    log,
     percentiles,
     pg_cpu,
     proc_stats,
@@ -342,6 +343,16 @@ async def measure(
 
 
 # ------------------------------------------------------------------ command line
+async def measure_first(stack: Any, args: Any, compression: str | None) -> "Floor | None":
+    """The floor measured at the start of a benchmark run (None with --floor-seconds 0)."""
+    if args.floor_seconds <= 0:
+        return None
+    log("measuring the floor")
+    fl = await measure(stack, args.floor_seconds, 100, args.floor_tp_seconds, compression=compression)
+    print(fl.report())
+    return fl
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.split("\n\n")[0])
     ap.add_argument(

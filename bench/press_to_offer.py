@@ -53,13 +53,7 @@ async def run(args: argparse.Namespace) -> int:
     compression = None if args.no_compression else "deflate"
     print(f"bench.press_to_offer - {conditions()}")
     async with BenchStack("p2o") as stack:
-        fl = None
-        if args.floor_seconds > 0:
-            log("measuring the floor")
-            fl = await floor_mod.measure(
-                stack, args.floor_seconds, 100, args.floor_tp_seconds, compression=compression
-            )
-            print(fl.report())
+        fl = await floor_mod.measure_first(stack, args, compression)
         conn = await stack.connect()
         try:
             res_ids = await create_accounts(conn, "resident", args.residents, "p2o")

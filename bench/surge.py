@@ -57,13 +57,7 @@ async def run(args: argparse.Namespace) -> int:
     nofile = raise_nofile()
     print(f"bench.surge - {conditions()}; open-file limit {nofile}")
     async with BenchStack("surge") as stack:
-        fl = None
-        if args.floor_seconds > 0:
-            log("measuring the floor")
-            fl = await floor_mod.measure(
-                stack, args.floor_seconds, 100, args.floor_tp_seconds, compression=compression
-            )
-            print(fl.report())
+        fl = await floor_mod.measure_first(stack, args, compression)
         conn = await stack.connect()
         try:
             t = time.perf_counter()
