@@ -358,6 +358,9 @@ def code_hash(secret: str, phone: str, code: str) -> str:
 async def otp_request(request: web.Request) -> web.Response:
     s = services_of(request)
     phone = accounts.normalise_phone((await read_json(request, OtpRequest)).phone)
+    if not await ratelimit.allow(s.redis, s.keys.rate("otp-req-addr", request.remote or "-"),
+                                 *ratelimit.OTP_REQUESTS_PER_ADDRESS):
+        raise RateLimited("too many codes asked from this address; try again later")
     code = f"{secrets.randbelow(10**6):06d}"
     async with s.pool.acquire() as conn, conn.transaction():
         await conn.execute("INSERT INTO sms_otp (phone) VALUES ($1) ON CONFLICT DO NOTHING", phone)
@@ -429,6 +432,9 @@ async def otp_verify(request: web.Request) -> web.Response:
     body = await read_json(request, OtpVerify)
     phone = accounts.normalise_phone(body.phone)
     code = unicodedata.normalize("NFKC", body.code).strip()
+    by_address = s.keys.rate("otp-fail-addr", request.remote or "-")
+    if await ratelimit.peek(s.redis, by_address) >= ratelimit.OTP_FAILURES_PER_ADDRESS[0]:
+        raise RateLimited("too many wrong codes from this address; try again later")
     caller = await _caller(request)
     row = None
     async with s.pool.acquire() as conn, conn.transaction():
@@ -441,6 +447,7 @@ async def otp_verify(request: web.Request) -> web.Response:
             else:
                 await conn.execute("UPDATE sms_otp SET attempts = attempts + 1 WHERE phone = $1", phone)
     if row is None:
+        await ratelimit.count(s.redis, by_address, ratelimit.OTP_FAILURES_PER_ADDRESS[1])
         raise Unauthorized("wrong or expired code")
     token = s.tokens.issue(str(row["id"]), row["role"], row.get("session_epoch", 0))
     return web.json_response({"token": token, "account": accounts.account_view(row)})

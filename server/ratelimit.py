@@ -22,6 +22,8 @@ ACCOUNT_LIMITS: dict[str, tuple[int, int]] = {
 }
 LOGIN_FAILURES_PER_ACCOUNT = (10, 900)
 LOGIN_FAILURES_PER_ADDRESS = (50, 900)
+OTP_REQUESTS_PER_ADDRESS = (20, 3600)      # per phone limits live with the codes (handlers/sms.py)
+OTP_FAILURES_PER_ADDRESS = (50, 900)
 
 
 async def count(redis: Any, key: str, window_s: int, add: int = 1) -> int:

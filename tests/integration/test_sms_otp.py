@@ -128,3 +128,18 @@ async def test_staff_phone_cannot_log_in_by_code(shl, fake):
     code = await request_code(shl, fake)
     st, body = await verify(shl, code)
     assert st == 403 and body["error"]["code"] == "forbidden"
+
+
+async def test_codes_are_limited_per_address_across_phones(shl, fake):
+    """Guessing codes for many phones from one address stops after 50 failures in 15 minutes."""
+    for i in range(50):
+        st, _ = await verify(shl, "000000", phone=f"+86138001{i:05d}")
+        assert st == 401
+    await request_code(shl, fake)   # a real code for PHONE...
+    st, body = await verify(shl, "123456")
+    assert st == 429 and body["error"]["code"] == "rate_limited"   # ...but this address is blocked for now
+    for i in range(20):
+        st, _ = await http("POST", shl.base + "/api/auth/otp/request", json={"phone": f"+86139001{i:05d}"})
+        assert st in (202, 429)
+    st, body = await http("POST", shl.base + "/api/auth/otp/request", json={"phone": "+8613900299999"})
+    assert st == 429
