@@ -166,3 +166,12 @@ async def test_readyz_names_what_is_down(stack, clean_db):
         assert st == 503 and "redis" in body["failed"] and "postgres" not in body["failed"]
     finally:
         await app.stop()
+
+
+async def test_no_hello_within_10_s_closes_with_4401(hl):
+    ws = await websockets.connect(hl.ws_url)
+    t0 = asyncio.get_running_loop().time()
+    with pytest.raises(websockets.ConnectionClosed) as e:
+        await asyncio.wait_for(ws.recv(), 20)
+    assert e.value.rcvd.code == 4401
+    assert asyncio.get_running_loop().time() - t0 >= 9.5
