@@ -104,11 +104,8 @@ class Connection:
     async def session_valid(self) -> bool:
         """Re-read the account: a role change, suspension or logout ends the session now."""
         async with self.services.pool.acquire() as c:
-            row = await c.fetchrow("SELECT role, disabled, session_epoch, EXISTS (SELECT 1 FROM revoked_tokens"
-                                   " WHERE jti = $2) AS revoked FROM accounts WHERE id = $1", self.id,
-                                   self.claims.token_id)
-        return (row is not None and not row["disabled"] and not row["revoked"] and row["role"] == self.role
-                and row["session_epoch"] == self.claims.epoch)
+            row = await c.fetchrow(SESSION_SQL, self.id, self.claims.token_id)
+        return session_problem(row, self.claims) is None
 
     def send(self, message: dict[str, Any]) -> None:
         self.deliver(json.dumps(message, separators=(",", ":")))
@@ -204,20 +201,31 @@ def _origin_ok(request: web.Request, services: Services) -> bool:
     return origin.rstrip("/") in allowed | {same, services.cfg.server.public_url.rstrip("/")}
 
 
+SESSION_SQL = ("SELECT a.*, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS revoked"
+               " FROM accounts a WHERE a.id = $1")
+
+
+def session_problem(row: Any, claims: Any) -> str | None:
+    """Why this account row no longer accepts these token claims, or None if it does."""
+    if row is None or row["disabled"]:
+        return "account not found or disabled"
+    if row["revoked"]:
+        return "token revoked (logged out)"
+    if row["role"] != claims.role or row["session_epoch"] != claims.epoch:
+        return "session ended: log in again"
+    return None
+
+
 async def authenticate(services: Services, token: str) -> tuple[dict[str, Any], Any]:
     """The token's account (as sent in welcome) and claims; Unauthorized if it may not be used."""
     from server import accounts
 
     claims = services.tokens.decode(token)
     async with services.pool.acquire() as conn:
-        row = await conn.fetchrow("SELECT a.*, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS revoked"
-                                  " FROM accounts a WHERE a.id = $1", claims.account_id, claims.token_id)
-    if row is None or row["disabled"]:
-        raise Unauthorized("account not found or disabled")
-    if row["revoked"]:
-        raise Unauthorized("token revoked (logged out)")
-    if row["role"] != claims.role or row["session_epoch"] != claims.epoch:
-        raise Unauthorized("session ended: log in again")
+        row = await conn.fetchrow(SESSION_SQL, claims.account_id, claims.token_id)
+    problem = session_problem(row, claims)
+    if problem:
+        raise Unauthorized(problem)
     return accounts.account_view(row), claims
 
 
