@@ -37,7 +37,12 @@ class Outbox:
     items: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, channel: str, message: dict[str, Any]) -> None:
-        self.items.append((channel, json.dumps(message, separators=(",", ":"))))
+        self.add_to([channel], message)
+
+    def add_to(self, channels: list[str], message: dict[str, Any]) -> None:
+        """One message for several channels, encoded once."""
+        payload = json.dumps(message, separators=(",", ":"))
+        self.items.extend((channel, payload) for channel in channels)
 
 
 @dataclass
@@ -63,11 +68,10 @@ class DispatchService:
         inc = store.incident_view(row)
         for hook in self.change_hooks:
             await hook(conn, inc)
-        msg = {"type": "incident.updated", "incident": inc}
-        out.add(self.keys.account_channel(inc["reporter"]["id"]), msg)
+        channels = [self.keys.account_channel(inc["reporter"]["id"]), self.keys.dispatch_channel]
         if inc["responder"]:
-            out.add(self.keys.account_channel(inc["responder"]["id"]), msg)
-        out.add(self.keys.dispatch_channel, msg)
+            channels.append(self.keys.account_channel(inc["responder"]["id"]))
+        out.add_to(channels, {"type": "incident.updated", "incident": inc})
         if self.metrics:
             self.metrics.incident_status(inc["status"])
         return inc
@@ -114,8 +118,8 @@ class DispatchService:
                                     max_offers=self.dcfg.max_offers, now=datetime.now(timezone.utc),
                                     offer_timeout_s=self.dcfg.offer_timeout_s)
             if isinstance(decision, lc.Escalate):
-                row = await store.update_incident(conn, inc.id, status="escalated")
-                await store.log_event(conn, inc.id, actor_id, "escalated", reason=decision.reason)
+                row = await store.update_incident(conn, inc.id, status="escalated",
+                                                  event=("escalated", actor_id, {"reason": decision.reason}))
                 await self._incident_changed(conn, out, row)
                 if self.metrics:
                     self.metrics.offer_outcome("escalated")
@@ -125,9 +129,10 @@ class DispatchService:
             if offer is not None:
                 break
             before.add(decision.responder_id)  # taken by a concurrent dispatch: try the next one
-        row = await store.update_incident(conn, inc.id, status="offered", offer_attempts=decision.attempt)
-        await store.log_event(conn, inc.id, actor_id, "offered", responder_id=decision.responder_id,
-                              offer_id=str(offer["id"]), attempt=decision.attempt)
+        row = await store.update_incident(
+            conn, inc.id, status="offered", offer_attempts=decision.attempt,
+            event=("offered", actor_id, {"responder_id": decision.responder_id, "offer_id": str(offer["id"]),
+                                         "attempt": decision.attempt}))
         inc_view = await self._incident_changed(conn, out, row)
         out.add(self.keys.account_channel(decision.responder_id),
                 {"type": "offer", "offer_id": str(offer["id"]), "incident": inc_view,
@@ -150,15 +155,14 @@ class DispatchService:
         candidates = await self._candidates(cat.skill, lat, lon)
         out = Outbox()
         async with self.pool.acquire() as conn, conn.transaction():
-            new_id = await store.insert_incident(
+            row = await store.insert_incident(
                 conn, reporter_id=who.id, request_id=request_id, category=category, skill=cat.skill,
                 priority=cat.priority, lat=lat, lon=lon, accuracy_m=accuracy_m, note=note, channel=channel)
-            if new_id is None:  # a concurrent duplicate won the insert
+            if row is None:  # this request_id was seen before (a retry, or a concurrent duplicate)
                 existing = await store.incident_by_request(conn, who.id, request_id)
                 assert existing is not None
                 return store.incident_view(existing), False
-            await store.log_event(conn, str(new_id), who.id, "reported", channel=channel, category=category)
-            row = await store.get_incident(conn, str(new_id))   # ours alone until commit: no lock needed
+            # the new row is ours alone until commit: no lock needed
             if candidates is not None:
                 row = await self._advance(conn, row, candidates, out, None)
             else:
@@ -192,8 +196,7 @@ class DispatchService:
             if resp is not None:
                 self._responder_changed(out, resp)
         row = await store.update_incident(conn, str(row["id"]), status=str(status),
-                                          disposition=data.get("disposition"))
-        await store.log_event(conn, str(row["id"]), actor_id, kind, **data)
+                                          disposition=data.get("disposition"), event=(kind, actor_id, data))
         await self._incident_changed(conn, out, row)
         return row
 
@@ -301,8 +304,8 @@ class DispatchService:
                                 offer["expired"])
                 await store.end_offer(conn, offer_id, "accepted", "accepted")
                 resp = await store.set_responder_status(conn, who.id, "busy")
-                row = await store.update_incident(conn, str(row["id"]), status="assigned", responder_id=who.id)
-                await store.log_event(conn, str(row["id"]), who.id, "assigned", offer_id=offer_id, by="accept")
+                row = await store.update_incident(conn, str(row["id"]), status="assigned", responder_id=who.id,
+                                                  event=("assigned", who.id, {"offer_id": offer_id, "by": "accept"}))
                 inc = await self._incident_changed(conn, out, row)
                 if resp is not None:
                     self._responder_changed(out, resp)
@@ -365,9 +368,8 @@ class DispatchService:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await self._lock(conn, incident_id)
             to = lc.check_progress(store.rules_view(row), who.id, status)
-            row = await store.update_incident(conn, incident_id, status=str(to))
-            data = {"note": note} if note else {}
-            await store.log_event(conn, incident_id, who.id, str(to), **data)
+            row = await store.update_incident(conn, incident_id, status=str(to),
+                                              event=(str(to), who.id, {"note": note} if note else {}))
             if to == lc.Status.RESOLVED:
                 resp = await store.set_responder_status(conn, who.id, "available", ("busy",))
                 if resp is not None:
@@ -396,8 +398,9 @@ class DispatchService:
                     if freed is not None:
                         self._responder_changed(out, freed)
             busy = await store.set_responder_status(conn, responder_id, "busy")
-            row = await store.update_incident(conn, incident_id, status="assigned", responder_id=responder_id)
-            await store.log_event(conn, incident_id, who.id, "assigned", responder_id=responder_id, by="dispatcher")
+            row = await store.update_incident(
+                conn, incident_id, status="assigned", responder_id=responder_id,
+                event=("assigned", who.id, {"responder_id": responder_id, "by": "dispatcher"}))
             inc = await self._incident_changed(conn, out, row)
             if busy is not None:
                 self._responder_changed(out, busy)
@@ -424,8 +427,8 @@ class DispatchService:
                 raise Conflict(f"incident is {row['status']}; only queued or escalated incidents can be relocated")
             # the dispatcher's position is exact: a rough accuracy the resident's device reported no longer applies
             row = await store.update_incident(conn, incident_id, lat=lat, lon=lon, accuracy_m=None,
-                                              status="queued", offer_attempts=0)
-            await store.log_event(conn, incident_id, who.id, "located", lat=lat, lon=lon)
+                                              status="queued", offer_attempts=0,
+                                              event=("located", who.id, {"lat": lat, "lon": lon}))
             if candidates is None:
                 await self._incident_changed(conn, out, row)
             else:
@@ -444,8 +447,8 @@ class DispatchService:
             if row["status"] in lc.FINAL:
                 raise Conflict(f"incident is already {row['status']}")
             note = (row["note"] + "\n" + text) if row["note"] else text
-            row = await store.update_incident(conn, incident_id, note=note[-4000:])
-            await store.log_event(conn, incident_id, actor_id, "note_added", text=text, via=via)
+            row = await store.update_incident(conn, incident_id, note=note[-4000:],
+                                              event=("note_added", actor_id, {"text": text, "via": via}))
             await self._incident_changed(conn, out, row)
         await self._commit(out)
         return store.incident_view(row)

@@ -69,39 +69,58 @@ async def lock_incident(conn: Conn, incident_id: str, skip_locked: bool = False)
     return None if row is None else await get_incident(conn, incident_id)
 
 
-async def insert_incident(conn: Conn, *, reporter_id: str, request_id: str, category: str, skill: str,
-                          priority: int, lat: float | None, lon: float | None, accuracy_m: float | None,
-                          note: str, channel: str) -> str | None:
-    """The new incident's id, or None if this reporter already sent this request_id."""
-    return await conn.fetchval(
-        """INSERT INTO incidents (ref_no, reporter_id, request_id, status, category, skill, priority,
-                                  lat, lon, accuracy_m, note, channel)
-           VALUES ('H-' || nextval('incident_ref_seq'), $1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10)
-           ON CONFLICT (reporter_id, request_id) DO NOTHING RETURNING id""",
-        reporter_id, request_id, category, skill, priority, lat, lon, accuracy_m, note, channel)
-
-
 async def incident_by_request(conn: Conn, reporter_id: str, request_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(INCIDENT_SELECT + " WHERE i.reporter_id = $1 AND i.request_id = $2",
                                reporter_id, request_id)
 
 
-async def update_incident(conn: Conn, incident_id: str, **fields: Any) -> asyncpg.Record:
-    """Change the incident and return it in view shape, in one round trip."""
-    cols = list(fields)
-    sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
-    # the statement's snapshot does not see this update: count false alarms without this incident, then add it
+Event = tuple[str, "str | None", dict[str, Any]]   # (kind, actor id, data) for the incident log
+
+VIEW_OF_U = """
+SELECT u.*, ra.name AS reporter_name, sa.name AS responder_name,
+       (SELECT count(*) FROM incidents f WHERE f.reporter_id = u.reporter_id AND f.id <> u.id
+        AND f.disposition = 'false_alarm')
+       + (u.disposition IS NOT DISTINCT FROM 'false_alarm')::int AS reporter_false_alarms
+FROM u JOIN accounts ra ON ra.id = u.reporter_id LEFT JOIN accounts sa ON sa.id = u.responder_id"""
+
+
+def _event_cte(event: Event | None, first_param: int) -> tuple[str, list[Any]]:
+    if event is None:
+        return "", []
+    kind, actor, data = event
+    n = first_param
+    return (f", e AS (INSERT INTO incident_events (incident_id, actor_id, kind, data)"
+            f" SELECT id, ${n}::uuid, ${n + 1}, ${n + 2} FROM u)", [actor, kind, data])
+
+
+async def update_incident(conn: Conn, incident_id: str, *, event: Event | None = None,
+                          **fields: Any) -> asyncpg.Record:
+    """Change the incident (and log the event) and return it in view shape, in one round trip.
+
+    The statement's snapshot does not see its own update, so false alarms are counted
+    without this incident and its new disposition added.
+    """
+    sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(fields))
+    ev, ev_args = _event_cte(event, len(fields) + 2)
     row = await conn.fetchrow(
-        f"""WITH u AS (UPDATE incidents SET {sets}, version = version + 1, updated_at = now() WHERE id = $1
-                       RETURNING *)
-            SELECT u.*, ra.name AS reporter_name, sa.name AS responder_name,
-                   (SELECT count(*) FROM incidents f WHERE f.reporter_id = u.reporter_id AND f.id <> u.id
-                    AND f.disposition = 'false_alarm')
-                   + (u.disposition IS NOT DISTINCT FROM 'false_alarm')::int AS reporter_false_alarms
-            FROM u JOIN accounts ra ON ra.id = u.reporter_id LEFT JOIN accounts sa ON sa.id = u.responder_id""",
-        incident_id, *fields.values())
+        f"WITH u AS (UPDATE incidents SET {sets}, version = version + 1, updated_at = now() WHERE id = $1"
+        f" RETURNING *){ev}" + VIEW_OF_U, incident_id, *fields.values(), *ev_args)
     assert row is not None
     return row
+
+
+async def insert_incident(conn: Conn, *, reporter_id: str, request_id: str, category: str, skill: str,
+                          priority: int, lat: float | None, lon: float | None, accuracy_m: float | None,
+                          note: str, channel: str) -> asyncpg.Record | None:
+    """The new incident in view shape, its `reported` event logged; None if this reporter already
+    sent this request_id."""
+    ev, ev_args = _event_cte((("reported", reporter_id, {"channel": channel, "category": category})), 11)
+    return await conn.fetchrow(
+        """WITH u AS (INSERT INTO incidents (ref_no, reporter_id, request_id, status, category, skill, priority,
+                                             lat, lon, accuracy_m, note, channel)
+                      VALUES ('H-' || nextval('incident_ref_seq'), $1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10)
+                      ON CONFLICT (reporter_id, request_id) DO NOTHING RETURNING *)""" + ev + VIEW_OF_U,
+        reporter_id, request_id, category, skill, priority, lat, lon, accuracy_m, note, channel, *ev_args)
 
 
 async def log_event(conn: Conn, incident_id: str, actor_id: str | None, kind: str, **data: Any) -> None:
