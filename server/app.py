@@ -94,24 +94,14 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     app.on_shutdown.append(going_away)
     http.add_routes(app)
     app.router.add_get("/ws", ws.ws_handler)
-    for hook in _feature_hooks():
-        hook(app, cfg)
+    # features add routes, commands and their own resources after the core's (order matters: SMS after
+    # mediation, both after the core, so each finds what it uses in services.extras)
+    from handlers import sms
+    from mediation import setup as mediation_setup
+
+    for setup_feature in (mediation_setup.setup_app, sms.setup_app):
+        setup_feature(app, cfg)
     return app
-
-
-def _feature_hooks() -> list:
-    """Feature packages (mediation, sms) that add routes and services when present."""
-    hooks = []
-    for name in ("mediation.setup", "handlers.sms"):
-        try:
-            mod = __import__(name, fromlist=["setup_app"])
-        except ModuleNotFoundError as e:
-            if e.name and name.startswith(e.name):
-                continue
-            raise
-        if hasattr(mod, "setup_app"):
-            hooks.append(mod.setup_app)
-    return hooks
 
 
 async def _dispatch_worker(s: Services) -> None:

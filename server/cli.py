@@ -161,12 +161,8 @@ def cmd_purge(cfg: Any, args: argparse.Namespace) -> int:
 
 def _load_features() -> None:
     """Import feature packages so they register their purge steps."""
-    for name in ("mediation.purge", "server.sms"):
-        try:
-            __import__(name)
-        except ModuleNotFoundError as e:
-            if not (e.name and name.startswith(e.name)):
-                raise
+    import mediation.purge  # noqa: F401
+    import server.sms  # noqa: F401
 
 
 def cmd_token(cfg: Any, args: argparse.Namespace) -> int:

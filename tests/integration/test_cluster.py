@@ -93,4 +93,7 @@ async def test_cli_on_the_same_data_while_serving(cluster):
     missing = cluster.cli("token", "nobody")
     assert missing.returncode == 1
     assert cluster.cli("migrate").returncode == 0
+    purged = cluster.cli("purge", "--days", "30")
+    assert purged.returncode == 0 and "incidents=0" in purged.stdout and "cases=0" in purged.stdout, purged
+    assert cluster.cli("purge", "--days", "0").returncode == 2
     await asyncio.sleep(0)
