@@ -72,6 +72,9 @@ def gone(ctx: Any) -> bool:
     return bool(getattr(ctx, "_closing", False)) or bool(getattr(getattr(ctx, "ws", None), "closed", False))
 
 
+HOLE_GRACE_S = 0.05
+
+
 class RoomFeed:
     def __init__(self, feeds: Feeds, ctx: Any, case_id: str, room: str) -> None:
         self.feeds, self.ctx, self.case_id, self.room = feeds, ctx, case_id, room
@@ -110,15 +113,26 @@ class RoomFeed:
                 self.ctx.deliver(payload)
                 self.last = seq
             else:
-                self.fill()
+                self.fill(grace=HOLE_GRACE_S)
                 return
 
-    def fill(self) -> None:
-        """Fetch what this connection has not been given from PostgreSQL (a hole, or after a Redis outage)."""
-        if self.filling is None and self.ready:
-            self.filling = asyncio.get_running_loop().create_task(self._fill())
+    def fill(self, grace: float = 0.0) -> None:
+        """Fetch what this connection has not been given from PostgreSQL (a hole, or after a Redis outage).
 
-    async def _fill(self) -> None:
+        With `grace`, first wait that long: pushes from two nodes often cross on the way, and the
+        missing one usually arrives a moment later without a database read.
+        """
+        if self.filling is None and self.ready:
+            self.filling = asyncio.get_running_loop().create_task(self._fill(grace))
+
+    async def _fill(self, grace: float = 0.0) -> None:
+        if grace:
+            await asyncio.sleep(grace)
+            if self.pending and min(s for s, _ in self.pending) <= self.last + 1:
+                self.filling = None   # the hole closed by itself
+                if not gone(self.ctx):
+                    self.drain()
+                return
         ok = False
         for attempt in range(4):
             try:
