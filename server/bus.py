@@ -37,6 +37,7 @@ class Bus:
         self._pubsub: aioredis.client.PubSub | None = None
         self._confirm: dict[str, list[asyncio.Future[None]]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._resync: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
     async def start(self) -> None:
@@ -118,7 +119,7 @@ class Bus:
                 self._ready.set()
                 delay = 0.1
                 if not first and self.on_resync is not None:
-                    asyncio.create_task(self.on_resync())
+                    self._resync = asyncio.create_task(self.on_resync())   # keep a reference until it ends
                 first = False
                 while True:
                     msg = await self._pubsub.get_message(ignore_subscribe_messages=False, timeout=5.0)
