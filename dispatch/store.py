@@ -64,9 +64,8 @@ async def get_incident(conn: Conn, incident_id: str) -> asyncpg.Record | None:
 
 async def lock_incident(conn: Conn, incident_id: str, skip_locked: bool = False) -> asyncpg.Record | None:
     """Lock the incident row: every change to an incident or its offers happens under this lock."""
-    mode = "FOR UPDATE SKIP LOCKED" if skip_locked else "FOR UPDATE"
-    row = await conn.fetchrow(f"SELECT id FROM incidents WHERE id = $1 {mode}", incident_id)
-    return None if row is None else await get_incident(conn, incident_id)
+    mode = "FOR UPDATE OF i SKIP LOCKED" if skip_locked else "FOR UPDATE OF i"
+    return await conn.fetchrow(INCIDENT_SELECT + f" WHERE i.id = $1 {mode}", incident_id)
 
 
 async def incident_by_request(conn: Conn, reporter_id: str, request_id: str) -> asyncpg.Record | None:
