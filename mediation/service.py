@@ -2,10 +2,12 @@
 
 Every change to a case runs in one PostgreSQL transaction that first locks the
 case row (FOR UPDATE), so takes, joins, proposals, signatures and closes on one
-case are serialised. A chat message holds the case row FOR SHARE (no close
-slips in between) and takes the room's next `seq` from its counter row, whose
-lock it keeps until commit: seqs are gap-free and unique across nodes. Redis
-events go out only after the commit; SMS notices after that, in the background.
+case are serialised. A chat message is one statement (store.SEND_SQL): checked
+against the case as this node holds it in memory, written only if the case is
+still at that version, holding the case row FOR SHARE (no close slips in
+between) and taking the room's next `seq` from its counter row, whose lock it
+keeps until commit: seqs are gap-free and unique across nodes. Redis events go
+out only after the commit; SMS notices after that, in the background.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,13 +29,14 @@ from mediation import sms as sms_text
 from mediation.rules import Actor, Case
 from server import audit, ratelimit
 from server.accounts import normalise_phone
-from server.errors import NotFound, RateLimited
+from server.errors import HelplineError, NotFound, RateLimited, Unavailable
 from server.keys import Keys
 
 log = logging.getLogger(__name__)
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"    # no 0/O, 1/I/L: read out and typed without mistakes
 CODE_LEN = 8
+CASES_IN_MEMORY = 10_000                            # cases a node keeps for chat (checked by version)
 JOIN_FAILURES = (10, 600)                           # wrong join codes allowed per account, per seconds
 Texts = list[tuple[str, str]]                       # SMS to send after commit: (phone, body)
 Change = Callable[[Any, Case, Texts], Awaitable[bool]]
@@ -58,6 +62,7 @@ class MediationService:
         self.extras = extras              # services.extras: the SMS gateway is looked up there at send time
         self.public_url = public_url.rstrip("/")
         self._sms_tail: dict[str, asyncio.Task[None]] = {}
+        self._cases: OrderedDict[str, Case] = OrderedDict()   # chat's view of cases, checked by version
         self.feeds: Any = None            # mediation.live.Feeds of this node, set by setup_app
 
     # ---------------------------------------------------------------- events
@@ -113,6 +118,7 @@ class MediationService:
                 case = await store.get_case(conn, case_id)
                 assert case is not None
                 self._case_changed(out, case)
+        self._remember(case)
         await self._done(out, texts)
         return views.view_for(case, actor.id, actor.role)
 
@@ -287,12 +293,86 @@ class MediationService:
             return await store.messages_after(conn, case_id, room, after_seq, limit)
 
     # ---------------------------------------------------------------- chat
+    async def _case_at_hand(self, case_id: str, fresh: bool = False) -> tuple[Case, bool]:
+        """(the case, whether it came from memory): this node's copy (any version) or a snapshot read."""
+        case = None if fresh else self._cases.get(case_id)
+        if case is not None:
+            self._cases.move_to_end(case_id)
+            return case, True
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            case = await store.get_case(conn, case_id)
+        if case is None:
+            self._cases.pop(case_id, None)
+            raise NotFound("no such case")
+        self._remember(case)
+        return case, False
+
+    def _remember(self, case: Case) -> None:
+        held = self._cases.get(case.id)
+        if held is None or held.version <= case.version:
+            self._cases[case.id] = case
+            self._cases.move_to_end(case.id)
+        while len(self._cases) > CASES_IN_MEMORY:
+            self._cases.popitem(last=False)
+
     async def send(self, actor: Actor, case_id: str, room: str, client_msg_id: str, body: str,
                    via: str = "ws") -> dict[str, Any]:
-        """Persist a message with the room's next seq; the same client_msg_id again → the same message."""
+        """Persist a message with the room's next seq; the same client_msg_id again → the same message.
+
+        The rules are checked against the case as this node holds it in memory, and the message is
+        written by one statement only if the case is still at that version (store.SEND_SQL): one round
+        trip to PostgreSQL per message. A stale case is re-read and checked again; a case that keeps
+        changing under us falls back to the locking transaction.
+        """
         r = rules.parse_room(room)
         rules.check_body(body)
+        fresh = False
+        for _ in range(3):
+            case, from_memory = await self._case_at_hand(case_id, fresh)
+            fresh = True
+            try:
+                rules.check_write(case, actor, r, body)
+            except HelplineError:
+                if from_memory:
+                    continue    # our copy may predate a join or an invitation: judge on a fresh one
+                raise
+            party = case.party(actor.id)
+            try:
+                async with self.pool.acquire() as conn:
+                    done = await store.send_at_version(
+                        conn, case_id=case_id, version=case.version, room=r.name, sender_id=actor.id,
+                        sender_name=party.name if party else actor.name, sender_role=actor.role,
+                        client_msg_id=client_msg_id, body=body, via=via)
+            except asyncpg.UniqueViolationError:  # a concurrent re-send of this client_msg_id committed first
+                return await self._sent_before(case_id, r.name, actor.id, client_msg_id)
+            if done is None:
+                continue      # the case changed since we read it
+            msg, new = done
+            if new:
+                await self._announce(case, r, actor, msg)
+            return msg
+        return await self._send_locked(actor, case_id, r, client_msg_id, body, via)
+
+    async def _sent_before(self, case_id: str, room: str, sender_id: str, client_msg_id: str) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            again = await store.message_by_client_id(conn, case_id, room, sender_id, client_msg_id)
+        if again is None:
+            raise Unavailable("message not stored; send it again")
+        return again
+
+    async def _announce(self, case: Case, r: rules.Room, actor: Actor, msg: dict[str, Any]) -> None:
+        """After commit: the room's doorbell, then SMS to parties who take part by text (joint room only)."""
         texts: Texts = []
+        if r.party_id is None and any(p.via == "sms" for p in case.parties):
+            async with self.pool.acquire() as conn:
+                await self._sms_parties(conn, case, texts, sms_text.chat(case.ref_no, msg), skip=actor.id)
+        out = Outbox()
+        out.add(self.keys.room_channel(case.id, r.name), {"type": "chat.message", "message": msg})
+        await self._done(out, texts)
+
+    async def _send_locked(self, actor: Actor, case_id: str, r: rules.Room, client_msg_id: str, body: str,
+                           via: str) -> dict[str, Any]:
+        """The slow, sure way: lock the case row, check, take the seq, insert, all in one transaction."""
         async with self.pool.acquire() as conn:
             try:
                 async with conn.transaction():
@@ -309,17 +389,10 @@ class MediationService:
                         conn, case_id=case_id, room=r.name, seq=seq, sender_id=actor.id,
                         sender_name=party.name if party else actor.name, sender_role=actor.role,
                         client_msg_id=client_msg_id, body=body, via=via)
-                    if r.party_id is None:
-                        await self._sms_parties(conn, case, texts, sms_text.chat(case.ref_no, msg),
-                                                skip=actor.id)
-            except asyncpg.UniqueViolationError:  # a concurrent re-send of this client_msg_id committed first
-                again = await store.message_by_client_id(conn, case_id, r.name, actor.id, client_msg_id)
-                if again is None:
-                    raise
-                return again
-        out = Outbox()
-        out.add(self.keys.room_channel(case_id, r.name), {"type": "chat.message", "message": msg})
-        await self._done(out, texts)
+            except asyncpg.UniqueViolationError:
+                return await self._sent_before(case_id, r.name, actor.id, client_msg_id)
+        self._remember(case)
+        await self._announce(case, r, actor, msg)
         return msg
 
     # ---------------------------------------------------------------- SMS parties

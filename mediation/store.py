@@ -208,6 +208,41 @@ async def message_by_client_id(conn: Conn, case_id: str, room: str, sender_id: s
     return message_view(r) if r else None
 
 
+# One statement, one round trip: a chat message from a node that has the case in memory at `version`.
+# The case row is held FOR SHARE (a change to the case waits for the message, or the message sees the
+# new version and writes nothing); a re-sent client_msg_id returns the stored message; otherwise the
+# room's counter row gives the next seq and stays locked until the statement commits, with the message.
+# No row back: the case is not at that version (or gone): reload it, check again, retry.
+SEND_SQL = """
+WITH c AS (
+    SELECT id FROM cases WHERE id = $1 AND version = $2 FOR SHARE
+), again AS (
+    SELECT * FROM case_messages WHERE case_id = $1 AND room = $3 AND sender_id = $4 AND client_msg_id = $7
+), s AS (
+    INSERT INTO case_rooms (case_id, room, last_seq)
+    SELECT $1, $3, 1 FROM c WHERE NOT EXISTS (SELECT 1 FROM again)
+    ON CONFLICT (case_id, room) DO UPDATE SET last_seq = case_rooms.last_seq + 1
+    RETURNING last_seq
+), m AS (
+    INSERT INTO case_messages (case_id, room, seq, sender_id, sender_name, sender_role, client_msg_id, body, via)
+    SELECT $1, $3, s.last_seq, $4, $5, $6, $7, $8, $9 FROM s
+    RETURNING *
+)
+SELECT true AS fresh, * FROM m
+UNION ALL
+SELECT false, * FROM again
+"""
+
+
+async def send_at_version(conn: Conn, *, case_id: str, version: int, room: str, sender_id: str,
+                          sender_name: str, sender_role: str, client_msg_id: str, body: str,
+                          via: str) -> tuple[dict[str, Any], bool] | None:
+    """(the message, whether it is new), or None if the case is not at `version`."""
+    r = await conn.fetchrow(SEND_SQL, case_id, version, room, sender_id, sender_name, sender_role,
+                            client_msg_id, body, via)
+    return None if r is None else (message_view(r), r["fresh"])
+
+
 async def next_seq(conn: Conn, case_id: str, room: str) -> int:
     """Take the room's next seq; the counter row stays locked until the transaction ends."""
     return int(await conn.fetchval(

@@ -20,6 +20,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from server.redisbatch import Pipeliner
+
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +33,7 @@ class Listener(Protocol):
 class Bus:
     def __init__(self, redis: aioredis.Redis, on_resync: Callable[[], Awaitable[None]] | None = None) -> None:
         self.redis = redis
+        self.batch = Pipeliner(redis)     # publishes (and rate-limit counters) share pipelines
         self.on_resync = on_resync
         self.listeners: dict[str, set[Listener]] = {}
         self.connected = False
@@ -46,6 +49,7 @@ class Bus:
             await asyncio.wait_for(self._ready.wait(), 10)
 
     async def close(self) -> None:
+        await self.batch.close()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -55,23 +59,12 @@ class Bus:
                 await self._pubsub.aclose()
 
     async def publish(self, channel: str, payload: str) -> None:
-        try:
-            await self.redis.publish(channel, payload)
-        except RedisError as e:  # a doorbell that does not ring: clients catch up from PostgreSQL
-            log.warning("publish to %s failed: %s", channel, e)
+        await self.batch.publish([(channel, payload)])
 
     async def publish_many(self, items: list[tuple[str, str]]) -> None:
-        if not items:
-            return
-        if len(items) == 1:
-            return await self.publish(*items[0])
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for channel, payload in items:
-                    pipe.publish(channel, payload)
-                await pipe.execute()
-        except RedisError as e:
-            log.warning("publish of %d events failed: %s", len(items), e)
+        """PUBLISH in order, pipelined with other callers'; a doorbell that does not ring is logged
+        (clients catch up from PostgreSQL), never raised."""
+        await self.batch.publish(items)
 
     async def listen(self, channel: str, listener: Listener) -> None:
         """Add a local listener; returns once Redis confirmed the subscription (or is down)."""

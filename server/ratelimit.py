@@ -12,6 +12,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from server.redisbatch import Pipeliner
+
 log = logging.getLogger(__name__)
 
 # (limit, window seconds) per account and command
@@ -27,8 +29,13 @@ OTP_FAILURES_PER_ADDRESS = (50, 900)
 
 
 async def count(redis: Any, key: str, window_s: int, add: int = 1) -> int:
-    """Add to the window's counter and return it (0 if Redis is unavailable)."""
+    """Add to the window's counter and return it (0 if Redis is unavailable).
+
+    `redis` is a client, or a `Pipeliner` (hot paths: the counter rides in a shared pipeline).
+    """
     try:
+        if isinstance(redis, Pipeliner):
+            return await redis.count(key, window_s, add)
         async with redis.pipeline(transaction=True) as pipe:
             pipe.set(key, 0, ex=window_s, nx=True)
             pipe.incrby(key, add)

@@ -196,3 +196,36 @@ async def test_two_nodes_writing_one_room_concurrently(cluster):
         assert (n, lo, hi) == (total, 1, total)
     finally:
         await conn.close()
+
+
+@pytest.mark.cluster
+async def test_a_nodes_memory_of_a_case_never_outlives_a_change_made_on_another_node(cluster):
+    """Chat checks the rules against the case as the node holds it, and writes only at that version:
+    a join elsewhere lets the new party in, a close elsewhere shuts the room, on the very next message."""
+    a, b = await cluster.start_node(), await cluster.start_node()
+    filer = await a.user("resident", name="Ann")
+    case = (await filer.ok("case.open", category="neighbour", summary="noise",
+                           other_parties=[{"name": "Bo"}, {"name": "Cy"}]))["case"]
+    cid = case["id"]
+    codes = {p["name"]: p["join_code"] for p in case["invited"]}
+    bo = await a.user("resident", name="Bo")
+    await bo.ok("case.join", join_code=codes["Bo"])
+    med = await a.user("mediator", name="Med")
+    await med.ok("case.take", case_id=cid)
+    med_b = await b.connect(await b.login(med.welcome["account"]["username"]))
+    filer_b = await b.connect(await b.login(filer.welcome["account"]["username"]))
+    await med_b.ok("chat.send", case_id=cid, room="joint", client_msg_id="m1", body="welcome")   # b holds the case
+    cy = await a.user("resident", name="Cy")
+    await cy.ok("case.join", join_code=codes["Cy"])                                             # joined on a
+    cy_b = await b.connect(await b.login(cy.welcome["account"]["username"]))
+    sent = await cy_b.ok("chat.send", case_id=cid, room="joint", client_msg_id="c1", body="I am here")
+    assert sent["message"]["sender"]["name"] == "Cy"
+    await med.ok("case.close", case_id=cid, outcome="failed")                                   # closed on a
+    await filer_b.error("chat.send", "conflict", case_id=cid, room="joint", client_msg_id="f1", body="too late")
+    conn = await asyncpg.connect(cluster.database_url)
+    try:
+        rows = await conn.fetch("SELECT seq, client_msg_id FROM case_messages WHERE case_id = $1 ORDER BY seq",
+                                uuid.UUID(cid))
+        assert [(r["seq"], r["client_msg_id"]) for r in rows] == [(1, "m1"), (2, "c1")]
+    finally:
+        await conn.close()
