@@ -113,6 +113,33 @@ def next_step(inc: Incident, candidates: list[Candidate], already_offered: set[s
                      now + timedelta(seconds=offer_timeout_s))
 
 
+@dataclass(frozen=True)
+class OfferFirstAvailable:
+    """Offer the first of these responders (nearest first) that is still available when claimed;
+    if none is, escalate with "no_candidate"."""
+    responder_ids: tuple[str, ...]
+    attempt: int
+    expires_at: datetime
+
+
+def plan_first_offer(inc: Incident, candidates: list[Candidate], *, radius_km: float, max_offers: int,
+                     now: datetime, offer_timeout_s: float) -> OfferFirstAvailable | Escalate:
+    """`next_step` for a new incident, with the responders' statuses left to the claim.
+
+    The report and its first offer are then one statement: the database claims the first
+    responder of the list whose status is `available` at that moment. Choosing that way gives
+    the same responder `next_step` would choose with those statuses in hand (a property test
+    holds the two together), without reading the statuses first.
+    """
+    assumed = [Candidate(c.responder_id, c.distance_km, "available", c.online) for c in candidates]
+    decision = next_step(inc, assumed, set(), radius_km=radius_km, max_offers=max_offers, now=now,
+                         offer_timeout_s=offer_timeout_s)
+    if isinstance(decision, Escalate):
+        return decision
+    ranked = rank(assumed, set(), radius_km)
+    return OfferFirstAvailable(tuple(c.responder_id for c in ranked), decision.attempt, decision.expires_at)
+
+
 def check_accept(inc: Incident, offer_state: str, offer_responder: str, responder_id: str,
                  offer_expired: bool) -> None:
     """Raise unless this responder may take the incident with this offer now."""

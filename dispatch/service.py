@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,6 +29,20 @@ from server.keys import Keys
 log = logging.getLogger(__name__)
 
 GEO_COUNT = 25
+
+# Nearby responders with the skill and whether each is online, in one round trip. The online keys
+# are named inside the script (not in KEYS): fine on one Redis, which is what helpline runs on.
+NEARBY_LUA = """
+local hits = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2], 'BYRADIUS', ARGV[3], 'km',
+                        'ASC', 'COUNT', ARGV[4], 'WITHDIST')
+local out = {}
+for _, h in ipairs(hits) do
+    out[#out + 1] = h[1]
+    out[#out + 1] = h[2]
+    out[#out + 1] = redis.call('EXISTS', ARGV[5] .. h[1])
+end
+return out
+"""
 
 
 @dataclass
@@ -61,12 +76,16 @@ class DispatchService:
         # called as hook(conn, incident_view) inside the transaction of every incident change
         # (e.g. the SMS channel queues a status text in the same commit)
         self.change_hooks: list[Callable[[Any, dict[str, Any]], Awaitable[None]]] = []
+        # channels whose reports must run the change hooks in their transaction (the SMS feature adds
+        # "sms"); reports from other channels take the one-statement path (store.REPORT_SQL)
+        self.hooked_channels: set[str] = set()
+        self._nearby = redis.register_script(NEARBY_LUA)
 
     # ---------------------------------------------------------------- events
-    async def _incident_changed(self, conn: Any, out: Outbox, row: Any) -> dict[str, Any]:
+    async def _incident_changed(self, conn: Any, out: Outbox, row: Any, hooks: bool = True) -> dict[str, Any]:
         """Queue incident.updated for everyone concerned; run the change hooks inside the transaction."""
         inc = store.incident_view(row)
-        for hook in self.change_hooks:
+        for hook in self.change_hooks if hooks else ():
             await hook(conn, inc)
         channels = [self.keys.account_channel(inc["reporter"]["id"]), self.keys.dispatch_channel]
         if inc["responder"]:
@@ -96,15 +115,16 @@ class DispatchService:
         if lat is None or lon is None:
             return []
         try:
-            hits = await self.redis.geosearch(self.keys.geo(skill), longitude=lon, latitude=lat,
-                                              radius=self.dcfg.radius_km, unit="km", sort="ASC",
-                                              count=GEO_COUNT, withdist=True)
-            ids = [(h[0].decode() if isinstance(h[0], bytes) else h[0], float(h[1])) for h in hits]
-            online = await self.redis.mget([self.keys.online(i) for i, _ in ids]) if ids else []
+            flat = await self._nearby(keys=[self.keys.geo(skill)],
+                                      args=[lon, lat, self.dcfg.radius_km, GEO_COUNT, self.keys.online("")])
         except RedisError as e:
             log.warning("GEO search failed, incident stays queued for the sweeper: %s", e)
             return None
-        return [lc.Candidate(i, d, "unknown", online=o is not None) for (i, d), o in zip(ids, online)]
+        out = []
+        for k in range(0, len(flat), 3):
+            rid = flat[k].decode() if isinstance(flat[k], bytes) else flat[k]
+            out.append(lc.Candidate(rid, float(flat[k + 1]), "unknown", online=bool(flat[k + 2])))
+        return out
 
     async def _advance(self, conn: Any, row: Any, candidates: list[lc.Candidate], out: Outbox,
                        actor_id: str | None) -> Any:
@@ -153,6 +173,58 @@ class DispatchService:
         if cat is None:
             raise BadRequest(f"category must be one of {', '.join(self.dcfg.categories)}")
         candidates = await self._candidates(cat.skill, lat, lon)
+        if channel in self.hooked_channels:
+            return await self._request_help_hooked(who, request_id, category, cat, lat, lon, accuracy_m, note,
+                                                   channel, candidates)
+        now = datetime.now(timezone.utc)
+        plan: lc.OfferFirstAvailable | lc.Escalate | None = None
+        if candidates is not None:
+            new = lc.Incident(id="", status=lc.Status.QUEUED, reporter_id=who.id, responder_id=None,
+                              offer_attempts=0, has_position=lat is not None and lon is not None,
+                              accuracy_m=accuracy_m)
+            plan = lc.plan_first_offer(new, candidates, radius_km=self.dcfg.radius_km,
+                                       max_offers=self.dcfg.max_offers, now=now,
+                                       offer_timeout_s=self.dcfg.offer_timeout_s)
+        offering = isinstance(plan, lc.OfferFirstAvailable)
+        try:
+            async with self.pool.acquire() as conn:
+                row = await store.report(
+                    conn, reporter_id=who.id, request_id=request_id, category=category, skill=cat.skill,
+                    priority=cat.priority, lat=lat, lon=lon, accuracy_m=accuracy_m, note=note, channel=channel,
+                    offer_to=list(plan.responder_ids) if offering else [],  # type: ignore[union-attr]
+                    otherwise="queued" if plan is None else "escalated",
+                    reason=plan.reason if isinstance(plan, lc.Escalate) else "no_candidate",
+                    attempt=plan.attempt if offering else 1,  # type: ignore[union-attr]
+                    offer_id=str(uuid.uuid4()),
+                    expires_at=plan.expires_at if offering else now)  # type: ignore[union-attr]
+        except asyncpg.UniqueViolationError:   # this request_id was seen before (a retry, or a concurrent one)
+            async with self.pool.acquire() as conn:
+                existing = await store.incident_by_request(conn, who.id, request_id)
+            if existing is None:
+                raise
+            return store.incident_view(existing), False
+        out = Outbox()
+        inc = await self._incident_changed(None, out, row, hooks=False)
+        if row["offer_id"] is not None:
+            out.add(self.keys.account_channel(str(row["r_id"])),
+                    {"type": "offer", "offer_id": str(row["offer_id"]), "incident": inc,
+                     "expires_at": store.iso(row["offer_expires_at"])})
+            out.add(self.keys.dispatch_channel,
+                    {"type": "responder.updated", "responder": store.claimed_responder_view(row)})
+            if self.metrics:
+                self.metrics.press_to_offer.observe(0.0)   # offered in the report's own statement
+        elif row["status"] == "escalated" and self.metrics:
+            self.metrics.offer_outcome("escalated")
+        await self._commit(out)
+        if self.metrics:
+            self.metrics.incidents_created.labels(channel=channel).inc()
+        return inc, True
+
+    async def _request_help_hooked(self, who: Account, request_id: str, category: str, cat: Any,
+                                   lat: float | None, lon: float | None, accuracy_m: float | None, note: str,
+                                   channel: str, candidates: list[lc.Candidate] | None
+                                   ) -> tuple[dict[str, Any], bool]:
+        """A report whose channel has change hooks: insert, hooks and first offer in one transaction."""
         out = Outbox()
         async with self.pool.acquire() as conn, conn.transaction():
             row = await store.insert_incident(

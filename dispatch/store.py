@@ -122,6 +122,72 @@ async def insert_incident(conn: Conn, *, reporter_id: str, request_id: str, cate
         reporter_id, request_id, category, skill, priority, lat, lon, accuracy_m, note, channel, *ev_args)
 
 
+# A report and its first offer in one statement (no transaction around it, no other round trip).
+# pick: the first responder of $11 (nearest first) still available; rows being claimed right now by
+# another statement are skipped, and a responder claimed meanwhile fails the re-check. c: claimed.
+# u: the incident, born `offered` if someone was claimed, else $12 ('escalated', or 'queued' when the
+# live index was unreachable and the sweeper must carry it on). Its `reported` event, then `offered`
+# or `escalated`, in that order. A request_id already used raises UniqueViolationError, so nothing
+# is claimed for a duplicate.
+REPORT_SQL = """
+WITH pick AS (
+    SELECT r.account_id FROM unnest($11::uuid[]) WITH ORDINALITY AS x(id, ord)
+    JOIN responders r ON r.account_id = x.id
+    WHERE r.status = 'available'
+    ORDER BY x.ord LIMIT 1
+    FOR UPDATE OF r SKIP LOCKED
+), c AS (
+    UPDATE responders r SET status = 'offered', updated_at = now() FROM pick
+    WHERE r.account_id = pick.account_id AND r.status = 'available'
+    RETURNING r.*
+), u AS (
+    INSERT INTO incidents (ref_no, reporter_id, request_id, status, category, skill, priority,
+                           lat, lon, accuracy_m, note, channel, offer_attempts)
+    SELECT 'H-' || nextval('incident_ref_seq'), $1, $2, CASE WHEN c.account_id IS NULL THEN $12 ELSE 'offered' END,
+           $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN c.account_id IS NULL THEN 0 ELSE $13::int END
+    FROM (SELECT 1) one LEFT JOIN c ON true
+    RETURNING *
+), o AS (
+    INSERT INTO offers (id, incident_id, responder_id, attempt, expires_at)
+    SELECT $14::uuid, u.id, c.account_id, $13::int, $15 FROM u, c
+    RETURNING *
+), e AS (
+    INSERT INTO incident_events (incident_id, actor_id, kind, data)
+    SELECT u.id, ev.actor_id, ev.kind, ev.data FROM u CROSS JOIN LATERAL (
+        SELECT 1 AS ord, $1::uuid AS actor_id, 'reported' AS kind, $16::jsonb AS data
+        UNION ALL
+        SELECT 2, NULL, 'offered', jsonb_build_object('responder_id', c.account_id::text, 'offer_id', $14::uuid::text,
+                                                      'attempt', $13::int) FROM c
+        UNION ALL
+        SELECT 2, NULL, 'escalated', jsonb_build_object('reason', $17::text) WHERE u.status = 'escalated'
+    ) ev ORDER BY ev.ord
+)
+SELECT v.*, o.id AS offer_id, o.expires_at AS offer_expires_at,
+       c.account_id AS r_id, c.skills AS r_skills, c.status AS r_status, c.lat AS r_lat, c.lon AS r_lon,
+       c.updated_at AS r_updated_at, rn.name AS r_name
+FROM (""" + VIEW_OF_U + """) v LEFT JOIN o ON true LEFT JOIN c ON true LEFT JOIN accounts rn ON rn.id = c.account_id
+"""
+
+
+async def report(conn: Conn, *, reporter_id: str, request_id: str, category: str, skill: str, priority: int,
+                 lat: float | None, lon: float | None, accuracy_m: float | None, note: str, channel: str,
+                 offer_to: list[str], otherwise: str, reason: str, attempt: int, offer_id: str,
+                 expires_at: datetime) -> asyncpg.Record:
+    """Insert the incident and make its first offer to the first of `offer_to` still available, else
+    give it status `otherwise` (escalated with `reason`, or queued); one row: the incident in view
+    shape plus offer_id / offer_expires_at and the claimed responder's r_* columns (NULL if none)."""
+    row = await conn.fetchrow(
+        REPORT_SQL, reporter_id, request_id, category, skill, priority, lat, lon, accuracy_m, note, channel,
+        offer_to, otherwise, attempt, offer_id, expires_at, {"channel": channel, "category": category}, reason)
+    assert row is not None
+    return row
+
+
+def claimed_responder_view(r: asyncpg.Record) -> dict[str, Any]:
+    return {"id": str(r["r_id"]), "name": r["r_name"], "skills": list(r["r_skills"]), "status": r["r_status"],
+            "lat": r["r_lat"], "lon": r["r_lon"], "updated_at": iso(r["r_updated_at"])}
+
+
 async def log_event(conn: Conn, incident_id: str, actor_id: str | None, kind: str, **data: Any) -> None:
     await conn.execute("INSERT INTO incident_events (incident_id, actor_id, kind, data) VALUES ($1, $2, $3, $4)",
                        incident_id, actor_id, kind, data)

@@ -462,6 +462,7 @@ async def _sms_ctx(app: web.Application) -> AsyncIterator[None]:
     s.extras["sms"] = svc
     hooks = [record_hook, svc.incident_hook]
     s.dispatch.change_hooks.extend(hooks)
+    s.dispatch.hooked_channels.add("sms")     # an SMS report records its text and status in its transaction
     svc.start()
     try:
         yield

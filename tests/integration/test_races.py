@@ -126,3 +126,30 @@ async def test_surge_of_requests_against_few_responders(hl):
     assert all(a["type"] == "ok" for a in accepted)
     assert len({a["incident"]["id"] for a in accepted}) == 6
     await invariants(hl.database_url)
+
+
+async def test_concurrent_resends_of_one_request_make_one_incident_and_claim_no_one_twice(hl):
+    """A report and its first offer are one statement; racing re-sends of its request_id (from several
+    connections of one resident) must neither make two incidents nor leave a responder claimed for
+    nothing."""
+    responders = []
+    for i in range(3):
+        r = await hl.user("responder", skills=["medical"])
+        await r.ok("duty.start", **near(0.001 * (i + 1)))
+        responders.append(r)
+    token = await hl.device_token()
+    sockets = [await hl.connect(token) for _ in range(4)]
+    answers = await asyncio.gather(*[c.call("help.request", request_id="same", category="medical", **near(0))
+                                     for c in sockets for _ in range(2)])   # within the account's limit (10)
+    assert all(a["type"] == "ok" for a in answers), answers
+    assert len({a["incident"]["id"] for a in answers}) == 1
+    conn = await asyncpg.connect(hl.database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM incidents") == 1
+        assert await conn.fetchval("SELECT count(*) FROM offers") == 1
+        assert await conn.fetchval("SELECT count(*) FROM responders WHERE status = 'offered'") == 1
+        kinds = [r["kind"] for r in await conn.fetch("SELECT kind FROM incident_events ORDER BY id")]
+        assert kinds == ["reported", "offered"]
+    finally:
+        await conn.close()
+    await invariants(hl.database_url)

@@ -120,3 +120,36 @@ def test_close_dispositions():
         lc.check_close(inc("escalated"), "whatever")
     with pytest.raises(Conflict):
         lc.check_close(inc("cancelled"), "resolved")
+
+
+# ---------------------------------------------------------------- the first offer, planned without statuses
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_cand = st.builds(lc.Candidate,
+                  responder_id=st.sampled_from([f"r{i}" for i in range(8)]),
+                  distance_km=st.floats(0, 12, allow_nan=False),
+                  status=st.sampled_from(["available", "offered", "busy", "off_duty"]),
+                  online=st.booleans())
+
+
+@settings(max_examples=400, deadline=None)
+@given(cands=st.lists(_cand, max_size=10, unique_by=lambda c: c.responder_id),
+       has_position=st.booleans(), accuracy=st.one_of(st.none(), st.floats(1, 20000)))
+def test_planned_first_offer_picks_whom_next_step_picks(cands, has_position, accuracy):
+    """Claiming the first available responder of the plan's list = next_step with the statuses known."""
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    inc = lc.Incident("i", lc.Status.QUEUED, "rep", None, 0, has_position, accuracy)
+    kw = dict(radius_km=5.0, max_offers=3, now=now, offer_timeout_s=30)
+    known = lc.next_step(inc, cands, set(), **kw)
+    plan = lc.plan_first_offer(inc, [lc.Candidate(c.responder_id, c.distance_km, "unknown", c.online)
+                                     for c in cands], **kw)
+    status = {c.responder_id: c.status for c in cands}
+    if isinstance(plan, lc.Escalate):
+        assert known == plan
+        return
+    claimed = next((r for r in plan.responder_ids if status[r] == "available"), None)
+    if claimed is None:
+        assert known == lc.Escalate("no_candidate")
+    else:
+        assert known == lc.MakeOffer(claimed, plan.attempt, plan.expires_at)
