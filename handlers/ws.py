@@ -273,10 +273,14 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         await conn.listen(services.keys.account_channel(conn.id))
         if conn.role == "responder":   # presence only matters for who can be offered incidents
             with contextlib.suppress(Exception):
-                await services.redis.set(services.keys.online(conn.id), "1", ex=60)
-        welcome = {"type": "welcome", "account": account, **await help_handlers.welcome_state(conn)}
-        for hook in services.extras.get("welcome_hooks", []):
-            welcome.update(await hook(conn))
+                key = services.keys.online(conn.id)
+                await services.bus.batch.run(lambda pipe: pipe.set(key, "1", ex=60), 1)
+        # listening already: what changes from here on arrives as a push; now read the state
+        parts = await asyncio.gather(help_handlers.welcome_state(conn),
+                                     *(hook(conn) for hook in services.extras.get("welcome_hooks", [])))
+        welcome = {"type": "welcome", "account": account}
+        for part in parts:
+            welcome.update(part)
         welcome["server_time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         await ws.send_str(json.dumps(welcome, separators=(",", ":")))
         conn.writer = asyncio.create_task(conn._write())

@@ -85,6 +85,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     async def going_away(app: web.Application) -> None:
         """Before the server stops: tell every client at once (they reconnect, to another node if need be)."""
         hub = app[SERVICES].hub
+        app[SERVICES].bus.closing = True
         closing = [conn.ws.close(code=1001, message=b"server shutting down") for conn in hub.all()]
         if closing:
             with contextlib.suppress(Exception):

@@ -42,6 +42,9 @@ class Bus:
         self._task: asyncio.Task[None] | None = None
         self._resync: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._to_subscribe: list[str] = []
+        self.closing = False    # the node is shutting down: connections leave without an UNSUBSCRIBE each
+        self._sub_flush: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="bus-reader")
@@ -67,18 +70,55 @@ class Bus:
         await self.batch.publish(items)
 
     async def listen(self, channel: str, listener: Listener) -> None:
-        """Add a local listener; returns once Redis confirmed the subscription (or is down)."""
+        """Add a local listener; returns once Redis confirmed the subscription (or is down).
+
+        Channels asked for in the same loop turn (a reconnect storm: thousands of hellos) go to
+        Redis as one SUBSCRIBE.
+        """
         group = self.listeners.setdefault(channel, set())
         first = not group
         group.add(listener)
-        if first and self.connected and self._pubsub is not None:
+        if not self.connected or self._pubsub is None:
+            return                                  # subscribed on reconnect, with everything else
+        if first:
             fut = asyncio.get_running_loop().create_future()
             self._confirm.setdefault(channel, []).append(fut)
-            try:
-                await self._pubsub.subscribe(channel)
-                await asyncio.wait_for(asyncio.shield(fut), 5)
-            except (RedisError, OSError, asyncio.TimeoutError) as e:
-                log.warning("subscribe %s: %s", channel, e)
+            self._to_subscribe.append(channel)
+            if self._sub_flush is None:
+                self._sub_flush = asyncio.get_running_loop().create_task(self._flush_subscribes())
+        else:
+            pending = self._confirm.get(channel)
+            if not pending:
+                return
+            fut = pending[0]                        # someone's SUBSCRIBE is on its way: wait for it too
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), 5)
+        except asyncio.TimeoutError:
+            log.warning("subscribe %s: not confirmed within 5 s", channel)
+
+    async def _flush_subscribes(self) -> None:
+        try:
+            while self._to_subscribe:
+                asked, self._to_subscribe = list(dict.fromkeys(self._to_subscribe)), []
+                wanted = [ch for ch in asked if ch in self.listeners]
+                for ch in asked:
+                    if ch not in self.listeners:    # its listener left meanwhile
+                        self._resolve(ch)
+                if not wanted or self._pubsub is None:
+                    continue
+                try:
+                    await self._pubsub.subscribe(*wanted)
+                except (RedisError, OSError) as e:
+                    log.warning("subscribe of %d channels: %s", len(wanted), e)
+                    for ch in wanted:
+                        self._resolve(ch)
+        finally:
+            self._sub_flush = None
+
+    def _resolve(self, channel: str) -> None:
+        for fut in self._confirm.pop(channel, []):
+            if not fut.done():
+                fut.set_result(None)
 
     async def unlisten(self, channel: str, listener: Listener) -> None:
         group = self.listeners.get(channel)
@@ -87,7 +127,7 @@ class Bus:
         group.discard(listener)
         if not group:
             del self.listeners[channel]
-            if self.connected and self._pubsub is not None:
+            if self.connected and self._pubsub is not None and not self.closing:
                 with contextlib.suppress(RedisError, OSError):
                     await self._pubsub.unsubscribe(channel)
 
@@ -126,9 +166,7 @@ class Bus:
                         data = msg["data"]
                         self._dispatch(ch, data.decode() if isinstance(data, bytes) else data)
                     elif kind == "subscribe":
-                        for fut in self._confirm.pop(ch, []):
-                            if not fut.done():
-                                fut.set_result(None)
+                        self._resolve(ch)
             except asyncio.CancelledError:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError, RedisError) as e:

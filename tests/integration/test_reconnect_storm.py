@@ -1,7 +1,7 @@
 """5,000 clients reconnecting at once after a node restart (with jitter) all come back.
 
 The test proves nobody is left out and everyone gets their state back; how fast is
-measured by `python -m bench.reconnect` (target: all back within 10 s), since
+measured by `python -m bench.reconnect` (target: all back within 10 s of the restart), since
 timing assertions do not belong in tests on a shared 2-core machine.
 """
 from __future__ import annotations

@@ -69,3 +69,43 @@ async def test_redis_down_counts_as_zero_and_publishes_do_not_raise():
         assert p._flusher is None
     finally:
         await r.aclose()
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.got: list[str] = []
+
+    def deliver(self, payload: str) -> None:
+        self.got.append(payload)
+
+
+async def test_listens_in_one_loop_turn_share_one_subscribe_and_each_is_confirmed(stack, redis):
+    """A reconnect storm: thousands of hellos each listen on their channel; Redis gets few SUBSCRIBEs,
+    and every listen returns only once its subscription is live (a publish right after is heard)."""
+    from server.bus import Bus
+
+    bus = Bus(aioredis.Redis.from_url(stack.redis_url))
+    await bus.start()
+    sent = []
+    real = bus._pubsub.subscribe
+
+    async def counting(*channels):
+        sent.append(len(channels))
+        return await real(*channels)
+    bus._pubsub.subscribe = counting
+    try:
+        chans = [key(stack, f"ch{i}") for i in range(300)]
+        boxes = [Inbox() for _ in chans]
+        extra = Inbox()                           # a second listener of a channel whose SUBSCRIBE is pending
+        await asyncio.gather(*[bus.listen(c, b) for c, b in zip(chans, boxes)], bus.listen(chans[0], extra))
+        assert sum(sent) == 300 and len(sent) < 10, sent
+        await redis.publish(chans[0], "a")
+        await redis.publish(chans[-1], "z")
+        for _ in range(100):
+            if boxes[0].got and boxes[-1].got and extra.got:
+                break
+            await asyncio.sleep(0.02)
+        assert boxes[0].got == ["a"] and extra.got == ["a"] and boxes[-1].got == ["z"]
+    finally:
+        await bus.close()
+        await bus.redis.aclose()
