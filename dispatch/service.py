@@ -21,21 +21,30 @@ from redis.exceptions import RedisError
 
 from dispatch import lifecycle as lc
 from dispatch import store
-from server import audit
+from server import audit, ratelimit
 from server.config import Config
-from server.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
 from server.keys import Keys
 
 log = logging.getLogger(__name__)
 
 GEO_COUNT = 25
 
-# Nearby responders with the skill and whether each is online, in one round trip. The online keys
-# are named inside the script (not in KEYS): fine on one Redis, which is what helpline runs on.
+# One round trip before a report: count it against the reporter's limit (INCR, with the window's
+# expiry set by the first), and unless that is exceeded, the nearby responders with the skill and
+# whether each is online. Returns {count, id1, dist1, online1, ...}. The online keys are named inside
+# the script (not in KEYS): fine on one Redis, which is what helpline runs on.
 NEARBY_LUA = """
+local out = {0}
+if ARGV[7] ~= '' then
+    local n = redis.call('INCR', KEYS[2])
+    if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
+    out[1] = n
+    if n > tonumber(ARGV[7]) then return out end
+end
+if ARGV[1] == '' then return out end
 local hits = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2], 'BYRADIUS', ARGV[3], 'km',
                         'ASC', 'COUNT', ARGV[4], 'WITHDIST')
-local out = {}
 for _, h in ipairs(hits) do
     out[#out + 1] = h[1]
     out[#out + 1] = h[2]
@@ -111,17 +120,30 @@ class DispatchService:
 
     # ---------------------------------------------------------------- matching
     async def _candidates(self, skill: str, lat: float | None, lon: float | None) -> list[lc.Candidate] | None:
-        """Nearby on-duty responders with the skill, from the live GEO index; None if Redis is down."""
+        """Nearby on-duty responders with the skill, from the live index; None if Redis is down."""
         if lat is None or lon is None:
             return []
         try:
-            flat = await self._nearby(keys=[self.keys.geo(skill)],
-                                      args=[lon, lat, self.dcfg.radius_km, GEO_COUNT, self.keys.online("")])
+            return await self._nearby_counted(skill, lat, lon, None)
         except RedisError as e:
             log.warning("GEO search failed, incident stays queued for the sweeper: %s", e)
             return None
+
+    async def _nearby_counted(self, skill: str, lat: float | None, lon: float | None,
+                              reporter_id: str | None) -> list[lc.Candidate]:
+        """Count a report against its reporter's limit (if given) and search nearby, in one round trip.
+
+        Raises RateLimited past the limit, RedisError if Redis is down."""
+        limit, window = ratelimit.ACCOUNT_LIMITS["help.request"]
+        geo = self.keys.geo(skill)
+        flat = await self._nearby(
+            keys=[geo, self.keys.rate("help.request", reporter_id) if reporter_id else geo],
+            args=["" if lon is None else lon, "" if lat is None else lat, self.dcfg.radius_km, GEO_COUNT,
+                  self.keys.online(""), window, limit if reporter_id else ""])
+        if reporter_id and int(flat[0]) > limit:
+            raise RateLimited("too many help.request from this account; wait a few minutes")
         out = []
-        for k in range(0, len(flat), 3):
+        for k in range(1, len(flat), 3):
             rid = flat[k].decode() if isinstance(flat[k], bytes) else flat[k]
             out.append(lc.Candidate(rid, float(flat[k + 1]), "unknown", online=bool(flat[k + 2])))
         return out
@@ -172,7 +194,13 @@ class DispatchService:
         cat = self.dcfg.categories.get(category)
         if cat is None:
             raise BadRequest(f"category must be one of {', '.join(self.dcfg.categories)}")
-        candidates = await self._candidates(cat.skill, lat, lon)
+        try:   # the reporter's limit (every channel) and the nearby responders: one Redis round trip
+            candidates: list[lc.Candidate] | None = await self._nearby_counted(cat.skill, lat, lon, who.id)
+            if lat is None or lon is None:
+                candidates = []
+        except RedisError as e:   # the limiter lets help through; the sweeper matches it once Redis is back
+            log.warning("Redis unavailable at a report, incident stays queued for the sweeper: %s", e)
+            candidates = None if lat is not None and lon is not None else []
         if channel in self.hooked_channels:
             return await self._request_help_hooked(who, request_id, category, cat, lat, lon, accuracy_m, note,
                                                    channel, candidates)
@@ -203,14 +231,15 @@ class DispatchService:
             if existing is None:
                 raise
             return store.incident_view(existing), False
-        out = Outbox()
+        out, offer = Outbox(), Outbox()
         inc = await self._incident_changed(None, out, row, hooks=False)
-        if row["offer_id"] is not None:
-            out.add(self.keys.account_channel(str(row["r_id"])),
-                    {"type": "offer", "offer_id": str(row["offer_id"]), "incident": inc,
-                     "expires_at": store.iso(row["offer_expires_at"])})
+        if row["offer_id"] is not None:   # the offer rings first: it is what the seconds are counted by
+            offer.add(self.keys.account_channel(str(row["r_id"])),
+                      {"type": "offer", "offer_id": str(row["offer_id"]), "incident": inc,
+                       "expires_at": store.iso(row["offer_expires_at"])})
             out.add(self.keys.dispatch_channel,
                     {"type": "responder.updated", "responder": store.claimed_responder_view(row)})
+            out.items[:0] = offer.items
             if self.metrics:
                 self.metrics.press_to_offer.observe(0.0)   # offered in the report's own statement
         elif row["status"] == "escalated" and self.metrics:

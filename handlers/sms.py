@@ -217,13 +217,13 @@ async def _act(s: Services, ib: Inbound, p: Parsed, lang: str, opted_out: bool) 
             if p.text:
                 await s.dispatch.add_note(who.id, str(open_inc["id"]), p.text, via="sms")
             return "help_open", sms_mod.render(lang, "help_open", ref=open_inc["ref_no"])
-        limit = ratelimit.ACCOUNT_LIMITS.get("help.request")   # shared with the app's help.request
-        if limit and not await ratelimit.allow(s.redis, s.keys.rate("help.request", who.id), *limit):
+        try:   # request_help counts the account's help limit, shared with the app's help.request
+            with sms_mod.quiet(who.id):
+                inc, _ = await s.dispatch.request_help(
+                    who, request_id=ib.sid[:64], category=guess_category(p.text), lat=None, lon=None,
+                    accuracy_m=None, note=p.text[:1000], channel="sms")
+        except RateLimited:
             return "limited", sms_mod.render(lang, "limited", emergency=s.cfg.web.emergency_number)
-        with sms_mod.quiet(who.id):
-            inc, _ = await s.dispatch.request_help(
-                who, request_id=ib.sid[:64], category=guess_category(p.text), lat=None, lon=None,
-                accuracy_m=None, note=p.text[:1000], channel="sms")
         return "help", sms_mod.render(lang, "help_ok", ref=inc["ref_no"])
     if p.kind == "safe":
         if who is None or open_inc is None:

@@ -351,7 +351,7 @@ async def handle_frame(conn: Connection, data: str) -> None:
             raise BadRequest(str(e)) from None
         if not conn.allow(env.type):
             raise RateLimited(f"too many {env.type}; slow down")
-        limit = ratelimit.ACCOUNT_LIMITS.get(env.type)
+        limit = None if env.type in ratelimit.COUNTED_BY_SERVICE else ratelimit.ACCOUNT_LIMITS.get(env.type)
         if limit and not await ratelimit.allow(services.bus.batch, services.keys.rate(env.type, conn.id), *limit):
             raise RateLimited(f"too many {env.type} from this account; wait a few minutes")
         t0 = time.perf_counter()

@@ -22,6 +22,9 @@ ACCOUNT_LIMITS: dict[str, tuple[int, int]] = {
     "chat.send": (120, 60),
     "location.update": (120, 60),
 }
+# counted where the command is carried out rather than at the WebSocket edge: a report is counted in
+# the same Redis round trip as its nearby-responder search (dispatch/service.py), for every channel
+COUNTED_BY_SERVICE = frozenset({"help.request"})
 LOGIN_FAILURES_PER_ACCOUNT = (10, 900)
 LOGIN_FAILURES_PER_ADDRESS = (50, 900)
 OTP_REQUESTS_PER_ADDRESS = (20, 3600)      # per phone limits live with the codes (handlers/sms.py)

@@ -192,6 +192,22 @@ async def test_help_requests_are_limited_per_account_across_connections(hl):
     assert codes[:10] == ["ok"] * 10 and codes[10:] == ["rate_limited"] * 2
     rows = await sql(hl, "SELECT count(*) AS n FROM incidents")
     assert rows[0]["n"] == 10
+    # the same account over HTTP shares the limit (it is counted where reports are made, for every channel)
+    st, body = await http("POST", hl.base + "/api/help", token=token,
+                          json={"request_id": "rl-http", "category": "other", **near(0)})
+    assert st == 429 and body["error"]["code"] == "rate_limited"
+
+
+async def test_help_over_http_is_limited_per_account(hl):
+    token = await hl.device_token()
+    sts = []
+    for i in range(11):
+        st, _ = await http("POST", hl.base + "/api/help", token=token,
+                           json={"request_id": f"h{i}", "category": "other", **near(0)})
+        sts.append(st)
+    assert sts == [201] * 10 + [429]
+    rows = await sql(hl, "SELECT count(*) AS n FROM incidents")
+    assert rows[0]["n"] == 10
 
 
 async def test_websocket_origin_is_checked(hl):
