@@ -343,12 +343,13 @@ async def measure(
 
 
 # ------------------------------------------------------------------ command line
-async def measure_first(stack: Any, args: Any, compression: str | None) -> "Floor | None":
+async def measure_first(stack: Any, args: Any, compression: str | None, rate: float = 100,
+                        seconds: float | None = None) -> "Floor | None":
     """The floor measured at the start of a benchmark run (None with --floor-seconds 0)."""
     if args.floor_seconds <= 0:
         return None
-    log("measuring the floor")
-    fl = await measure(stack, args.floor_seconds, 100, args.floor_tp_seconds, compression=compression)
+    log(f"measuring the floor at {rate:g} msg/s")
+    fl = await measure(stack, seconds or args.floor_seconds, rate, args.floor_tp_seconds, compression=compression)
     print(fl.report())
     return fl
 
