@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from dispatch.service import DispatchService
-from server import db
+from server import db, gcwatch
 from server.bus import Bus
 from server.config import Config, token_service
 from server.keys import Keys
@@ -65,6 +65,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
 
         bus.on_resync = resync
         app[SERVICES] = services
+        stop_gc_watch = gcwatch.watch(lambda gen, took: metrics.gc_pause.labels(generation=str(gen)).observe(took))
         await bus.start()
         with contextlib.suppress(Exception):
             await dispatch.rebuild_index()
@@ -73,6 +74,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         try:
             yield
         finally:
+            stop_gc_watch()
             for t in workers:
                 t.cancel()
             for t in workers:

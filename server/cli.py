@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from server import config as config_mod
-from server import db, embedded
+from server import db, embedded, gcwatch
 from server.errors import HelplineError
 
 log = logging.getLogger("helpline")
@@ -41,6 +41,7 @@ async def _serve(cfg: Any, database_url: str, redis_url: str) -> None:
     await runner.setup()
     site = web.TCPSite(runner, cfg.server.host, cfg.server.port, backlog=1024, reuse_address=True)
     await site.start()
+    gcwatch.freeze_startup()
     log.info("helpline serving on http://%s:%s", cfg.server.host, cfg.server.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -65,6 +66,7 @@ def _raise_fd_limit() -> None:
 
 def cmd_serve(cfg: Any, args: argparse.Namespace) -> int:
     _raise_fd_limit()
+    gcwatch.tune(cfg.server.gc_thresholds)
     database_url, redis_url, emb = embedded.resolve(cfg)
     try:
         _loop_policy()

@@ -28,6 +28,7 @@ class Server(msgspec.Struct, forbid_unknown_fields=True):
     production: bool = False
     max_connections_per_node: int = 20000
     ws_max_queue: int = 1000        # frames queued for a client that is not reading before it is dropped
+    gc_thresholds: str = "50000,50,100"   # Python's gc.set_threshold for `serve` (see server/gcwatch.py)
 
 
 class Database(msgspec.Struct, forbid_unknown_fields=True):
@@ -199,6 +200,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError("server.production is on but auth.jwt_secret is the sample secret: set HELPLINE_AUTH_JWT_SECRET")
     if cfg.server.ws_max_queue < 10:
         raise ConfigError("server.ws_max_queue must be at least 10")
+    try:
+        gc_t = [int(x) for x in cfg.server.gc_thresholds.split(",")]
+    except ValueError:
+        gc_t = []
+    if len(gc_t) != 3 or any(t < 1 for t in gc_t):
+        raise ConfigError("server.gc_thresholds must be three positive integers, e.g. 50000,50,100")
     if cfg.privacy.retention_days < 1:
         raise ConfigError("privacy.retention_days must be at least 1")
     if cfg.sms.provider not in ("twilio", "console"):

@@ -21,6 +21,9 @@ class Metrics:
         self.commands = Counter("helpline_ws_commands", "WebSocket commands handled", ["type", "result"], registry=r)
         self.command_seconds = Histogram("helpline_ws_command_seconds", "WebSocket command handling time",
                                          ["type"], registry=r)
+        self.gc_pause = Histogram("helpline_gc_pause_seconds", "Garbage collections (they hold the event loop)",
+                                  ["generation"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+                                  registry=r)
         self.slow_consumers = Counter("helpline_ws_slow_consumers", "Connections closed for not reading",
                                       registry=r)
 
