@@ -47,6 +47,7 @@ from bench.common import (
     proc_stats,
     raise_nofile,
     tokens_for,
+    tune_gc,
     use_uvloop,
 )
 
@@ -57,6 +58,7 @@ MEMBERS = 4  # filer, two joined parties, mediator
 def chat_worker(pipe: Any, rooms: list[dict[str, Any]], compression: str | None) -> None:
     raise_nofile()
     use_uvloop()
+    tune_gc()
     asyncio.run(_worker(pipe, rooms, compression))
 
 

@@ -65,6 +65,15 @@ def use_uvloop() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+def tune_gc() -> None:
+    """Load-generating processes hold thousands of sockets too: the same garbage-collector settings as
+    the nodes (server.gc_thresholds' default, server/gcwatch.py), so that the instrument's own pauses
+    do not show up as helpline's latency. The floor server gets them as well, to compare like with like."""
+    import gc
+
+    gc.set_threshold(50000, 50, 100)
+
+
 # ------------------------------------------------------------------ statistics
 def percentiles(values: Iterable[float]) -> dict[str, float]:
     """n, mean, p50, p95, p99, max (nearest rank) of the values (seconds in, seconds out)."""
@@ -693,6 +702,7 @@ def resident_worker(
     ("status", open, closed); ("stop",) closes everything and exits."""
     raise_nofile()
     use_uvloop()
+    tune_gc()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

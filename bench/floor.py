@@ -40,6 +40,7 @@ from bench.common import (
     percentiles,
     pg_cpu,
     proc_stats,
+    tune_gc,
     use_uvloop,
 )
 
@@ -370,6 +371,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.serve:
         use_uvloop()
+        tune_gc()
         port, dburl, rurl, prefix = args.serve
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(int(port), dburl, rurl, prefix))

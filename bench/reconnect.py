@@ -38,6 +38,7 @@ from bench.common import (
     proc_stats,
     raise_nofile,
     tokens_for,
+    tune_gc,
     use_uvloop,
 )
 
@@ -45,6 +46,7 @@ from bench.common import (
 def storm_worker(pipe: Any, url: str, tokens: list[str], has_incident: list[bool], seed: int) -> None:
     raise_nofile()
     use_uvloop()
+    tune_gc()
     asyncio.run(_storm(pipe, url, tokens, has_incident, seed))
 
 
