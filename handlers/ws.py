@@ -70,6 +70,7 @@ class Connection:
         self._closing = False
         self._buckets: dict[str, Bucket] = {}
         self.writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
 
     # outgoing
     def deliver(self, payload: str) -> None:
@@ -82,7 +83,8 @@ class Connection:
             self._closing = True
             self.services.metrics.slow_consumers.inc()
             log.warning("closing slow consumer %s (%d frames queued)", self.id, len(self._out))
-            asyncio.get_running_loop().create_task(
+            # kept until done: the loop holds only a weak reference to a task
+            self._closer = asyncio.get_running_loop().create_task(
                 self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow consumer"))
             return
         self._out.append(payload)

@@ -196,6 +196,7 @@ class Feeds:
         self.service, self.bus, self.keys = service, bus, keys
         self.live: set[Listener] = set()
         self._dropping: set[Listener] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -267,7 +268,9 @@ class Feeds:
     def drop_soon(self, f: Listener) -> None:
         if f not in self._dropping and f in self.live:
             self._dropping.add(f)
-            asyncio.get_running_loop().create_task(self._drop(f))
+            task = asyncio.get_running_loop().create_task(self._drop(f))
+            self._tasks.add(task)                       # the loop holds only a weak reference
+            task.add_done_callback(self._tasks.discard)
 
     async def _drop(self, f: Listener) -> None:
         self.live.discard(f)
