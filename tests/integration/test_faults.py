@@ -77,6 +77,40 @@ async def test_redis_restart_mid_traffic(private_redis_app):
     assert [(x["request_id"], x["status"]) for x in rows] == [("before", "resolved"), ("during", "assigned")]
 
 
+async def test_redis_restart_loses_no_acknowledged_chat_message(private_redis_app):
+    """Messages acknowledged while Redis is down are in PostgreSQL; once Redis is back every subscriber
+    gets all of them, in seq order, each once."""
+    from tests.integration.test_mediation_chat import collect, setup_case
+
+    app, r = private_redis_app
+    case = await setup_case(app)
+    cid, members = case["id"], case["clients"]
+    for c in members:
+        await c.ok("chat.subscribe", case_id=cid, room="joint")
+    await members[0].ok("chat.send", case_id=cid, room="joint", client_msg_id="b1", body="before")
+    r.kill()
+    await wait_until(lambda: _down(app))
+    acked = []
+    for i, c in enumerate(members[:3]):              # filer, other party, mediator write during the outage
+        ans = await c.ok("chat.send", case_id=cid, room="joint", client_msg_id=f"d{i}", body=f"during {i}")
+        acked.append(ans["message"]["seq"])
+    assert acked == [2, 3, 4]                        # committed, acknowledged: the doorbell did not ring
+    r.start()
+    await wait_until(lambda: _up(app))
+    await members[1].ok("chat.send", case_id=cid, room="joint", client_msg_id="a1", body="after")
+    for c in members:
+        got = await collect(c, cid, "joint", 5)
+        assert [m["seq"] for m in got] == [1, 2, 3, 4, 5], (c.account_id, [m["seq"] for m in got])
+        await c.no_push("chat.message", wait=0.1)
+    conn = await asyncpg.connect(app.database_url)
+    try:
+        ids = [x["client_msg_id"] for x in await conn.fetch(
+            "SELECT client_msg_id FROM case_messages WHERE case_id = $1 ORDER BY seq", uuid.UUID(cid))]
+    finally:
+        await conn.close()
+    assert ids == ["b1", "d0", "d1", "d2", "a1"]
+
+
 async def _down(app):
     st, body = await ready(app)
     return (st, body) if st == 503 else None
