@@ -7,7 +7,6 @@ events are published on Redis only after the transaction commits.
 """
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import asyncpg
+import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -29,6 +29,7 @@ from server.keys import Keys
 log = logging.getLogger(__name__)
 
 GEO_COUNT = 25
+_encode = msgspec.json.Encoder().encode
 
 # One round trip before a report: count it against the reporter's limit (INCR, with the window's
 # expiry set by the first), and unless that is exceeded, the nearby responders with the skill and
@@ -65,7 +66,7 @@ class Outbox:
 
     def add_to(self, channels: list[str], message: dict[str, Any]) -> None:
         """One message for several channels, encoded once."""
-        payload = json.dumps(message, separators=(",", ":"))
+        payload = _encode(message).decode()
         self.items.extend((channel, payload) for channel in channels)
 
 
