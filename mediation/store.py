@@ -243,6 +243,69 @@ async def send_at_version(conn: Conn, *, case_id: str, version: int, room: str, 
     return None if r is None else (message_view(r), r["fresh"])
 
 
+# One statement for a batch of chat messages (the node's ChatBatch): $1..$9 are arrays, one element per message.
+# c: the batch's cases locked FOR SHARE in id order, each at its version after the lock; a message whose
+# case is no longer at the version it was checked against is left out (the caller re-reads and retries).
+# again: messages already stored under their client_msg_id (re-sends). fresh: the rest, numbered within
+# their room in submission order; rooms: each room's counter advanced once by its count, in (case, room)
+# order so that two batches never wait on each other's counters crosswise; m: the messages.
+BATCH_SEND_SQL = """
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[])
+        WITH ORDINALITY AS t(case_id, version, room, sender_id, sender_name, sender_role, client_msg_id, body,
+                             via, ord)
+), c AS MATERIALIZED (
+    SELECT id, version FROM cases WHERE id IN (SELECT case_id FROM input) ORDER BY id FOR SHARE
+), again AS MATERIALIZED (
+    SELECT i.ord AS in_ord, m.* FROM input i JOIN case_messages m
+      ON m.case_id = i.case_id AND m.room = i.room AND m.sender_id = i.sender_id
+         AND m.client_msg_id = i.client_msg_id
+), fresh AS MATERIALIZED (
+    SELECT i.*, row_number() OVER (PARTITION BY i.case_id, i.room ORDER BY i.ord) AS k,
+           count(*) OVER (PARTITION BY i.case_id, i.room) AS n
+    FROM input i JOIN c ON c.id = i.case_id AND c.version = i.version
+    WHERE i.ord NOT IN (SELECT in_ord FROM again)
+), rooms AS (
+    INSERT INTO case_rooms (case_id, room, last_seq)
+    SELECT case_id, room, max(n) FROM fresh GROUP BY case_id, room ORDER BY case_id, room
+    ON CONFLICT (case_id, room) DO UPDATE SET last_seq = case_rooms.last_seq + EXCLUDED.last_seq
+    RETURNING case_id, room, last_seq
+), m AS (
+    INSERT INTO case_messages (case_id, room, seq, sender_id, sender_name, sender_role, client_msg_id, body, via)
+    SELECT f.case_id, f.room, r.last_seq - f.n + f.k, f.sender_id, f.sender_name, f.sender_role,
+           f.client_msg_id, f.body, f.via
+    FROM fresh f JOIN rooms r ON r.case_id = f.case_id AND r.room = f.room
+    ORDER BY f.case_id, f.room, f.k
+    RETURNING *
+)
+SELECT true AS fresh, * FROM m
+UNION ALL
+SELECT false, id, case_id, room, seq, sender_id, sender_name, sender_role, client_msg_id, body, via, sent_at
+FROM again
+"""
+
+
+Key = tuple[str, str, str, str]     # (case_id, room, sender_id, client_msg_id) of a message
+
+
+async def send_batch(conn: Conn, items: list[dict[str, Any]]) -> dict[Key, tuple[dict[str, Any], bool]]:
+    """Write a batch of messages (dicts with the send_at_version fields) in one statement.
+
+    Returns (message, whether new) by key; a message missing from the answer was not written
+    because its case is no longer at the version it was checked against. Raises (e.g.
+    UniqueViolationError when one client_msg_id is in the batch twice): nothing was written.
+    """
+    cols = ("case_id", "version", "room", "sender_id", "sender_name", "sender_role", "client_msg_id", "body",
+            "via")
+    rows = await conn.fetch(BATCH_SEND_SQL, *[[it[c] for it in items] for c in cols])
+    out: dict[Key, tuple[dict[str, Any], bool]] = {}
+    for r in rows:
+        msg = message_view(r)
+        out[(msg["case_id"], msg["room"], msg["sender"]["id"], msg["client_msg_id"])] = (msg, r["fresh"])
+    return out
+
+
 async def next_seq(conn: Conn, case_id: str, room: str) -> int:
     """Take the room's next seq; the counter row stays locked until the transaction ends."""
     return int(await conn.fetchval(

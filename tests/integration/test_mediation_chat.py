@@ -229,3 +229,45 @@ async def test_a_nodes_memory_of_a_case_never_outlives_a_change_made_on_another_
         assert [(r["seq"], r["client_msg_id"]) for r in rows] == [(1, "m1"), (2, "c1")]
     finally:
         await conn.close()
+
+
+async def test_concurrent_messages_share_statements_and_keep_every_rooms_seq(hl):
+    """ChatBatch: messages of concurrent senders go to PostgreSQL together; each room's seq stays gap-free
+    in submission order; a re-sent id inside a batch, and a message checked against an old version of
+    its case, affect no other message of the batch."""
+    s = await setup_case(hl)
+    cid = s["id"]
+    svc = hl.services.extras["mediation"]
+    filer, other, med, agency = s["clients"]
+    version = (await filer.ok("cases.mine"))["cases"][0]["version"]
+
+    def item(sender, room, cm, body, v=version):
+        return dict(case_id=cid, version=v, room=room, sender_id=sender.account_id, sender_name="x",
+                    sender_role="resident", client_msg_id=cm, body=body, via="ws")
+
+    rooms = ["joint", f"caucus:{filer.account_id}", f"caucus:{other.account_id}"]
+    items = [item(filer if k % 2 else other, rooms[k % 3], f"m{k}", f"body {k}") for k in range(60)]
+    before = svc.chat.batches
+    results = await asyncio.gather(*[svc.chat.send(it) for it in items])
+    assert svc.chat.batches - before < len(items)              # shared statements
+    by_room = {}
+    for it, res in zip(items, results):
+        assert res is not None and res[1] is True
+        by_room.setdefault(it["room"], []).append((res[0]["seq"], it["client_msg_id"]))
+    for room, got in by_room.items():
+        assert [seq for seq, _ in got] == list(range(1, len(got) + 1)), room   # submission order, no gap
+    # one batch holding a new message, a message sent twice, a re-send of m1 and a stale one
+    more = [item(filer, "joint", "n1", "new"), item(other, "joint", "twice", "once"),
+            item(other, "joint", "twice", "twice"), item(filer, rooms[1], "m1", "a re-send of m1"),
+            item(other, "joint", "stale", "checked against an old version", v=version - 1)]
+    new, once, twice, resent, stale = await asyncio.gather(*[svc.chat.send(it) for it in more])
+    assert new[1] is True and new[0]["seq"] == len(by_room["joint"]) + 1
+    assert {once[1], twice[1]} == {True, False} and once[0]["seq"] == twice[0]["seq"]
+    assert resent == (results[1][0], False)
+    assert stale is None
+    conn = await asyncpg.connect(hl.database_url)
+    try:
+        n = await conn.fetchval("SELECT count(*) FROM case_messages WHERE case_id = $1", uuid.UUID(cid))
+    finally:
+        await conn.close()
+    assert n == 62
