@@ -8,6 +8,7 @@ events are published on Redis only after the transaction commits.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -192,6 +193,7 @@ class DispatchService:
                            lon: float | None, accuracy_m: float | None, note: str, channel: str
                            ) -> tuple[dict[str, Any], bool]:
         """(incident, created). Acknowledged only after commit; the same request_id returns the same incident."""
+        t0 = time.perf_counter()
         cat = self.dcfg.categories.get(category)
         if cat is None:
             raise BadRequest(f"category must be one of {', '.join(self.dcfg.categories)}")
@@ -241,11 +243,11 @@ class DispatchService:
             out.add(self.keys.dispatch_channel,
                     {"type": "responder.updated", "responder": store.claimed_responder_view(row)})
             out.items[:0] = offer.items
-            if self.metrics:
-                self.metrics.press_to_offer.observe(0.0)   # offered in the report's own statement
         elif row["status"] == "escalated" and self.metrics:
             self.metrics.offer_outcome("escalated")
         await self._commit(out)
+        if self.metrics and row["offer_id"] is not None:   # from the request reaching us to its offer's doorbell
+            self.metrics.press_to_offer.observe(time.perf_counter() - t0)
         if self.metrics:
             self.metrics.incidents_created.labels(channel=channel).inc()
         return inc, True

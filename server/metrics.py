@@ -16,7 +16,9 @@ class Metrics:
                                          ["channel"], registry=r)
         self.offers = Counter("helpline_offer_outcomes", "How offers ended", ["outcome"], registry=r)
         self.press_to_offer = Histogram(
-            "helpline_press_to_offer_seconds", "From a help request's commit to its first offer",
+            "helpline_press_to_offer_seconds",
+            "From a help request reaching the node to its first offer published (offers made later, e.g. by"
+            " the sweeper after a Redis outage: from the request's commit)",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
         self.commands = Counter("helpline_ws_commands", "WebSocket commands handled", ["type", "result"], registry=r)
         self.command_seconds = Histogram("helpline_ws_command_seconds", "WebSocket command handling time",
