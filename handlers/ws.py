@@ -145,6 +145,57 @@ class Connection:
         return b.take()
 
 
+class Admission:
+    """Admission control: a node works on at most `limit` commands at once, and past `max_waiting`
+    commands waiting for a slot it answers `unavailable` at once instead of queueing without bound.
+
+    Under a surge beyond capacity, work already admitted finishes instead of every request slowing
+    down together until clients time out; a client told `unavailable` retries (a help.request with
+    the same request_id, so nothing is done twice) or is sent by its page to another node or to
+    the emergency number.
+    """
+
+    def __init__(self, limit: int, max_waiting: int, metrics: Any = None) -> None:
+        self.limit, self.max_waiting, self.metrics = limit, max_waiting, metrics
+        self.running = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    async def __aenter__(self) -> None:
+        if self.running < self.limit and not self._waiters:
+            self.running += 1
+            return
+        if len(self._waiters) >= self.max_waiting:
+            if self.metrics is not None:
+                self.metrics.shed.inc()
+            raise Unavailable("this node is overloaded; retry in a moment")
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut                # a finishing command hands its slot over (running stays the same)
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                self._release()      # the slot was handed to us just as we were cancelled: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(fut)
+            raise
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self.running -= 1
+
+
 class Hub:
     """This node's live connections, by account."""
 
@@ -358,7 +409,11 @@ async def handle_frame(conn: Connection, data: str) -> None:
         if limit and not await ratelimit.allow(services.bus.batch, services.keys.rate(env.type, conn.id), *limit):
             raise RateLimited(f"too many {env.type} from this account; wait a few minutes")
         t0 = time.perf_counter()
-        result = await cmd.fn(conn, msg)
+        if env.type in UNPRIVILEGED:            # ping and location updates: cheap, never held back
+            result = await cmd.fn(conn, msg)
+        else:
+            async with admission(services):
+                result = await cmd.fn(conn, msg)
         services.metrics.command_seconds.labels(type=env.type).observe(time.perf_counter() - t0)
         services.metrics.commands.labels(type=env.type, result="ok").inc()
         conn.send({"type": "ok", "ref": ref, **(result or {})})
@@ -375,6 +430,15 @@ async def handle_frame(conn: Connection, data: str) -> None:
         else:
             log.exception("command %s failed", ref)
             conn.send({"type": "error", "ref": ref, "code": "unavailable", "message": "internal error"})
+
+
+def admission(services: Services) -> Admission:
+    adm = services.extras.get("admission")
+    if adm is None:
+        cfg = services.cfg.server
+        adm = services.extras["admission"] = Admission(cfg.max_commands_in_flight, cfg.max_commands_waiting,
+                                                       services.metrics)
+    return adm
 
 
 def _is_infra_error(e: Exception) -> bool:

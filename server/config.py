@@ -29,6 +29,8 @@ class Server(msgspec.Struct, forbid_unknown_fields=True):
     max_connections_per_node: int = 20000
     ws_max_queue: int = 1000        # frames queued for a client that is not reading before it is dropped
     gc_thresholds: str = "50000,50,100"   # Python's gc.set_threshold for `serve` (see server/gcwatch.py)
+    max_commands_in_flight: int = 512    # WebSocket commands a node works on at once; more wait for a slot
+    max_commands_waiting: int = 4096     # past this many waiting, a command is answered `unavailable` at once
 
 
 class Database(msgspec.Struct, forbid_unknown_fields=True):
@@ -206,6 +208,8 @@ def validate(cfg: Config) -> None:
         gc_t = []
     if len(gc_t) != 3 or any(t < 1 for t in gc_t):
         raise ConfigError("server.gc_thresholds must be three positive integers, e.g. 50000,50,100")
+    if cfg.server.max_commands_in_flight < 1 or cfg.server.max_commands_waiting < 0:
+        raise ConfigError("server.max_commands_in_flight must be at least 1, max_commands_waiting at least 0")
     if cfg.privacy.retention_days < 1:
         raise ConfigError("privacy.retention_days must be at least 1")
     if cfg.sms.provider not in ("twilio", "console"):

@@ -26,6 +26,8 @@ class Metrics:
         self.gc_pause = Histogram("helpline_gc_pause_seconds", "Garbage collections (they hold the event loop)",
                                   ["generation"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
                                   registry=r)
+        self.shed = Counter("helpline_ws_commands_shed", "Commands answered `unavailable` because the node was"
+                            " overloaded (server.max_commands_waiting)", registry=r)
         self.slow_consumers = Counter("helpline_ws_slow_consumers", "Connections closed for not reading",
                                       registry=r)
 

@@ -160,3 +160,34 @@ async def test_no_hello_within_10_s_closes_with_4401(hl):
         await asyncio.wait_for(ws.recv(), 20)
     assert e.value.rcvd.code == 4401
     assert asyncio.get_running_loop().time() - t0 >= 9.5
+
+
+@pytest.mark.config(server_max_commands_in_flight=1, server_max_commands_waiting=1)
+async def test_an_overloaded_node_answers_unavailable_at_once_and_loses_nothing(hl):
+    """Admission control: with the one slot busy and the one place in line taken, a help request is told
+    `unavailable` at once (nothing written); a re-send with the same request_id goes through later."""
+    from handlers.ws import admission
+
+    adm = admission(hl.services)
+    await adm.__aenter__()                                   # the node's only slot, held by "someone"
+    first, second = await hl.resident(), await hl.resident()
+    waiting = asyncio.create_task(first.call("help.request", request_id="w", category="other", **near(0)))
+    for _ in range(100):
+        if adm.waiting:
+            break
+        await asyncio.sleep(0.01)
+    assert adm.waiting == 1
+    shed = await second.call("help.request", request_id="s", category="other", **near(0))
+    assert shed["type"] == "error" and shed["code"] == "unavailable"
+    assert (await second.call("ping"))["type"] == "ok"      # cheap commands are never held back
+    await adm.__aexit__(None, None, None)
+    assert (await waiting)["type"] == "ok"
+    again = await second.ok("help.request", request_id="s", category="other", **near(0))
+    conn = await asyncpg.connect(hl.database_url)
+    try:
+        rows = await conn.fetch("SELECT request_id FROM incidents ORDER BY created_at")
+    finally:
+        await conn.close()
+    assert [r["request_id"] for r in rows] == ["w", "s"] and again["incident"]["status"] in ("escalated", "offered")
+    st, body = await http("GET", hl.base + "/metrics")
+    assert "helpline_ws_commands_shed_total 1.0" in body
