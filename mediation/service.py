@@ -2,11 +2,12 @@
 
 Every change to a case runs in one PostgreSQL transaction that first locks the
 case row (FOR UPDATE), so takes, joins, proposals, signatures and closes on one
-case are serialised. A chat message is one statement (store.SEND_SQL): checked
-against the case as this node holds it in memory, written only if the case is
-still at that version, holding the case row FOR SHARE (no close slips in
-between) and taking the room's next `seq` from its counter row, whose lock it
-keeps until commit: seqs are gap-free and unique across nodes. Redis events go
+case are serialised. A chat message is checked against the case as this node
+holds it in memory and written only if the case is still at that version, by
+one statement (store.SEND_SQL; under load with the messages of other senders,
+store.BATCH_SEND_SQL via ChatBatch) that holds the case row FOR SHARE (no close
+slips in between) and takes the room's next `seq` from its counter row, whose
+lock it keeps until commit: seqs are gap-free and unique across nodes. Redis events go
 out only after the commit; SMS notices after that, in the background.
 """
 from __future__ import annotations
