@@ -39,7 +39,8 @@ def feeds(ctx: Any) -> Feeds:
 @command("case.open", m.CaseOpen, {RESIDENT})
 async def case_open(ctx: Any, msg: m.CaseOpen) -> dict[str, Any]:
     others = [OtherParty(o.name, o.phone) for o in msg.other_parties]
-    return {"case": await service(ctx).open_case(actor(ctx), msg.category, msg.summary, others, msg.name)}
+    return {"case": await service(ctx).open_case(actor(ctx), msg.category, msg.summary, others, msg.name,
+                                                 msg.request_id)}
 
 
 @command("case.join", m.CaseJoin, {RESIDENT})

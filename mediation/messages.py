@@ -22,6 +22,7 @@ class CaseOpen(Msg, kw_only=True):
     summary: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
     other_parties: Annotated[list[OtherParty], msgspec.Meta(min_length=1, max_length=MAX_OTHER_PARTIES)]
     name: Annotated[str, msgspec.Meta(max_length=100)] | None = None    # extension: the filer's shown name
+    request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None   # extension: idempotency
 
 
 class CaseJoin(Msg, kw_only=True):

@@ -209,7 +209,8 @@ class MediationService:
 
     # ---------------------------------------------------------------- cases
     async def open_case(self, actor: Actor, category: str, summary: str, others: list[rules.OtherParty],
-                        name: str | None = None) -> dict[str, Any]:
+                        name: str | None = None, request_id: str | None = None) -> dict[str, Any]:
+        """Open a case; with a request_id already used by this filer, the case it opened (nothing new)."""
         rules.check_open(actor, category, summary, others)
         others = [rules.OtherParty(o.name.strip(), normalise_phone(o.phone) if o.phone else None)
                   for o in others]
@@ -217,7 +218,14 @@ class MediationService:
         async with self.pool.acquire() as conn, conn.transaction():
             me = await store.account(conn, actor.id)
             filer_name = (name or "").strip() or (me["name"] if me and me["name"] else "") or "Applicant"
-            case_id = await store.insert_case(conn, actor.id, category, summary)
+            case_id = await store.insert_case(conn, actor.id, category, summary, request_id)
+            if case_id is None:    # opened before under this request_id (its answer was lost): that case
+                assert request_id is not None
+                earlier = await store.case_by_request(conn, actor.id, request_id)
+                case = await store.get_case(conn, earlier) if earlier else None
+                if case is None:
+                    raise NotFound("no such case")
+                return views.view_for(case, actor.id, actor.role)
             await store.insert_party(conn, case_id, 0, filer_name, None, None, actor.id)
             for slot, o in enumerate(others, 1):
                 code = new_join_code()

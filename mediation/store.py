@@ -94,10 +94,20 @@ async def cases_of(conn: Conn, account_id: str, limit: int = 100) -> list[Case]:
            ORDER BY c.created_at DESC LIMIT $2""", account_id, limit))
 
 
-async def insert_case(conn: Conn, filer_id: str, category: str, summary: str) -> str:
-    return str(await conn.fetchval(
-        "INSERT INTO cases (ref_no, filer_id, category, summary)"
-        " VALUES ('M-' || nextval('case_ref_seq'), $1, $2, $3) RETURNING id", filer_id, category, summary))
+async def insert_case(conn: Conn, filer_id: str, category: str, summary: str,
+                      request_id: str | None = None) -> str | None:
+    """The new case's id; None if this filer already opened a case with this request_id."""
+    v = await conn.fetchval(
+        "INSERT INTO cases (ref_no, filer_id, category, summary, request_id)"
+        " VALUES ('M-' || nextval('case_ref_seq'), $1, $2, $3, $4)"
+        " ON CONFLICT (filer_id, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING id",
+        filer_id, category, summary, request_id)
+    return None if v is None else str(v)
+
+
+async def case_by_request(conn: Conn, filer_id: str, request_id: str) -> str | None:
+    v = await conn.fetchval("SELECT id FROM cases WHERE filer_id = $1 AND request_id = $2", filer_id, request_id)
+    return None if v is None else str(v)
 
 
 async def insert_party(conn: Conn, case_id: str, slot: int, name: str, phone: str | None,

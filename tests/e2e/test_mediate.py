@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 
 from tests.e2e.helpers import (WS_CONTROL, WS_REFUSED, OpenPage, expect, login, open_case,
@@ -51,6 +53,12 @@ async def test_case_to_settlement_with_two_residents_a_mediator_and_an_agency(
     assert re.fullmatch(r"[2-9A-Z]{8}", code), code
     await expect(filer.get_by_test_id("room-tab")).to_have_count(2)  # joint + their own caucus
     await check(filer, lang, "mediate-filed")
+    # the page sent case.open with a request_id, so a re-send after a lost answer cannot open it twice
+    conn = await asyncpg.connect(node.database_url)
+    try:
+        assert await conn.fetchval("SELECT request_id FROM cases WHERE id = $1", uuid.UUID(case_id))
+    finally:
+        await conn.close()
 
     # the other resident joins with the code, in another browser context
     other = await open_page(node, "/mediate", locale=locale)

@@ -321,3 +321,28 @@ async def test_welcome_carries_open_cases_after_reconnect(hl):
     assert third.welcome["open_cases"] == []
     medic = await hl.user("responder", skills=["medical"])
     assert "open_cases" not in medic.welcome
+
+
+async def test_case_open_with_a_request_id_opens_one_case_however_often_it_is_sent(hl):
+    """A resident whose answer was lost sends case.open again with the same request_id: the same case comes
+    back (also when the re-sends race), with the same join codes; another request_id is another case."""
+    import asyncio
+
+    filer = await hl.user("resident", name="Ann Filer")
+    fields = dict(category="neighbour", summary="Noise at night", other_parties=[{"name": "Bo"}],
+                  request_id="open-1")
+    first = (await filer.ok("case.open", **fields))["case"]
+    again = await asyncio.gather(*[filer.call("case.open", **fields) for _ in range(5)])
+    assert all(a["type"] == "ok" and a["case"]["id"] == first["id"] for a in again)
+    assert {a["case"]["join_code"] for a in again} == {first["join_code"]}
+    other = (await filer.ok("case.open", **{**fields, "request_id": "open-2"}))["case"]
+    assert other["id"] != first["id"]
+    stranger = await hl.user("resident", name="Cy")                  # request ids are per filer
+    theirs = (await stranger.ok("case.open", **fields))["case"]
+    assert theirs["id"] not in (first["id"], other["id"])
+    conn = await asyncpg.connect(hl.database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM cases") == 3
+        assert await conn.fetchval("SELECT count(*) FROM case_events WHERE kind = 'opened'") == 3
+    finally:
+        await conn.close()

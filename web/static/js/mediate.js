@@ -407,8 +407,14 @@ els.openForm.addEventListener('submit', async (ev) => {
   notify(els.openMsg, t('mediate.opening'), 'info');
   const fields = { category, summary, other_parties: others };
   if (name) fields.name = name;
+  // the same form sent again after a lost answer carries the same request_id: the server returns the
+  // case it opened then instead of opening a second one
+  const key = JSON.stringify(fields);
+  if (!pendingOpen || pendingOpen.key !== key) pendingOpen = { key, id: newId() };
+  fields.request_id = pendingOpen.id;
   try {
     const r = await startResident().request('case.open', fields);
+    pendingOpen = null;
     store.set(K.resident, true);
     notify(els.openMsg, '');
     els.openForm.reset();
@@ -418,9 +424,11 @@ els.openForm.addEventListener('submit', async (ev) => {
     showResidentApp();
     openCase(r.case.id);
   } catch (e) {
-    if (e.code === 'bad_request') notify(els.openMsg, t('mediate.openBad'), 'error');
-    else if (e.code === 'disconnected' || e.code === 'timeout') {
-      // the case may have been opened: look before trying again (case.open has no idempotency key)
+    if (e.code === 'bad_request') {
+      pendingOpen = null;
+      notify(els.openMsg, t('mediate.openBad'), 'error');
+    } else if (e.code === 'disconnected' || e.code === 'timeout') {
+      // the case may have been opened: pressing open again with the same form is safe (same request_id)
       notify(els.openMsg, t('mediate.openUnknown'), 'error');
       store.set(K.resident, true);
       if (active && mode === 'resident') loadCases().then(paintMyCasesButton);
@@ -429,6 +437,8 @@ els.openForm.addEventListener('submit', async (ev) => {
     btn.disabled = false;
   }
 });
+
+let pendingOpen = null;   // { key, id }: a case.open whose answer never came
 
 els.myCases.addEventListener('click', () => {
   showResidentApp();

@@ -273,7 +273,7 @@ export default {
   'mediate.othersMissing': ['Name at least one other person involved.', '请至少填写一位涉及的其他人。'],
   'mediate.partyNeedsName': ['Every person needs a name.', '每个人都需要填写姓名。'],
   'mediate.openBad': ['Check what you entered: every person needs a name, and phone numbers must be valid.', '请检查填写内容：每个人都需要姓名，手机号必须有效。'],
-  'mediate.openUnknown': ['The connection dropped before we heard back. Check “My cases” before trying again.', '提交时连接中断，请先查看“我的案件”再决定是否重试。'],
+  'mediate.openUnknown': ['The connection dropped before we heard back. Press “Open the case” again when you are back online: it will not open the case twice.', '提交时连接中断。恢复连接后再次点击“提交申请”即可，不会重复立案。'],
   'mediate.openFailed': ['Could not open the case.', '申请未能提交。'],
   'mediate.staffTitle': ['Mediators and agencies', '调解员与机构登录'],
   'mediate.newOrJoin': ['New case or join code', '新申请或加入码'],
