@@ -412,7 +412,7 @@ async def handle_frame(conn: Connection, data: str) -> None:
         if env.type in UNPRIVILEGED:            # ping and location updates: cheap, never held back
             result = await cmd.fn(conn, msg)
         else:
-            async with admission(services):
+            async with services.admission:
                 result = await cmd.fn(conn, msg)
         services.metrics.command_seconds.labels(type=env.type).observe(time.perf_counter() - t0)
         services.metrics.commands.labels(type=env.type, result="ok").inc()
@@ -430,15 +430,6 @@ async def handle_frame(conn: Connection, data: str) -> None:
         else:
             log.exception("command %s failed", ref)
             conn.send({"type": "error", "ref": ref, "code": "unavailable", "message": "internal error"})
-
-
-def admission(services: Services) -> Admission:
-    adm = services.extras.get("admission")
-    if adm is None:
-        cfg = services.cfg.server
-        adm = services.extras["admission"] = Admission(cfg.max_commands_in_flight, cfg.max_commands_waiting,
-                                                       services.metrics)
-    return adm
 
 
 def _is_infra_error(e: Exception) -> bool:

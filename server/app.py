@@ -50,6 +50,8 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         services = Services(cfg=cfg, pool=pool, redis=redis, bus=bus, keys=keys, metrics=metrics, dispatch=dispatch,
                             tokens=token_service(cfg))
         services.hub = ws.Hub(services)
+        services.admission = ws.Admission(cfg.server.max_commands_in_flight, cfg.server.max_commands_waiting,
+                                          metrics)
 
         async def resync() -> None:
             """Redis is back (it may have lost everything): live index, presence, then clients' state."""

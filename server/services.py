@@ -26,6 +26,7 @@ class Services:
     metrics: Metrics
     dispatch: Any                     # dispatch.service.DispatchService
     hub: Any = None                   # handlers.ws.Hub
+    admission: Any = None             # handlers.ws.Admission: how many commands this node works on at once
     extras: dict[str, Any] = field(default_factory=dict)   # mediation, sms, ... add their services here
 
 
