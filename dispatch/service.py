@@ -138,9 +138,10 @@ class DispatchService:
         Raises RateLimited past the limit, RedisError if Redis is down."""
         limit, window = ratelimit.ACCOUNT_LIMITS["help.request"]
         geo = self.keys.geo(skill)
+        placed = lat is not None and lon is not None     # no position: count only, no search
         flat = await self._nearby(
             keys=[geo, self.keys.rate("help.request", reporter_id) if reporter_id else geo],
-            args=["" if lon is None else lon, "" if lat is None else lat, self.dcfg.radius_km, GEO_COUNT,
+            args=[lon if placed else "", lat if placed else "", self.dcfg.radius_km, GEO_COUNT,
                   self.keys.online(""), window, limit if reporter_id else ""])
         if reporter_id and int(flat[0]) > limit:
             raise RateLimited("too many help.request from this account; wait a few minutes")
@@ -199,8 +200,6 @@ class DispatchService:
             raise BadRequest(f"category must be one of {', '.join(self.dcfg.categories)}")
         try:   # the reporter's limit (every channel) and the nearby responders: one Redis round trip
             candidates: list[lc.Candidate] | None = await self._nearby_counted(cat.skill, lat, lon, who.id)
-            if lat is None or lon is None:
-                candidates = []
         except RedisError as e:   # the limiter lets help through; the sweeper matches it once Redis is back
             log.warning("Redis unavailable at a report, incident stays queued for the sweeper: %s", e)
             candidates = None if lat is not None and lon is not None else []
@@ -237,11 +236,11 @@ class DispatchService:
         out, offer = Outbox(), Outbox()
         inc = await self._incident_changed(None, out, row, hooks=False)
         if row["offer_id"] is not None:   # the offer rings first: it is what the seconds are counted by
-            offer.add(self.keys.account_channel(str(row["r_id"])),
+            offer.add(self.keys.account_channel(str(row["r_account_id"])),
                       {"type": "offer", "offer_id": str(row["offer_id"]), "incident": inc,
                        "expires_at": store.iso(row["offer_expires_at"])})
             out.add(self.keys.dispatch_channel,
-                    {"type": "responder.updated", "responder": store.claimed_responder_view(row)})
+                    {"type": "responder.updated", "responder": store.responder_view(row, prefix="r_")})
             out.items[:0] = offer.items
         elif row["status"] == "escalated" and self.metrics:
             self.metrics.offer_outcome("escalated")

@@ -46,9 +46,12 @@ def incident_view(r: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def responder_view(r: asyncpg.Record) -> dict[str, Any]:
-    return {"id": str(r["account_id"]), "name": r["name"], "skills": list(r["skills"]), "status": r["status"],
-            "lat": r["lat"], "lon": r["lon"], "updated_at": iso(r["updated_at"])}
+def responder_view(r: asyncpg.Record, prefix: str = "") -> dict[str, Any]:
+    """A responder row in wire shape; `prefix` picks columns aliased in a wider row (REPORT_SQL's r_*)."""
+    def col(name: str) -> Any:
+        return r[prefix + name]
+    return {"id": str(col("account_id")), "name": col("name"), "skills": list(col("skills")),
+            "status": col("status"), "lat": col("lat"), "lon": col("lon"), "updated_at": iso(col("updated_at"))}
 
 
 def rules_view(r: asyncpg.Record) -> Incident:
@@ -163,7 +166,7 @@ WITH pick AS (
     ) ev ORDER BY ev.ord
 )
 SELECT v.*, o.id AS offer_id, o.expires_at AS offer_expires_at,
-       c.account_id AS r_id, c.skills AS r_skills, c.status AS r_status, c.lat AS r_lat, c.lon AS r_lon,
+       c.account_id AS r_account_id, c.skills AS r_skills, c.status AS r_status, c.lat AS r_lat, c.lon AS r_lon,
        c.updated_at AS r_updated_at, rn.name AS r_name
 FROM (""" + VIEW_OF_U + """) v LEFT JOIN o ON true LEFT JOIN c ON true LEFT JOIN accounts rn ON rn.id = c.account_id
 """
@@ -181,11 +184,6 @@ async def report(conn: Conn, *, reporter_id: str, request_id: str, category: str
         offer_to, otherwise, attempt, offer_id, expires_at, {"channel": channel, "category": category}, reason)
     assert row is not None
     return row
-
-
-def claimed_responder_view(r: asyncpg.Record) -> dict[str, Any]:
-    return {"id": str(r["r_id"]), "name": r["r_name"], "skills": list(r["r_skills"]), "status": r["r_status"],
-            "lat": r["r_lat"], "lon": r["r_lon"], "updated_at": iso(r["r_updated_at"])}
 
 
 async def log_event(conn: Conn, incident_id: str, actor_id: str | None, kind: str, **data: Any) -> None:
