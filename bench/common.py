@@ -137,7 +137,7 @@ class BenchStack:
             self.created = True
         finally:
             await admin.close()
-        from server import db
+        from infra import db
 
         conn = await db.connect(self.database_url)
         try:
@@ -319,7 +319,7 @@ async def create_accounts(
 
 
 def tokens_for(ids: list[str], role: str) -> list[str]:
-    from server.auth import TokenService
+    from infra.auth import TokenService
 
     ts = TokenService(SECRET, ISSUER, AUDIENCE, 86400)
     return [ts.issue(i, role) for i in ids]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from server.errors import BadRequest, Conflict, Forbidden
+from infra.errors import BadRequest, Conflict, Forbidden
 
 
 class Status(StrEnum):

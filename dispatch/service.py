@@ -11,7 +11,6 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,10 +21,12 @@ from redis.exceptions import RedisError
 
 from dispatch import lifecycle as lc
 from dispatch import store
-from server import audit, ratelimit
-from server.config import Config
-from server.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
-from server.keys import Keys
+from infra import audit, ratelimit
+from infra.config import Config
+from infra.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
+from infra.events import Outbox
+from infra.identity import Account
+from infra.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -54,28 +55,6 @@ for _, h in ipairs(hits) do
 end
 return out
 """
-
-
-@dataclass
-class Outbox:
-    """Events collected inside a transaction, published after it commits."""
-
-    items: list[tuple[str, str]] = field(default_factory=list)
-
-    def add(self, channel: str, message: dict[str, Any]) -> None:
-        self.add_to([channel], message)
-
-    def add_to(self, channels: list[str], message: dict[str, Any]) -> None:
-        """One message for several channels, encoded once."""
-        payload = _encode(message).decode()
-        self.items.extend((channel, payload) for channel in channels)
-
-
-@dataclass
-class Account:
-    id: str
-    role: str
-    name: str
 
 
 class DispatchService:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch.service import Account
+from infra.identity import Account
 from handlers import messages as m
 from handlers.registry import command
 

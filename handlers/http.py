@@ -12,11 +12,11 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from dispatch.service import Account
+from infra.identity import Account
 from handlers import messages as m
-from server import accounts, ratelimit
-from server.auth import session_ended
-from server.errors import BadRequest, Forbidden, HelplineError, NotFound, RateLimited, TooLarge, Unauthorized
+from infra import accounts, ratelimit
+from infra.auth import session_ended
+from infra.errors import BadRequest, Forbidden, HelplineError, NotFound, RateLimited, TooLarge, Unauthorized
 from server.services import SERVICES, Services
 
 log = logging.getLogger(__name__)

@@ -26,12 +26,12 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from dispatch.service import Account
+from infra.identity import Account
 from handlers.http import read_json
-from server import accounts, ratelimit
+from infra import accounts, ratelimit
 from server import sms as sms_mod
-from server.config import Config
-from server.errors import BadRequest, Conflict, Forbidden, HelplineError, NotFound, RateLimited, Unauthorized
+from infra.config import Config
+from infra.errors import BadRequest, Conflict, Forbidden, HelplineError, NotFound, RateLimited, Unauthorized
 from server.services import SERVICES, Services
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from server import config as config_mod
+from infra import config as config_mod
 
 
 def signature(url: str, params: dict[str, str], token: str) -> str:

@@ -19,9 +19,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from handlers import messages as m
 from handlers.registry import COMMANDS
-from server.errors import BadRequest, Forbidden, HelplineError, RateLimited, Unauthorized, Unavailable
-from server import ratelimit
-from server.auth import SESSION_ENDED_PREFIX
+from infra.errors import BadRequest, Forbidden, HelplineError, RateLimited, Unauthorized, Unavailable
+from infra import ratelimit
+from infra.auth import SESSION_ENDED_PREFIX
 from server.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
@@ -272,7 +272,7 @@ def session_problem(row: Any, claims: Any) -> str | None:
 
 async def authenticate(services: Services, token: str) -> tuple[dict[str, Any], Any]:
     """The token's account (as sent in welcome) and claims; Unauthorized if it may not be used."""
-    from server import accounts
+    from infra import accounts
 
     claims = services.tokens.decode(token)
     async with services.pool.acquire() as conn:

@@ -13,16 +13,17 @@ from handlers.messages import Empty
 from handlers.registry import command
 from mediation import messages as m
 from mediation.live import Feeds
-from mediation.rules import Actor, OtherParty, parse_room
+from infra.identity import Account
+from mediation.rules import OtherParty, parse_room
 from mediation.service import MediationService
-from server.errors import Unavailable
+from infra.errors import Unavailable
 
 RESIDENT, MEDIATOR, AGENCY = "resident", "mediator", "agency"
 PARTICIPANTS = {RESIDENT, MEDIATOR, AGENCY}
 
 
-def actor(ctx: Any) -> Actor:
-    return Actor(ctx.id, ctx.role, ctx.account.get("name") or "")
+def actor(ctx: Any) -> Account:
+    return Account(ctx.id, ctx.role, ctx.account.get("name") or "")
 
 
 def service(ctx: Any) -> MediationService:

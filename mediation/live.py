@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from mediation.rules import Actor
+from infra.identity import Account
 
 if TYPE_CHECKING:
     from mediation.service import MediationService
-    from server.bus import Bus
-    from server.keys import Keys
+    from infra.bus import Bus
+    from infra.keys import Keys
 
 log = logging.getLogger(__name__)
 STATE = "mediation.feeds"        # ctx.state key: {(case_id, room): RoomFeed}
@@ -216,7 +216,7 @@ class Feeds:
         feed = feeds.get((case_id, room))
         if feed is None:
             if len(feeds) >= MAX_FEEDS:
-                from server.errors import Conflict
+                from infra.errors import Conflict
 
                 raise Conflict(f"following {MAX_FEEDS} rooms already; chat.unsubscribe some first")
             feed = feeds[(case_id, room)] = RoomFeed(self, ctx, case_id, room)
@@ -250,7 +250,7 @@ class Feeds:
         """After a Redis outage (pushes lost): current cases again, and every followed room caught up."""
         for feed in list(ctx.state.get(STATE, {}).values()):
             feed.fill()
-        actor = Actor(ctx.id, ctx.role, ctx.account.get("name") or "")
+        actor = Account(ctx.id, ctx.role, ctx.account.get("name") or "")
         seen = set()
         for case in await self.service.my_cases(actor):
             seen.add(case["id"])

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from server.errors import BadRequest, Conflict, Forbidden, NotFound
+from infra.errors import BadRequest, Conflict, Forbidden, NotFound
+from infra.identity import Account
 
 
 class Status(StrEnum):
@@ -56,13 +57,6 @@ class Role(StrEnum):
     PARTY = "party"
     MEDIATOR = "mediator"
     AGENCY = "agency"
-
-
-@dataclass(frozen=True)
-class Actor:
-    id: str
-    role: str            # account role: resident, mediator, agency, ...
-    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,7 +137,7 @@ class Case:
             ids.append(self.mediator.id)
         return ids + [a.id for a in self.agencies]
 
-    def role_of(self, actor: Actor) -> Role | None:
+    def role_of(self, actor: Account) -> Role | None:
         if actor.role == "resident" and self.party(actor.id) is not None:
             return Role.PARTY
         if actor.role == "mediator" and self.mediator is not None and self.mediator.id == actor.id:
@@ -176,7 +170,7 @@ def parse_room(room: str) -> Room:
     raise BadRequest("room must be 'joint' or 'caucus:<party account id>'")
 
 
-def check_read(case: Case, actor: Actor, room: Room) -> None:
+def check_read(case: Case, actor: Account, room: Room) -> None:
     """Raise unless the actor may read (and subscribe to) the room.
 
     Someone outside the case is refused before anything about the room is told;
@@ -196,7 +190,7 @@ def check_read(case: Case, actor: Actor, room: Room) -> None:
     raise Forbidden("a caucus is only for the mediator and that party")
 
 
-def check_write(case: Case, actor: Actor, room: Room, body: str) -> None:
+def check_write(case: Case, actor: Account, room: Room, body: str) -> None:
     check_read(case, actor, room)
     if case.status in FINAL:
         raise Conflict(f"case is {case.status}; the rooms are closed")
@@ -216,7 +210,7 @@ class OtherParty:
     phone: str | None = None
 
 
-def check_open(actor: Actor, category: str, summary: str, others: list[OtherParty]) -> None:
+def check_open(actor: Account, category: str, summary: str, others: list[OtherParty]) -> None:
     if actor.role != "resident":
         raise Forbidden("only residents file cases")
     if category not in CATEGORIES:
@@ -229,7 +223,7 @@ def check_open(actor: Actor, category: str, summary: str, others: list[OtherPart
         raise BadRequest("every other party needs a name")
 
 
-def check_join(case: Case, slot: Party, actor: Actor) -> bool:
+def check_join(case: Case, slot: Party, actor: Account) -> bool:
     """True if the actor already holds this slot (a repeated join); raise if they may not take it."""
     if slot.account_id == actor.id:
         return True
@@ -244,7 +238,7 @@ def check_join(case: Case, slot: Party, actor: Actor) -> bool:
     return False
 
 
-def take(case: Case, actor: Actor) -> Status | None:
+def take(case: Case, actor: Account) -> Status | None:
     """The status after a mediator takes the case; None if they already hold it."""
     if actor.role != "mediator":
         raise Forbidden("only mediators take cases")
@@ -257,12 +251,12 @@ def take(case: Case, actor: Actor) -> Status | None:
     return Status.IN_MEDIATION
 
 
-def _mediator(case: Case, actor: Actor) -> None:
+def _mediator(case: Case, actor: Account) -> None:
     if case.role_of(actor) != Role.MEDIATOR:
         raise Forbidden("only the case's mediator may do this")
 
 
-def check_invite(case: Case, actor: Actor, target: Person, target_role: str | None) -> bool:
+def check_invite(case: Case, actor: Account, target: Person, target_role: str | None) -> bool:
     """True if the agency is already invited; raise unless the mediator may invite it."""
     _mediator(case, actor)
     if target_role is None:
@@ -283,7 +277,7 @@ class Proposal:
     status: Status
 
 
-def propose(case: Case, actor: Actor, text: str) -> Proposal:
+def propose(case: Case, actor: Account, text: str) -> Proposal:
     """A new agreement text; signatures of earlier proposals no longer count."""
     _mediator(case, actor)
     if case.status not in MEDIATING:
@@ -302,7 +296,7 @@ class SignDecision:
     sha256: str
 
 
-def sign(case: Case, actor: Actor, agreement_id: str | None) -> SignDecision:
+def sign(case: Case, actor: Account, agreement_id: str | None) -> SignDecision:
     """A party signs the current proposal; `agreement_id` (when given) must be the current one."""
     if case.role_of(actor) != Role.PARTY:
         raise Forbidden("only a party signs the agreement")
@@ -318,7 +312,7 @@ def sign(case: Case, actor: Actor, agreement_id: str | None) -> SignDecision:
     return SignDecision(False, settles, ag.sha256)
 
 
-def close(case: Case, actor: Actor, outcome: str) -> Status | None:
+def close(case: Case, actor: Account, outcome: str) -> Status | None:
     """The mediator closes the case; None if it is already in that outcome."""
     _mediator(case, actor)
     to = OUTCOMES.get(outcome)
@@ -333,7 +327,7 @@ def close(case: Case, actor: Actor, outcome: str) -> Status | None:
     return to
 
 
-def withdraw(case: Case, actor: Actor) -> Status | None:
+def withdraw(case: Case, actor: Account) -> Status | None:
     """The filer withdraws; None if already withdrawn."""
     if actor.id != case.filer_id:
         raise Forbidden("only the filer may withdraw the case")

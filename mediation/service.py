@@ -24,14 +24,15 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from dispatch.service import Outbox
+from infra.events import Outbox
 from mediation import rules, store, views
 from mediation import sms as sms_text
-from mediation.rules import Actor, Case
-from server import audit, ratelimit
-from server.accounts import normalise_phone
-from server.errors import HelplineError, NotFound, RateLimited, Unavailable
-from server.keys import Keys
+from infra.identity import Account
+from mediation.rules import Case
+from infra import audit, ratelimit
+from infra.accounts import normalise_phone
+from infra.errors import HelplineError, NotFound, RateLimited, Unavailable
+from infra.keys import Keys
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ class MediationService:
         if pending:
             await asyncio.wait(pending, timeout=5)
 
-    async def _mutate(self, actor: Actor, case_id: str, change: Change) -> dict[str, Any]:
+    async def _mutate(self, actor: Account, case_id: str, change: Change) -> dict[str, Any]:
         """Lock the case, apply the change, publish after commit; the actor's view of the case after."""
         out, texts = Outbox(), Texts()
         async with self.pool.acquire() as conn, conn.transaction():
@@ -208,7 +209,7 @@ class MediationService:
                 texts.append((phone, body))
 
     # ---------------------------------------------------------------- cases
-    async def open_case(self, actor: Actor, category: str, summary: str, others: list[rules.OtherParty],
+    async def open_case(self, actor: Account, category: str, summary: str, others: list[rules.OtherParty],
                         name: str | None = None, request_id: str | None = None) -> dict[str, Any]:
         """Open a case; with a request_id already used by this filer, the case it opened (nothing new)."""
         rules.check_open(actor, category, summary, others)
@@ -243,7 +244,7 @@ class MediationService:
         await self._done(out, texts)
         return views.view_for(case, actor.id, actor.role)
 
-    async def join(self, actor: Actor, code: str, via: str = "ws") -> dict[str, Any]:
+    async def join(self, actor: Account, code: str, via: str = "ws") -> dict[str, Any]:
         code = normalise_code(code)
         fail_key = self.keys.rate("case.join", actor.id)
         if await ratelimit.peek(self.redis, fail_key) >= JOIN_FAILURES[0]:    # Redis down: 0, no limit
@@ -264,7 +265,7 @@ class MediationService:
             return True
         return await self._mutate(actor, case_id, change)
 
-    async def take(self, actor: Actor, case_id: str) -> dict[str, Any]:
+    async def take(self, actor: Account, case_id: str) -> dict[str, Any]:
         async def change(conn: Any, case: Case, texts: Texts) -> bool:
             to = rules.take(case, actor)
             if to is None:
@@ -275,7 +276,7 @@ class MediationService:
             return True
         return await self._mutate(actor, case_id, change)
 
-    async def invite(self, actor: Actor, case_id: str, account_id: str) -> dict[str, Any]:
+    async def invite(self, actor: Account, case_id: str, account_id: str) -> dict[str, Any]:
         async def change(conn: Any, case: Case, texts: Texts) -> bool:
             acc = await store.account(conn, account_id)
             target = rules.Person(account_id, acc["name"] if acc else "")
@@ -287,7 +288,7 @@ class MediationService:
             return True
         return await self._mutate(actor, case_id, change)
 
-    async def propose(self, actor: Actor, case_id: str, text: str) -> dict[str, Any]:
+    async def propose(self, actor: Account, case_id: str, text: str) -> dict[str, Any]:
         async def change(conn: Any, case: Case, texts: Texts) -> bool:
             p = rules.propose(case, actor, text)
             code = new_sign_code()
@@ -300,7 +301,7 @@ class MediationService:
             return True
         return await self._mutate(actor, case_id, change)
 
-    async def sign(self, actor: Actor, case_id: str, agreement_id: str | None,
+    async def sign(self, actor: Account, case_id: str, agreement_id: str | None,
                    via: str = "ws") -> dict[str, Any]:
         async def change(conn: Any, case: Case, texts: Texts) -> bool:
             d = rules.sign(case, actor, agreement_id)
@@ -322,7 +323,7 @@ class MediationService:
             return True
         return await self._mutate(actor, case_id, change)
 
-    async def close_case(self, actor: Actor, case_id: str, outcome: str, note: str | None) -> dict[str, Any]:
+    async def close_case(self, actor: Account, case_id: str, outcome: str, note: str | None) -> dict[str, Any]:
         async def change(conn: Any, case: Case, texts: Texts) -> bool:
             to = rules.close(case, actor, outcome)
             if to is None:
@@ -333,7 +334,7 @@ class MediationService:
             return True
         return await self._mutate(actor, case_id, change)
 
-    async def withdraw(self, actor: Actor, case_id: str) -> dict[str, Any]:
+    async def withdraw(self, actor: Account, case_id: str) -> dict[str, Any]:
         async def change(conn: Any, case: Case, texts: Texts) -> bool:
             to = rules.withdraw(case, actor)
             if to is None:
@@ -345,17 +346,17 @@ class MediationService:
         return await self._mutate(actor, case_id, change)
 
     # ---------------------------------------------------------------- reading
-    async def watch_list(self, actor: Actor, record: bool = True) -> list[dict[str, Any]]:
+    async def watch_list(self, actor: Account, record: bool = True) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:
             if record and actor.role != "resident":
                 await audit.record(conn, actor.id, actor.role, "watch", "cases", None)
             return [views.view_for(c, actor.id, actor.role) for c in await store.open_cases(conn)]
 
-    async def my_cases(self, actor: Actor) -> list[dict[str, Any]]:
+    async def my_cases(self, actor: Account) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:
             return [views.view_for(c, actor.id, actor.role) for c in await store.cases_of(conn, actor.id)]
 
-    async def authorize_room(self, actor: Actor, case_id: str, room: str) -> rules.Room:
+    async def authorize_room(self, actor: Account, case_id: str, room: str) -> rules.Room:
         r = rules.parse_room(room)
         async with self.pool.acquire() as conn:
             case = await store.get_case(conn, case_id)
@@ -402,7 +403,7 @@ class MediationService:
         while len(self._cases) > CASES_IN_MEMORY:
             self._cases.popitem(last=False)
 
-    async def send(self, actor: Actor, case_id: str, room: str, client_msg_id: str, body: str,
+    async def send(self, actor: Account, case_id: str, room: str, client_msg_id: str, body: str,
                    via: str = "ws") -> dict[str, Any]:
         """Persist a message with the room's next seq; the same client_msg_id again → the same message.
 
@@ -446,7 +447,7 @@ class MediationService:
             raise Unavailable("message not stored; send it again")
         return again
 
-    async def _announce(self, case: Case, r: rules.Room, actor: Actor, msg: dict[str, Any]) -> None:
+    async def _announce(self, case: Case, r: rules.Room, actor: Account, msg: dict[str, Any]) -> None:
         """After commit: the room's doorbell, then SMS to parties who take part by text (joint room only)."""
         texts: Texts = []
         if r.party_id is None and any(p.via == "sms" for p in case.parties):
@@ -456,7 +457,7 @@ class MediationService:
         out.add(self.keys.room_channel(case.id, r.name), {"type": "chat.message", "message": msg})
         await self._done(out, texts)
 
-    async def _send_locked(self, actor: Actor, case_id: str, r: rules.Room, client_msg_id: str, body: str,
+    async def _send_locked(self, actor: Account, case_id: str, r: rules.Room, client_msg_id: str, body: str,
                            via: str) -> dict[str, Any]:
         """The slow, sure way: lock the case row, check, take the seq, insert, all in one transaction."""
         async with self.pool.acquire() as conn:
@@ -486,7 +487,7 @@ class MediationService:
         """An inbound text that is not an incident keyword: the reply if it was for mediation, else None."""
         return await sms_text.handle(self, phone_e164, body)
 
-    async def join_by_sms(self, phone: str, code: str) -> tuple[dict[str, Any], Actor] | None:
+    async def join_by_sms(self, phone: str, code: str) -> tuple[dict[str, Any], Account] | None:
         """Join the case of this code as the phone's account; None if there is no such code."""
         code = normalise_code(code)
         if len(code) != CODE_LEN:
@@ -499,13 +500,13 @@ class MediationService:
                 row = await conn.fetchrow("SELECT name FROM case_parties WHERE case_id = $1 AND slot = $2",
                                           *hit)
                 acc = await store.resident_for_phone(conn, phone, row["name"] if row else "")
-        actor = Actor(str(acc["id"]), acc["role"], acc["name"])
+        actor = Account(str(acc["id"]), acc["role"], acc["name"])
         return await self.join(actor, code, via="sms"), actor
 
-    async def sms_cases(self, phone: str) -> list[tuple[str, Actor]]:
+    async def sms_cases(self, phone: str) -> list[tuple[str, Account]]:
         async with self.pool.acquire() as conn:
             rows = await store.sms_cases_of_phone(conn, phone)
-        return [(str(r["id"]), Actor(str(r["account_id"]), r["role"], r["name"])) for r in rows]
+        return [(str(r["id"]), Account(str(r["account_id"]), r["role"], r["name"])) for r in rows]
 
     async def agreement_for_code(self, case_ids: list[str], code: str) -> tuple[str, str, bool] | None:
         """(case id, agreement id, whether it is the current proposal) for a sign code among these cases."""
@@ -516,7 +517,7 @@ class MediationService:
                 " ORDER BY a.proposed_at DESC LIMIT 1", case_ids, code)
         return (str(r["case_id"]), str(r["id"]), bool(r["current"])) if r else None
 
-    async def case_for(self, actor: Actor, case_id: str) -> dict[str, Any]:
+    async def case_for(self, actor: Account, case_id: str) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
             case = await store.get_case(conn, case_id)
         if case is None:

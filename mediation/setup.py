@@ -10,7 +10,7 @@ from mediation.handlers import PARTICIPANTS, actor
 from mediation.live import Feeds
 from mediation.rules import OPEN
 from mediation.service import MediationService
-from server.config import Config
+from infra.config import Config
 from server.services import SERVICES
 
 

@@ -18,7 +18,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from mediation.rules import MAX_BODY
-from server.errors import HelplineError
+from infra.errors import HelplineError
 
 if TYPE_CHECKING:
     from mediation.service import MediationService

@@ -11,11 +11,12 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from dispatch.service import DispatchService
-from server import db, gcwatch
-from server.bus import Bus
-from server.config import Config, token_service
-from server.keys import Keys
-from server.metrics import Metrics
+from infra import db
+from server import gcwatch
+from infra.bus import Bus
+from infra.config import Config, token_service
+from infra.keys import Keys
+from infra.metrics import Metrics
 from server.services import SERVICES, Services
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,10 @@ import signal
 import sys
 from typing import Any
 
-from server import config as config_mod
-from server import db, embedded, gcwatch
-from server.errors import HelplineError
+from infra import config as config_mod
+from infra import db
+from server import embedded, gcwatch
+from infra.errors import HelplineError
 
 log = logging.getLogger("helpline")
 
@@ -103,7 +104,7 @@ def cmd_migrate(cfg: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_user_add(cfg: Any, args: argparse.Namespace) -> int:
-    from server import accounts
+    from infra import accounts
 
     skills = [s.strip() for s in args.skills.split(",") if s.strip()] if args.skills else None
 
@@ -116,7 +117,7 @@ def cmd_user_add(cfg: Any, args: argparse.Namespace) -> int:
 
 def cmd_user_set(cfg: Any, args: argparse.Namespace) -> int:
     """Change an account; a role change, suspension or new password ends its sessions."""
-    from server import accounts
+    from infra import accounts
 
     async def go(conn: Any) -> Any:
         return await accounts.update(conn, args.username, role=args.role, name=args.name, password=args.password,
@@ -134,8 +135,8 @@ def _announce_session_end(cfg: Any, account_id: str) -> None:
         return  # embedded: nodes find out at the account's next privileged command
     import redis
 
-    from server.auth import session_ended
-    from server.keys import Keys
+    from infra.auth import session_ended
+    from infra.keys import Keys
 
     try:
         r = redis.Redis.from_url(cfg.redis.url, socket_connect_timeout=2)
@@ -168,7 +169,7 @@ def _load_features() -> None:
 
 
 def cmd_token(cfg: Any, args: argparse.Namespace) -> int:
-    from server import accounts
+    from infra import accounts
 
     async def go(conn: Any) -> Any:
         return await accounts.by_username(conn, args.username)

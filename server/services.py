@@ -8,11 +8,11 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from server.auth import TokenService
-from server.bus import Bus
-from server.config import Config
-from server.keys import Keys
-from server.metrics import Metrics
+from infra.auth import TokenService
+from infra.bus import Bus
+from infra.config import Config
+from infra.keys import Keys
+from infra.metrics import Metrics
 
 
 @dataclass

@@ -29,8 +29,8 @@ from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response as TwilioResponse
 
-from server.accounts import normalise_phone
-from server.config import Config, ConfigError
+from infra.accounts import normalise_phone
+from infra.config import Config, ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ async def test_hello_is_required_and_checked(hl):
 
 
 async def test_token_of_a_deleted_or_other_deployment_is_refused(hl):
-    from server.auth import TokenService
+    from infra.auth import TokenService
 
     other = TokenService("another-secret-" + "z" * 40, "helpline", "helpline", 60).issue(str(uuid.uuid4()), "admin")
     ws = await websockets.connect(hl.ws_url)

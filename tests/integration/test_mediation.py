@@ -263,7 +263,8 @@ async def test_bad_input_is_refused_without_a_write(hl):
 
 async def test_purge_blanks_old_closed_cases_but_keeps_the_signed_record(hl):
     import mediation.purge  # noqa: F401  (registers the step, as `helpline purge` does)
-    from server import db, purge
+    from infra import db
+    from server import purge
 
     s = await mediated_case(hl)
     cid = s["case"]["id"]

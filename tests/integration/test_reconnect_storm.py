@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 import websockets
 
-from server.auth import TokenService
+from infra.auth import TokenService
 from tests.support.harness import SECRET
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]

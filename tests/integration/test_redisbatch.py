@@ -11,8 +11,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from server import ratelimit
-from server.redisbatch import Pipeliner
+from infra import ratelimit
+from infra.redisbatch import Pipeliner
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ class Inbox:
 async def test_listens_in_one_loop_turn_share_one_subscribe_and_each_is_confirmed(stack, redis):
     """A reconnect storm: thousands of hellos each listen on their channel; Redis gets few SUBSCRIBEs,
     and every listen returns only once its subscription is live (a publish right after is heard)."""
-    from server.bus import Bus
+    from infra.bus import Bus
 
     bus = Bus(aioredis.Redis.from_url(stack.redis_url))
     await bus.start()

@@ -11,9 +11,9 @@ import pytest
 import websockets
 from jose import jwt
 
-from server import config as config_mod
-from server.auth import ALGORITHM, TokenService, key_id
-from server.errors import Unauthorized
+from infra import config as config_mod
+from infra.auth import ALGORITHM, TokenService, key_id
+from infra.errors import Unauthorized
 from tests.support.client import http, near
 from tests.support.harness import SECRET
 
@@ -139,7 +139,7 @@ async def test_role_change_or_suspension_ends_sessions_at_the_next_privileged_co
     disp = await hl.connect(await hl.login("sus1"))
     await disp.ok("queue.watch")
     # what `helpline user set` does in the database (without the Redis announcement)
-    from server import accounts, db
+    from infra import accounts, db
     conn = await db.connect(hl.database_url)
     try:
         _, ended = await accounts.update(conn, "sus1", role="mediator")
@@ -246,7 +246,8 @@ async def test_false_alarms_are_visible_to_dispatchers(hl):
 
 
 async def test_purge_removes_personal_data_of_old_closed_incidents(hl):
-    from server import db, purge
+    from infra import db
+    from server import purge
 
     disp = await hl.user("dispatcher")
     old_reporter = await hl.resident()
@@ -296,7 +297,8 @@ def test_aiohttp_uses_its_c_parser():
 
 async def test_purge_keeps_a_resident_who_is_party_to_an_open_case(hl):
     import mediation.purge  # noqa: F401  (registers its purge step and keep rule)
-    from server import db, purge
+    from infra import db
+    from server import purge
 
     disp = await hl.user("dispatcher")
     token = await hl.device_token("keep-me-1")

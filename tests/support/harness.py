@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from server import accounts, db
-from server import config as config_mod
+from infra import accounts, db
+from infra import config as config_mod
 from server.app import create_app
 from tests.support.client import Client, http
 from tests.support.stack import Stack, free_port

@@ -74,7 +74,7 @@ async def _create_db(stack: Stack) -> None:
         await conn.execute(f'CREATE DATABASE "{stack.database}"')
     finally:
         await conn.close()
-    from server import db
+    from infra import db
 
     c = await db.connect(stack.database_url)
     try:

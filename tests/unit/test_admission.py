@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from handlers.ws import Admission
-from server.errors import Unavailable
+from infra.errors import Unavailable
 
 
 async def test_limit_line_and_shedding():

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from server import config as config_mod
+from infra import config as config_mod
 from server import gcwatch
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dispatch import lifecycle as lc
-from server.errors import BadRequest, Conflict, Forbidden
+from infra.errors import BadRequest, Conflict, Forbidden
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 

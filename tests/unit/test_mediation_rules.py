@@ -10,8 +10,9 @@ import pytest
 
 from mediation import rules as r
 from mediation import sms, views
-from mediation.rules import Actor, Agreement, Case, Party, Person, Signature, Status
-from server.errors import BadRequest, Conflict, Forbidden, NotFound
+from infra.identity import Account
+from mediation.rules import Agreement, Case, Party, Person, Signature, Status
+from infra.errors import BadRequest, Conflict, Forbidden, NotFound
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 FILER = "11111111-1111-1111-1111-111111111111"
@@ -21,9 +22,9 @@ MED = "44444444-4444-4444-4444-444444444444"
 MED2 = "55555555-5555-5555-5555-555555555555"
 AGENCY = "66666666-6666-6666-6666-666666666666"
 
-filer, other, third = Actor(FILER, "resident"), Actor(OTHER, "resident"), Actor(THIRD, "resident")
-mediator, mediator2, agency = Actor(MED, "mediator"), Actor(MED2, "mediator"), Actor(AGENCY, "agency")
-responder, dispatcher, admin = Actor(MED, "responder"), Actor(MED, "dispatcher"), Actor(MED, "admin")
+filer, other, third = Account(FILER, "resident"), Account(OTHER, "resident"), Account(THIRD, "resident")
+mediator, mediator2, agency = Account(MED, "mediator"), Account(MED2, "mediator"), Account(AGENCY, "agency")
+responder, dispatcher, admin = Account(MED, "responder"), Account(MED, "dispatcher"), Account(MED, "admin")
 
 
 def case(
@@ -75,7 +76,7 @@ def test_joint_is_for_every_participant_and_nobody_else():
     c = case()
     for who in (filer, other, mediator, agency):
         r.check_read(c, who, r.Room("joint"))
-    for who in (third, mediator2, responder, dispatcher, admin, Actor(AGENCY + "0", "agency")):
+    for who in (third, mediator2, responder, dispatcher, admin, Account(AGENCY + "0", "agency")):
         with pytest.raises(Forbidden):
             r.check_read(c, who, r.Room("joint"))
 
@@ -92,8 +93,8 @@ def test_caucus_only_for_the_case_mediator_and_that_party():
         responder,
         dispatcher,
         admin,
-        Actor(OTHER, "agency"),
-        Actor(OTHER, "mediator"),
+        Account(OTHER, "agency"),
+        Account(OTHER, "mediator"),
     ):  # the id alone opens nothing
         with pytest.raises(Forbidden):
             r.check_read(c, who, room)

@@ -6,7 +6,7 @@ from twilio.request_validator import RequestValidator
 
 from handlers import sms as h
 from handlers.sms_sim import replies, signature
-from server import config as config_mod
+from infra import config as config_mod
 from server import sms
 from tests.support.stack import free_port
 

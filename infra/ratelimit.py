@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from server.redisbatch import Pipeliner
+from infra.redisbatch import Pipeliner
 
 log = logging.getLogger(__name__)
 

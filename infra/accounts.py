@@ -7,8 +7,8 @@ from typing import Any
 import asyncpg
 import phonenumbers
 
-from server.auth import ROLES, hash_password, verify_password
-from server.errors import BadRequest, Conflict, NotFound
+from infra.auth import ROLES, hash_password, verify_password
+from infra.errors import BadRequest, Conflict, NotFound
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 SKILL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")

@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.redisbatch import Pipeliner
+from infra.redisbatch import Pipeliner
 
 log = logging.getLogger(__name__)
 

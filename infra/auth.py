@@ -19,7 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from jose import jwt
 from jose.exceptions import JOSEError
 
-from server.errors import Unauthorized
+from infra.errors import Unauthorized
 
 ALGORITHM = "HS256"
 LEEWAY_S = 30

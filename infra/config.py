@@ -93,7 +93,7 @@ class Web(msgspec.Struct, forbid_unknown_fields=True):
 
 def token_service(cfg: "Config") -> "Any":
     """The one TokenService of this configuration (serve and the CLI sign alike)."""
-    from server.auth import TokenService
+    from infra.auth import TokenService
 
     prev = tuple(s.strip() for s in cfg.auth.previous_secrets.split(",") if s.strip())
     return TokenService(cfg.auth.jwt_secret, cfg.auth.issuer, cfg.auth.audience, cfg.auth.token_ttl_s, prev)
