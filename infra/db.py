@@ -1,6 +1,6 @@
 """PostgreSQL: the connection pool and the schema migrations.
 
-Migrations are the numbered files in server/migrations, applied in order,
+Migrations are the numbered files in infra/migrations, applied in order,
 each in its own transaction, under an advisory lock so that several nodes
 starting at once apply each exactly once.
 """
@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TypeAlias
 
 import asyncpg
+import asyncpg.pool
 
 log = logging.getLogger(__name__)
+# what every store function takes: a plain connection or one borrowed from the pool
+Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x68656C70  # "help"
 

@@ -10,7 +10,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from mediation.rules import Agreement, Case, Party, Person, Signature, Status
-from mediation.views import iso
+from infra.formats import iso
 
 Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
 FINAL_SQL = "('settled','failed','referred','withdrawn')"

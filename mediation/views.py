@@ -7,10 +7,10 @@ Who sees what:
 """
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from infra.formats import iso, mask_phone
 from mediation.rules import Case, Party, Signature
 
 
@@ -19,20 +19,6 @@ class Viewer(StrEnum):
     PARTY = "party"
     MEDIATOR = "mediator"     # the case's own mediator
     STAFF = "staff"           # any other staff member allowed to see the case
-
-
-def iso(t: datetime | None) -> str | None:
-    return t.isoformat().replace("+00:00", "Z") if t else None
-
-
-def mask_phone(phone: str | None) -> str | None:
-    """`+8613812341234` → `+86*******1234`: the country code and the last four digits."""
-    if not phone:
-        return None
-    head = 3 if phone.startswith("+") else 0
-    if len(phone) <= head + 4:
-        return "*" * len(phone)
-    return phone[:head] + "*" * (len(phone) - head - 4) + phone[-4:]
 
 
 def viewer_of(case: Case, account_id: str, role: str) -> Viewer:
