@@ -3,23 +3,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.identity import Account
 from handlers import messages as m
-from handlers.registry import command
-
-RESIDENT, RESPONDER, DISPATCHER, ADMIN = "resident", "responder", "dispatcher", "admin"
-STAFF_DISPATCH = {DISPATCHER, ADMIN}
+from handlers.connection import Connection
+from handlers.context import DISPATCH
 
 
-def who(ctx: Any) -> Account:
-    return Account(ctx.id, ctx.role, ctx.account["name"])
+
+async def welcome_state(ctx: Connection) -> dict[str, Any]:
+    return await ctx.app[DISPATCH].welcome_state(ctx.who)
 
 
-async def welcome_state(ctx: Any) -> dict[str, Any]:
-    return await ctx.services.dispatch.welcome_state(who(ctx))
-
-
-async def resync(ctx: Any) -> None:
+async def resync(ctx: Connection) -> None:
     """Re-send current state after pushes may have been lost (a Redis outage).
 
     `state` carries what `welcome` carries (an incident missing from it has ended);
@@ -30,81 +24,67 @@ async def resync(ctx: Any) -> None:
     for inc in state["open_incidents"]:
         ctx.send({"type": "incident.updated", "incident": inc})
     if ctx.state.get("watching_queue"):
-        ctx.send({"type": "queue.snapshot", **await ctx.services.dispatch.snapshot()})
+        ctx.send({"type": "queue.snapshot", **await ctx.app[DISPATCH].snapshot()})
 
 
-@command("ping", m.Empty, {RESIDENT, RESPONDER, DISPATCHER, ADMIN, "mediator", "agency"})
-async def ping(ctx: Any, msg: m.Empty) -> None:
+async def ping(ctx: Connection, msg: m.Empty) -> None:
     """Extension: a client's liveness check; answers ok."""
 
 
-@command("help.request", m.HelpRequest, {RESIDENT})
-async def help_request(ctx: Any, msg: m.HelpRequest) -> dict[str, Any]:
-    inc, _ = await ctx.services.dispatch.request_help(
-        who(ctx), request_id=msg.request_id, category=msg.category, lat=msg.lat, lon=msg.lon,
+async def help_request(ctx: Connection, msg: m.HelpRequest) -> dict[str, Any]:
+    inc, _ = await ctx.app[DISPATCH].request_help(
+        ctx.who, request_id=msg.request_id, category=msg.category, lat=msg.lat, lon=msg.lon,
         accuracy_m=msg.accuracy_m, note=msg.note, channel="ws")
     return {"incident": inc}
 
 
-@command("help.cancel", m.IncidentRef, {RESIDENT})
-async def help_cancel(ctx: Any, msg: m.IncidentRef) -> dict[str, Any]:
-    return {"incident": await ctx.services.dispatch.cancel(who(ctx), msg.incident_id)}
+async def help_cancel(ctx: Connection, msg: m.IncidentRef) -> dict[str, Any]:
+    return {"incident": await ctx.app[DISPATCH].cancel(ctx.who, msg.incident_id)}
 
 
-@command("duty.start", m.DutyStart, {RESPONDER})
-async def duty_start(ctx: Any, msg: m.DutyStart) -> dict[str, Any]:
-    return {"responder": await ctx.services.dispatch.duty_start(who(ctx), msg.lat, msg.lon, msg.skills)}
+async def duty_start(ctx: Connection, msg: m.DutyStart) -> dict[str, Any]:
+    return {"responder": await ctx.app[DISPATCH].duty_start(ctx.who, msg.lat, msg.lon, msg.skills)}
 
 
-@command("duty.end", m.Empty, {RESPONDER})
-async def duty_end(ctx: Any, msg: m.Empty) -> dict[str, Any]:
-    return {"responder": await ctx.services.dispatch.duty_end(who(ctx))}
+async def duty_end(ctx: Connection, msg: m.Empty) -> dict[str, Any]:
+    return {"responder": await ctx.app[DISPATCH].duty_end(ctx.who)}
 
 
-@command("location.update", m.LocationUpdate, {RESPONDER})
-async def location_update(ctx: Any, msg: m.LocationUpdate) -> None:
-    await ctx.services.dispatch.location_update(who(ctx), msg.lat, msg.lon)
+async def location_update(ctx: Connection, msg: m.LocationUpdate) -> None:
+    await ctx.app[DISPATCH].location_update(ctx.who, msg.lat, msg.lon)
 
 
-@command("offer.accept", m.OfferRef, {RESPONDER})
-async def offer_accept(ctx: Any, msg: m.OfferRef) -> dict[str, Any]:
-    return {"incident": await ctx.services.dispatch.accept(who(ctx), msg.offer_id)}
+async def offer_accept(ctx: Connection, msg: m.OfferRef) -> dict[str, Any]:
+    return {"incident": await ctx.app[DISPATCH].accept(ctx.who, msg.offer_id)}
 
 
-@command("offer.decline", m.OfferRef, {RESPONDER})
-async def offer_decline(ctx: Any, msg: m.OfferRef) -> None:
-    await ctx.services.dispatch.decline(who(ctx), msg.offer_id)
+async def offer_decline(ctx: Connection, msg: m.OfferRef) -> None:
+    await ctx.app[DISPATCH].decline(ctx.who, msg.offer_id)
 
 
-@command("incident.progress", m.Progress, {RESPONDER})
-async def incident_progress(ctx: Any, msg: m.Progress) -> dict[str, Any]:
-    return {"incident": await ctx.services.dispatch.progress(who(ctx), msg.incident_id, msg.status, msg.note)}
+async def incident_progress(ctx: Connection, msg: m.Progress) -> dict[str, Any]:
+    return {"incident": await ctx.app[DISPATCH].progress(ctx.who, msg.incident_id, msg.status, msg.note)}
 
 
-@command("queue.watch", m.Empty, STAFF_DISPATCH)
-async def queue_watch(ctx: Any, msg: m.Empty) -> dict[str, Any]:
+async def queue_watch(ctx: Connection, msg: m.Empty) -> dict[str, Any]:
     # subscribe first, then read: a change between the two arrives as a push (clients keep the higher version)
-    await ctx.listen(ctx.services.keys.dispatch_channel)
+    await ctx.listen(ctx.hub.keys.dispatch_channel)
     ctx.state["watching_queue"] = True
-    return await ctx.services.dispatch.snapshot(who(ctx))
+    return await ctx.app[DISPATCH].snapshot(ctx.who)
 
 
-@command("incident.assign", m.Assign, STAFF_DISPATCH)
-async def incident_assign(ctx: Any, msg: m.Assign) -> dict[str, Any]:
-    return {"incident": await ctx.services.dispatch.assign(who(ctx), msg.incident_id, msg.responder_id)}
+async def incident_assign(ctx: Connection, msg: m.Assign) -> dict[str, Any]:
+    return {"incident": await ctx.app[DISPATCH].assign(ctx.who, msg.incident_id, msg.responder_id)}
 
 
-@command("incident.close", m.Close, STAFF_DISPATCH)
-async def incident_close(ctx: Any, msg: m.Close) -> dict[str, Any]:
-    return {"incident": await ctx.services.dispatch.close(who(ctx), msg.incident_id, msg.disposition)}
+async def incident_close(ctx: Connection, msg: m.Close) -> dict[str, Any]:
+    return {"incident": await ctx.app[DISPATCH].close(ctx.who, msg.incident_id, msg.disposition)}
 
 
-@command("incident.events", m.IncidentRef, {RESIDENT, RESPONDER, DISPATCHER, ADMIN})
-async def incident_events(ctx: Any, msg: m.IncidentRef) -> dict[str, Any]:
-    return await ctx.services.dispatch.incident_with_events(who(ctx), msg.incident_id)
+async def incident_events(ctx: Connection, msg: m.IncidentRef) -> dict[str, Any]:
+    return await ctx.app[DISPATCH].incident_with_events(ctx.who, msg.incident_id)
 
 
-@command("incident.locate", m.Locate, STAFF_DISPATCH)
-async def incident_locate(ctx: Any, msg: m.Locate) -> dict[str, Any]:
+async def incident_locate(ctx: Connection, msg: m.Locate) -> dict[str, Any]:
     """Extension: set the position of an incident reported without one (SMS), then match again."""
-    return {"incident": await ctx.services.dispatch.locate(who(ctx), msg.incident_id, msg.lat, msg.lon)}
+    return {"incident": await ctx.app[DISPATCH].locate(ctx.who, msg.incident_id, msg.lat, msg.lon)}

@@ -12,12 +12,13 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from infra.identity import Account
 from handlers import messages as m
 from infra import accounts, ratelimit
-from infra.auth import session_ended
+from infra.auth import Claims, session_ended
 from infra.errors import BadRequest, Forbidden, HelplineError, NotFound, RateLimited, TooLarge, Unauthorized
-from server.services import SERVICES, Services
+from infra.identity import Account
+from handlers.connection import authenticate
+from handlers.context import BUS, CONFIG, DISPATCH, KEYS, METRICS, POOL, REDIS, TOKENS
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
@@ -34,19 +35,6 @@ class LoginBody(msgspec.Struct):
 
 class DeviceBody(msgspec.Struct):
     device_id: Annotated[str, msgspec.Meta(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
-
-
-class HelpBody(msgspec.Struct, kw_only=True):
-    request_id: m.RequestId
-    category: Annotated[str, msgspec.Meta(max_length=32)]
-    lat: m.Lat
-    lon: m.Lon
-    accuracy_m: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | None = None
-    note: m.Note = ""
-
-
-def services_of(request: web.Request) -> Services:
-    return request.app[SERVICES]
 
 
 def error_body(e: HelplineError) -> web.Response:
@@ -91,17 +79,25 @@ async def read_json(request: web.Request, struct: type[Any]) -> Any:
         raise BadRequest("body must be a JSON object") from None
 
 
+def who_of(account: dict[str, Any]) -> Account:
+    return Account(account["id"], account["role"], account.get("name") or "")
+
+
 async def bearer(request: web.Request) -> dict[str, Any]:
     return (await bearer_claims(request))[0]
 
 
-async def bearer_claims(request: web.Request) -> tuple[dict[str, Any], Any]:
-    from handlers.ws import authenticate
-
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
     h = request.headers.get("Authorization", "")
-    if not h.startswith("Bearer "):
+    return h[7:].strip() if h.startswith("Bearer ") else None
+
+
+async def bearer_claims(request: web.Request) -> tuple[dict[str, Any], Claims]:
+    token = bearer_token(request)
+    if token is None:
         raise Unauthorized("Authorization: Bearer <token> required")
-    return await authenticate(services_of(request), h[7:].strip())
+    return await authenticate(request.app, token)
 
 
 # ---------------------------------------------------------------- health and metrics
@@ -110,17 +106,17 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    s = services_of(request)
+    app = request.app
     failed: dict[str, str] = {}
     try:
         async with asyncio.timeout(2):
-            async with s.pool.acquire() as conn:
+            async with app[POOL].acquire() as conn:
                 await conn.fetchval("SELECT 1")
     except Exception as e:
         failed["postgres"] = type(e).__name__
     try:
         async with asyncio.timeout(2):
-            await s.redis.ping()
+            await app[REDIS].ping()
     except Exception as e:
         failed["redis"] = type(e).__name__
     if failed:
@@ -138,58 +134,58 @@ def _loopback(request: web.Request) -> bool:
 async def metrics(request: web.Request) -> web.Response:
     if not _loopback(request):
         raise Forbidden("metrics are served on loopback only")
-    s = services_of(request)
+    app = request.app
     try:
         async with asyncio.timeout(2):
-            async with s.pool.acquire() as conn:
+            async with app[POOL].acquire() as conn:
                 rows = await conn.fetch("SELECT status, count(*) AS n FROM incidents GROUP BY status")
         seen = {r["status"]: r["n"] for r in rows}
         for st in ("queued", "offered", "assigned", "en_route", "on_scene", "resolved", "escalated", "cancelled"):
-            s.metrics.incidents_by_status.labels(status=st).set(seen.get(st, 0))
+            app[METRICS].incidents_by_status.labels(status=st).set(seen.get(st, 0))
     except Exception as e:  # still serve what this node knows
         log.warning("metrics: incident counts unavailable: %s", e)
-    body = generate_latest(s.metrics.registry)
+    body = generate_latest(app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 # ---------------------------------------------------------------- auth
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
-    s = services_of(request)
-    by_account = s.keys.rate("login-fail", body.username.lower())
-    by_address = s.keys.rate("login-fail-addr", request.remote or "-")
-    if (await ratelimit.peek(s.redis, by_account) >= ratelimit.LOGIN_FAILURES_PER_ACCOUNT[0]
-            or await ratelimit.peek(s.redis, by_address) >= ratelimit.LOGIN_FAILURES_PER_ADDRESS[0]):
+    app = request.app
+    by_account = app[KEYS].rate("login-fail", body.username.lower())
+    by_address = app[KEYS].rate("login-fail-addr", request.remote or "-")
+    if (await ratelimit.peek(app[REDIS], by_account) >= ratelimit.LOGIN_FAILURES_PER_ACCOUNT[0]
+            or await ratelimit.peek(app[REDIS], by_address) >= ratelimit.LOGIN_FAILURES_PER_ADDRESS[0]):
         raise RateLimited("too many failed logins; try again in 15 minutes")
-    async with s.pool.acquire() as conn:
+    async with app[POOL].acquire() as conn:
         row = await accounts.check_login(conn, body.username, body.password)
     if row is None:
-        await ratelimit.count(s.redis, by_account, ratelimit.LOGIN_FAILURES_PER_ACCOUNT[1])
-        await ratelimit.count(s.redis, by_address, ratelimit.LOGIN_FAILURES_PER_ADDRESS[1])
+        await ratelimit.count(app[REDIS], by_account, ratelimit.LOGIN_FAILURES_PER_ACCOUNT[1])
+        await ratelimit.count(app[REDIS], by_address, ratelimit.LOGIN_FAILURES_PER_ADDRESS[1])
         raise Unauthorized("wrong username or password")
-    return web.json_response({"token": s.tokens.issue(str(row["id"]), row["role"], row["session_epoch"]),
+    return web.json_response({"token": app[TOKENS].issue(str(row["id"]), row["role"], row["session_epoch"]),
                               "account": accounts.account_view(row)})
 
 
 async def device(request: web.Request) -> web.Response:
     body = await read_json(request, DeviceBody)
-    s = services_of(request)
-    async with s.pool.acquire() as conn:
+    app = request.app
+    async with app[POOL].acquire() as conn:
         row = await accounts.for_device(conn, body.device_id)
     if row["disabled"]:
         raise Forbidden("this device is blocked")
-    return web.json_response({"token": s.tokens.issue(str(row["id"]), row["role"], row["session_epoch"]),
+    return web.json_response({"token": app[TOKENS].issue(str(row["id"]), row["role"], row["session_epoch"]),
                               "account": accounts.account_view(row)})
 
 
 async def logout(request: web.Request) -> web.Response:
     """Revoke this token: it is refused from now on, and its open connections close (1008)."""
     account, claims = await bearer_claims(request)
-    s = services_of(request)
-    async with s.pool.acquire() as conn:
+    app = request.app
+    async with app[POOL].acquire() as conn:
         await conn.execute("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, to_timestamp($2))"
                            " ON CONFLICT DO NOTHING", claims.token_id, claims.expires_at)
-    await s.bus.publish(s.keys.account_channel(account["id"]), session_ended(claims.token_id))
+    await app[BUS].publish(app[KEYS].account_channel(account["id"]), session_ended(claims.token_id))
     return web.Response(status=204)
 
 
@@ -198,9 +194,9 @@ async def post_help(request: web.Request) -> web.Response:
     account = await bearer(request)
     if account["role"] != "resident":
         raise Forbidden("only residents ask for help")
-    body = await read_json(request, HelpBody)
-    inc, created = await services_of(request).dispatch.request_help(
-        Account(account["id"], account["role"], account["name"]), request_id=body.request_id,
+    body = await read_json(request, m.HelpFields)
+    inc, created = await request.app[DISPATCH].request_help(
+        who_of(account), request_id=body.request_id,
         category=body.category, lat=body.lat, lon=body.lon, accuracy_m=body.accuracy_m, note=body.note,
         channel="http")
     return web.json_response({"incident": inc}, status=201 if created else 200)
@@ -213,13 +209,13 @@ async def get_incident(request: web.Request) -> web.Response:
         msgspec.convert(iid, m.Id)
     except msgspec.ValidationError:
         raise NotFound("no such incident") from None
-    data = await services_of(request).dispatch.incident_with_events(
-        Account(account["id"], account["role"], account["name"]), iid)
+    data = await request.app[DISPATCH].incident_with_events(
+        who_of(account), iid)
     return web.json_response(data)
 
 
 async def public_config(request: web.Request) -> web.Response:
-    w = services_of(request).cfg.web
+    w = request.app[CONFIG].web
     return web.json_response({"map_tile_url": w.map_tile_url, "emergency_number": w.emergency_number,
                               "city_center": [w.city_center_lat, w.city_center_lon]})
 

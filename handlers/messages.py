@@ -31,13 +31,20 @@ class Msg(msgspec.Struct, kw_only=True):
     ref: Ref
 
 
-class HelpRequest(Msg, kw_only=True):
+class HelpFields(msgspec.Struct, kw_only=True):
+    """help.request's fields: the WebSocket command and the body of POST /api/help alike."""
+
     request_id: RequestId
     category: Annotated[str, msgspec.Meta(max_length=32)]
     lat: Lat
     lon: Lon
     accuracy_m: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] | None = None
     note: Note = ""
+
+
+class HelpRequest(HelpFields, kw_only=True):
+    type: str
+    ref: Ref
 
 
 class IncidentRef(Msg, kw_only=True):

@@ -1,18 +1,21 @@
-"""The WebSocket command table: type → (message struct, roles allowed, handler).
+"""The WebSocket command table's building blocks: type → (message struct, roles allowed, handler).
 
-A module adds its commands with the `command` decorator at import time;
-handlers/ws.py looks them up. A handler gets the connection and the decoded,
-validated message, and returns the fields of the `ok` answer (or None).
+The table itself is written out in one place, handlers/commands.py. A handler gets the
+connection and the decoded, validated message, and returns the fields of the `ok` answer
+(or None).
 """
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-Handler = Callable[[Any, Any], Awaitable[dict[str, Any] | None]]
+if TYPE_CHECKING:
+    from handlers.connection import Connection
+
+Handler = Callable[["Connection", Any], Awaitable[dict[str, Any] | None]]
 
 
 @dataclass(frozen=True)
@@ -20,16 +23,17 @@ class Command:
     type: str
     roles: frozenset[str]
     fn: Handler
-    decoder: msgspec.json.Decoder
+    decoder: msgspec.json.Decoder[Any]
 
 
-COMMANDS: dict[str, Command] = {}
+def command(type_: str, struct: type[msgspec.Struct], roles: Iterable[str], fn: Handler) -> Command:
+    return Command(type_, frozenset(roles), fn, msgspec.json.Decoder(struct))
 
 
-def command(type_: str, struct: type[msgspec.Struct], roles: set[str] | frozenset[str]) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        if type_ in COMMANDS:
-            raise RuntimeError(f"command {type_} registered twice")
-        COMMANDS[type_] = Command(type_, frozenset(roles), fn, msgspec.json.Decoder(struct))
-        return fn
-    return register
+def table(*commands: Command) -> dict[str, Command]:
+    out: dict[str, Command] = {}
+    for c in commands:
+        if c.type in out:
+            raise RuntimeError(f"command {c.type} listed twice")
+        out[c.type] = c
+    return out

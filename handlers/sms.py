@@ -386,13 +386,13 @@ async def otp_request(request: web.Request) -> web.Response:
 
 async def _caller(request: web.Request) -> dict[str, Any] | None:
     """The account of a Bearer token sent along (the app's device account), if any and valid."""
-    from handlers.ws import authenticate
+    from handlers.connection import authenticate
 
     h = request.headers.get("Authorization", "")
     if not h.startswith("Bearer "):
         return None
     try:
-        account, _ = await authenticate(services_of(request), h[7:].strip())
+        account, _ = await authenticate(request.app, h[7:].strip())
     except HelplineError:
         return None
     return account

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -28,6 +28,22 @@ log = logging.getLogger(__name__)
 class Listener(Protocol):
     def deliver(self, payload: str) -> None:
         """Take one published payload; must not block."""
+
+
+class Peer(Listener, Protocol):
+    """A signed-in client connection as the domains' live feeds see it (handlers.connection.Connection)."""
+
+    id: str
+    role: str
+    account: dict[str, Any]
+    state: dict[str, Any]           # per-connection data of the feeds, by their own keys
+
+    @property
+    def closed(self) -> bool:
+        """The connection is closing or closed: deliver nothing more."""
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue one message (encoded here) for the client; must not block."""
 
 
 class Bus:

@@ -30,6 +30,15 @@ LOGIN_FAILURES_PER_ADDRESS = (50, 900)
 OTP_REQUESTS_PER_ADDRESS = (20, 3600)      # per phone limits live with the codes (handlers/sms.py)
 OTP_FAILURES_PER_ADDRESS = (50, 900)
 
+# per-connection token buckets (handlers/connection.py): (burst, refill per second), so that one socket
+# cannot flood its node; the cluster-wide windows above stop the same flood spread over sockets
+CONNECTION_BUCKETS: dict[str, tuple[float, float]] = {
+    "help.request": (5, 0.2),
+    "chat.send": (20, 5.0),
+    "location.update": (10, 2.0),
+}
+DEFAULT_BUCKET = (60.0, 30.0)
+
 
 async def count(redis: Any, key: str, window_s: int, add: int = 1) -> int:
     """Add to the window's counter and return it (0 if Redis is unavailable).

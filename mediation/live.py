@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from infra.bus import Peer
 from infra.identity import Account
 
 if TYPE_CHECKING:
@@ -68,15 +69,15 @@ _pushed = msgspec.json.Decoder(_Pushed)
 _updated = msgspec.json.Decoder(_CaseUpdated)
 
 
-def gone(ctx: Any) -> bool:
-    return bool(getattr(ctx, "_closing", False)) or bool(getattr(getattr(ctx, "ws", None), "closed", False))
+def gone(ctx: Peer) -> bool:
+    return ctx.closed
 
 
 HOLE_GRACE_S = 0.05
 
 
 class RoomFeed:
-    def __init__(self, feeds: Feeds, ctx: Any, case_id: str, room: str) -> None:
+    def __init__(self, feeds: Feeds, ctx: Peer, case_id: str, room: str) -> None:
         self.feeds, self.ctx, self.case_id, self.room = feeds, ctx, case_id, room
         self.channel = feeds.keys.room_channel(case_id, room)
         self.last = 0
@@ -172,7 +173,7 @@ class CaseWatch:
     """cases_channel for one watching mediator; cases they mediate come on their account channel instead
     (with phone numbers in full), so the masked copy is not passed on to them."""
 
-    def __init__(self, feeds: Feeds, ctx: Any) -> None:
+    def __init__(self, feeds: Feeds, ctx: Peer) -> None:
         self.feeds, self.ctx = feeds, ctx
         self.channel = feeds.keys.cases_channel
 
@@ -210,7 +211,7 @@ class Feeds:
         for f in list(self.live):
             await self._drop(f)
 
-    async def subscribe(self, ctx: Any, case_id: str, room: str, after_seq: int) -> dict[str, Any]:
+    async def subscribe(self, ctx: Peer, case_id: str, room: str, after_seq: int) -> dict[str, Any]:
         """Listen, then read the backlog; live messages follow the ok answer without a hole or a repeat."""
         feeds: dict[tuple[str, str], RoomFeed] = ctx.state.setdefault(STATE, {})
         feed = feeds.get((case_id, room))
@@ -234,19 +235,19 @@ class Feeds:
         asyncio.get_running_loop().call_soon(feed.start)   # after the ok answer is queued
         return {"messages": msgs, "has_more": more}
 
-    async def unsubscribe(self, ctx: Any, case_id: str, room: str) -> bool:
+    async def unsubscribe(self, ctx: Peer, case_id: str, room: str) -> bool:
         feed = ctx.state.get(STATE, {}).pop((case_id, room), None)
         if feed is not None:
             await self._drop(feed)
         return feed is not None
 
-    async def watch(self, ctx: Any) -> None:
+    async def watch(self, ctx: Peer) -> None:
         if WATCH not in ctx.state:
             w = ctx.state[WATCH] = CaseWatch(self, ctx)
             self.live.add(w)
             await self.bus.listen(w.channel, w)
 
-    async def resync(self, ctx: Any) -> None:
+    async def resync(self, ctx: Peer) -> None:
         """After a Redis outage (pushes lost): current cases again, and every followed room caught up."""
         for feed in list(ctx.state.get(STATE, {}).values()):
             feed.fill()
@@ -260,7 +261,7 @@ class Feeds:
                 if case["id"] not in seen:
                     ctx.send({"type": "case.updated", "case": case})
 
-    async def forget(self, ctx: Any) -> None:
+    async def forget(self, ctx: Peer) -> None:
         """The connection closed: stop its room feeds and case watch now."""
         for f in [f for f in self.live if f.ctx is ctx]:
             await self._drop(f)

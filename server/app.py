@@ -1,4 +1,9 @@
-"""The app factory: one aiohttp application, every resource opened and closed in cleanup_ctx."""
+"""The app factory, the composition root: every service is made, wired and closed here.
+
+One aiohttp application per node; every resource is opened and closed in cleanup_ctx, and
+stored under its typed key (handlers/context.py). Routes and commands are listed where
+they live (handlers/http.py `add_routes`, handlers/commands.py), not registered by import.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -11,12 +16,19 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from dispatch.service import DispatchService
+from handlers import context as k
+from handlers import http, ws
+from handlers import sms as sms_handlers
+from handlers.admission import Admission
+from handlers.connection import Hub
 from infra import db
-from server import gcwatch
 from infra.bus import Bus
 from infra.config import Config, token_service
 from infra.keys import Keys
 from infra.metrics import Metrics
+from mediation.live import Feeds
+from mediation.service import MediationService
+from server import gcwatch
 from server.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
@@ -30,11 +42,9 @@ def redis_client(url: str) -> aioredis.Redis:
 
 
 def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Application:
-    # the command modules register themselves on import
-    import handlers.help  # noqa: F401
-    from handlers import http, ws
-
     app = web.Application(client_max_size=64 * 1024, middlewares=[http.errors_middleware])
+    app[k.CONFIG] = cfg
+    app[k.TOKENS] = token_service(cfg)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         conn = await db.connect(database_url)
@@ -48,32 +58,41 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         metrics = Metrics()
         bus = Bus(redis)
         dispatch = DispatchService(cfg, pool, redis, keys, bus.publish_many, metrics)
-        services = Services(cfg=cfg, pool=pool, redis=redis, bus=bus, keys=keys, metrics=metrics, dispatch=dispatch,
-                            tokens=token_service(cfg))
-        services.hub = ws.Hub(services)
-        services.admission = ws.Admission(cfg.server.max_commands_in_flight, cfg.server.max_commands_waiting,
-                                          metrics)
+        mediation = MediationService(pool, redis, keys, bus.publish_many, {}, cfg.server.public_url)
+        feeds = Feeds(mediation, bus, keys)
+        mediation.feeds = feeds
+        hub = Hub(app, cfg, pool, redis, bus, keys, metrics)
+        for key, value in ((k.POOL, pool), (k.REDIS, redis), (k.KEYS, keys), (k.METRICS, metrics), (k.BUS, bus),
+                           (k.DISPATCH, dispatch), (k.MEDIATION, mediation), (k.FEEDS, feeds), (k.HUB, hub),
+                           (k.ADMISSION, Admission(cfg.server.max_commands_in_flight,
+                                                   cfg.server.max_commands_waiting, metrics))):
+            app[key] = value   # type: ignore[index]
+        # the SMS channel still reads the older bundle (until the SMS package lands)
+        app[SERVICES] = Services(cfg=cfg, pool=pool, redis=redis, bus=bus, keys=keys, metrics=metrics,
+                                 dispatch=dispatch, tokens=app[k.TOKENS])
+        app[SERVICES].extras["mediation"] = mediation
+        mediation.extras = app[SERVICES].extras
 
         async def resync() -> None:
             """Redis is back (it may have lost everything): live index, presence, then clients' state."""
             for attempt in range(8):
                 try:
                     await dispatch.rebuild_index()
-                    await services.hub.refresh_presence()
+                    await hub.refresh_presence()
                     break
                 except Exception as e:
                     log.warning("rebuilding live state after Redis reconnect (attempt %d): %s", attempt + 1, e)
                     await asyncio.sleep(0.2 * 2 ** attempt)
-            await services.hub.resync()
+            await ws.resync(app)
 
         bus.on_resync = resync
-        app[SERVICES] = services
         stop_gc_watch = gcwatch.watch(lambda gen, took: metrics.gc_pause.labels(generation=str(gen)).observe(took))
         await bus.start()
         with contextlib.suppress(Exception):
             await dispatch.rebuild_index()
-        workers = [asyncio.create_task(_dispatch_worker(services), name="dispatch-worker"),
-                   asyncio.create_task(_presence_worker(services), name="presence-worker")]
+        await feeds.start()
+        workers = [asyncio.create_task(_dispatch_worker(dispatch, cfg.dispatch.tick_s), name="dispatch-worker"),
+                   asyncio.create_task(_presence_worker(hub), name="presence-worker")]
         try:
             yield
         finally:
@@ -83,15 +102,16 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
             for t in workers:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
+            await feeds.close()
+            await mediation.shutdown()
             await bus.close()
             await redis.aclose()
             await pool.close()
 
     async def going_away(app: web.Application) -> None:
         """Before the server stops: tell every client at once (they reconnect, to another node if need be)."""
-        hub = app[SERVICES].hub
-        app[SERVICES].bus.closing = True
-        closing = [conn.ws.close(code=1001, message=b"server shutting down") for conn in hub.all()]
+        app[k.BUS].closing = True
+        closing = [conn.ws.close(code=1001, message=b"server shutting down") for conn in app[k.HUB].all()]
         if closing:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), 3)
@@ -100,35 +120,28 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     app.on_shutdown.append(going_away)
     http.add_routes(app)
     app.router.add_get("/ws", ws.ws_handler)
-    # features add routes, commands and their own resources after the core's (order matters: SMS after
-    # mediation, both after the core, so each finds what it uses in services.extras)
-    from handlers import sms
-    from mediation import setup as mediation_setup
-
-    for setup_feature in (mediation_setup.setup_app, sms.setup_app):
-        setup_feature(app, cfg)
+    sms_handlers.setup_app(app, cfg)    # after the core's resources: the SMS service uses them
     return app
 
 
-async def _dispatch_worker(s: Services) -> None:
+async def _dispatch_worker(dispatch: DispatchService, tick: float) -> None:
     """Offer deadlines and orphaned incidents, driven from PostgreSQL; every node runs this."""
-    tick = s.cfg.dispatch.tick_s
     while True:
         await asyncio.sleep(tick * (0.75 + random.random() / 2))
         try:
-            await s.dispatch.expire_due()
-            await s.dispatch.sweep_orphans()
+            await dispatch.expire_due()
+            await dispatch.sweep_orphans()
         except asyncio.CancelledError:
             raise
         except Exception as e:
             log.warning("dispatch worker: %s", e)
 
 
-async def _presence_worker(s: Services) -> None:
+async def _presence_worker(hub: Hub) -> None:
     while True:
         await asyncio.sleep(15)
         try:
-            await s.hub.refresh_presence()
+            await hub.refresh_presence()
         except asyncio.CancelledError:
             raise
         except Exception as e:

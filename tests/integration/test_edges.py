@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 import websockets
 
+from handlers.context import ADMISSION
 from tests.support.client import http, near
 
 
@@ -166,7 +167,7 @@ async def test_no_hello_within_10_s_closes_with_4401(hl):
 async def test_an_overloaded_node_answers_unavailable_at_once_and_loses_nothing(hl):
     """Admission control: with the one slot busy and the one place in line taken, a help request is told
     `unavailable` at once (nothing written); a re-send with the same request_id goes through later."""
-    adm = hl.services.admission
+    adm = hl.app[ADMISSION]
     await adm.__aenter__()                                   # the node's only slot, held by "someone"
     first, second = await hl.resident(), await hl.resident()
     waiting = asyncio.create_task(first.call("help.request", request_id="w", category="other", **near(0)))

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from handlers.context import BUS, KEYS
 from tests.support import stack as stack_mod
 from tests.support.client import http, incident_is, near
 from tests.support.harness import InProcess
@@ -118,7 +119,7 @@ async def _down(app):
 
 async def _up(app):
     st, body = await ready(app)
-    return (st, body) if st == 200 and app.services.bus.connected else None
+    return (st, body) if st == 200 and app.app[BUS].connected else None
 
 
 async def test_postgres_restart_answers_unavailable_then_resumes(stack):
@@ -200,7 +201,7 @@ async def test_slow_consumer_is_disconnected_and_others_go_on(hl):
                        "responder": {"id": "x", "pad": base64.b64encode(os.urandom(15000)).decode()}})
     try:
         for i in range(1000):
-            await r.publish(hl.services.keys.dispatch_channel, blob)
+            await r.publish(hl.app[KEYS].dispatch_channel, blob)
             if i % 10 == 0:
                 await asyncio.sleep(0.01)   # a pace a reading client keeps up with
     finally:
@@ -213,7 +214,7 @@ async def test_slow_consumer_is_disconnected_and_others_go_on(hl):
 
 
 async def _watchers(hl, n):
-    return len(hl.services.bus.listeners.get(hl.services.keys.dispatch_channel, ())) >= n
+    return len(hl.app[BUS].listeners.get(hl.app[KEYS].dispatch_channel, ())) >= n
 
 
 async def _staff(hl):

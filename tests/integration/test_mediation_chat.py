@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from handlers import ws
 from tests.support.client import Client
 
 
@@ -160,7 +161,7 @@ async def test_redis_resync_catches_up_followed_rooms(hl):
     finally:
         svc.publish = real
     await other.no_push("chat.message", wait=0.2)
-    await hl.services.hub.resync()            # what the bus runs after reconnecting to Redis
+    await ws.resync(hl.app)            # what the bus runs after reconnecting to Redis
     assert seqs(await collect(other, cid, "joint", 3)) == [1, 2, 3]
     await other.push("case.updated", lambda m: m["case"]["id"] == cid)
 

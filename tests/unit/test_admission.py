@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from handlers.ws import Admission
+from handlers.admission import Admission
 from infra.errors import Unavailable
 
 

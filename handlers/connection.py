@@ -1,0 +1,222 @@
+"""One client's WebSocket connection, and this node's connections by account (the Hub).
+
+Each connection has one outgoing queue drained by a writer task: answers and
+pushes leave in the order they were queued, and a client that stops reading
+is disconnected once its queue passes server.ws_max_queue instead of growing memory.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import asyncpg
+import msgspec
+import redis.asyncio as aioredis
+from aiohttp import WSCloseCode, web
+
+from handlers.context import POOL, TOKENS
+from infra import accounts
+from infra.auth import SESSION_ENDED_PREFIX, Claims
+from infra.bus import Bus
+from infra.config import Config
+from infra.identity import Account
+from infra.keys import Keys
+from infra.errors import Unauthorized
+from infra.metrics import Metrics
+from infra.ratelimit import CONNECTION_BUCKETS, DEFAULT_BUCKET
+
+log = logging.getLogger(__name__)
+
+_CLOSE = object()   # queued after the last frame a connection gets before it is closed (1008)
+_encode = msgspec.json.Encoder().encode     # answers and pushes: compact JSON, a few times faster than json
+
+SESSION_SQL = ("SELECT a.*, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS revoked"
+               " FROM accounts a WHERE a.id = $1")
+
+
+def session_problem(row: asyncpg.Record | None, claims: Claims) -> str | None:
+    """Why this account row no longer accepts these token claims, or None if it does."""
+    if row is None or row["disabled"]:
+        return "account not found or disabled"
+    if row["revoked"]:
+        return "token revoked (logged out)"
+    if row["role"] != claims.role or row["session_epoch"] != claims.epoch:
+        return "session ended: log in again"
+    return None
+
+
+async def authenticate(app: web.Application, token: str) -> tuple[dict[str, Any], Claims]:
+    """The token's account (as sent in welcome) and claims; Unauthorized if it may not be used."""
+    claims = app[TOKENS].decode(token)
+    async with app[POOL].acquire() as conn:
+        row = await conn.fetchrow(SESSION_SQL, claims.account_id, claims.token_id)
+    problem = session_problem(row, claims)
+    if problem:
+        raise Unauthorized(problem)
+    assert row is not None
+    return accounts.account_view(row), claims
+
+
+class Bucket:
+    """A per-connection token bucket: `burst` at once, refilled at `rate` per second."""
+
+    __slots__ = ("burst", "rate", "tokens", "at")
+
+    def __init__(self, burst: float, rate: float) -> None:
+        self.burst, self.rate, self.tokens, self.at = burst, rate, burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class Hub:
+    """This node's live connections, by account, and what every connection needs of the node."""
+
+    def __init__(self, app: web.Application, cfg: Config, pool: asyncpg.Pool, redis: aioredis.Redis,
+                 bus: Bus, keys: Keys, metrics: Metrics) -> None:
+        self.app, self.cfg, self.pool, self.redis = app, cfg, pool, redis
+        self.bus, self.keys, self.metrics = bus, keys, metrics
+        self.by_account: dict[str, set[Connection]] = {}
+        self.count = 0
+
+    def add(self, conn: Connection) -> None:
+        self.count += 1
+        self.by_account.setdefault(conn.id, set()).add(conn)
+        self.metrics.connections.labels(role=conn.role).inc()
+
+    def remove(self, conn: Connection) -> bool:
+        """True if that was the account's last connection on this node."""
+        group = self.by_account.get(conn.id, set())
+        if conn in group:
+            self.count -= 1
+        group.discard(conn)
+        self.metrics.connections.labels(role=conn.role).dec()
+        if not group:
+            self.by_account.pop(conn.id, None)
+            return True
+        return False
+
+    def all(self) -> list[Connection]:
+        return [c for group in self.by_account.values() for c in group]
+
+    async def refresh_presence(self) -> None:
+        """Responders connected here are online (a key with a TTL, refreshed by the presence worker)."""
+        ids = [i for i, group in self.by_account.items() if any(c.role == "responder" for c in group)]
+        if not ids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.set(self.keys.online(i), "1", ex=60)
+            await pipe.execute()
+
+
+class Connection:
+    """One authenticated client. Command handlers see it as `ctx`; feeds as an infra.bus.Peer."""
+
+    def __init__(self, hub: Hub, ws: web.WebSocketResponse, account: dict[str, Any], claims: Claims) -> None:
+        self.hub, self.ws, self.account, self.claims = hub, ws, account, claims
+        self.app = hub.app
+        self.id: str = account["id"]
+        self.role: str = account["role"]
+        self.channels: set[str] = set()
+        self.state: dict[str, Any] = {}            # per-connection data of feeds and commands
+        self._out: deque[Any] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._buckets: dict[str, Bucket] = {}
+        self.writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+
+    @property
+    def who(self) -> Account:
+        """The signed-in account, as the domains take it."""
+        return Account(self.id, self.role, self.account.get("name") or "")
+
+    @property
+    def closed(self) -> bool:
+        return self._closing or self.ws.closed
+
+    # outgoing
+    def deliver(self, payload: str) -> None:
+        if self._closing:
+            return
+        if payload.startswith(SESSION_ENDED_PREFIX):
+            self._session_ended(payload)
+            return
+        if len(self._out) >= self.hub.cfg.server.ws_max_queue:
+            self._closing = True
+            self.hub.metrics.slow_consumers.inc()
+            log.warning("closing slow consumer %s (%d frames queued)", self.id, len(self._out))
+            # kept until done: the loop holds only a weak reference to a task
+            self._closer = asyncio.get_running_loop().create_task(
+                self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"slow consumer"))
+            return
+        self._out.append(payload)
+        self._wake.set()
+
+    def _session_ended(self, payload: str) -> None:
+        """An admin changed the account, or this token logged out: close with 1008 (policy)."""
+        jti = json.loads(payload).get("jti")
+        if jti is None or jti == self.claims.token_id:
+            self.end_session()
+
+    def end_session(self) -> None:
+        """Close with 1008 once what is already queued (e.g. the answer saying why) has been sent."""
+        if not self._closing:
+            self._out.append(_CLOSE)
+            self._wake.set()
+            self._closing = True
+
+    def mark_closing(self) -> None:
+        """The read loop ended: deliver nothing more."""
+        self._closing = True
+
+    async def session_valid(self) -> bool:
+        """Re-read the account: a role change, suspension or logout ends the session now."""
+        async with self.hub.pool.acquire() as c:
+            row = await c.fetchrow(SESSION_SQL, self.id, self.claims.token_id)
+        return session_problem(row, self.claims) is None
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.deliver(_encode(message).decode())
+
+    async def write_loop(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._out:
+                    item = self._out.popleft()
+                    if item is _CLOSE:
+                        await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"session ended: log in again")
+                        return
+                    await self.ws.send_str(item)
+        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+            pass
+
+    # subscriptions
+    async def listen(self, channel: str) -> None:
+        if channel not in self.channels:
+            self.channels.add(channel)
+            await self.hub.bus.listen(channel, self)
+
+    async def unlisten(self, channel: str) -> None:
+        if channel in self.channels:
+            self.channels.discard(channel)
+            await self.hub.bus.unlisten(channel, self)
+
+    def allow(self, type_: str) -> bool:
+        b = self._buckets.get(type_)
+        if b is None:
+            b = self._buckets[type_] = Bucket(*CONNECTION_BUCKETS.get(type_, DEFAULT_BUCKET))
+        return b.take()
