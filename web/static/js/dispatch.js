@@ -6,9 +6,8 @@ import { h, tid, notify, errorText, fmtAge, fmtTime, distanceKm, fmtKm } from '.
 import { staffSession } from './staff.js';
 import { DispatchMap } from './dispatch-map.js';
 import { eventLine } from './timeline.js';
+import { FINAL, LOCATABLE, queueOrder } from './status.js';
 
-const FINAL = new Set(['resolved', 'cancelled']);
-const LOCATABLE = new Set(['queued', 'escalated']); // incident.locate accepts these
 const ROUGH_M = 1000; // a position this uncertain is worth fixing by hand
 
 const els = {
@@ -135,14 +134,8 @@ sock.onState((s) => els.app.classList.toggle('stale', s !== 'live'));
 
 // ---- the queue ------------------------------------------------------------------------
 
-function order(a, b) {
-  const ea = a.status === 'escalated' ? 0 : 1;
-  const eb = b.status === 'escalated' ? 0 : 1;
-  return ea - eb || a.priority - b.priority || Date.parse(a.created_at) - Date.parse(b.created_at);
-}
-
 function renderQueue() {
-  const list = [...incidents.values()].sort(order);
+  const list = [...incidents.values()].sort(queueOrder);
   for (const [id, tr] of rows) {
     if (!incidents.has(id)) {
       tr.remove();

@@ -12,9 +12,8 @@ import { Socket } from './ws.js';
 import { postJSON, newId, store } from './api.js';
 import { h, tid, notify, errorText, fmtTime, bindConn } from './ui.js';
 import { staffSession } from './staff.js';
+import { CASE_FINAL as FINAL, CASE_TALKING as TALKING } from './status.js';
 
-const FINAL = new Set(['settled', 'failed', 'referred', 'withdrawn']);
-const TALKING = new Set(['in_mediation', 'agreement_proposed']);
 // errors after which the outcome is unknown or the command may succeed later: keep and retry
 const RETRY = new Set(['disconnected', 'timeout', 'offline', 'unavailable', 'rate_limited']);
 const MAX_PARTIES = 10;

@@ -8,6 +8,7 @@ import { t, applyI18n, onLangChange } from './i18n.js';
 import { Socket } from './ws.js';
 import { getConfig, postJSON, getJSON, newId, store } from './api.js';
 import { tid, setupChrome, notify, errorText, currentPosition, notOlder } from './ui.js';
+import { FINAL } from './status.js';
 
 const K = {
   device: 'helpline.device_id',
@@ -16,7 +17,6 @@ const K = {
   incident: 'helpline.resident.incident', // id of the incident on screen
   lastPos: 'helpline.resident.lastpos', // {lat, lon, accuracy_m, at}
 };
-const FINAL = new Set(['resolved', 'cancelled']);
 const FRESH_POS_MS = 2 * 60 * 1000;
 const UNKNOWN_ACCURACY_M = 50000;
 
