@@ -8,18 +8,16 @@
 // contiguous seq after a reconnect, a chat.gap or a hole; every message goes out with a
 // client_msg_id from a persisted outbox, so a re-send after a dropped link lands once.
 import { t, getLang, onLangChange } from './i18n.js';
-import { Socket } from './ws.js';
-import { postJSON, newId, store } from './api.js';
+import { newId, store } from './api.js';
 import { h, tid, notify, errorText, fmtTime, bindConn } from './ui.js';
 import { staffSession } from './staff.js';
+import { deviceSocket } from './device.js';
 import { CASE_FINAL as FINAL, CASE_TALKING as TALKING } from './status.js';
 
 // errors after which the outcome is unknown or the command may succeed later: keep and retry
 const RETRY = new Set(['disconnected', 'timeout', 'offline', 'unavailable', 'rate_limited']);
 const MAX_PARTIES = 10;
 const K = {
-  device: 'helpline.device_id', // shared with the resident's help page
-  token: 'helpline.resident.token',
   resident: 'helpline.mediate.resident', // this browser takes part in mediation as a resident
   open: 'helpline.mediate.open', // the case on screen
   outbox: 'helpline.mediate.outbox', // + '.' + account id: messages not yet acknowledged
@@ -241,22 +239,10 @@ function resumeAfterWelcome(w) {
   flushOutbox();
 }
 
-async function residentToken() {
-  const saved = store.get(K.token);
-  if (saved) return saved;
-  let device = store.get(K.device);
-  if (!device) {
-    device = newId();
-    store.set(K.device, device);
-  }
-  const r = await postJSON('/api/auth/device', { device_id: device });
-  store.set(K.token, r.token);
-  return r.token;
-}
-
 function startResident() {
   if (!residentSock) {
-    residentSock = new Socket({ getToken: residentToken });
+    // the device token the help page uses too; a stale one is replaced unless staff signed in meanwhile
+    residentSock = deviceSocket({ retryIf: () => mode !== 'staff' });
     listen(residentSock);
     residentSock.on('welcome', (w) => {
       if (mode === 'staff') return;
@@ -265,10 +251,6 @@ function startResident() {
       active = { sock: residentSock, me: w.account };
       els.newCase.hidden = false;
       resumeAfterWelcome(w);
-    });
-    residentSock.on('unauthorized', () => {
-      store.del(K.token); // a stale device token: get a new one
-      setTimeout(() => { if (mode !== 'staff') residentSock.restart(); }, 1000);
     });
   }
   bindConn(residentSock);
