@@ -1,8 +1,9 @@
 """The pages' pure JavaScript modules, tested with Node's own test runner (web/tests/*.test.mjs).
 
 These modules hold the pages' rules without a page (web/static/js/mediate-state.js: case copies,
-room sequence numbers and holes, the outbox; web/static/js/status.js: the status words), so they
-run under `node --test` with no browser. Skipped when `node` (20 or later) is not on PATH.
+room sequence numbers and holes, the outbox; dispatch-state.js: the console's bookkeeping;
+status.js: the status words), so they run under `node --test` with no browser. Skipped when
+`node` (20 or later) is not on PATH.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "web" / "static" / "js"
 TESTS = ROOT / "web" / "tests"
 # modules that must stay importable and testable without a browser
-PURE = ("mediate-state.js", "status.js")
+PURE = ("mediate-state.js", "status.js", "dispatch-state.js")
 BROWSER_ONLY = re.compile(r"\b(document|window|localStorage|navigator|WebSocket|fetch|setTimeout|location)\b")
 
 
