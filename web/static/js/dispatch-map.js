@@ -2,6 +2,7 @@
 // vendored). Works without tiles: markers on a plain background.
 import { t } from './i18n.js';
 import { getConfig } from './api.js';
+import { FINAL } from './status.js';
 
 const FALLBACK_CENTER = [31.2304, 121.4737];
 
@@ -45,7 +46,7 @@ export class DispatchMap {
   setIncident(inc) {
     if (!this.map) return;
     this._drop(this.incidents, inc.id);
-    if (inc.lat === null || inc.lat === undefined || ['resolved', 'cancelled'].includes(inc.status)) return;
+    if (inc.lat === null || inc.lat === undefined || FINAL.has(inc.status)) return;
     const escalated = inc.status === 'escalated';
     const m = L.circleMarker([inc.lat, inc.lon], {
       radius: escalated ? 11 : 9,

@@ -6,9 +6,9 @@ import { h, tid, notify, errorText, fmtAge, fmtTime, distanceKm, fmtKm } from '.
 import { staffSession } from './staff.js';
 import { DispatchMap } from './dispatch-map.js';
 import { eventLine } from './timeline.js';
+import { FINAL, LOCATABLE, queueOrder } from './status.js';
+import { Versions, candidates as nearest, parseCoord } from './dispatch-state.js';
 
-const FINAL = new Set(['resolved', 'cancelled']);
-const LOCATABLE = new Set(['queued', 'escalated']); // incident.locate accepts these
 const ROUGH_M = 1000; // a position this uncertain is worth fixing by hand
 
 const els = {
@@ -57,7 +57,7 @@ const { sock, token } = staffSession({
 // Pushes that arrive while queue.watch is in flight are kept and replayed over the snapshot;
 // every object is versioned by updated_at, so an older copy never overwrites a newer one.
 let buffered = null; // [['incident'|'responder', obj]] while a watch is in flight
-const versions = new Map(); // id -> updated_at (ms) of the newest copy seen, closed ones included
+const versions = new Versions(); // the newest copy seen of each, closed ones included
 
 async function watch() {
   await map.init();
@@ -85,17 +85,8 @@ async function watch() {
 
 // ---- state ----------------------------------------------------------------------------
 
-function isNewer(obj) {
-  const at = Date.parse(obj.updated_at);
-  const seen = versions.get(obj.id);
-  if (Number.isNaN(at)) return true;
-  if (seen !== undefined && at < seen) return false;
-  versions.set(obj.id, at);
-  return true;
-}
-
 function upsertIncident(inc, render = true) {
-  if (!isNewer(inc)) return;
+  if (!versions.admit(inc)) return;
   if (FINAL.has(inc.status)) incidents.delete(inc.id);
   else incidents.set(inc.id, inc);
   if (inc.id === selected) {
@@ -109,7 +100,7 @@ function upsertIncident(inc, render = true) {
 }
 
 function upsertResponder(resp, render = true) {
-  if (!isNewer(resp)) return;
+  if (!versions.admit(resp)) return;
   if (resp.status === 'off_duty') {
     responders.delete(resp.id);
     map.removeResponder(resp.id);
@@ -135,14 +126,8 @@ sock.onState((s) => els.app.classList.toggle('stale', s !== 'live'));
 
 // ---- the queue ------------------------------------------------------------------------
 
-function order(a, b) {
-  const ea = a.status === 'escalated' ? 0 : 1;
-  const eb = b.status === 'escalated' ? 0 : 1;
-  return ea - eb || a.priority - b.priority || Date.parse(a.created_at) - Date.parse(b.created_at);
-}
-
 function renderQueue() {
-  const list = [...incidents.values()].sort(order);
+  const list = [...incidents.values()].sort(queueOrder);
   for (const [id, tr] of rows) {
     if (!incidents.has(id)) {
       tr.remove();
@@ -189,10 +174,7 @@ function buildRow(inc, old) {
 }
 
 function candidates(inc) {
-  return [...responders.values()]
-    .filter((r) => r.status === 'available')
-    .map((r) => ({ r, km: r.lat !== null && inc.lat !== null ? distanceKm(inc.lat, inc.lon, r.lat, r.lon) : Infinity }))
-    .sort((a, b) => a.km - b.km);
+  return nearest(inc, responders.values(), distanceKm);
 }
 
 function assignControl(inc, chosen) {
@@ -351,11 +333,6 @@ function stopPicking() {
   els.locatePick.textContent = t('dispatch.locatePick');
 }
 
-function readCoord(input, limit) {
-  const v = Number(input.value.trim().replace(',', '.'));
-  return input.value.trim() !== '' && Number.isFinite(v) && Math.abs(v) <= limit ? v : null;
-}
-
 els.locatePick.addEventListener('click', () => {
   if (els.locatePick.getAttribute('aria-pressed') === 'true') {
     stopPicking();
@@ -374,8 +351,8 @@ els.locatePick.addEventListener('click', () => {
 els.locateForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
   if (!selected) return;
-  const lat = readCoord(els.locateLat, 90);
-  const lon = readCoord(els.locateLon, 180);
+  const lat = parseCoord(els.locateLat.value, 90);
+  const lon = parseCoord(els.locateLon.value, 180);
   if (lat === null || lon === null) {
     notify(els.locateMsg, t('dispatch.locateBad'), 'error');
     return;

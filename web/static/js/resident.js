@@ -5,18 +5,16 @@
 // request_id (the server answers the same incident), over the socket or, failing
 // that, over HTTP.
 import { t, applyI18n, onLangChange } from './i18n.js';
-import { Socket } from './ws.js';
 import { getConfig, postJSON, getJSON, newId, store } from './api.js';
 import { tid, setupChrome, notify, errorText, currentPosition, notOlder } from './ui.js';
+import { deviceToken, deviceSocket } from './device.js';
+import { FINAL } from './status.js';
 
 const K = {
-  device: 'helpline.device_id',
-  token: 'helpline.resident.token',
   pending: 'helpline.resident.pending', // {req, located}: sent but not yet acknowledged
   incident: 'helpline.resident.incident', // id of the incident on screen
   lastPos: 'helpline.resident.lastpos', // {lat, lon, accuracy_m, at}
 };
-const FINAL = new Set(['resolved', 'cancelled']);
 const FRESH_POS_MS = 2 * 60 * 1000;
 const UNKNOWN_ACCURACY_M = 50000;
 
@@ -42,20 +40,8 @@ const els = {
 let current = null; // the incident on screen
 let inflight = false;
 
-async function getToken() {
-  const saved = store.get(K.token);
-  if (saved) return saved;
-  let device = store.get(K.device);
-  if (!device) {
-    device = newId();
-    store.set(K.device, device);
-  }
-  const r = await postJSON('/api/auth/device', { device_id: device });
-  store.set(K.token, r.token);
-  return r.token;
-}
-
-const sock = new Socket({ getToken });
+// a stale device token is replaced with a new one (the same device id), after a jittered pause
+const sock = deviceSocket({ retryAfterMs: () => 1000 + Math.random() * 2000 });
 
 // ---- position ---------------------------------------------------------------
 
@@ -145,7 +131,7 @@ async function sendPending() {
     } catch (e) {
       if (!['disconnected', 'timeout', 'offline'].includes(e.code)) throw e;
       // the socket is not getting through: the same request over HTTP (same request_id)
-      incident = (await postJSON('/api/help', pending.req, await getToken())).incident;
+      incident = (await postJSON('/api/help', pending.req, await deviceToken())).incident;
     }
     store.del(K.pending);
     showIncident(incident);
@@ -231,7 +217,7 @@ async function restoreShown() {
   const id = store.get(K.incident);
   if (!id || current) return;
   try {
-    const r = await getJSON(`/api/incidents/${encodeURIComponent(id)}`, await getToken());
+    const r = await getJSON(`/api/incidents/${encodeURIComponent(id)}`, await deviceToken());
     if (!current && r && r.incident) showIncident(r.incident);
   } catch (e) {
     if (e.status === 404 || e.status === 403) store.del(K.incident);
@@ -257,12 +243,6 @@ sock.on('welcome', (w) => {
 
 sock.on('incident.updated', (m) => {
   if (!current || m.incident.id === current.id || FINAL.has(current.status)) showIncident(m.incident);
-});
-
-sock.on('unauthorized', () => {
-  // the device token is no longer accepted: get a new one (the same device id)
-  store.del(K.token);
-  setTimeout(() => sock.restart(), 1000 + Math.random() * 2000);
 });
 
 async function init() {

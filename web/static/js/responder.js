@@ -4,12 +4,10 @@ import { t, has, onLangChange } from './i18n.js';
 import { store } from './api.js';
 import { tid, notify, errorText, currentPosition, distanceKm, fmtKm, notOlder } from './ui.js';
 import { staffSession } from './staff.js';
+import { FINAL, PROGRESS, WORKING } from './status.js';
 
 const DUTY_KEY = 'helpline.responder.onduty';
 const LOCATION_EVERY_MS = 15000;
-const PROGRESS = ['assigned', 'en_route', 'on_scene', 'resolved'];
-const FINAL = new Set(['resolved', 'cancelled']);
-const WORKING = new Set(['assigned', 'en_route', 'on_scene']);
 
 const els = {
   dutyStatus: document.getElementById('duty-status'),
