@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+import re
+from collections.abc import Iterable
 from typing import TypeAlias
 
 import asyncpg
@@ -59,3 +61,14 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_ID)
     return applied
+
+
+_WORD = re.compile(r"^[a-z_]+$")
+
+
+def sql_list(words: Iterable[str]) -> str:
+    """`('a','b')` for SQL `IN` / `NOT IN` built from an enum's values, so a status list is written once."""
+    items = sorted(str(w) for w in words)
+    if not items or not all(_WORD.match(w) for w in items):
+        raise ValueError(f"not a list of status words: {items}")
+    return "(" + ",".join(f"'{w}'" for w in items) + ")"

@@ -8,14 +8,15 @@ signatures, settlements), which nothing may rewrite.
 """
 from __future__ import annotations
 
-from typing import Any
+from infra.db import Conn
+from mediation.store import FINAL_SQL
 
-from server.purge import KEEP_ACCOUNT, PURGE_STEPS
+# a resident who is a party to a case not yet purged keeps their name and phone (the SMS bridge needs it)
+KEEP_RESIDENT = ("EXISTS (SELECT 1 FROM case_parties cp JOIN cases c ON c.id = cp.case_id"
+                 " WHERE cp.account_id = a.id AND c.purged_at IS NULL)")
 
-FINAL_SQL = "('settled','failed','referred','withdrawn')"
 
-
-async def purge_cases(conn: Any, retention_days: int) -> dict[str, int]:
+async def purge_cases(conn: Conn, retention_days: int) -> dict[str, int]:
     ids = [r["id"] for r in await conn.fetch(
         f"SELECT id FROM cases WHERE status IN {FINAL_SQL} AND purged_at IS NULL"
         " AND closed_at < now() - make_interval(days => $1)", retention_days)]
@@ -40,11 +41,3 @@ async def purge_cases(conn: Any, retention_days: int) -> dict[str, int]:
                                    OR i.updated_at >= now() - make_interval(days => $1)))""",
         retention_days)
     return {"cases": len(ids), "case_residents": int(residents.split()[-1])}
-
-
-if purge_cases not in PURGE_STEPS:
-    PURGE_STEPS.append(purge_cases)
-
-# a resident who is a party to a case not yet purged keeps their name and phone (the SMS bridge needs it)
-KEEP_ACCOUNT.append("EXISTS (SELECT 1 FROM case_parties cp JOIN cases c ON c.id = cp.case_id"
-                    " WHERE cp.account_id = a.id AND c.purged_at IS NULL)")

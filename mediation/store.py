@@ -5,15 +5,15 @@ back as `rules.Case`; messages as dicts in the wire shape of contract §3.
 """
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import Any
 
 import asyncpg
 
-from mediation.rules import Agreement, Case, Party, Person, Signature, Status
+from infra.db import Conn, sql_list
+from mediation.rules import FINAL, Agreement, Case, Party, Person, Signature, Status
 from infra.formats import iso
 
-Conn: TypeAlias = "asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any]"
-FINAL_SQL = "('settled','failed','referred','withdrawn')"
+FINAL_SQL = sql_list(FINAL)
 
 CASE_SELECT = """
 SELECT c.*, m.name AS mediator_name, s.sha256 AS settled_sha256

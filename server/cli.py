@@ -153,19 +153,12 @@ def cmd_purge(cfg: Any, args: argparse.Namespace) -> int:
     if days < 1:
         print("helpline: --days must be at least 1", file=sys.stderr)
         return 2
-    _load_features()
 
     async def go(conn: Any) -> Any:
         return await purge.purge(conn, days)
     done = _with_db(cfg, go)
     print(" ".join(f"{k}={v}" for k, v in done.items()))
     return 0
-
-
-def _load_features() -> None:
-    """Import feature packages so they register their purge steps."""
-    import mediation.purge  # noqa: F401
-    import server.sms  # noqa: F401
 
 
 def cmd_token(cfg: Any, args: argparse.Namespace) -> int:

@@ -1,48 +1,22 @@
-"""`helpline purge`: remove personal data of closed incidents (and cases) past the retention period.
+"""`helpline purge`: every domain's purge step, in one transaction, listed here explicitly.
 
-What stays is what statistics need: category, priority, channel, status, disposition,
-timestamps, the offer history and the event kinds. Notes, positions and follow-up
-texts are blanked; resident accounts with nothing left inside the retention period
-lose their name, phone and device id. Feature packages add their own purge steps
-to PURGE_STEPS (e.g. mediation cases).
+Each domain blanks its own personal data past privacy.retention_days (dispatch/purge.py,
+mediation/purge.py, the SMS channel's texts); a resident account that is still a party to
+a case not yet purged keeps its name and phone (the SMS bridge needs them).
 """
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-PurgeStep = Callable[[Any, int], Awaitable[dict[str, int]]]
-PURGE_STEPS: list[PurgeStep] = []
-# SQL conditions on a resident account `a` that keep its personal data (e.g. a party to an
-# open mediation case): feature packages append theirs.
-KEEP_ACCOUNT: list[str] = []
+from dispatch import purge as dispatch_purge
+from infra.db import Conn
+from mediation import purge as mediation_purge
+from server import sms as sms_mod
 
 
-async def purge_incidents(conn: Any, retention_days: int) -> dict[str, int]:
-    ids = await conn.fetch(
-        "SELECT id FROM incidents WHERE status IN ('resolved','cancelled') AND purged_at IS NULL"
-        " AND updated_at < now() - make_interval(days => $1)", retention_days)
-    ids = [r["id"] for r in ids]
-    if ids:
-        await conn.execute("SET LOCAL helpline.purge = 'on'")
-        await conn.execute("UPDATE incidents SET note = '', lat = NULL, lon = NULL, accuracy_m = NULL,"
-                           " purged_at = now() WHERE id = ANY($1::uuid[])", ids)
-        await conn.execute("UPDATE incident_events SET data = data - 'text' - 'note' - 'lat' - 'lon'"
-                           " WHERE incident_id = ANY($1::uuid[])", ids)
-    keep = "".join(f" AND NOT ({cond})" for cond in KEEP_ACCOUNT)
-    residents = await conn.execute(
-        """UPDATE accounts a SET name = '', phone = NULL, device_id = NULL
-           WHERE a.role = 'resident' AND (a.name <> '' OR a.phone IS NOT NULL OR a.device_id IS NOT NULL)
-             AND a.created_at < now() - make_interval(days => $1)
-             AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.reporter_id = a.id
-                             AND (i.purged_at IS NULL OR i.updated_at >= now() - make_interval(days => $1)))
-             AND EXISTS (SELECT 1 FROM incidents i WHERE i.reporter_id = a.id)""" + keep, retention_days)
-    return {"incidents": len(ids), "residents": int(residents.split()[-1])}
-
-
-async def purge(conn: Any, retention_days: int) -> dict[str, int]:
+async def purge(conn: Conn, retention_days: int) -> dict[str, int]:
     done: dict[str, int] = {}
     async with conn.transaction():
-        for step in [purge_incidents, *PURGE_STEPS]:
-            done.update(await step(conn, retention_days))
+        done.update(await dispatch_purge.purge_incidents(conn, retention_days,
+                                                         keep=[mediation_purge.KEEP_RESIDENT]))
+        done.update(await mediation_purge.purge_cases(conn, retention_days))
+        done.update(await sms_mod.purge_sms(conn, retention_days))
     return done

@@ -490,11 +490,3 @@ async def purge_sms(conn: Any, retention_days: int) -> dict[str, int]:
     await conn.execute("DELETE FROM sms_otp WHERE (expires_at IS NULL OR expires_at < now())"
                        " AND (last_sent_at IS NULL OR last_sent_at < now() - interval '1 day')")
     return {"sms_outbox": int(out.split()[-1]), "sms_inbound": int(inb.split()[-1])}
-
-
-try:
-    from server import purge as _purge
-except ImportError:  # pragma: no cover - an older core without `helpline purge`
-    _purge = None  # type: ignore[assignment]
-if _purge is not None and purge_sms not in _purge.PURGE_STEPS:
-    _purge.PURGE_STEPS.append(purge_sms)
