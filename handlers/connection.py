@@ -135,7 +135,7 @@ class Connection:
         self._closing = False
         self._buckets: dict[str, Bucket] = {}
         self.writer: asyncio.Task[None] | None = None
-        self._closer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[bool] | None = None
 
     @property
     def who(self) -> Account:

@@ -7,6 +7,8 @@ from typing import Any
 import asyncpg
 import phonenumbers
 
+from infra.db import Conn
+
 from infra.auth import ROLES, hash_password, verify_password
 from infra.errors import BadRequest, Conflict, NotFound
 
@@ -30,7 +32,7 @@ def normalise_phone(raw: str, region: str = "CN") -> str:
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
 
 
-async def create(conn: Any, *, username: str, role: str, password: str, name: str | None = None,
+async def create(conn: Conn, *, username: str, role: str, password: str, name: str | None = None,
                  skills: list[str] | None = None, phone: str | None = None) -> str:
     if not USERNAME.match(username):
         raise BadRequest("username: 1-64 letters, digits, _ . @ - (starting with a letter or digit)")
@@ -59,15 +61,15 @@ async def create(conn: Any, *, username: str, role: str, password: str, name: st
     return str(acc_id)
 
 
-async def by_id(conn: Any, account_id: str) -> asyncpg.Record | None:
+async def by_id(conn: Conn, account_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM accounts WHERE id = $1", account_id)
 
 
-async def by_username(conn: Any, username: str) -> asyncpg.Record | None:
+async def by_username(conn: Conn, username: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM accounts WHERE username = $1", username)
 
 
-async def check_login(conn: Any, username: str, password: str) -> asyncpg.Record | None:
+async def check_login(conn: Conn, username: str, password: str) -> asyncpg.Record | None:
     row = await by_username(conn, username) if USERNAME.match(username) else None
     ok = verify_password(row["password_hash"] if row else None, password)
     if row is None or not ok or row["disabled"]:
@@ -75,7 +77,7 @@ async def check_login(conn: Any, username: str, password: str) -> asyncpg.Record
     return row
 
 
-async def for_device(conn: Any, device_id: str) -> asyncpg.Record:
+async def for_device(conn: Conn, device_id: str) -> asyncpg.Record:
     """The unverified resident account of this device, created on first sight."""
     row = await conn.fetchrow(
         "INSERT INTO accounts (role, name, device_id) VALUES ('resident', '', $1)"
@@ -84,7 +86,7 @@ async def for_device(conn: Any, device_id: str) -> asyncpg.Record:
     return row
 
 
-async def update(conn: Any, username: str, *, role: str | None = None, name: str | None = None,
+async def update(conn: Conn, username: str, *, role: str | None = None, name: str | None = None,
                  password: str | None = None, disabled: bool | None = None) -> tuple[str, bool]:
     """(account id, whether its sessions were ended). Role, password and suspension changes end sessions."""
     row = await by_username(conn, username)

@@ -73,7 +73,8 @@ class TokenService:
         now = int(now if now is not None else time.time())
         claims = {"sub": account_id, "role": role, "ep": epoch, "iss": self.issuer, "aud": self.audience,
                   "iat": now, "nbf": now, "exp": now + self.ttl_s, "jti": uuid.uuid4().hex}
-        return jwt.encode(claims, self.secret, algorithm=ALGORITHM, headers={"kid": key_id(self.secret)})
+        token: str = jwt.encode(claims, self.secret, algorithm=ALGORITHM, headers={"kid": key_id(self.secret)})
+        return token
 
     def decode(self, token: str) -> Claims:
         """The token's claims, or Unauthorized for anything wrong with it."""

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -47,7 +47,7 @@ class Peer(Listener, Protocol):
 
 
 class Bus:
-    def __init__(self, redis: aioredis.Redis, on_resync: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(self, redis: aioredis.Redis, on_resync: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
         self.redis = redis
         self.batch = Pipeliner(redis)     # publishes (and rate-limit counters) share pipelines
         self.on_resync = on_resync
@@ -75,7 +75,7 @@ class Bus:
                 await self._task
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def publish(self, channel: str, payload: str) -> None:
         await self.batch.publish([(channel, payload)])
@@ -195,7 +195,8 @@ class Bus:
                         if not fut.done():
                             fut.set_result(None)
                 self._confirm.clear()
-                with contextlib.suppress(Exception):
-                    await self._pubsub.aclose()
+                if self._pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 5.0)

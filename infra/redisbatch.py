@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-Adder = Callable[[Pipeline], None]
+Adder = Callable[[Pipeline], object]   # adds its commands to the pipeline; what it returns is ignored
 
 
 class Pipeliner:

@@ -66,7 +66,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
                            (k.DISPATCH, dispatch), (k.MEDIATION, mediation), (k.FEEDS, feeds), (k.HUB, hub),
                            (k.ADMISSION, Admission(cfg.server.max_commands_in_flight,
                                                    cfg.server.max_commands_waiting, metrics))):
-            app[key] = value   # type: ignore[index]
+            app[key] = value   # type: ignore[misc]  # one loop over keys of different types
         # the SMS channel still reads the older bundle (until the SMS package lands)
         app[SERVICES] = Services(cfg=cfg, pool=pool, redis=redis, bus=bus, keys=keys, metrics=metrics,
                                  dispatch=dispatch, tokens=app[k.TOKENS])

