@@ -11,7 +11,28 @@ from mediation.live import Feeds
 from mediation.rules import OPEN
 from mediation.service import MediationService
 from infra.config import Config
+from infra.db import Conn
+from infra.texts import Template
 from server.services import SERVICES
+
+
+class _ExtrasTexts:
+    """The TextQueue of services.extras["sms"] (the sms package's outbox), found when first used.
+
+    The SMS feature starts after mediation (server/app.py), so it is not there yet when the service
+    is built; without it (no SMS feature) texts are not queued. Goes when the wiring uses AppKeys."""
+
+    def __init__(self, extras: dict[str, Any]) -> None:
+        self.extras = extras
+
+    async def enqueue(self, conn: Conn, to: str, body: str | Template, *, kind: str = "notice",
+                      incident_id: str | None = None, case_id: str | None = None,
+                      ttl_s: float | None = None) -> int:
+        queue = self.extras.get("sms")
+        if queue is None:
+            return 0
+        return int(await queue.enqueue(conn, to, body, kind=kind, incident_id=incident_id, case_id=case_id,
+                                       ttl_s=ttl_s))
 
 
 def setup_app(app: web.Application, cfg: Config) -> None:
@@ -19,7 +40,7 @@ def setup_app(app: web.Application, cfg: Config) -> None:
         # appended after the core's cleanup_ctx: app[SERVICES] exists here, and outlives us at shutdown
         services = app[SERVICES]
         svc = MediationService(services.pool, services.redis, services.keys, services.bus.publish_many,
-                               services.extras, cfg.server.public_url)
+                               _ExtrasTexts(services.extras), cfg.server.public_url)
         svc.feeds = Feeds(svc, services.bus, services.keys)
         services.extras["mediation"] = svc
         services.extras.setdefault("resync_hooks", []).append(svc.feeds.resync)
@@ -36,7 +57,6 @@ def setup_app(app: web.Application, cfg: Config) -> None:
             yield
         finally:
             await svc.feeds.close()
-            await svc.shutdown()
             services.extras.pop("mediation", None)
 
     app.cleanup_ctx.append(mediation_ctx)

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from server import sms as sms_mod
+from sms import texts as sms_mod
 from tests.support.client import http, incident_is, near
 from tests.support.fake_twilio import (  # noqa: F401  (fixtures)
     TW_FROM,
@@ -324,7 +324,9 @@ async def test_other_text_goes_to_mediation_or_gets_usage(shl, fake):
             seen.append((phone, body))
             return "Case M-7: your message was sent to the mediator." if "case" in body else None
 
-    shl.services.extras["mediation"] = Mediation()
+    from handlers.sms import SMS_EDGE
+    router = shl.app[SMS_EDGE].router
+    router.mediation = lambda phone, body, parsed: Mediation().handle_sms(phone, body)
     st, xml = await sms_in(shl.base, PHONE_US, "about my case")
     assert "Case M-7" in xml
     st, xml = await sms_in(shl.base, PHONE_US, "something else")
