@@ -23,7 +23,6 @@ from handlers.sms_routing import InboundRouter
 from infra import accounts
 from infra.config import Config
 from infra.errors import BadRequest, Forbidden, NotFound, Unavailable
-from server.services import Services
 from sms.outbox import SmsOutbox
 
 
@@ -90,7 +89,7 @@ async def status_callback(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _console_local(request: web.Request) -> Services:
+def _console_local(request: web.Request) -> None:
     s = services_of(request)
     if s.cfg.sms.provider != "console" or s.cfg.server.production:
         raise NotFound("the simulator exists only with sms.provider console, outside production")
@@ -100,7 +99,6 @@ def _console_local(request: web.Request) -> Services:
         local = False
     if not local or "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
         raise Forbidden("the simulator is served on loopback only")
-    return s
 
 
 class SimBody(msgspec.Struct, rename={"from_": "from"}):
@@ -118,7 +116,8 @@ async def simulate(request: web.Request) -> web.Response:
 
 async def simulate_outbox(request: web.Request) -> web.Response:
     """Console mode only, loopback only: the texts sent to a phone (after the id `after`)."""
-    s = _console_local(request)
+    _console_local(request)
+    s = services_of(request)
     phone = accounts.normalise_phone(request.query.get("phone", ""))
     try:
         after = int(request.query.get("after", "0"))

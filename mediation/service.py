@@ -29,16 +29,16 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from infra.events import Outbox
-from mediation import rules, store, views
-from infra.identity import Account
-from mediation.rules import Case
 from infra import audit, ratelimit
 from infra.accounts import normalise_phone
-from infra.errors import HelplineError, NotFound, RateLimited, Unavailable
 from infra.db import Conn
+from infra.errors import HelplineError, NotFound, RateLimited, Unavailable
+from infra.events import Outbox
+from infra.identity import Account
 from infra.keys import Keys
 from infra.texts import CaseText, Template, TextQueue
+from mediation import rules, store, views
+from mediation.rules import Case
 
 log = logging.getLogger(__name__)
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
+from infra.config import Config
+from infra.db import Conn
+from infra.texts import Template
 from mediation.handlers import PARTICIPANTS, actor
 from mediation.live import Feeds
 from mediation.rules import OPEN
 from mediation.service import MediationService
-from infra.config import Config
-from infra.db import Conn
-from infra.texts import Template
 from server.services import SERVICES
 
 

@@ -25,7 +25,7 @@ HTTP_TIMEOUT_S = 20.0
 
 
 class Gateway(Protocol):
-    async def send(self, to: str, body: str, status_callback: str | None) -> "Sent":
+    async def send(self, to: str, body: str, status_callback: str | None) -> Sent:
         """Hand one text to the provider. Raises NotSent (retry), ProviderError (refused), or anything
         else when the outcome is unknown."""
         ...

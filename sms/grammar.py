@@ -72,8 +72,8 @@ class Parsed:
 
 JOIN_CODE_LEN = 8    # what a join code normalises to (mediation makes them)
 
-SIGN = re.compile(r"^(?:SIGN|签字|签名|签署)\s*[:：]?\s*(\d{6})$", re.I)
-JOIN = re.compile(r"^(?:JOIN|加入)?\s*[:：]?\s*([A-Za-z0-9][A-Za-z0-9 -]{6,14}[A-Za-z0-9])$", re.I)
+SIGN = re.compile(r"^(?:SIGN|签字|签名|签署)\s*[:：]?\s*(\d{6})$", re.IGNORECASE)
+JOIN = re.compile(r"^(?:JOIN|加入)?\s*[:：]?\s*([A-Za-z0-9][A-Za-z0-9 -]{6,14}[A-Za-z0-9])$", re.IGNORECASE)
 
 # the one table of words, in both languages (see the module docstring for why this order)
 RULES: tuple[Rule, ...] = (
@@ -147,13 +147,13 @@ def normalise_code(code: str) -> str:
 
 # the first group that matches names the category of an SMS report; nothing → "other"
 CATEGORY_WORDS: list[tuple[str, re.Pattern[str]]] = [
-    ("fire", re.compile(r"\b(fire|smoke|burning|flames?)\b|火|烟|燃|烧", re.I)),
+    ("fire", re.compile(r"\b(fire|smoke|burning|flames?)\b|火|烟|燃|烧", re.IGNORECASE)),
     ("medical", re.compile(r"\b(injur\w*|hurt|bleed\w*|blood|fell|fall\w*|heart|chest|breath\w*|sick|"
                            r"unconscious|ambulance|stroke|pain|faint\w*)\b|受伤|流血|摔|心脏|胸|呼吸|晕|昏|病|救护车|疼|痛",
-                           re.I)),
+                           re.IGNORECASE)),
     ("police", re.compile(r"\b(police|thief|thieves|robb\w*|stole\w*|steal\w*|burglar\w*|attack\w*|assault\w*|"
-                          r"violen\w*|gun|knife)\b|警察|报警|小偷|抢|偷|打人|暴力|刀", re.I)),
-    ("dispute", re.compile(r"\b(dispute|argu\w*|quarrel\w*|neighbou?r\w*)\b|纠纷|吵架|争吵|邻居", re.I)),
+                          r"violen\w*|gun|knife)\b|警察|报警|小偷|抢|偷|打人|暴力|刀", re.IGNORECASE)),
+    ("dispute", re.compile(r"\b(dispute|argu\w*|quarrel\w*|neighbou?r\w*)\b|纠纷|吵架|争吵|邻居", re.IGNORECASE)),
 ]
 
 

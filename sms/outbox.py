@@ -111,7 +111,7 @@ class SmsOutbox:
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), grace_s)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
