@@ -20,10 +20,12 @@ from infra.keys import Keys
 from infra.metrics import Metrics
 from mediation.live import Feeds
 from mediation.service import MediationService
+from sms.outbox import SmsOutbox
 
 if TYPE_CHECKING:
     from handlers.admission import Admission
     from handlers.connection import Hub
+    from handlers.sms_routing import InboundRouter
 
 CONFIG = web.AppKey("config", Config)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -35,5 +37,7 @@ METRICS = web.AppKey("metrics", Metrics)
 DISPATCH = web.AppKey("dispatch", DispatchService)
 MEDIATION = web.AppKey("mediation", MediationService)
 FEEDS = web.AppKey("feeds", Feeds)
+SMS = web.AppKey("sms", SmsOutbox)
+SMS_ROUTER: web.AppKey[InboundRouter] = web.AppKey("sms_router")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 ADMISSION: web.AppKey[Admission] = web.AppKey("admission")

@@ -16,6 +16,8 @@ from infra.redisbatch import Pipeliner
 
 log = logging.getLogger(__name__)
 
+# ---- the one table of limits (the per-connection token buckets of handlers/ws.py apart) ----
+
 # (limit, window seconds) per account and command
 ACCOUNT_LIMITS: dict[str, tuple[int, int]] = {
     "help.request": (10, 600),
@@ -27,8 +29,13 @@ ACCOUNT_LIMITS: dict[str, tuple[int, int]] = {
 COUNTED_BY_SERVICE = frozenset({"help.request"})
 LOGIN_FAILURES_PER_ACCOUNT = (10, 900)
 LOGIN_FAILURES_PER_ADDRESS = (50, 900)
-OTP_REQUESTS_PER_ADDRESS = (20, 3600)      # per phone limits live with the codes (handlers/sms.py)
+JOIN_FAILURES_PER_ACCOUNT = (10, 600)      # wrong mediation join codes (mediation/service.py)
+OTP_REQUESTS_PER_ADDRESS = (20, 3600)
 OTP_FAILURES_PER_ADDRESS = (50, 900)
+# per phone, kept in PostgreSQL beside the codes (sms/otp.py): a code must not outlive its limits
+OTP_SENDS_PER_PHONE = (5, 3600)
+OTP_COOLDOWN_S = 30                        # between two codes to one phone
+OTP_ATTEMPTS_PER_CODE = 5                  # wrong guesses before a code is dead
 
 # per-connection token buckets (handlers/connection.py): (burst, refill per second), so that one socket
 # cannot flood its node; the cluster-wide windows above stop the same flood spread over sockets

@@ -8,12 +8,17 @@ one statement (store.SEND_SQL; under load with the messages of other senders,
 store.BATCH_SEND_SQL via ChatBatch) that holds the case row FOR SHARE (no close
 slips in between) and takes the room's next `seq` from its counter row, whose
 lock it keeps until commit: seqs are gap-free and unique across nodes. Redis events go
-out only after the commit; SMS notices after that, in the background.
+out only after the commit.
+
+Texts to parties who take part by SMS are queued through the TextQueue port (infra/texts.py)
+inside the transaction of the change that causes them, so they exist exactly when it commits
+(the sms package's worker sends them; a node lost after the commit loses none). A chat message
+for the joint room of a case with an SMS party therefore takes the locking transaction
+(_send_locked) instead of the one-statement fast path: the message and its texts commit together.
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections import OrderedDict
@@ -24,24 +29,23 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from infra.events import Outbox
-from mediation import rules, store, views
-from mediation import sms as sms_text
-from infra.identity import Account
-from mediation.rules import Case
 from infra import audit, ratelimit
 from infra.accounts import normalise_phone
+from infra.db import Conn
 from infra.errors import HelplineError, NotFound, RateLimited, Unavailable
+from infra.events import Outbox
+from infra.identity import Account
 from infra.keys import Keys
+from infra.texts import CaseText, Template, TextQueue
+from mediation import rules, store, views
+from mediation.rules import Case
 
 log = logging.getLogger(__name__)
 
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"    # no 0/O, 1/I/L: read out and typed without mistakes
 CODE_LEN = 8
 CASES_IN_MEMORY = 10_000                            # cases a node keeps for chat (checked by version)
-JOIN_FAILURES = (10, 600)                           # wrong join codes allowed per account, per seconds
-Texts = list[tuple[str, str]]                       # SMS to send after commit: (phone, body)
-Change = Callable[[Any, Case, Texts], Awaitable[bool]]
+Change = Callable[[Conn, Case], Awaitable[bool]]
 
 
 def new_join_code() -> str:
@@ -135,12 +139,11 @@ class ChatBatch:
 
 class MediationService:
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys,
-                 publish: Callable[[list[tuple[str, str]]], Awaitable[None]], extras: dict[str, Any],
+                 publish: Callable[[list[tuple[str, str]]], Awaitable[None]], texts: TextQueue,
                  public_url: str = "") -> None:
         self.pool, self.redis, self.keys, self.publish = pool, redis, keys, publish
-        self.extras = extras              # services.extras: the SMS gateway is looked up there at send time
+        self.texts = texts                # the SMS outbox, written inside our transactions
         self.public_url = public_url.rstrip("/")
-        self._sms_tail: dict[str, asyncio.Task[None]] = {}
         self._cases: OrderedDict[str, Case] = OrderedDict()   # chat's view of cases, checked by version
         self.chat = ChatBatch(pool)
         self.feeds: Any = None            # mediation.live.Feeds of this node, set by setup_app
@@ -157,56 +160,28 @@ class MediationService:
         out.add(self.keys.cases_channel,
                 {"type": "case.updated", "case": views.case_view(case, views.Viewer.STAFF)})
 
-    async def _done(self, out: Outbox, texts: Texts) -> None:
-        await self.publish(out.items)
-        for phone, body in texts:
-            self.queue_sms(phone, body)
-
-    def queue_sms(self, to: str, body: str) -> None:
-        """Send in the background, in order per recipient; nothing if no SMS gateway is configured."""
-        gateway = self.extras.get("sms")
-        if gateway is None:
-            return
-        prev = self._sms_tail.get(to)
-
-        async def run() -> None:
-            if prev is not None:
-                with contextlib.suppress(Exception):
-                    await prev
-            try:
-                await gateway.send(to, body)
-            except Exception:  # the gateway promises not to raise; a broken one must not break mediation
-                log.exception("SMS to %s failed", to[-4:])
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._sms_tail[to] = task
-        task.add_done_callback(lambda t: self._sms_tail.pop(to) if self._sms_tail.get(to) is t else None)
-
-    async def shutdown(self) -> None:
-        pending = list(self._sms_tail.values())
-        if pending:
-            await asyncio.wait(pending, timeout=5)
-
     async def _mutate(self, actor: Account, case_id: str, change: Change) -> dict[str, Any]:
         """Lock the case, apply the change, publish after commit; the actor's view of the case after."""
-        out, texts = Outbox(), Texts()
+        out = Outbox()
         async with self.pool.acquire() as conn, conn.transaction():
             case = await store.lock_case(conn, case_id)
             if case is None:
                 raise NotFound("no such case")
-            if await change(conn, case, texts):
+            if await change(conn, case):
                 case = await store.get_case(conn, case_id)
                 assert case is not None
                 self._case_changed(out, case)
         self._remember(case)
-        await self._done(out, texts)
+        await self.publish(out.items)
         return views.view_for(case, actor.id, actor.role)
 
-    async def _sms_parties(self, conn: Any, case: Case, texts: Texts, body: str,
-                           skip: str | None = None) -> None:
+    async def _sms_parties(self, conn: Conn, case: Case, key: CaseText, skip: str | None = None,
+                           **fields: str) -> None:
+        """Queue a text to every party who joined by SMS, inside the caller's transaction."""
+        text = Template(key, {"ref": case.ref_no, **fields})
         for aid, phone in await store.sms_phones(conn, case.id):
             if aid != skip:
-                texts.append((phone, body))
+                await self.texts.enqueue(conn, phone, text, case_id=case.id)
 
     # ---------------------------------------------------------------- cases
     async def open_case(self, actor: Account, category: str, summary: str, others: list[rules.OtherParty],
@@ -215,7 +190,7 @@ class MediationService:
         rules.check_open(actor, category, summary, others)
         others = [rules.OtherParty(o.name.strip(), normalise_phone(o.phone) if o.phone else None)
                   for o in others]
-        out, texts = Outbox(), Texts()
+        out = Outbox()
         async with self.pool.acquire() as conn, conn.transaction():
             me = await store.account(conn, actor.id)
             filer_name = (name or "").strip() or (me["name"] if me and me["name"] else "") or "Applicant"
@@ -238,25 +213,27 @@ class MediationService:
             assert case is not None
             for p in case.parties:
                 if p.phone and p.join_code:
-                    texts.append((p.phone, sms_text.invitation(case.ref_no, case.category, filer_name,
-                                                               p.join_code, self.public_url)))
+                    await self.texts.enqueue(conn, p.phone, Template(CaseText.INVITATION, {
+                        "ref": case.ref_no, "category": case.category, "filer": filer_name,
+                        "code": p.join_code, "public_url": self.public_url}), case_id=case.id)
             self._case_changed(out, case)
-        await self._done(out, texts)
+        await self.publish(out.items)
         return views.view_for(case, actor.id, actor.role)
 
     async def join(self, actor: Account, code: str, via: str = "ws") -> dict[str, Any]:
         code = normalise_code(code)
         fail_key = self.keys.rate("case.join", actor.id)
-        if await ratelimit.peek(self.redis, fail_key) >= JOIN_FAILURES[0]:    # Redis down: 0, no limit
+        limit, window_s = ratelimit.JOIN_FAILURES_PER_ACCOUNT
+        if await ratelimit.peek(self.redis, fail_key) >= limit:    # Redis down: 0, no limit
             raise RateLimited("too many wrong join codes; try again later")
         async with self.pool.acquire() as conn:
             hit = await store.case_of_code(conn, code)
         if hit is None:
-            await ratelimit.count(self.redis, fail_key, JOIN_FAILURES[1])
+            await ratelimit.count(self.redis, fail_key, window_s)
             raise NotFound("no case with that join code")
         case_id, slot_no = hit
 
-        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+        async def change(conn: Conn, case: Case) -> bool:
             slot = next(p for p in case.parties if p.slot == slot_no)
             if rules.check_join(case, slot, actor):
                 return False
@@ -266,18 +243,18 @@ class MediationService:
         return await self._mutate(actor, case_id, change)
 
     async def take(self, actor: Account, case_id: str) -> dict[str, Any]:
-        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+        async def change(conn: Conn, case: Case) -> bool:
             to = rules.take(case, actor)
             if to is None:
                 return False
             await store.update_case(conn, case_id, status=str(to), mediator_id=actor.id)
             await store.log_event(conn, case_id, actor.id, "taken")
-            await self._sms_parties(conn, case, texts, sms_text.taken(case.ref_no, actor.name))
+            await self._sms_parties(conn, case, CaseText.TAKEN, mediator=actor.name)
             return True
         return await self._mutate(actor, case_id, change)
 
     async def invite(self, actor: Account, case_id: str, account_id: str) -> dict[str, Any]:
-        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+        async def change(conn: Conn, case: Case) -> bool:
             acc = await store.account(conn, account_id)
             target = rules.Person(account_id, acc["name"] if acc else "")
             role = None if acc is None or acc["disabled"] else acc["role"]
@@ -289,21 +266,21 @@ class MediationService:
         return await self._mutate(actor, case_id, change)
 
     async def propose(self, actor: Account, case_id: str, text: str) -> dict[str, Any]:
-        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+        async def change(conn: Conn, case: Case) -> bool:
             p = rules.propose(case, actor, text)
             code = new_sign_code()
             ag_id = await store.insert_agreement(conn, case_id, p.text, p.sha256, code, actor.id)
             await store.update_case(conn, case_id, status=str(p.status), agreement_id=ag_id)
             await store.log_event(conn, case_id, actor.id, "agreement_proposed", agreement_id=ag_id,
                                   sha256=p.sha256)
-            await self._sms_parties(conn, case, texts,
-                                    sms_text.proposal(case.ref_no, p.text, code, self.public_url))
+            await self._sms_parties(conn, case, CaseText.PROPOSAL, text=p.text, code=code,
+                                    public_url=self.public_url)
             return True
         return await self._mutate(actor, case_id, change)
 
     async def sign(self, actor: Account, case_id: str, agreement_id: str | None,
                    via: str = "ws") -> dict[str, Any]:
-        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+        async def change(conn: Conn, case: Case) -> bool:
             d = rules.sign(case, actor, agreement_id)
             if d.already:
                 return False
@@ -317,31 +294,31 @@ class MediationService:
                 assert settled is not None
                 await store.insert_settlement(conn, settled)
                 await store.log_event(conn, case_id, None, "settled", agreement_id=ag.id, sha256=d.sha256)
-                await self._sms_parties(conn, case, texts, sms_text.settled(case.ref_no, d.sha256))
+                await self._sms_parties(conn, case, CaseText.SETTLED, sha256=d.sha256)
             else:
                 await store.update_case(conn, case_id)
             return True
         return await self._mutate(actor, case_id, change)
 
     async def close_case(self, actor: Account, case_id: str, outcome: str, note: str | None) -> dict[str, Any]:
-        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+        async def change(conn: Conn, case: Case) -> bool:
             to = rules.close(case, actor, outcome)
             if to is None:
                 return False
             await store.update_case(conn, case_id, status=str(to), closed_at=_now(), outcome_note=note)
             await store.log_event(conn, case_id, actor.id, "closed", outcome=outcome)
-            await self._sms_parties(conn, case, texts, sms_text.closed(case.ref_no, str(to)))
+            await self._sms_parties(conn, case, CaseText.CLOSED, status=str(to))
             return True
         return await self._mutate(actor, case_id, change)
 
     async def withdraw(self, actor: Account, case_id: str) -> dict[str, Any]:
-        async def change(conn: Any, case: Case, texts: Texts) -> bool:
+        async def change(conn: Conn, case: Case) -> bool:
             to = rules.withdraw(case, actor)
             if to is None:
                 return False
             await store.update_case(conn, case_id, status=str(to), closed_at=_now())
             await store.log_event(conn, case_id, actor.id, "withdrawn")
-            await self._sms_parties(conn, case, texts, sms_text.closed(case.ref_no, str(to)))
+            await self._sms_parties(conn, case, CaseText.CLOSED, status=str(to))
             return True
         return await self._mutate(actor, case_id, change)
 
@@ -424,6 +401,8 @@ class MediationService:
                 if from_memory:
                     continue    # our copy may predate a join or an invitation: judge on a fresh one
                 raise
+            if self._texted(case, r):
+                break     # the message and its texts commit together: the locking transaction
             party = case.party(actor.id)
             try:
                 done = await self.chat.send(dict(
@@ -436,7 +415,7 @@ class MediationService:
                 continue      # the case changed since we read it
             msg, new = done
             if new:
-                await self._announce(case, r, actor, msg)
+                await self._announce(case, r, msg)
             return msg
         return await self._send_locked(actor, case_id, r, client_msg_id, body, via)
 
@@ -447,15 +426,16 @@ class MediationService:
             raise Unavailable("message not stored; send it again")
         return again
 
-    async def _announce(self, case: Case, r: rules.Room, actor: Account, msg: dict[str, Any]) -> None:
-        """After commit: the room's doorbell, then SMS to parties who take part by text (joint room only)."""
-        texts: Texts = []
-        if r.party_id is None and any(p.via == "sms" for p in case.parties):
-            async with self.pool.acquire() as conn:
-                await self._sms_parties(conn, case, texts, sms_text.chat(case.ref_no, msg), skip=actor.id)
+    @staticmethod
+    def _texted(case: Case, r: rules.Room) -> bool:
+        """Whether a message in this room goes out by SMS too (the joint room, with a party by SMS)."""
+        return r.party_id is None and any(p.via == "sms" for p in case.parties)
+
+    async def _announce(self, case: Case, r: rules.Room, msg: dict[str, Any]) -> None:
+        """After commit: the room's doorbell."""
         out = Outbox()
         out.add(self.keys.room_channel(case.id, r.name), {"type": "chat.message", "message": msg})
-        await self._done(out, texts)
+        await self.publish(out.items)
 
     async def _send_locked(self, actor: Account, case_id: str, r: rules.Room, client_msg_id: str, body: str,
                            via: str) -> dict[str, Any]:
@@ -476,17 +456,16 @@ class MediationService:
                         conn, case_id=case_id, room=r.name, seq=seq, sender_id=actor.id,
                         sender_name=party.name if party else actor.name, sender_role=actor.role,
                         client_msg_id=client_msg_id, body=body, via=via)
+                    if self._texted(case, r):
+                        await self._sms_parties(conn, case, CaseText.CHAT, skip=actor.id,
+                                                sender=msg["sender"]["name"], body=msg["body"])
             except asyncpg.UniqueViolationError:
                 return await self._sent_before(case_id, r.name, actor.id, client_msg_id)
         self._remember(case)
-        await self._announce(case, r, actor, msg)
+        await self._announce(case, r, msg)
         return msg
 
     # ---------------------------------------------------------------- SMS parties
-    async def handle_sms(self, phone_e164: str, body: str) -> str | None:
-        """An inbound text that is not an incident keyword: the reply if it was for mediation, else None."""
-        return await sms_text.handle(self, phone_e164, body)
-
     async def join_by_sms(self, phone: str, code: str) -> tuple[dict[str, Any], Account] | None:
         """Join the case of this code as the phone's account; None if there is no such code."""
         code = normalise_code(code)

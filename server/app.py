@@ -19,6 +19,9 @@ from dispatch.service import DispatchService
 from handlers import context as k
 from handlers import http, ws
 from handlers import sms as sms_handlers
+from handlers import sms_otp
+from handlers.dispatch_shim import DispatchShim, new_api
+from handlers.sms_routing import InboundRouter, for_mediation
 from handlers.admission import Admission
 from handlers.connection import Hub
 from infra import db
@@ -29,7 +32,9 @@ from infra.metrics import Metrics
 from mediation.live import Feeds
 from mediation.service import MediationService
 from server import gcwatch
-from server.services import SERVICES, Services
+from sms.gateway import make_gateway
+from sms.outbox import SmsOutbox
+from sms.status import StatusTexts
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +63,22 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         metrics = Metrics()
         bus = Bus(redis)
         dispatch = DispatchService(cfg, pool, redis, keys, bus.publish_many, metrics)
-        mediation = MediationService(pool, redis, keys, bus.publish_many, {}, cfg.server.public_url)
+        outbox = SmsOutbox(cfg, pool, make_gateway(cfg))   # every text, of every domain, goes out through it
+        shim = new_api(dispatch)
+        # an SMS incident's status texts are queued in the transaction of each change (its report too)
+        shim.on_change(StatusTexts(outbox), frozenset({"sms"}))
+        mediation = MediationService(pool, redis, keys, bus.publish_many, outbox, cfg.server.public_url)
         feeds = Feeds(mediation, bus, keys)
         mediation.feeds = feeds
         hub = Hub(app, cfg, pool, redis, bus, keys, metrics)
         for key, value in ((k.POOL, pool), (k.REDIS, redis), (k.KEYS, keys), (k.METRICS, metrics), (k.BUS, bus),
                            (k.DISPATCH, dispatch), (k.MEDIATION, mediation), (k.FEEDS, feeds), (k.HUB, hub),
+                           (k.SMS, outbox),
+                           (k.SMS_ROUTER, InboundRouter(pool, shim, for_mediation(mediation),
+                                                        cfg.web.emergency_number)),
                            (k.ADMISSION, Admission(cfg.server.max_commands_in_flight,
                                                    cfg.server.max_commands_waiting, metrics))):
             app[key] = value   # type: ignore[misc]  # one loop over keys of different types
-        # the SMS channel still reads the older bundle (until the SMS package lands)
-        app[SERVICES] = Services(cfg=cfg, pool=pool, redis=redis, bus=bus, keys=keys, metrics=metrics,
-                                 dispatch=dispatch, tokens=app[k.TOKENS])
-        app[SERVICES].extras["mediation"] = mediation
-        mediation.extras = app[SERVICES].extras
 
         async def resync() -> None:
             """Redis is back (it may have lost everything): live index, presence, then clients' state."""
@@ -91,6 +98,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         with contextlib.suppress(Exception):
             await dispatch.rebuild_index()
         await feeds.start()
+        outbox.start()
         workers = [asyncio.create_task(_dispatch_worker(dispatch, cfg.dispatch.tick_s), name="dispatch-worker"),
                    asyncio.create_task(_presence_worker(hub), name="presence-worker")]
         try:
@@ -103,7 +111,9 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
             await feeds.close()
-            await mediation.shutdown()
+            await outbox.stop()
+            if isinstance(shim, DispatchShim):
+                shim.close()
             await bus.close()
             await redis.aclose()
             await pool.close()
@@ -120,7 +130,8 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     app.on_shutdown.append(going_away)
     http.add_routes(app)
     app.router.add_get("/ws", ws.ws_handler)
-    sms_handlers.setup_app(app, cfg)    # after the core's resources: the SMS service uses them
+    sms_handlers.add_routes(app)
+    sms_otp.add_routes(app)
     return app
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dispatch import purge as dispatch_purge
 from infra.db import Conn
 from mediation import purge as mediation_purge
-from server import sms as sms_mod
+from sms.purge import purge_sms
 
 
 async def purge(conn: Conn, retention_days: int) -> dict[str, int]:
@@ -18,5 +18,5 @@ async def purge(conn: Conn, retention_days: int) -> dict[str, int]:
         done.update(await dispatch_purge.purge_incidents(conn, retention_days,
                                                          keep=[mediation_purge.KEEP_RESIDENT]))
         done.update(await mediation_purge.purge_cases(conn, retention_days))
-        done.update(await sms_mod.purge_sms(conn, retention_days))
+        done.update(await purge_sms(conn, retention_days))
     return done

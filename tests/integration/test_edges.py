@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 import websockets
 
+from handlers.context import TOKENS
 from handlers.context import ADMISSION
 from tests.support.client import http, near
 
@@ -41,7 +42,7 @@ async def test_token_of_a_deleted_or_other_deployment_is_refused(hl):
     with pytest.raises(websockets.ConnectionClosed) as e:
         await ws.recv()
     assert e.value.rcvd.code == 4401
-    ghost = hl.services.tokens.issue(str(uuid.uuid4()), "dispatcher")
+    ghost = hl.app[TOKENS].issue(str(uuid.uuid4()), "dispatcher")
     ws = await websockets.connect(hl.ws_url)
     await ws.send(json.dumps({"type": "hello", "token": ghost}))
     with pytest.raises(websockets.ConnectionClosed) as e:

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from handlers.context import MEDIATION
 from handlers import ws
 from tests.support.client import Client
 
@@ -128,7 +129,7 @@ async def test_a_lost_doorbell_is_filled_from_postgresql(hl):
     s = await setup_case(hl)
     cid, (filer, other, _, _) = s["id"], s["clients"]
     await other.ok("chat.subscribe", case_id=cid, room="joint")
-    svc = hl.services.extras["mediation"]
+    svc = hl.app[MEDIATION]
     real = svc.publish
 
     async def lossy(items: list[tuple[str, str]]) -> None:
@@ -149,7 +150,7 @@ async def test_redis_resync_catches_up_followed_rooms(hl):
     s = await setup_case(hl)
     cid, (filer, other, _, _) = s["id"], s["clients"]
     await other.ok("chat.subscribe", case_id=cid, room="joint")
-    svc = hl.services.extras["mediation"]
+    svc = hl.app[MEDIATION]
     real = svc.publish
 
     async def down(items: list[tuple[str, str]]) -> None:
@@ -238,7 +239,7 @@ async def test_concurrent_messages_share_statements_and_keep_every_rooms_seq(hl)
     its case, affect no other message of the batch."""
     s = await setup_case(hl)
     cid = s["id"]
-    svc = hl.services.extras["mediation"]
+    svc = hl.app[MEDIATION]
     filer, other, med, agency = s["clients"]
     version = (await filer.ok("cases.mine"))["cases"][0]["version"]
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from server import sms as sms_mod
+from handlers.context import SMS, SMS_ROUTER
+from sms import texts as sms_mod
 from tests.support.client import http, incident_is, near
 from tests.support.fake_twilio import (  # noqa: F401  (fixtures)
     TW_FROM,
@@ -196,7 +197,7 @@ async def test_replayed_message_sid_is_handled_once(shl, fake):
 
 async def test_429_twice_then_one_sms(shl, fake):
     fake.fail_next = [429, 429]
-    await shl.services.extras["sms"].send(PHONE_US, "hello there")
+    await shl.app[SMS].send(PHONE_US, "hello there")
     await until(lambda: fake.to(PHONE_US), what="SMS after two 429s")
     await asyncio.sleep(1.0)
     assert len(fake.to(PHONE_US)) == 1 and fake.posts == 3
@@ -206,7 +207,7 @@ async def test_429_twice_then_one_sms(shl, fake):
 
 async def test_500_is_failed_not_retried(shl, fake):
     fake.fail_next = [500]
-    await shl.services.extras["sms"].send(PHONE_US, "hello there")
+    await shl.app[SMS].send(PHONE_US, "hello there")
     await until(lambda: _statuses(shl, PHONE_US, {"failed"}), what="failed")
     await asyncio.sleep(1.5)
     assert fake.posts == 1 and fake.sent == []
@@ -216,8 +217,8 @@ async def test_500_is_failed_not_retried(shl, fake):
 
 async def test_timeout_after_sending_is_failed_not_retried(shl, fake):
     fake.delay_s = 3.0
-    shl.services.extras["sms"].gateway.http.timeout_s = 0.5
-    await shl.services.extras["sms"].send(PHONE_US, "slow")
+    shl.app[SMS].gateway.http.timeout_s = 0.5
+    await shl.app[SMS].send(PHONE_US, "slow")
     await until(lambda: _statuses(shl, PHONE_US, {"failed"}), what="failed")
     (row,) = await outbox(shl, PHONE_US)
     assert "outcome unknown" in row["error"]
@@ -239,10 +240,10 @@ async def test_expired_leases(shl, fake):
 
 async def test_error_21610_marks_the_number_opted_out(shl, fake):
     fake.fail_next = [(400, 21610)]
-    await shl.services.extras["sms"].send(PHONE_US, "one")
+    await shl.app[SMS].send(PHONE_US, "one")
     await until(lambda: _statuses(shl, PHONE_US, {"failed"}), what="failed")
     assert (await q(shl, "SELECT opted_out FROM sms_contacts WHERE phone = $1", PHONE_US))[0]["opted_out"]
-    await shl.services.extras["sms"].send(PHONE_US, "two")
+    await shl.app[SMS].send(PHONE_US, "two")
     await until(lambda: _statuses(shl, PHONE_US, {"failed", "skipped"}), what="skipped")
     assert fake.posts == 1
 
@@ -253,7 +254,7 @@ async def test_refused_connection_is_retried_until_twilio_is_back(stack, clean_d
     later = FakeTwilio()                      # its port is chosen, nothing listens there yet
     app = await sms_app(stack, later)
     try:
-        await app.services.extras["sms"].send(PHONE_US, "are you there")
+        await app.app[SMS].send(PHONE_US, "are you there")
         await until(lambda: _has_error(app, PHONE_US), what="a refused attempt")
         await later.start()
         await until(lambda: later.to(PHONE_US), timeout=15, what="SMS once Twilio is back")
@@ -324,7 +325,8 @@ async def test_other_text_goes_to_mediation_or_gets_usage(shl, fake):
             seen.append((phone, body))
             return "Case M-7: your message was sent to the mediator." if "case" in body else None
 
-    shl.services.extras["mediation"] = Mediation()
+    router = shl.app[SMS_ROUTER]
+    router.mediation = lambda phone, body, parsed: Mediation().handle_sms(phone, body)
     st, xml = await sms_in(shl.base, PHONE_US, "about my case")
     assert "Case M-7" in xml
     st, xml = await sms_in(shl.base, PHONE_US, "something else")

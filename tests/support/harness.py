@@ -119,12 +119,6 @@ class InProcess(Base):
         self.ws_url = f"ws://127.0.0.1:{self.server.port}/ws"
         return self
 
-    @property
-    def services(self) -> Any:
-        from server.services import SERVICES
-
-        return self.app[SERVICES]
-
     async def stop(self) -> None:
         await self.close_clients()
         if self.server is not None:

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from mediation import rules as r
-from mediation import sms, views
+from mediation import views
+from sms import grammar as sms
 from infra import formats
 from infra.identity import Account
 from mediation.rules import Agreement, Case, Party, Person, Signature, Status

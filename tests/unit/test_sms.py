@@ -4,10 +4,12 @@ from __future__ import annotations
 import pytest
 from twilio.request_validator import RequestValidator
 
-from handlers import sms as h
 from handlers.sms_sim import replies, signature
 from infra import config as config_mod
-from server import sms
+from infra.formats import mask_phone
+from sms import gateway, otp
+from sms import grammar as h
+from sms import texts as sms
 from tests.support.stack import free_port
 
 
@@ -74,14 +76,14 @@ def test_languages() -> None:
     assert sms.detect_lang("求助", "en") == "zh" and sms.detect_lang("HELP", "zh") == "en"
     assert sms.detect_lang("123 !", "zh") == "zh"
     assert sms.default_lang("+8613800138000") == "zh" and sms.default_lang("+14155550100") == "en"
-    assert sms.mask("+8613800138000") == "+8613800****00"
+    assert mask_phone("+8613800138000") == "+86*******8000"      # one masking, infra.formats
 
 
 def test_rebase_points_twilio_urls_at_api_base() -> None:
-    c = sms.RebasedHttpClient("http://127.0.0.1:9999")
+    c = gateway.RebasedHttpClient("http://127.0.0.1:9999")
     url = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json"
     assert c.rebase(url) == "http://127.0.0.1:9999/2010-04-01/Accounts/AC1/Messages.json"
-    assert sms.RebasedHttpClient("https://proxy.example/tw/").rebase(url) == \
+    assert gateway.RebasedHttpClient("https://proxy.example/tw/").rebase(url) == \
         "https://proxy.example/tw/2010-04-01/Accounts/AC1/Messages.json"
     assert c.rebase("https://example.org/x") == "https://example.org/x"
 
@@ -94,24 +96,24 @@ def _cfg(**sms_keys: str) -> config_mod.Config:
 
 def test_twilio_needs_its_credentials() -> None:
     with pytest.raises(config_mod.ConfigError, match="account_sid"):
-        sms.make_gateway(_cfg(auth_token="t", from_number="+15005550006"))
+        gateway.make_gateway(_cfg(auth_token="t", from_number="+15005550006"))
 
 
 async def test_a_refused_connection_is_not_sent() -> None:
-    gw = sms.make_gateway(_cfg(account_sid="AC" + "1" * 32, auth_token="t" * 32, from_number="+15005550006",
+    gw = gateway.make_gateway(_cfg(account_sid="AC" + "1" * 32, auth_token="t" * 32, from_number="+15005550006",
                                api_base=f"http://127.0.0.1:{free_port()}"))
     try:
-        with pytest.raises(sms.NotSent):
+        with pytest.raises(gateway.NotSent):
             await gw.send("+14155550100", "hi", None)
     finally:
         await gw.close()
 
 
 def test_otp_hash_is_keyed_and_per_phone() -> None:
-    a = h.code_hash("s" * 40, "+8613800138000", "123456")
-    assert a == h.code_hash("s" * 40, "+8613800138000", "123456")
-    assert a != h.code_hash("s" * 40, "+8613800138001", "123456")
-    assert a != h.code_hash("t" * 40, "+8613800138000", "123456") and "123456" not in a
+    a = otp.code_hash("s" * 40, "+8613800138000", "123456")
+    assert a == otp.code_hash("s" * 40, "+8613800138000", "123456")
+    assert a != otp.code_hash("s" * 40, "+8613800138001", "123456")
+    assert a != otp.code_hash("t" * 40, "+8613800138000", "123456") and "123456" not in a
 
 
 def test_trainer_tool_signs_as_twilio_does() -> None:
@@ -119,3 +121,46 @@ def test_trainer_tool_signs_as_twilio_does() -> None:
     url = "https://helpline.example/sms/inbound"
     assert RequestValidator("tok").validate(url, params, signature(url, params, "tok"))
     assert replies('<?xml version="1.0"?><Response><Message>Hi &amp; bye</Message></Response>') == ["Hi & bye"]
+
+
+@pytest.mark.parametrize("body,kind,code", [
+    ("ABCD2345", "join", "ABCD2345"), ("join abcd2345", "join", "abcd2345"), ("加入 ABCD-2345", "join", "ABCD-2345"),
+    ("JOIN: ABCD2345", "join", "ABCD2345"),
+    ("SIGN 123456", "sign", "123456"), ("签字 123456", "sign", "123456"), ("sign:123456", "sign", "123456"),
+    ("sign 12345", "other", ""),                    # six digits or nothing
+    ("hello there", "other", ""),                   # not eight characters once normalised
+    ("HELP ABCD2345", "help", ""),                  # HELP wins over a code
+    ("STOP", "stop", ""), ("YES", "yes", ""),        # whole-message words first
+])
+def test_precedence_of_codes(body: str, kind: str, code: str) -> None:
+    p = h.parse(body)
+    assert (p.kind, p.code) == (kind, code)
+
+
+def test_one_table_in_precedence_order_and_role_words_can_be_added() -> None:
+    assert [r.kind for r in h.RULES] == [h.Kind.STOP, h.Kind.START, h.Kind.YES, h.Kind.HELP, h.Kind.SAFE,
+                                         h.Kind.SIGN, h.Kind.JOIN]
+    words = [w for r in h.RULES for w in r.words]
+    assert len(words) == len(set(words))            # a word belongs to one rule
+    # a later issue: responder words, decided by the sender's role, above the rows they must win over
+    accept = h.Rule(h.Kind.YES, h.Form.WHOLE, ("1", "Y", "YES", "是", "接受"), roles=frozenset({"responder"}))
+    rules = (accept, *h.RULES)
+    old = h.RULES
+    try:
+        h.RULES = rules
+        assert h.parse("是", role="responder").kind == h.Kind.YES
+        assert h.parse("是", role="resident").kind == h.Kind.OTHER
+    finally:
+        h.RULES = old
+
+
+def test_case_texts_render_from_one_catalogue() -> None:
+    from infra.texts import CaseText, Template
+    t = sms.render_case(Template(CaseText.INVITATION, {"ref": "M-1", "category": "property", "filer": "Ann",
+                                                        "code": "ABCD2345", "public_url": "https://h.example"}))
+    assert "Reply ABCD2345 to join, or enter it at https://h.example/mediate." in t and "Ann" in t
+    long = sms.render_case(Template(CaseText.PROPOSAL, {"ref": "M-1", "text": "x" * 2000, "code": "123456",
+                                                         "public_url": ""}))
+    assert "SIGN 123456" in long and len(long) < sms.MAX_BODY
+    assert set(sms.CASE_TEXTS) == set(CaseText)
+    assert sms.as_text("as written") == "as written"

@@ -1,0 +1,70 @@
+"""Phone login by one-time code (contract §2): POST /api/auth/otp/request and /api/auth/otp/verify.
+
+The codes, their per-phone limits and the account they verify are sms.otp's; here are the
+per-address limits (infra/ratelimit.py) and the wire.
+"""
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+
+from handlers.context import CONFIG, KEYS, POOL, REDIS, SMS, TOKENS
+from handlers.http import bearer_claims, read_json
+from infra import accounts, ratelimit
+from infra.errors import HelplineError, RateLimited, Unauthorized
+from sms import otp
+
+
+class OtpRequest(msgspec.Struct):
+    phone: Annotated[str, msgspec.Meta(min_length=3, max_length=32)]
+
+
+class OtpVerify(msgspec.Struct):
+    phone: Annotated[str, msgspec.Meta(min_length=3, max_length=32)]
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+
+
+async def otp_request(request: web.Request) -> web.Response:
+    app = request.app
+    phone = accounts.normalise_phone((await read_json(request, OtpRequest)).phone)
+    if not await ratelimit.allow(app[REDIS], app[KEYS].rate("otp-req-addr", request.remote or "-"),
+                                 *ratelimit.OTP_REQUESTS_PER_ADDRESS):
+        raise RateLimited("too many codes asked from this address; try again later")
+    async with app[POOL].acquire() as conn, conn.transaction():
+        await otp.send_code(conn, app[SMS], app[CONFIG].auth.jwt_secret, phone)
+    return web.json_response({"status": "sent", "expires_in_s": otp.OTP_TTL_S}, status=202)
+
+
+async def _caller(request: web.Request) -> dict[str, Any] | None:
+    """The account of a Bearer token sent along (the app's device account), if any and valid."""
+    try:
+        account, _ = await bearer_claims(request)
+    except HelplineError:
+        return None
+    return account   # type: ignore[no-any-return]
+
+
+async def otp_verify(request: web.Request) -> web.Response:
+    app = request.app
+    body = await read_json(request, OtpVerify)
+    phone = accounts.normalise_phone(body.phone)
+    code = unicodedata.normalize("NFKC", body.code).strip()
+    by_address = app[KEYS].rate("otp-fail-addr", request.remote or "-")
+    if await ratelimit.peek(app[REDIS], by_address) >= ratelimit.OTP_FAILURES_PER_ADDRESS[0]:
+        raise RateLimited("too many wrong codes from this address; try again later")
+    caller = await _caller(request)
+    async with app[POOL].acquire() as conn, conn.transaction():
+        row = await otp.check_code(conn, app[CONFIG].auth.jwt_secret, phone, code, caller)
+    if row is None:
+        await ratelimit.count(app[REDIS], by_address, ratelimit.OTP_FAILURES_PER_ADDRESS[1])
+        raise Unauthorized("wrong or expired code")
+    token = app[TOKENS].issue(str(row["id"]), row["role"], row.get("session_epoch", 0))
+    return web.json_response({"token": token, "account": accounts.account_view(row)})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/auth/otp/request", otp_request)
+    app.router.add_post("/api/auth/otp/verify", otp_verify)

@@ -1,0 +1,172 @@
+"""Where an inbound text goes: to dispatch (HELP, SAFE, a note), to mediation (JOIN, SIGN, a party's
+chat), or to the phone's own state (STOP, START). An edge: it calls both domains and the sms package.
+
+Which word a text is, and which wins, is decided by sms.grammar alone; this module only carries
+it out, in this order: opt-outs and opt-ins; HELP (a second one adds to the open request); SAFE;
+any other text to the sender's open incident as a note; else to mediation; else the usage text.
+Each MessageSid is recorded in the transaction of its effect (the `also` of a dispatch call), so a
+replay is answered with the first answer and never acted on twice.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from infra.db import Conn
+from infra.errors import Conflict, HelplineError, RateLimited
+from infra.formats import mask_phone
+from infra.identity import Account
+from mediation.rules import MAX_BODY as MAX_CHAT_BODY
+from sms import inbound as store
+from sms.contacts import contact, remember_lang, set_opted_out
+from sms.grammar import Kind, Parsed, guess_category, parse
+from sms.texts import MAX_BODY, case_reply, detect_lang, render
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Inbound:
+    sid: str
+    phone: str
+    body: str
+    recorded: bool = False
+
+    async def record(self, conn: Conn) -> None:
+        """InTxn: the MessageSid, in the transaction of its effect (store.Duplicate rolls it back)."""
+        await store.record(conn, self.sid, self.phone, self.body)
+        self.recorded = True
+
+
+# (phone, body, parsed) → the reply if the text was for mediation, else None
+MediationReply = Callable[[str, str, Parsed], Awaitable["str | None"]]
+
+
+class InboundRouter:
+    def __init__(self, pool: Any, dispatch: Any, mediation: MediationReply | None, emergency: str) -> None:
+        self.pool, self.dispatch, self.emergency = pool, dispatch, emergency
+        self.mediation = mediation      # None without the mediation feature
+
+    async def handle(self, phone: str, body: str, sid: str) -> str | None:
+        """Act on one inbound text; the reply text (None: reply nothing)."""
+        async with self.pool.acquire() as conn:
+            seen, reply = await store.previous_reply(conn, sid)
+            if seen:
+                return reply
+            stored_lang, opted_out = await contact(conn, phone)
+        p = parse(body)
+        lang = detect_lang(body, stored_lang)
+        ib = Inbound(sid, phone, body[:MAX_BODY])
+        try:
+            action, reply = await self._act(ib, p, lang, opted_out)
+        except store.Duplicate:
+            async with self.pool.acquire() as conn:
+                return (await store.previous_reply(conn, sid))[1]
+        except Exception:
+            log.exception("inbound SMS %s from %s", sid, mask_phone(phone))
+            ib.recorded = False
+            action, reply = "error", render(lang, "error", emergency=self.emergency)
+        if action == "stop" or (opted_out and action != "start"):
+            reply = None      # Twilio would refuse a reply to an opted-out number
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.finish(conn, sid, ib.phone, ib.body, action, reply, ib.recorded)
+            if p.kind not in (Kind.STOP, Kind.START, Kind.YES):
+                await remember_lang(conn, phone, lang)
+        return reply
+
+    async def _claim(self, ib: Inbound, opt_out: bool | None = None, lang: str | None = None) -> None:
+        """Record the MessageSid now (with an opt-out or opt-in in the same transaction)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await ib.record(conn)
+            if opt_out is not None:
+                await set_opted_out(conn, ib.phone, opt_out, lang)
+
+    async def _act(self, ib: Inbound, p: Parsed, lang: str, opted_out: bool) -> tuple[str, str | None]:
+        if p.kind == Kind.STOP:
+            await self._claim(ib, True, lang)
+            return "stop", None
+        if p.kind == Kind.START or (p.kind == Kind.YES and opted_out):
+            await self._claim(ib, False, lang)
+            return "start", render(lang, "start_ok")
+        async with self.pool.acquire() as conn:
+            acct = await store.account_for_phone(conn, ib.phone, create=p.kind == Kind.HELP)
+            if acct is not None and acct["disabled"]:
+                return "ignored", None
+            who = Account(str(acct["id"]), str(acct["role"]), str(acct["name"])) if acct is not None else None
+            open_inc = await store.open_incident_of(conn, who.id) if who else None
+
+        if p.kind == Kind.HELP and who is not None:
+            if open_inc is not None:   # a second HELP adds to the open request instead of opening another
+                if p.text:
+                    await self.dispatch.add_note(who.id, open_inc[0], p.text, via="sms", also=ib.record)
+                return "help_open", render(lang, "help_open", ref=open_inc[1])
+            try:   # request_help counts the account's help limit, shared with the app's help.request
+                inc, _ = await self.dispatch.request_help(
+                    who, request_id=ib.sid[:64], category=guess_category(p.text), lat=None, lon=None,
+                    accuracy_m=None, note=p.text[:1000], channel="sms", also=ib.record)
+            except RateLimited:
+                return "limited", render(lang, "limited", emergency=self.emergency)
+            return "help", render(lang, "help_ok", ref=inc["ref_no"])
+        if p.kind == Kind.SAFE:
+            if who is None or open_inc is None:
+                return "safe_none", render(lang, "safe_none")
+            try:
+                inc = await self.dispatch.cancel(who, open_inc[0], via="sms", also=ib.record)
+            except Conflict:
+                return "safe_none", render(lang, "safe_none")
+            return "safe", render(lang, "safe_ok", ref=inc["ref_no"])
+        if who is not None and open_inc is not None and ib.body.strip():
+            try:
+                await self.dispatch.add_note(who.id, open_inc[0], ib.body.strip()[:1000], via="sms", also=ib.record)
+                return "note", render(lang, "note_ok", ref=open_inc[1])
+            except Conflict:
+                pass      # it closed meanwhile
+        if self.mediation is not None:
+            await self._claim(ib)      # before the effect: mediation's writes are not in our transaction
+            answer = await self.mediation(ib.phone, ib.body, p)
+            if answer is not None:
+                return "mediation", answer
+        return "usage", render(lang, "usage")
+
+
+def for_mediation(svc: Any) -> MediationReply:
+    async def reply(phone: str, body: str, p: Parsed) -> str | None:
+        return await mediation_reply(svc, phone, body, p)
+    return reply
+
+
+async def mediation_reply(svc: Any, phone: str, body: str, p: Parsed | None = None) -> str | None:
+    """A text for mediation: JOIN a case, SIGN its agreement, or a message into the joint room of the
+    sender's most recently active open case joined by SMS. None: the phone has nothing in mediation."""
+    p = p or parse(body)
+    text = body.strip()
+    if p.kind == Kind.JOIN:
+        try:
+            got = await svc.join_by_sms(phone, p.code)
+        except HelplineError as e:
+            return case_reply("join_failed", why=e.message)
+        if got is not None:
+            return case_reply("joined", ref=got[0]["ref_no"])
+    cases = await svc.sms_cases(phone)
+    if not cases:
+        return None
+    if p.kind == Kind.SIGN:
+        hit = await svc.agreement_for_code([c for c, _ in cases], p.code)
+        if hit is None:
+            return case_reply("sign_unknown")
+        case_id, agreement_id, _current = hit
+        actor = next(a for c, a in cases if c == case_id)
+        try:
+            view = await svc.sign(actor, case_id, agreement_id, via="sms")
+        except HelplineError as e:
+            return case_reply("sign_failed", why=e.message)
+        return case_reply("signed_settled" if view["status"] == "settled" else "signed_waiting", ref=view["ref_no"])
+    case_id, actor = cases[0]
+    try:
+        msg = await svc.send(actor, case_id, "joint", "sms-" + uuid.uuid4().hex, text[:MAX_CHAT_BODY], via="sms")
+    except HelplineError as e:
+        return case_reply("send_failed", why=e.message)
+    return case_reply("delivered", seq=msg["seq"])

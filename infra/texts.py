@@ -1,0 +1,45 @@
+"""The write side of the SMS outbox, as the domains see it: a port, so no domain imports another.
+
+The sms package implements `TextQueue`; dispatch and mediation receive one and call `enqueue`
+inside the transaction of the change that causes the text, so the text is stored exactly when
+the change commits and is lost with it when it rolls back. Sending is the sms package's worker.
+
+A domain either passes finished wording, or (mediation) a `Template`: a key of the sms package's
+one catalogue of texts plus the fields to fill in. The keys are listed here because both sides
+must agree on them; the wording lives only in sms/texts.py.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from infra.db import Conn
+
+
+class CaseText(StrEnum):
+    """Mediation's texts to parties who take part by SMS (fields in brackets)."""
+
+    INVITATION = "case.invitation"    # ref, category, filer, code, public_url
+    TAKEN = "case.taken"              # ref, mediator
+    PROPOSAL = "case.proposal"        # ref, text, code, public_url
+    SETTLED = "case.settled"          # ref, sha256
+    CLOSED = "case.closed"            # ref, status
+    CHAT = "case.chat"                # ref, sender, body
+
+
+@dataclass(frozen=True)
+class Template:
+    key: CaseText
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+class TextQueue(Protocol):
+    async def enqueue(self, conn: Conn, to: str, body: str | Template, *, kind: str = "notice",
+                      incident_id: str | None = None, case_id: str | None = None,
+                      ttl_s: float | None = None) -> int:
+        """Queue a text inside the caller's open transaction; it goes out once that commits.
+
+        Returns the outbox id. Raises on a database error (so the caller's change rolls back)."""
+        ...

@@ -1,0 +1,214 @@
+"""The durable SMS outbox: every text is a row of `sms_outbox`, and a worker on every node sends them.
+
+Writers (`SmsOutbox.enqueue`, the `infra.texts.TextQueue` port) insert the row inside their own
+transaction: the text exists exactly when the change that causes it commits. The worker claims
+due rows (`FOR UPDATE SKIP LOCKED` and a lease), sends them and records the provider's sid. A
+send is retried, with backoff, only where a retry cannot duplicate the text: HTTP 429 and a
+connection that never opened. A 5xx answer, a timeout or a dropped connection after the request
+went out, and a node lost mid-send are marked `failed` (logged, never resent). Error 21610 (the
+number texted STOP to Twilio) marks the number opted out. A node that dies with texts claimed
+leaves them to another node once the lease runs out; texts still pending are simply sent by
+whichever node is alive.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+
+import asyncpg
+
+from infra.accounts import normalise_phone
+from infra.config import Config
+from infra.db import Conn
+from infra.formats import mask_phone
+from infra.texts import Template
+from sms.contacts import set_opted_out
+from sms.gateway import Gateway, NotSent, ProviderError
+from sms.texts import MAX_BODY, as_text
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 300.0
+LEASE_S = 60.0           # longer than the gateway's HTTP timeout: a live sender never loses its lease
+OPTED_OUT = 21610
+
+_CLAIM = """
+WITH due AS (
+    SELECT id FROM sms_outbox
+    WHERE (status = 'pending' AND due_at <= now()) OR (status = 'claimed' AND lease_until < now())
+    ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+UPDATE sms_outbox o SET status = 'claimed', lease_owner = $2, lease_until = now() + make_interval(secs => $3),
+       updated_at = now()
+FROM due WHERE o.id = due.id RETURNING o.*"""
+
+# claimed → sending just before the request goes out, unless the number opted out or the text went stale
+_START = """
+UPDATE sms_outbox o SET status = CASE
+        WHEN EXISTS (SELECT 1 FROM sms_contacts c WHERE c.phone = o.to_phone AND c.opted_out) THEN 'skipped'
+        WHEN o.expires_at IS NOT NULL AND o.expires_at < now() THEN 'expired'
+        ELSE 'sending' END,
+    attempts = attempts + 1, lease_until = now() + make_interval(secs => $3), updated_at = now()
+WHERE id = $1 AND status = 'claimed' AND lease_owner = $2 RETURNING status, attempts"""
+
+
+class SmsOutbox:
+    """The outbox: `enqueue` (the TextQueue port both domains write through) and its worker."""
+
+    def __init__(self, cfg: Config, pool: asyncpg.Pool, gateway: Gateway) -> None:
+        self.cfg, self.pool, self.gateway = cfg, pool, gateway
+        self.node_id = uuid.uuid4().hex
+        self.poll_s = 1.0
+        self.batch = 20
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    # -- writing
+    async def send(self, to: str, body: str) -> int | None:
+        """Queue a text on its own (no change to go with it); never raises (a failure is logged)."""
+        if not body.strip():
+            return None
+        try:
+            async with self.pool.acquire() as conn:
+                return await self.enqueue(conn, normalise_phone(to), body)
+        except Exception as e:
+            log.warning("SMS to %s not queued: %s", mask_phone(str(to)), e)
+            return None
+
+    async def enqueue(self, conn: Conn, to: str, body: str | Template, *, kind: str = "notice",
+                      incident_id: str | None = None, case_id: str | None = None,
+                      ttl_s: float | None = None) -> int:
+        """Queue a text inside the caller's transaction (it goes out once that commits)."""
+        text = as_text(body).strip()[:MAX_BODY]
+        oid = await conn.fetchval(
+            "INSERT INTO sms_outbox (to_phone, body, kind, incident_id, case_id, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5, CASE WHEN $6::float8 IS NULL THEN NULL"
+            " ELSE now() + make_interval(secs => $6::float8) END) RETURNING id",
+            to, text, kind, incident_id, case_id, ttl_s)
+        self.wake_soon()
+        return int(oid)
+
+    def wake_soon(self) -> None:
+        """Wake the worker shortly after the current transaction has (most likely) committed."""
+        with contextlib.suppress(RuntimeError):
+            loop = asyncio.get_running_loop()
+            loop.call_later(0.05, self._wake.set)
+            loop.call_later(0.3, self._wake.set)     # a slow commit: the poll is the last resort
+
+    # -- the worker
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="sms-worker")
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Let a send in flight finish (so it is recorded), then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace_s)
+            except (TimeoutError, Exception):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+        await self.gateway.close()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            try:
+                next_in = await self.work_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("SMS worker: %s", e)
+                next_in = None
+            if self._stopping:
+                break
+            wait = self.poll_s if next_in is None else max(0.0, min(self.poll_s, next_in))
+            if wait > 0:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()
+
+    async def work_once(self) -> float | None:
+        """Send what is due. Returns when to look again: 0 if the batch was full, the earliest retry, or None."""
+        async with self.pool.acquire() as conn:
+            lost = await conn.execute(
+                "UPDATE sms_outbox SET status = 'failed', error = 'outcome unknown: the sending node was lost',"
+                " updated_at = now() WHERE status = 'sending' AND lease_until < now()")
+            if lost != "UPDATE 0":
+                log.warning("SMS outbox: %s texts whose sender vanished mid-send marked failed", lost.split()[-1])
+            rows = await conn.fetch(_CLAIM, self.batch, self.node_id, LEASE_S)
+        if not rows:
+            return None
+        retries = await asyncio.gather(*(self._deliver(r) for r in rows))
+        if len(rows) >= self.batch:
+            return 0.0
+        pending = [r for r in retries if r is not None]
+        return min(pending) if pending else None
+
+    async def _deliver(self, row: asyncpg.Record) -> float | None:
+        """One text; returns the retry delay if it was rescheduled."""
+        oid = row["id"]
+        try:
+            async with self.pool.acquire() as conn:
+                started = await conn.fetchrow(_START, oid, self.node_id, LEASE_S)
+            if started is None or started["status"] != "sending":
+                return None
+            callback = self.cfg.server.public_url.rstrip("/") + "/sms/status"
+            try:
+                sent = await self.gateway.send(row["to_phone"], row["body"], callback)
+            except NotSent as e:
+                return await self._retry_or_fail(oid, started["attempts"], str(e))
+            except ProviderError as e:
+                await self._failed(oid, str(e), e.code, opted_out=row["to_phone"] if e.code == OPTED_OUT else None)
+                return None
+            except Exception as e:   # timeout or dropped connection after sending: the outcome is unknown
+                await self._failed(oid, f"outcome unknown: {type(e).__name__}: {e}", None)
+                return None
+            async with self.pool.acquire() as conn:
+                await conn.execute("UPDATE sms_outbox SET status = 'sent', provider_sid = $2, delivery_status ="
+                                   " COALESCE(delivery_status, $3), sent_at = now(), updated_at = now(),"
+                                   " error = NULL WHERE id = $1", oid, sent.sid, sent.status)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("SMS %s: bookkeeping failed: %s", oid, e)
+        return None
+
+    async def _retry_or_fail(self, oid: int, attempts: int, why: str) -> float | None:
+        if attempts >= MAX_ATTEMPTS:
+            await self._failed(oid, f"gave up after {attempts} attempts: {why}", None)
+            return None
+        delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempts - 1)) * (0.8 + 0.4 * random.random())
+        async with self.pool.acquire() as conn:
+            await conn.execute("UPDATE sms_outbox SET status = 'pending', lease_owner = NULL, lease_until = NULL,"
+                               " due_at = now() + make_interval(secs => $2), error = $3, updated_at = now()"
+                               " WHERE id = $1", oid, delay, why)
+        log.info("SMS %s not sent (%s); retry %d in %.1fs", oid, why, attempts, delay)
+        return delay
+
+    async def _failed(self, oid: int, why: str, code: int | None, opted_out: str | None = None) -> None:
+        log.warning("SMS %s failed: %s", oid, why)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE sms_outbox SET status = 'failed', error = $2, error_code = $3,"
+                               " updated_at = now() WHERE id = $1", oid, why[:500], code)
+            if opted_out:
+                await set_opted_out(conn, opted_out, True)
+
+    async def record_status(self, sid: str, status: str, error_code: int | None) -> None:
+        """A delivery status callback; later states win over earlier ones whatever the arrival order."""
+        rank = "CASE {} WHEN 'accepted' THEN 0 WHEN 'queued' THEN 1 WHEN 'sending' THEN 2 WHEN 'sent' THEN 3" \
+               " ELSE 4 END"
+        async with self.pool.acquire() as conn, conn.transaction():
+            phone = await conn.fetchval(
+                f"UPDATE sms_outbox SET delivery_status = $2, error_code = COALESCE($3, error_code),"
+                f" updated_at = now() WHERE provider_sid = $1"
+                f" AND (delivery_status IS NULL OR {rank.format('delivery_status')} <= {rank.format('$2')})"
+                f" RETURNING to_phone", sid, status, error_code)
+            if phone and error_code == OPTED_OUT:
+                await set_opted_out(conn, phone, True)

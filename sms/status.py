@@ -1,0 +1,52 @@
+"""Status texts: the reporter of an SMS incident is told, by SMS, what happens to it.
+
+A dispatch change hook (`DispatchService.on_change(hook, {"sms"})`) run inside the transaction of
+every change to an SMS incident. It texts a phase (PHASES: queued and offered both read
+"searching") only when the phase moves, and stays silent when the reporter caused the change by
+SMS: the webhook's reply says it then.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import asyncpg
+
+from infra.db import Conn
+from infra.texts import TextQueue
+from sms.contacts import contact
+from sms.texts import PHASES, render
+
+log = logging.getLogger(__name__)
+
+STATUS_TTL_S = 3600.0    # a status text not sent within an hour is stale
+
+
+class StatusTexts:
+    def __init__(self, texts: TextQueue) -> None:
+        self.texts = texts
+
+    async def __call__(self, conn: Conn, inc: dict[str, Any], actor_id: str | None, via: str) -> None:
+        if inc.get("channel") != "sms":
+            return
+        phase = PHASES.get(inc["status"], inc["status"])
+        reporter = inc["reporter"]["id"]
+        try:
+            async with conn.transaction():   # a savepoint: an SMS failure never undoes the incident change
+                prev = await conn.fetchval("SELECT phase FROM sms_incidents WHERE incident_id = $1", inc["id"])
+                if prev == phase:
+                    return
+                await conn.execute("INSERT INTO sms_incidents (incident_id, phase) VALUES ($1, $2)"
+                                   " ON CONFLICT (incident_id) DO UPDATE SET phase = EXCLUDED.phase,"
+                                   " updated_at = now()", inc["id"], phase)
+                if via == "sms" and actor_id == reporter:
+                    return
+                phone = await conn.fetchval("SELECT phone FROM accounts WHERE id = $1", reporter)
+                if not phone:
+                    return
+                lang, _ = await contact(conn, phone)
+                body = render(lang, phase, ref=inc["ref_no"], name=(inc.get("responder") or {}).get("name"))
+                await self.texts.enqueue(conn, phone, body, kind="status", incident_id=inc["id"],
+                                         ttl_s=STATUS_TTL_S)
+        except (asyncpg.PostgresError, KeyError) as e:
+            log.warning("status SMS for incident %s not queued: %s", inc.get("id"), e)

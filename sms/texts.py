@@ -1,0 +1,173 @@
+"""What texts say: one catalogue (incident texts in two languages, mediation's bilingual texts)
+and the GSM-7 / UCS-2 segment arithmetic that keeps incident texts to one segment. Pure code.
+
+Incident texts (TEXTS) are rendered in the recipient's language and fitted into one segment
+(160 GSM-7 characters, or 70 UCS-2 code units), shortening a responder's name if need be.
+Mediation's texts (CASE_TEXTS) carry both languages in one message, as before, and may run to
+several segments (an agreement's text); dispatch and mediation name them through
+infra.texts.CaseText and the sms package renders them when they are queued.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from infra.texts import CaseText, Template
+
+MAX_BODY = 1600          # Twilio's limit for one message (several segments)
+MAX_AGREEMENT_SMS = 1200
+
+_GSM7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+_GSM7_EXT = set("^{}\\[~]|€\f")
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "help_ok": "Helpline {ref}: we got your message. A dispatcher will call or text you. "
+                   "Reply with your address. SAFE cancels.",
+        "help_open": "Helpline {ref}: your request is still open; we passed on your message. SAFE cancels.",
+        "safe_ok": "Helpline {ref}: cancelled. Glad you are safe.",
+        "safe_none": "Helpline: you have no open request.",
+        "note_ok": "Helpline {ref}: message passed on.",
+        "usage": "Helpline: text HELP and what happened to ask for help. SAFE cancels. STOP ends texts.",
+        "start_ok": "Helpline: texts are on again. Text HELP and what happened to ask for help.",
+        "error": "Helpline: sorry, something went wrong. Please try again, or call {emergency}.",
+        "otp": "Helpline code: {code}. Valid 5 minutes. Do not share it.",
+        "limited": "Helpline: too many requests from this phone. If you are in danger, call {emergency}.",
+        "searching": "Helpline {ref}: we are contacting a helper near you.",
+        "escalated": "Helpline {ref}: a dispatcher is handling your request.",
+        "assigned": "Helpline {ref}: {name} is coming to help you.",
+        "en_route": "Helpline {ref}: {name} is on the way.",
+        "on_scene": "Helpline {ref}: {name} has arrived.",
+        "resolved": "Helpline {ref}: closed. Stay safe.",
+        "cancelled": "Helpline {ref}: your request is cancelled.",
+        "helper": "a helper",
+    },
+    "zh": {
+        "help_ok": "求助{ref}已收到，调度员会联系您。请回复您的地址。回复“平安”取消。",
+        "help_open": "求助{ref}仍在处理中，您的消息已转达。回复“平安”取消。",
+        "safe_ok": "求助{ref}已取消。很高兴您平安。",
+        "safe_none": "您目前没有进行中的求助。",
+        "note_ok": "求助{ref}：消息已转达。",
+        "usage": "求助热线：发送“求助”加情况说明即可求助；“平安”取消；“退订”停止短信。",
+        "start_ok": "求助热线短信已恢复。发送“求助”加情况说明即可求助。",
+        "error": "求助热线：系统出错，请重试或拨打{emergency}。",
+        "otp": "求助热线验证码：{code}，5分钟内有效，请勿告诉他人。",
+        "limited": "求助过于频繁。如有危险请拨打{emergency}。",
+        "searching": "求助{ref}：正在联系您附近的救助人员。",
+        "escalated": "求助{ref}：调度员正在处理您的求助。",
+        "assigned": "求助{ref}：{name}将前来帮助您。",
+        "en_route": "求助{ref}：{name}正在赶来。",
+        "on_scene": "求助{ref}：{name}已到达。",
+        "resolved": "求助{ref}：已处理完毕，请注意安全。",
+        "cancelled": "求助{ref}：您的求助已取消。",
+        "helper": "救助人员",
+    },
+}
+# incident status → what the reporter is told; queued and offered read the same
+PHASES = {"queued": "searching", "offered": "searching", "escalated": "escalated", "assigned": "assigned",
+          "en_route": "en_route", "on_scene": "on_scene", "resolved": "resolved", "cancelled": "cancelled"}
+
+
+def is_gsm7(text: str) -> bool:
+    return all(ch in _GSM7 or ch in _GSM7_EXT for ch in text)
+
+
+def segment_limit(text: str) -> int:
+    """Characters in one segment: 160 in GSM-7 (extension characters count twice), else 70 (UCS-2)."""
+    return 160 if is_gsm7(text) else 70
+
+
+def sms_length(text: str) -> int:
+    if is_gsm7(text):
+        return sum(2 if ch in _GSM7_EXT else 1 for ch in text)
+    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)   # UTF-16 code units
+
+
+def one_segment(text: str) -> bool:
+    return sms_length(text) <= segment_limit(text)
+
+
+def render(lang: str, key: str, **fields: Any) -> str:
+    """A text in the language, fitted to one segment by shortening the responder's name if need be."""
+    table = TEXTS.get(lang, TEXTS["en"])
+    tpl = table[key]
+    name = str(fields.get("name") or table["helper"])
+    text = tpl.format(**{**fields, "name": name})
+    while not one_segment(text) and len(name) > 1:
+        name = name[:-1]
+        text = tpl.format(**{**fields, "name": name})
+    while not one_segment(text):
+        text = text[:-1]
+    return text
+
+
+def detect_lang(text: str, fallback: str) -> str:
+    if any("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" for ch in text):
+        return "zh"
+    if any(ch.isascii() and ch.isalpha() for ch in text):
+        return "en"
+    return fallback
+
+
+def default_lang(phone: str) -> str:
+    return "zh" if phone.startswith(("+86", "+852", "+853", "+886")) else "en"
+
+
+# ------------------------------------------------------------------ mediation (both languages in one text)
+
+CASE_STATUS_WORDS = {"settled": "settled 已和解", "failed": "closed without agreement 调解未成",
+                     "referred": "referred on 已转介", "withdrawn": "withdrawn 已撤回"}
+
+
+def _invitation(ref: str, category: str, filer: str, code: str, public_url: str) -> str:
+    return (f"[{ref}] {filer} 申请了一宗{category}调解并列您为当事人。回复 {code} 加入。"
+            f" {filer} asks you to take part in mediation ({category}). Reply {code} to join"
+            + (f", or enter it at {public_url}/mediate" if public_url else "") + ".")
+
+
+def _proposal(ref: str, text: str, code: str, public_url: str) -> str:
+    shown = text if len(text) <= MAX_AGREEMENT_SMS else text[:MAX_AGREEMENT_SMS] + "…" + (
+        f" (全文 full text: {public_url}/mediate)" if public_url else "")
+    return (f"[{ref}] 调解协议 Proposed agreement:\n{shown}\n"
+            f"同意请回复 签字 {code} / Reply SIGN {code} to sign.")
+
+
+CASE_TEXTS: dict[CaseText, Callable[..., str]] = {
+    CaseText.INVITATION: _invitation,
+    CaseText.TAKEN: lambda ref, mediator: f"[{ref}] 调解员 {mediator} 已受理。 Mediator {mediator} has taken the case.",
+    CaseText.PROPOSAL: _proposal,
+    CaseText.SETTLED: lambda ref, sha256:
+        f"[{ref}] 各方均已签字，调解成功。 All parties signed: settled. SHA-256 {sha256[:16]}…",
+    CaseText.CLOSED: lambda ref, status:
+        f"[{ref}] 案件{CASE_STATUS_WORDS.get(status, status)}. The case is {status}.",
+    CaseText.CHAT: lambda ref, sender, body: f"[{ref}] {sender}: {body}",
+}
+
+
+def render_case(t: Template) -> str:
+    return CASE_TEXTS[t.key](**t.fields)
+
+
+# replies to a party's inbound text (the webhook answers with them)
+CASE_REPLIES: dict[str, str] = {
+    "joined": "[{ref}] 您已加入调解。直接回复即发言给所有参与方。 You have joined. "
+              "Your replies go to everyone in the case; theirs come to you here.",
+    "join_failed": "未能加入 Could not join: {why}",
+    "sign_unknown": "签字码不对 That sign code matches no agreement of yours. Reply SIGN and the 6 digits we sent.",
+    "sign_failed": "未能签字 Not signed: {why}",
+    "signed_settled": "[{ref}] 已签字 Signed. 已和解 Settled.",
+    "signed_waiting": "[{ref}] 已签字 Signed. 等待其他当事人 Waiting for the others.",
+    "send_failed": "未能发送 Not delivered: {why}",
+    "delivered": "已送达 Delivered (#{seq}).",
+}
+
+
+def case_reply(key: str, **fields: Any) -> str:
+    return CASE_REPLIES[key].format(**fields)
+
+
+def as_text(body: str | Template) -> str:
+    """What goes into the outbox: finished wording as it is, a Template rendered."""
+    return body if isinstance(body, str) else render_case(body)
+
