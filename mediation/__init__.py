@@ -1,10 +1,14 @@
 """Online dispute mediation: cases, joint and caucus rooms, agreements, SMS parties.
 
-    rules.py     the case lifecycle, who may do what and read which room (pure)
-    views.py     the wire shape of a case as each viewer may see it (pure)
-    store.py     SQL
-    service.py   one transaction per change, publish after commit
-    live.py      per-connection room feeds: gap-free, duplicate-free delivery
-    sms.py       the SMS side: inbound texts, outbound notices
-    handlers.py  the WebSocket commands;  setup.py  wiring into the app
+    rules.py      the case lifecycle, who may do what and read which room (pure)
+    views.py      the wire shape of a case as each viewer may see it (pure)
+    codes.py      join and signing codes (pure)
+    store.py      SQL
+    service.py    one transaction per change, publish after commit; texts through infra.texts.TextQueue
+    chatbatch.py  chat messages of concurrent senders written in one statement
+    live.py       per-connection room feeds: gap-free, duplicate-free delivery
+    purge.py      `helpline purge` for closed cases
+
+The WebSocket commands are handlers/mediation.py; what an SMS party's text does is
+handlers/sms_routing.py (an edge: it calls dispatch and mediation alike).
 """

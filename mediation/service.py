@@ -18,9 +18,7 @@ for the joint room of a case with an SMS party therefore takes the locking trans
 """
 from __future__ import annotations
 
-import asyncio
 import logging
-import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -38,103 +36,14 @@ from infra.identity import Account
 from infra.keys import Keys
 from infra.texts import CaseText, Template, TextQueue
 from mediation import rules, store, views
+from mediation.chatbatch import ChatBatch
+from mediation.codes import CODE_LEN, new_join_code, new_sign_code, normalise_code
 from mediation.rules import Case
 
 log = logging.getLogger(__name__)
 
-CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"    # no 0/O, 1/I/L: read out and typed without mistakes
-CODE_LEN = 8
 CASES_IN_MEMORY = 10_000                            # cases a node keeps for chat (checked by version)
 Change = Callable[[Conn, Case], Awaitable[bool]]
-
-
-def new_join_code() -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LEN))
-
-
-def new_sign_code() -> str:
-    return f"{secrets.randbelow(1_000_000):06d}"
-
-
-def normalise_code(code: str) -> str:
-    return "".join(ch for ch in code.upper() if ch.isalnum())
-
-
-class ChatBatch:
-    """Chat messages of concurrent senders written together: one statement and one commit per batch.
-
-    At a thousand messages a second, a statement and a commit per message are most of what
-    PostgreSQL and the node's driver spend. Senders queue their message and await its result;
-    up to MAX_IN_FLIGHT batches run at once, each taking what has queued meanwhile (so an idle
-    node writes a lone message at once, and a busy one writes many per round trip). If a batch
-    fails as a whole (one client_msg_id twice in it, say), each of its messages is written on
-    its own, so one bad message never fails its neighbours.
-    """
-
-    MAX_IN_FLIGHT = 4
-    MAX_BATCH = 200
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-        self._queue: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
-        self._running = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.batches = 0          # for tests and benchmarks
-        self.messages = 0
-
-    async def send(self, item: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
-        """(message, whether new), or None if the case is not at item["version"]."""
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, fut))
-        if self._running < self.MAX_IN_FLIGHT:
-            self._running += 1
-            task = asyncio.get_running_loop().create_task(self._drain())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        return await fut
-
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue[:self.MAX_BATCH], self._queue[self.MAX_BATCH:]
-                await self._write(batch)
-        finally:
-            self._running -= 1
-
-    async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
-        try:
-            if len(batch) == 1:
-                item, fut = batch[0]
-                async with self.pool.acquire() as conn:
-                    done = await store.send_at_version(conn, **item)
-                if not fut.done():
-                    fut.set_result(done)
-                self._count(1)
-                return
-            async with self.pool.acquire() as conn:
-                written = await store.send_batch(conn, [item for item, _ in batch])
-        except asyncio.CancelledError:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.cancel()
-            raise
-        except Exception as e:
-            if len(batch) == 1:
-                if not batch[0][1].done():
-                    batch[0][1].set_exception(e)
-                return
-            for one in batch:           # the batch as a whole failed: each on its own
-                await self._write([one])
-            return
-        self._count(len(batch))
-        for item, fut in batch:
-            key = (item["case_id"], item["room"], item["sender_id"], item["client_msg_id"])
-            if not fut.done():
-                fut.set_result(written.get(key))
-
-    def _count(self, n: int) -> None:
-        self.batches += 1
-        self.messages += n
 
 
 class MediationService:
@@ -476,9 +385,7 @@ class MediationService:
             if hit is None:
                 return None
             async with conn.transaction():
-                row = await conn.fetchrow("SELECT name FROM case_parties WHERE case_id = $1 AND slot = $2",
-                                          *hit)
-                acc = await store.resident_for_phone(conn, phone, row["name"] if row else "")
+                acc = await store.resident_for_phone(conn, phone, await store.party_name(conn, *hit))
         actor = Account(str(acc["id"]), acc["role"], acc["name"])
         return await self.join(actor, code, via="sms"), actor
 
@@ -490,11 +397,7 @@ class MediationService:
     async def agreement_for_code(self, case_ids: list[str], code: str) -> tuple[str, str, bool] | None:
         """(case id, agreement id, whether it is the current proposal) for a sign code among these cases."""
         async with self.pool.acquire() as conn:
-            r = await conn.fetchrow(
-                "SELECT a.id, a.case_id, c.agreement_id = a.id AS current FROM agreements a"
-                " JOIN cases c ON c.id = a.case_id WHERE a.case_id = ANY($1::uuid[]) AND a.sign_code = $2"
-                " ORDER BY a.proposed_at DESC LIMIT 1", case_ids, code)
-        return (str(r["case_id"]), str(r["id"]), bool(r["current"])) if r else None
+            return await store.agreement_of_sign_code(conn, case_ids, code)
 
     async def case_for(self, actor: Account, case_id: str) -> dict[str, Any]:
         async with self.pool.acquire() as conn:

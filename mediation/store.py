@@ -347,3 +347,18 @@ async def messages_after(conn: Conn, case_id: str, room: str, after_seq: int,
 async def last_seq(conn: Conn, case_id: str, room: str) -> int:
     v = await conn.fetchval("SELECT last_seq FROM case_rooms WHERE case_id = $1 AND room = $2", case_id, room)
     return int(v or 0)
+
+
+async def party_name(conn: Conn, case_id: str, slot: int) -> str:
+    """The name the filer gave a party slot ('' if none)."""
+    name = await conn.fetchval("SELECT name FROM case_parties WHERE case_id = $1 AND slot = $2", case_id, slot)
+    return str(name or "")
+
+
+async def agreement_of_sign_code(conn: Conn, case_ids: list[str], code: str) -> tuple[str, str, bool] | None:
+    """(case id, agreement id, whether it is the current proposal) for a sign code among these cases."""
+    r = await conn.fetchrow(
+        "SELECT a.id, a.case_id, c.agreement_id = a.id AS current FROM agreements a"
+        " JOIN cases c ON c.id = a.case_id WHERE a.case_id = ANY($1::uuid[]) AND a.sign_code = $2"
+        " ORDER BY a.proposed_at DESC LIMIT 1", case_ids, code)
+    return (str(r["case_id"]), str(r["id"]), bool(r["current"])) if r else None
