@@ -4,6 +4,11 @@
     hl       an in-process app on a loopback port (tables emptied, fresh key prefix)
     cluster  a factory of `helpline serve` processes on the same database and prefix
     node     one `helpline serve` process (for browser tests and outside-client checks)
+    fake     a FakeTwilio on a loopback port
+    shl      an in-process app with sms.provider twilio pointed at `fake`, its public URL
+             set to the URL the tests post to
+
+The harness itself (shared with the benchmarks) is the top-level package `testkit`.
 """
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.support import stack as stack_mod
-from tests.support.harness import Cluster, InProcess, NodeProcess
+from testkit import stack as stack_mod
+from testkit.nodes import Cluster, InProcess, NodeProcess
+from testkit.twilio import FakeTwilio, sms_app
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +60,21 @@ async def cluster(stack: stack_mod.Stack, clean_db: None, request: pytest.Fixtur
 async def node(cluster: Cluster) -> AsyncIterator[NodeProcess]:
     n = await cluster.start_node()
     yield n
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTwilio]:
+    f = await FakeTwilio().start()
+    try:
+        yield f
+    finally:
+        await f.stop()
+
+
+@pytest.fixture
+async def shl(stack: stack_mod.Stack, clean_db: None, fake: FakeTwilio) -> AsyncIterator[InProcess]:
+    app = await sms_app(stack, fake)
+    try:
+        yield app
+    finally:
+        await app.stop()

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.support.client import Client, http, near
+from testkit.client import Client, http
+from testkit.geo import near
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "authorization.md"
 ROLES = ["resident", "resident2", "responder", "responder2", "dispatcher", "mediator", "mediator2", "agency",
@@ -247,9 +248,8 @@ async def test_websocket_command_matrix(hl, row):
 
 def test_every_command_is_in_the_matrix():
     import handlers.help  # noqa: F401
-    from handlers.registry import COMMANDS
-
     import mediation.handlers  # noqa: F401
+    from handlers.registry import COMMANDS
 
     covered = {row.split(" ")[0] for row in TABLE}
     missing = [t for t in COMMANDS if t not in covered]

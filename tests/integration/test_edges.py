@@ -9,7 +9,8 @@ import asyncpg
 import pytest
 import websockets
 
-from tests.support.client import http, near
+from testkit.client import http
+from testkit.geo import near
 
 
 async def raw_ws(hl, token: str | None = None):

@@ -10,10 +10,11 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from tests.support import stack as stack_mod
-from tests.support.client import http, incident_is, near
-from tests.support.harness import InProcess
-from tests.support.private import PrivatePostgres, PrivateRedis
+from testkit import stack as stack_mod
+from testkit.client import http, incident_is
+from testkit.geo import near
+from testkit.nodes import InProcess
+from testkit.private import PrivatePostgres, PrivateRedis
 
 pytestmark = pytest.mark.cluster
 

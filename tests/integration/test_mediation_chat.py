@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.support.client import Client
+from testkit.client import Client
 
 
 async def setup_case(base: Any) -> dict[str, Any]:

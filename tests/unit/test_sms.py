@@ -8,7 +8,7 @@ from handlers import sms as h
 from handlers.sms_sim import replies, signature
 from infra import config as config_mod
 from server import sms
-from tests.support.stack import free_port
+from testkit.stack import free_port
 
 
 @pytest.mark.parametrize("body,kind,text", [

@@ -1,11 +1,10 @@
-"""A stand-in for Twilio's REST Messages endpoint, webhooks signed as Twilio signs them, and SMS fixtures.
+"""A stand-in for Twilio's REST Messages endpoint, and webhooks signed as Twilio signs them.
 
-    fake   a FakeTwilio on a loopback port (checks basic auth, records Messages posts,
-           can be told to answer 429/500/an error code first)
-    shl    an in-process app with sms.provider twilio pointed at `fake`, its public URL
-           set to the URL the tests post to
-
-Import both fixtures into a test module to use them.
+    FakeTwilio  on a loopback port: checks basic auth, records Messages posts, can be told
+                to answer 429/500/an error code first (the `fake` fixture)
+    sms_app     an in-process app with sms.provider twilio pointed at a FakeTwilio, its
+                public URL set to the URL the tests post to (the `shl` fixture)
+    sms_in, status_in   inbound and status webhooks, signed
 """
 from __future__ import annotations
 
@@ -15,15 +14,13 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
-from tests.support.harness import InProcess
-from tests.support.stack import Stack, free_port
+from testkit.nodes import InProcess
+from testkit.stack import Stack, free_port
 
 TW_SID = "AC" + "b" * 32
 TW_TOKEN = "c" * 32
@@ -113,41 +110,9 @@ async def status_in(base: str, sid: str, status: str, **extra: str) -> int:
             return r.status
 
 
-async def until(pred: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
-    """Poll a (sync or async) predicate until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if asyncio.iscoroutine(got):
-            got = await got
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        await asyncio.sleep(0.05)
-
-
 async def sms_app(stack: Stack, fake: FakeTwilio | None = None, **overrides: Any) -> InProcess:
     """An in-process app (twilio pointed at `fake` if given) whose public URL is its own address."""
     cfg = dict(fake.config() if fake else {}, **overrides)
     app = await InProcess(stack, **cfg).start()
     app.cfg.server.public_url = app.base      # the object the running app reads its config from
     return app
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTwilio]:
-    f = await FakeTwilio().start()
-    try:
-        yield f
-    finally:
-        await f.stop()
-
-
-@pytest.fixture
-async def shl(stack: Stack, clean_db: None, fake: FakeTwilio) -> AsyncIterator[InProcess]:
-    app = await sms_app(stack, fake)
-    try:
-        yield app
-    finally:
-        await app.stop()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.stack import free_port, port_open
+from testkit.stack import free_port, port_open
 
 
 class PrivateRedis:
