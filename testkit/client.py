@@ -37,13 +37,12 @@ async def http(method: str, url: str, token: str | None = None, **kw: Any) -> tu
     headers = kw.pop("headers", {})
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    async with aiohttp.ClientSession() as s:
-        async with s.request(method, url, headers=headers, **kw) as r:
-            text = await r.text()
-            try:
-                return r.status, json.loads(text)
-            except ValueError:
-                return r.status, text
+    async with aiohttp.ClientSession() as s, s.request(method, url, headers=headers, **kw) as r:
+        text = await r.text()
+        try:
+            return r.status, json.loads(text)
+        except ValueError:
+            return r.status, text
 
 
 async def _hello(ws: Any, token: str, timeout: float) -> dict[str, Any]:
@@ -147,7 +146,7 @@ class Client(Connection):
         super().__init__(ws, welcome)
 
     @classmethod
-    async def connect(cls, ws_url: str, token: str, **kw: Any) -> "Client":
+    async def connect(cls, ws_url: str, token: str, **kw: Any) -> Client:
         ws = await websockets.connect(ws_url, max_size=None, open_timeout=10, **kw)
         return cls(ws, await _hello(ws, token, 10))
 
@@ -209,7 +208,7 @@ class WSClient(Connection):
 
     @classmethod
     async def connect(cls, url: str, token: str, on_push: PushHandler | None = None, tag: Any = None,
-                      compression: str | None = "deflate", timeout: float = 60) -> "WSClient":
+                      compression: str | None = "deflate", timeout: float = 60) -> WSClient:
         ws = await websockets.connect(url, ping_interval=None, max_size=2**20, compression=compression,
                                       open_timeout=timeout, close_timeout=2, max_queue=64)
         return cls(ws, await _hello(ws, token, timeout), on_push, tag)

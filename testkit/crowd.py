@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnProcess
 from typing import Any
 
 from testkit.client import WSClient, close_all, connect_many
@@ -74,7 +76,7 @@ async def _run_schedule(
             t, fut = await c.send("help.request", **fields)
             rec["lag"] = t - due
             t_ok, ans = await asyncio.wait_for(fut, 30)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             rec["error"] = "timeout"
             return
         except Exception as e:
@@ -115,8 +117,8 @@ class Workers:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
-        self.pipes = []
-        self.procs = []
+        self.pipes: list[Connection] = []
+        self.procs: list[SpawnProcess] = []
         schedule = schedule or []
         for w in range(procs):
             idxs = list(range(w, len(tokens), procs))  # global resident index g = w + k*procs
@@ -165,8 +167,8 @@ class Workers:
                 p.send(("stop",))
         with contextlib.suppress(Exception):
             await self._recv_all(120)
-        for p in self.procs:
-            p.join(10)
-            if p.is_alive():
-                p.kill()
-                p.join()
+        for proc in self.procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()

@@ -60,7 +60,7 @@ class InProcess(Front):
         self.redis_url = stack.redis_url
         self.server: TestServer | None = None
 
-    async def start(self) -> "InProcess":
+    async def start(self) -> InProcess:
         app = create_app(self.cfg, self.database_url, self.redis_url)
         self.app = app
         self.server = TestServer(app, host="127.0.0.1", port=free_port())
@@ -107,7 +107,7 @@ class NodeProcess(Front):
         assert self.proc is not None
         return self.proc.pid
 
-    async def start(self, timeout: float = 60) -> "NodeProcess":
+    async def start(self, timeout: float = 60) -> NodeProcess:
         log_file = open(self.log_path, "w")
         self.proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], env=self.env, cwd=REPO,
                                      stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,

@@ -17,7 +17,6 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -160,13 +159,13 @@ class BenchStack:
         self.workdir = tempfile.mkdtemp(prefix=f"{self.run}-")
         self.created = False
 
-    async def __aenter__(self) -> "BenchStack":
+    async def __aenter__(self) -> BenchStack:
         await self.stack.create()
         self.created = True
         log(f"database {self.database}, key prefix {self.prefix}, logs in {self.workdir}")
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.drop()
 
     async def drop(self) -> None:

@@ -45,7 +45,7 @@ class FakeTwilio:
         self.delay_s = 0.0                          # accept, then answer this late (a lost answer)
         self.runner: web.AppRunner | None = None
 
-    async def start(self) -> "FakeTwilio":
+    async def start(self) -> FakeTwilio:
         async def messages(req: web.Request) -> web.Response:
             if req.headers.get("Authorization") != aiohttp.encode_basic_auth(self.sid, self.token) \
                     or req.match_info["sid"] != self.sid:
@@ -97,9 +97,8 @@ async def sms_in(base: str, phone: str, body: str, sid: str | None = None, signa
     url = base + path
     sig = twilio_signature(url, params, token) if signature is None else signature
     headers = {"X-Twilio-Signature": sig} if sig else {}
-    async with aiohttp.ClientSession() as s:
-        async with s.post(url, data=params, headers=headers) as r:
-            return r.status, await r.text()
+    async with aiohttp.ClientSession() as s, s.post(url, data=params, headers=headers) as r:
+        return r.status, await r.text()
 
 
 async def status_in(base: str, sid: str, status: str, **extra: str) -> int:
