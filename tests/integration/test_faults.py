@@ -126,7 +126,7 @@ async def test_postgres_restart_answers_unavailable_then_resumes(stack):
     pg = PrivatePostgres().start()
     s = stack_mod.Stack(admin_url=pg.url, base_url=f"postgresql://postgres@127.0.0.1:{pg.port}",
                         database="hl_fault_" + uuid.uuid4().hex[:6], redis_url=stack.redis_url, prefix=stack.prefix)
-    await stack_mod._create_db(s)
+    await s.create()
     app = await InProcess(s).start()
     try:
         resident = await app.resident()
