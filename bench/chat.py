@@ -34,7 +34,7 @@ from bench import floor as floor_mod
 from testkit.accounts import create_accounts, tokens_for
 from testkit.client import WSClient, close_all, connect_many
 from testkit.nodes import Node
-from testkit.profile import PySpy
+from testkit.pyspy import PySpy
 from testkit.runtime import log, raise_nofile, tune_gc, use_uvloop
 from testkit.stack import BenchStack
 from testkit.stats import conditions, latency_line, percentiles, pg_cpu, proc_stats

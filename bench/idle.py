@@ -27,7 +27,7 @@ import time
 from testkit.accounts import create_accounts, tokens_for
 from testkit.crowd import Workers
 from testkit.nodes import Node
-from testkit.profile import PySpy
+from testkit.pyspy import PySpy
 from testkit.runtime import log, raise_nofile
 from testkit.stack import BenchStack
 from testkit.stats import conditions, proc_stats

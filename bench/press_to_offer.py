@@ -36,7 +36,7 @@ from testkit.client import WSClient, close_all, connect_many
 from testkit.crew import ResponderCrew, start_duty
 from testkit.geo import spread
 from testkit.nodes import Node
-from testkit.profile import PySpy
+from testkit.pyspy import PySpy
 from testkit.runtime import log
 from testkit.stack import BenchStack
 from testkit.stats import PgWaits, conditions, latency_line, percentiles, pg_cpu, proc_stats

@@ -29,7 +29,7 @@ import websockets
 
 from testkit.accounts import create_accounts, tokens_for
 from testkit.nodes import Node
-from testkit.profile import PySpy
+from testkit.pyspy import PySpy
 from testkit.runtime import log, raise_nofile, tune_gc, use_uvloop
 from testkit.stack import BenchStack
 from testkit.stats import conditions, percentiles, proc_stats

@@ -33,7 +33,7 @@ from testkit.crew import ResponderCrew, start_duty
 from testkit.crowd import Workers
 from testkit.geo import spread
 from testkit.nodes import Node
-from testkit.profile import PySpy
+from testkit.pyspy import PySpy
 from testkit.runtime import log, raise_nofile
 from testkit.stack import BenchStack
 from testkit.stats import PgWaits, conditions, latency_line, percentiles, pg_cpu, proc_stats

@@ -8,8 +8,8 @@
     twilio    a stand-in for Twilio's Messages API, signed inbound webhooks
     private   PostgreSQL and Redis servers of one test's own, to stop and restart
     stats     percentiles, CPU of processes and of PostgreSQL backends, report lines
-    runtime   the load generator's own process: log lines, file limit, uvloop, GC
+    runtime   the harness's own process: log lines, file limit, uvloop, GC; `until` (a poll)
     crowd     client worker processes holding many residents each (benchmarks)
     crew      responders that work their offers (benchmarks)
-    profile   py-spy of a node, summarised (benchmarks)
+    pyspy     py-spy of a node, and a summary of what it recorded (benchmarks)
 """

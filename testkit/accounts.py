@@ -37,14 +37,16 @@ async def login(base: str, username: str, password: str = PASSWORD) -> str:
 
 
 async def device_token(base: str, device_id: str | None = None) -> str:
-    st, body = await http("POST", base + "/api/auth/device", json={"device_id": device_id or "dev-" + uuid.uuid4().hex})
+    device_id = device_id or "dev-" + uuid.uuid4().hex
+    st, body = await http("POST", base + "/api/auth/device", json={"device_id": device_id})
     assert st == 200, (st, body)
     token: str = body["token"]
     return token
 
 
-async def create_accounts(conn: asyncpg.Connection, role: str, n: int, tag: str, skills: list[str] | None = None,
-                          verified: bool = False, with_phone: bool = False) -> list[str]:
+async def create_accounts(conn: asyncpg.Connection, role: str, n: int, tag: str,
+                          skills: list[str] | None = None, verified: bool = False,
+                          with_phone: bool = False) -> list[str]:
     """n accounts of that role straight in SQL (the CLI and argon2 are far too slow for thousands).
 
     Residents get a device id (like /api/auth/device), staff a username; `with_phone` gives
@@ -65,8 +67,8 @@ async def create_accounts(conn: asyncpg.Connection, role: str, n: int, tag: str,
     )
     ids = [str(r["id"]) for r in rows]
     if role == "responder":
-        await conn.execute("INSERT INTO responders (account_id, skills) SELECT unnest($1::uuid[]), $2::text[]",
-                           ids, sorted(skills or ALL_SKILLS))
+        await conn.execute("INSERT INTO responders (account_id, skills)"
+                           " SELECT unnest($1::uuid[]), $2::text[]", ids, sorted(skills or ALL_SKILLS))
     return ids
 
 
@@ -87,9 +89,11 @@ class Front:
     def __init__(self) -> None:
         self.clients: list[Client] = []
 
-    async def add_user(self, username: str | None = None, role: str = "resident", password: str = PASSWORD, *,
-                       name: str | None = None, skills: list[str] | None = None, phone: str | None = None) -> str:
-        return await add_user(self.database_url, username, role, password, name=name, skills=skills, phone=phone)
+    async def add_user(self, username: str | None = None, role: str = "resident", password: str = PASSWORD,
+                       *, name: str | None = None, skills: list[str] | None = None,
+                       phone: str | None = None) -> str:
+        return await add_user(self.database_url, username, role, password, name=name, skills=skills,
+                              phone=phone)
 
     async def login(self, username: str, password: str = PASSWORD) -> str:
         return await login(self.base, username, password)

@@ -189,7 +189,8 @@ class Client(Connection):
 
 
 def incident_is(iid: str, *statuses: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda m: m.get("incident", {}).get("id") == iid and (not statuses or m["incident"]["status"] in statuses)
+    return lambda m: (m.get("incident", {}).get("id") == iid
+                      and (not statuses or m["incident"]["status"] in statuses))
 
 
 PushHandler = Callable[["WSClient", dict[str, Any], float], None]
@@ -201,7 +202,8 @@ class WSClient(Connection):
     separators = (",", ":")
     call_timeout = 30
 
-    def __init__(self, ws: Any, welcome: dict[str, Any], on_push: PushHandler | None, tag: Any = None) -> None:
+    def __init__(self, ws: Any, welcome: dict[str, Any], on_push: PushHandler | None,
+                 tag: Any = None) -> None:
         self.on_push, self.tag = on_push, tag
         self.pushes = 0
         super().__init__(ws, welcome)

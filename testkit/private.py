@@ -33,8 +33,9 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}"
 
     def start(self) -> PrivateRedis:
-        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:
                 if redis.Redis(port=self.port, socket_connect_timeout=0.2).ping():

@@ -108,7 +108,8 @@ def on_machine(run: str, pg: str = SYS_PG, redis_url: str = SYS_REDIS) -> Stack:
 def start() -> Stack:
     """The test run's stack, created: on the machine's services when both answer, else embedded."""
     run = "hl_test_" + uuid.uuid4().hex[:10]
-    if os.environ.get("HELPLINE_TEST_EMBEDDED") != "1" and port_open("127.0.0.1", 5432) and port_open("127.0.0.1", 6379):
+    on_machine_ok = port_open("127.0.0.1", 5432) and port_open("127.0.0.1", 6379)
+    if os.environ.get("HELPLINE_TEST_EMBEDDED") != "1" and on_machine_ok:
         stack = on_machine(run)
     else:
         from server.embedded import Embedded

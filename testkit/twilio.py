@@ -49,7 +49,8 @@ class FakeTwilio:
         async def messages(req: web.Request) -> web.Response:
             if req.headers.get("Authorization") != aiohttp.encode_basic_auth(self.sid, self.token) \
                     or req.match_info["sid"] != self.sid:
-                return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+                return web.json_response({"code": 20003, "message": "Authenticate", "status": 401},
+                                         status=401)
             form = dict(await req.post())
             self.posts += 1
             if self.fail_next:
@@ -60,11 +61,12 @@ class FakeTwilio:
             self.sent.append({**form, "sid": sid, "at": time.monotonic()})
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
-            return web.json_response({"sid": sid, "account_sid": self.sid, "to": form.get("To"),
-                                      "from": form.get("From"), "body": form.get("Body"), "status": "queued",
-                                      "num_segments": "1", "direction": "outbound-api", "api_version": "2010-04-01",
-                                      "date_created": "Fri, 27 Nov 2026 00:00:00 +0000",
-                                      "uri": f"/2010-04-01/Accounts/{self.sid}/Messages/{sid}.json"}, status=201)
+            return web.json_response({
+                "sid": sid, "account_sid": self.sid, "to": form.get("To"), "from": form.get("From"),
+                "body": form.get("Body"), "status": "queued", "num_segments": "1",
+                "direction": "outbound-api", "api_version": "2010-04-01",
+                "date_created": "Fri, 27 Nov 2026 00:00:00 +0000",
+                "uri": f"/2010-04-01/Accounts/{self.sid}/Messages/{sid}.json"}, status=201)
 
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", messages)
@@ -104,9 +106,9 @@ async def sms_in(base: str, phone: str, body: str, sid: str | None = None, signa
 async def status_in(base: str, sid: str, status: str, **extra: str) -> int:
     params = {"AccountSid": TW_SID, "MessageSid": sid, "MessageStatus": status, **extra}
     url = base + "/sms/status"
-    async with aiohttp.ClientSession() as s:
-        async with s.post(url, data=params, headers={"X-Twilio-Signature": twilio_signature(url, params)}) as r:
-            return r.status
+    headers = {"X-Twilio-Signature": twilio_signature(url, params)}
+    async with aiohttp.ClientSession() as s, s.post(url, data=params, headers=headers) as r:
+        return r.status
 
 
 async def sms_app(stack: Stack, fake: FakeTwilio | None = None, **overrides: Any) -> InProcess:

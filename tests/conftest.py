@@ -36,7 +36,8 @@ async def clean_db(stack: stack_mod.Stack) -> None:
 
 
 @pytest.fixture
-async def hl(stack: stack_mod.Stack, clean_db: None, request: pytest.FixtureRequest) -> AsyncIterator[InProcess]:
+async def hl(stack: stack_mod.Stack, clean_db: None,
+             request: pytest.FixtureRequest) -> AsyncIterator[InProcess]:
     marker = request.node.get_closest_marker("config")
     overrides = dict(marker.kwargs) if marker else {}
     app = await InProcess(stack, **overrides).start()
@@ -47,7 +48,8 @@ async def hl(stack: stack_mod.Stack, clean_db: None, request: pytest.FixtureRequ
 
 
 @pytest.fixture
-async def cluster(stack: stack_mod.Stack, clean_db: None, request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
+async def cluster(stack: stack_mod.Stack, clean_db: None,
+                  request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
     marker = request.node.get_closest_marker("config")
     c = Cluster(stack, **(dict(marker.kwargs) if marker else {}))
     try:
