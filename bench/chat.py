@@ -31,25 +31,13 @@ from collections import Counter
 from typing import Any
 
 from bench import floor as floor_mod
-from bench.common import (
-    BenchStack,
-    Node,
-    PySpy,
-    WSClient,
-    close_all,
-    conditions,
-    connect_many,
-    create_accounts,
-    latency_line,
-    log,
-    percentiles,
-    pg_cpu,
-    proc_stats,
-    raise_nofile,
-    tokens_for,
-    tune_gc,
-    use_uvloop,
-)
+from testkit.accounts import create_accounts, tokens_for
+from testkit.client import WSClient, close_all, connect_many
+from testkit.nodes import Node
+from testkit.pyspy import PySpy
+from testkit.runtime import log, raise_nofile, tune_gc, use_uvloop
+from testkit.stack import BenchStack
+from testkit.stats import conditions, latency_line, percentiles, pg_cpu, proc_stats
 
 MEMBERS = 4  # filer, two joined parties, mediator
 

@@ -30,19 +30,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench.common import (
-    REPO,
-    BenchStack,
-    conditions,
-    free_port,
-    latency_line,
-    log,
-    percentiles,
-    pg_cpu,
-    proc_stats,
-    tune_gc,
-    use_uvloop,
-)
+from testkit.runtime import REPO, log, tune_gc, use_uvloop
+from testkit.stack import BenchStack, free_port
+from testkit.stats import conditions, latency_line, percentiles, pg_cpu, proc_stats
 
 TABLE = "bench_floor_msgs"
 

@@ -24,18 +24,13 @@ import argparse
 import asyncio
 import time
 
-from bench.common import (
-    BenchStack,
-    Node,
-    PySpy,
-    Workers,
-    conditions,
-    create_accounts,
-    log,
-    proc_stats,
-    raise_nofile,
-    tokens_for,
-)
+from testkit.accounts import create_accounts, tokens_for
+from testkit.crowd import Workers
+from testkit.nodes import Node
+from testkit.pyspy import PySpy
+from testkit.runtime import log, raise_nofile
+from testkit.stack import BenchStack
+from testkit.stats import conditions, proc_stats
 
 
 async def run(args: argparse.Namespace) -> int:

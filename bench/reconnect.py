@@ -27,20 +27,12 @@ from typing import Any
 
 import websockets
 
-from bench.common import (
-    BenchStack,
-    Node,
-    PySpy,
-    conditions,
-    create_accounts,
-    log,
-    percentiles,
-    proc_stats,
-    raise_nofile,
-    tokens_for,
-    tune_gc,
-    use_uvloop,
-)
+from testkit.accounts import create_accounts, tokens_for
+from testkit.nodes import Node
+from testkit.pyspy import PySpy
+from testkit.runtime import log, raise_nofile, tune_gc, use_uvloop
+from testkit.stack import BenchStack
+from testkit.stats import conditions, percentiles, proc_stats
 
 
 def storm_worker(pipe: Any, url: str, tokens: list[str], has_incident: list[bool], seed: int) -> None:

@@ -27,28 +27,16 @@ import time
 from collections import Counter
 
 from bench import floor as floor_mod
-from bench.common import (
-    CATEGORIES,
-    BenchStack,
-    Node,
-    PgWaits,
-    PySpy,
-    ResponderCrew,
-    Workers,
-    close_all,
-    conditions,
-    connect_many,
-    create_accounts,
-    latency_line,
-    log,
-    percentiles,
-    pg_cpu,
-    proc_stats,
-    raise_nofile,
-    spread,
-    start_duty,
-    tokens_for,
-)
+from testkit.accounts import CATEGORIES, create_accounts, tokens_for
+from testkit.client import close_all, connect_many
+from testkit.crew import ResponderCrew, start_duty
+from testkit.crowd import Workers
+from testkit.geo import spread
+from testkit.nodes import Node
+from testkit.pyspy import PySpy
+from testkit.runtime import log, raise_nofile
+from testkit.stack import BenchStack
+from testkit.stats import PgWaits, conditions, latency_line, percentiles, pg_cpu, proc_stats
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,11 @@
     hl       an in-process app on a loopback port (tables emptied, fresh key prefix)
     cluster  a factory of `helpline serve` processes on the same database and prefix
     node     one `helpline serve` process (for browser tests and outside-client checks)
+    fake     a FakeTwilio on a loopback port
+    shl      an in-process app with sms.provider twilio pointed at `fake`, its public URL
+             set to the URL the tests post to
+
+The harness itself (shared with the benchmarks) is the top-level package `testkit`.
 """
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tests.support import stack as stack_mod
-from tests.support.harness import Cluster, InProcess, NodeProcess
+from testkit import stack as stack_mod
+from testkit.nodes import Cluster, InProcess, NodeProcess
+from testkit.twilio import FakeTwilio, sms_app
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +36,8 @@ async def clean_db(stack: stack_mod.Stack) -> None:
 
 
 @pytest.fixture
-async def hl(stack: stack_mod.Stack, clean_db: None, request: pytest.FixtureRequest) -> AsyncIterator[InProcess]:
+async def hl(stack: stack_mod.Stack, clean_db: None,
+             request: pytest.FixtureRequest) -> AsyncIterator[InProcess]:
     marker = request.node.get_closest_marker("config")
     overrides = dict(marker.kwargs) if marker else {}
     app = await InProcess(stack, **overrides).start()
@@ -41,7 +48,8 @@ async def hl(stack: stack_mod.Stack, clean_db: None, request: pytest.FixtureRequ
 
 
 @pytest.fixture
-async def cluster(stack: stack_mod.Stack, clean_db: None, request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
+async def cluster(stack: stack_mod.Stack, clean_db: None,
+                  request: pytest.FixtureRequest) -> AsyncIterator[Cluster]:
     marker = request.node.get_closest_marker("config")
     c = Cluster(stack, **(dict(marker.kwargs) if marker else {}))
     try:
@@ -54,3 +62,21 @@ async def cluster(stack: stack_mod.Stack, clean_db: None, request: pytest.Fixtur
 async def node(cluster: Cluster) -> AsyncIterator[NodeProcess]:
     n = await cluster.start_node()
     yield n
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTwilio]:
+    f = await FakeTwilio().start()
+    try:
+        yield f
+    finally:
+        await f.stop()
+
+
+@pytest.fixture
+async def shl(stack: stack_mod.Stack, clean_db: None, fake: FakeTwilio) -> AsyncIterator[InProcess]:
+    app = await sms_app(stack, fake)
+    try:
+        yield app
+    finally:
+        await app.stop()

@@ -5,7 +5,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tests.support.harness import PASSWORD
+from testkit.accounts import PASSWORD
 
 try:
     from playwright.async_api import expect

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.support.client import Client, http, near
+from testkit.client import Client, http
+from testkit.geo import near
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "authorization.md"
 ROLES = ["resident", "resident2", "responder", "responder2", "dispatcher", "mediator", "mediator2", "agency",

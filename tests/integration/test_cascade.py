@@ -5,7 +5,8 @@ import asyncio
 
 import pytest
 
-from tests.support.client import incident_is, near
+from testkit.client import incident_is
+from testkit.geo import near
 
 
 async def on_duty(hl, n: int, skill: str = "medical", step: float = 0.002):

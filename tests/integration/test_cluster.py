@@ -5,7 +5,8 @@ import asyncio
 
 import pytest
 
-from tests.support.client import incident_is, near
+from testkit.client import incident_is
+from testkit.geo import near
 
 pytestmark = pytest.mark.cluster
 

@@ -9,9 +9,9 @@ import asyncpg
 import pytest
 import websockets
 
-from handlers.context import TOKENS
-from handlers.context import ADMISSION
-from tests.support.client import http, near
+from handlers.context import ADMISSION, TOKENS
+from testkit.client import http
+from testkit.geo import near
 
 
 async def raw_ws(hl, token: str | None = None):

@@ -9,8 +9,10 @@ import tempfile
 import psutil
 import pytest
 
-from tests.support.harness import REPO, SECRET, NodeProcess
-from tests.support.client import near
+from testkit.accounts import SECRET
+from testkit.geo import near
+from testkit.nodes import NodeProcess
+from testkit.runtime import REPO
 
 pytestmark = pytest.mark.cluster
 

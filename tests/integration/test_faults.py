@@ -11,10 +11,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from handlers.context import BUS, KEYS
-from tests.support import stack as stack_mod
-from tests.support.client import http, incident_is, near
-from tests.support.harness import InProcess
-from tests.support.private import PrivatePostgres, PrivateRedis
+from testkit import stack as stack_mod
+from testkit.client import http, incident_is
+from testkit.geo import near
+from testkit.nodes import InProcess
+from testkit.private import PrivatePostgres, PrivateRedis
 
 pytestmark = pytest.mark.cluster
 
@@ -126,7 +127,7 @@ async def test_postgres_restart_answers_unavailable_then_resumes(stack):
     pg = PrivatePostgres().start()
     s = stack_mod.Stack(admin_url=pg.url, base_url=f"postgresql://postgres@127.0.0.1:{pg.port}",
                         database="hl_fault_" + uuid.uuid4().hex[:6], redis_url=stack.redis_url, prefix=stack.prefix)
-    await stack_mod._create_db(s)
+    await s.create()
     app = await InProcess(s).start()
     try:
         resident = await app.resident()

@@ -12,8 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.client import http
-from tests.support.fake_twilio import fake, shl  # noqa: F401  (fixtures)
+from testkit.client import http
 
 TYPES = ["help.request", "help.cancel", "duty.start", "duty.end", "location.update", "offer.accept",
          "offer.decline", "incident.progress", "queue.watch", "incident.assign", "incident.close",

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import uuid
 
-from tests.support.client import http, incident_is, near
+from testkit.client import http, incident_is
+from testkit.geo import near
 
 
 async def test_press_offer_accept_progress_resolved(hl):

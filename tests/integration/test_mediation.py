@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.support.client import Client
+from testkit.client import Client
 
 
 def case_is(cid: str, *statuses: str) -> Any:

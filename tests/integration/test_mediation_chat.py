@@ -9,9 +9,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from handlers.context import MEDIATION
 from handlers import ws
-from tests.support.client import Client
+from handlers.context import MEDIATION
+from testkit.client import Client
 
 
 async def setup_case(base: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import uuid
 import asyncpg
 import pytest
 
-from tests.support.client import near
+from testkit.geo import near
 
 
 async def invariants(database_url: str) -> None:

@@ -17,7 +17,7 @@ import pytest
 import websockets
 
 from infra.auth import TokenService
-from tests.support.harness import SECRET
+from testkit.accounts import SECRET
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 N = int(os.environ.get("HELPLINE_TEST_RECONNECT_N", "5000"))

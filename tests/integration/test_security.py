@@ -14,8 +14,9 @@ from jose import jwt
 from infra import config as config_mod
 from infra.auth import ALGORITHM, TokenService, key_id
 from infra.errors import Unauthorized
-from tests.support.client import http, near
-from tests.support.harness import SECRET
+from testkit.accounts import SECRET
+from testkit.client import http
+from testkit.geo import near
 
 
 async def sql(hl, query: str, *args):

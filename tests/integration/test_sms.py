@@ -10,17 +10,10 @@ import asyncpg
 
 from handlers.context import SMS, SMS_ROUTER
 from sms import texts as sms_mod
-from tests.support.client import http, incident_is, near
-from tests.support.fake_twilio import (  # noqa: F401  (fixtures)
-    TW_FROM,
-    FakeTwilio,
-    fake,
-    shl,
-    sms_in,
-    status_in,
-    twilio_signature,
-    until,
-)
+from testkit.client import http, incident_is
+from testkit.geo import near
+from testkit.runtime import until
+from testkit.twilio import TW_FROM, FakeTwilio, sms_in, status_in, twilio_signature
 
 PHONE = "+8613800138000"
 PHONE_US = "+14155550100"
@@ -249,7 +242,7 @@ async def test_error_21610_marks_the_number_opted_out(shl, fake):
 
 
 async def test_refused_connection_is_retried_until_twilio_is_back(stack, clean_db):
-    from tests.support.fake_twilio import sms_app
+    from testkit.twilio import sms_app
 
     later = FakeTwilio()                      # its port is chosen, nothing listens there yet
     app = await sms_app(stack, later)

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from tests.support.fake_twilio import FakeTwilio
-from tests.support.harness import Cluster, NodeProcess
-from tests.support.stack import free_port
+from testkit.nodes import Cluster, NodeProcess
+from testkit.stack import free_port
+from testkit.twilio import FakeTwilio
 
 BO = "+8613912345678"
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import asyncpg
 
-from tests.support.client import http
-from tests.support.fake_twilio import fake, shl, sms_in, until  # noqa: F401  (fixtures)
+from testkit.client import http
+from testkit.runtime import until
+from testkit.twilio import sms_in
 
 PHONE = "+8613800138000"
 

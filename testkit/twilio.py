@@ -1,11 +1,10 @@
-"""A stand-in for Twilio's REST Messages endpoint, webhooks signed as Twilio signs them, and SMS fixtures.
+"""A stand-in for Twilio's REST Messages endpoint, and webhooks signed as Twilio signs them.
 
-    fake   a FakeTwilio on a loopback port (checks basic auth, records Messages posts,
-           can be told to answer 429/500/an error code first)
-    shl    an in-process app with sms.provider twilio pointed at `fake`, its public URL
-           set to the URL the tests post to
-
-Import both fixtures into a test module to use them.
+    FakeTwilio  on a loopback port: checks basic auth, records Messages posts, can be told
+                to answer 429/500/an error code first (the `fake` fixture)
+    sms_app     an in-process app with sms.provider twilio pointed at a FakeTwilio, its
+                public URL set to the URL the tests post to (the `shl` fixture)
+    sms_in, status_in   inbound and status webhooks, signed
 """
 from __future__ import annotations
 
@@ -15,15 +14,13 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
-import pytest
 from aiohttp import web
 
-from tests.support.harness import InProcess
-from tests.support.stack import Stack, free_port
+from testkit.nodes import InProcess
+from testkit.stack import Stack, free_port
 
 TW_SID = "AC" + "b" * 32
 TW_TOKEN = "c" * 32
@@ -48,11 +45,12 @@ class FakeTwilio:
         self.delay_s = 0.0                          # accept, then answer this late (a lost answer)
         self.runner: web.AppRunner | None = None
 
-    async def start(self) -> "FakeTwilio":
+    async def start(self) -> FakeTwilio:
         async def messages(req: web.Request) -> web.Response:
             if req.headers.get("Authorization") != aiohttp.encode_basic_auth(self.sid, self.token) \
                     or req.match_info["sid"] != self.sid:
-                return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+                return web.json_response({"code": 20003, "message": "Authenticate", "status": 401},
+                                         status=401)
             form = dict(await req.post())
             self.posts += 1
             if self.fail_next:
@@ -63,11 +61,12 @@ class FakeTwilio:
             self.sent.append({**form, "sid": sid, "at": time.monotonic()})
             if self.delay_s:
                 await asyncio.sleep(self.delay_s)
-            return web.json_response({"sid": sid, "account_sid": self.sid, "to": form.get("To"),
-                                      "from": form.get("From"), "body": form.get("Body"), "status": "queued",
-                                      "num_segments": "1", "direction": "outbound-api", "api_version": "2010-04-01",
-                                      "date_created": "Fri, 27 Nov 2026 00:00:00 +0000",
-                                      "uri": f"/2010-04-01/Accounts/{self.sid}/Messages/{sid}.json"}, status=201)
+            return web.json_response({
+                "sid": sid, "account_sid": self.sid, "to": form.get("To"), "from": form.get("From"),
+                "body": form.get("Body"), "status": "queued", "num_segments": "1",
+                "direction": "outbound-api", "api_version": "2010-04-01",
+                "date_created": "Fri, 27 Nov 2026 00:00:00 +0000",
+                "uri": f"/2010-04-01/Accounts/{self.sid}/Messages/{sid}.json"}, status=201)
 
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", messages)
@@ -100,31 +99,16 @@ async def sms_in(base: str, phone: str, body: str, sid: str | None = None, signa
     url = base + path
     sig = twilio_signature(url, params, token) if signature is None else signature
     headers = {"X-Twilio-Signature": sig} if sig else {}
-    async with aiohttp.ClientSession() as s:
-        async with s.post(url, data=params, headers=headers) as r:
-            return r.status, await r.text()
+    async with aiohttp.ClientSession() as s, s.post(url, data=params, headers=headers) as r:
+        return r.status, await r.text()
 
 
 async def status_in(base: str, sid: str, status: str, **extra: str) -> int:
     params = {"AccountSid": TW_SID, "MessageSid": sid, "MessageStatus": status, **extra}
     url = base + "/sms/status"
-    async with aiohttp.ClientSession() as s:
-        async with s.post(url, data=params, headers={"X-Twilio-Signature": twilio_signature(url, params)}) as r:
-            return r.status
-
-
-async def until(pred: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
-    """Poll a (sync or async) predicate until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = pred()
-        if asyncio.iscoroutine(got):
-            got = await got
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        await asyncio.sleep(0.05)
+    headers = {"X-Twilio-Signature": twilio_signature(url, params)}
+    async with aiohttp.ClientSession() as s, s.post(url, data=params, headers=headers) as r:
+        return r.status
 
 
 async def sms_app(stack: Stack, fake: FakeTwilio | None = None, **overrides: Any) -> InProcess:
@@ -133,21 +117,3 @@ async def sms_app(stack: Stack, fake: FakeTwilio | None = None, **overrides: Any
     app = await InProcess(stack, **cfg).start()
     app.cfg.server.public_url = app.base      # the object the running app reads its config from
     return app
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTwilio]:
-    f = await FakeTwilio().start()
-    try:
-        yield f
-    finally:
-        await f.stop()
-
-
-@pytest.fixture
-async def shl(stack: Stack, clean_db: None, fake: FakeTwilio) -> AsyncIterator[InProcess]:
-    app = await sms_app(stack, fake)
-    try:
-        yield app
-    finally:
-        await app.stop()

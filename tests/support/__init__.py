@@ -1,1 +1,0 @@
-"""Test support: the run's PostgreSQL/Redis, in-process apps, subprocess nodes, a WebSocket client."""
