@@ -125,8 +125,8 @@ INSERT_INBOUND = ("INSERT INTO sms_inbound (message_sid, from_phone, body) VALUE
                   " ON CONFLICT (message_sid) DO NOTHING RETURNING 1")
 
 
-async def record_hook(conn: Any, inc: dict[str, Any]) -> None:
-    """Change hook: the inbound text that caused this incident change is recorded in the same transaction."""
+async def record_hook(conn: Any) -> None:
+    """The inbound text that causes an incident change is recorded in the same transaction (`also`)."""
     ib = _inbound.get()
     if ib is None or ib.recorded:
         return
@@ -215,13 +215,13 @@ async def _act(s: Services, ib: Inbound, p: Parsed, lang: str, opted_out: bool) 
     if p.kind == "help" and who is not None:
         if open_inc is not None:   # a second HELP adds to the open request instead of opening another
             if p.text:
-                await s.dispatch.add_note(who.id, str(open_inc["id"]), p.text, via="sms")
+                await s.dispatch.add_note(who.id, str(open_inc["id"]), p.text, via="sms", also=record_hook)
             return "help_open", sms_mod.render(lang, "help_open", ref=open_inc["ref_no"])
         try:   # request_help counts the account's help limit, shared with the app's help.request
             with sms_mod.quiet(who.id):
                 inc, _ = await s.dispatch.request_help(
                     who, request_id=ib.sid[:64], category=guess_category(p.text), lat=None, lon=None,
-                    accuracy_m=None, note=p.text[:1000], channel="sms")
+                    accuracy_m=None, note=p.text[:1000], channel="sms", also=record_hook)
         except RateLimited:
             return "limited", sms_mod.render(lang, "limited", emergency=s.cfg.web.emergency_number)
         return "help", sms_mod.render(lang, "help_ok", ref=inc["ref_no"])
@@ -230,13 +230,14 @@ async def _act(s: Services, ib: Inbound, p: Parsed, lang: str, opted_out: bool) 
             return "safe_none", sms_mod.render(lang, "safe_none")
         try:
             with sms_mod.quiet(who.id):
-                inc = await s.dispatch.cancel(who, str(open_inc["id"]))
+                inc = await s.dispatch.cancel(who, str(open_inc["id"]), via="sms", also=record_hook)
         except Conflict:
             return "safe_none", sms_mod.render(lang, "safe_none")
         return "safe", sms_mod.render(lang, "safe_ok", ref=inc["ref_no"])
     if who is not None and open_inc is not None and ib.body.strip():
         try:
-            await s.dispatch.add_note(who.id, str(open_inc["id"]), ib.body.strip()[:1000], via="sms")
+            await s.dispatch.add_note(who.id, str(open_inc["id"]), ib.body.strip()[:1000], via="sms",
+                                      also=record_hook)
             return "note", sms_mod.render(lang, "note_ok", ref=open_inc["ref_no"])
         except Conflict:
             pass      # it closed meanwhile
@@ -460,16 +461,11 @@ async def _sms_ctx(app: web.Application) -> AsyncIterator[None]:
     s = app[SERVICES]
     svc = sms_mod.SmsService(s.cfg, s.pool, sms_mod.make_gateway(s.cfg))
     s.extras["sms"] = svc
-    hooks = [record_hook, svc.incident_hook]
-    s.dispatch.change_hooks.extend(hooks)
-    s.dispatch.hooked_channels.add("sms")     # an SMS report records its text and status in its transaction
+    s.dispatch.on_change(lambda conn, inc, actor_id, via: svc.incident_hook(conn, inc), frozenset({"sms"}))
     svc.start()
     try:
         yield
     finally:
-        for h in hooks:
-            if h in s.dispatch.change_hooks:
-                s.dispatch.change_hooks.remove(h)
         await svc.stop()
 
 
