@@ -67,10 +67,10 @@ class Matcher:
         Raises RateLimited past the limit, RedisError if Redis is down."""
         limit, window = ratelimit.ACCOUNT_LIMITS["help.request"]
         geo = self.keys.geo(skill)
-        placed = lat is not None and lon is not None     # no position: count only, no search
+        at: list[float | str] = [lon, lat] if lat is not None and lon is not None else ["", ""]  # "": count only
         flat = await self._nearby(
             keys=[geo, self.keys.rate("help.request", reporter_id) if reporter_id else geo],
-            args=[lon if placed else "", lat if placed else "", radius_km, GEO_COUNT,
+            args=[*at, radius_km, GEO_COUNT,
                   self.keys.online(""), window, limit if reporter_id else ""])
         if reporter_id and int(flat[0]) > limit:
             raise RateLimited("too many help.request from this account; wait a few minutes")

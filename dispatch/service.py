@@ -18,51 +18,33 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from dispatch import access, offers, roster
 from dispatch import lifecycle as lc
+from dispatch import offers, reads, roster, store
 from dispatch import roster_store as rs
-from dispatch import store
+from dispatch.duty import Duty
 from dispatch.matching import Matcher
-from dispatch.offers import Offer, Reason
+from dispatch.notices import ChangeHook, InTxn, Notices, Tx
+from dispatch.offers import Reason
 from dispatch.roster import ResponderStatus as RS
-from infra import audit
 from infra.config import Config
-from infra.db import Conn
 from infra.errors import BadRequest, Conflict, NotFound
 from infra.events import Outbox
-from infra.formats import iso
-from infra.identity import Account, Role
+from infra.identity import Account
 from infra.keys import Keys
 from infra.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-# work of the caller's own, run in the transaction of the change before it commits; if it raises,
-# the change rolls back and the exception propagates
-InTxn = Callable[[Conn], Awaitable[None]]
-# hook(conn, incident_view, actor_id, via), run in the transaction of a change to an incident
-ChangeHook = Callable[[Conn, dict[str, Any], "str | None", str], Awaitable[None]]
 Publish = Callable[[list[tuple[str, str]]], Awaitable[None]]
 T = TypeVar("T")
 SYSTEM = "system"     # `via` of the changes the worker and disconnects make
-
-
-@dataclass
-class Tx:
-    """One change in progress: its connection, the events to publish after commit, who caused it and how."""
-
-    conn: Conn
-    out: Outbox
-    actor_id: str | None
-    via: str
 
 
 class _Held(Exception):
@@ -76,14 +58,13 @@ class DispatchService:
         self.publish, self.metrics = publish, metrics
         self.dcfg = cfg.dispatch
         self.matcher = Matcher(redis, keys)
-        self._hooks: list[tuple[ChangeHook, frozenset[str]]] = []
-        self._hooked: frozenset[str] = frozenset()
+        self.notices = Notices(keys, metrics)
+        self.duty = Duty(pool, self.matcher, self.notices, publish, self._pass_on)
 
     def on_change(self, hook: ChangeHook, channels: frozenset[str]) -> None:
         """Run `hook` in the transaction of every change to an incident whose channel is in `channels`
         (its report included)."""
-        self._hooks.append((hook, channels))
-        self._hooked |= channels
+        self.notices.on_change(hook, channels)
 
     # ---------------------------------------------------------------- the one change helper
     async def _change(self, incident_id: str, decide: Callable[[Tx, asyncpg.Record], Awaitable[T]], *,
@@ -103,39 +84,6 @@ class DispatchService:
         await self.publish(tx.out.items)
         return result
 
-    async def _incident_changed(self, tx: Tx, row: asyncpg.Record) -> dict[str, Any]:
-        """Run the change hooks and queue incident.updated for everyone concerned."""
-        inc = store.incident_view(row)
-        await self._run_hooks(tx, inc)
-        self._queue_incident(tx.out, inc)
-        return inc
-
-    async def _run_hooks(self, tx: Tx, inc: dict[str, Any]) -> None:
-        for hook, channels in self._hooks:
-            if inc["channel"] in channels:
-                await hook(tx.conn, inc, tx.actor_id, tx.via)
-
-    def _queue_incident(self, out: Outbox, inc: dict[str, Any]) -> None:
-        responder = inc["responder"]["id"] if inc["responder"] else None
-        told = access.told(access.Parties(inc["reporter"]["id"], responder))
-        out.add_to([self.keys.account_channel(a) for a in told] + [self.keys.dispatch_channel],
-                   {"type": "incident.updated", "incident": inc})
-        if self.metrics:
-            self.metrics.incident_status(inc["status"])
-
-    def _responder_changed(self, out: Outbox, row: asyncpg.Record | None) -> dict[str, Any] | None:
-        if row is None:
-            return None
-        resp = rs.responder_view(row)
-        out.add(self.keys.dispatch_channel, {"type": "responder.updated", "responder": resp})
-        return resp
-
-    def _withdrawn(self, out: Outbox, offer: Offer, reason: Reason) -> None:
-        out.add(self.keys.account_channel(offer.responder_id),
-                {"type": "offer.withdrawn", "offer_id": offer.id, "reason": str(reason)})
-        if self.metrics:
-            self.metrics.offer_outcome(str(reason))
-
     async def _advance(self, tx: Tx, row: asyncpg.Record, candidates: list[lc.Candidate],
                        actor_id: str | None) -> asyncpg.Record:
         """Offer the incident to the next candidate or escalate it, by its frozen plan; the row after."""
@@ -144,13 +92,12 @@ class DispatchService:
         pool = [lc.Candidate(c.responder_id, c.distance_km, statuses.get(c.responder_id, RS.OFF_DUTY), c.online)
                 for c in candidates]
         while True:
-            decision = lc.next_offer(inc, pool, before, datetime.now(timezone.utc))
+            decision = lc.next_offer(inc, pool, before, datetime.now(UTC))
             if isinstance(decision, lc.Escalate):
                 row = await store.update_incident(tx.conn, inc.id, status=str(lc.Status.ESCALATED),
                                                   event=("escalated", actor_id, {"reason": decision.reason}))
-                await self._incident_changed(tx, row)
-                if self.metrics:
-                    self.metrics.offer_outcome("escalated")
+                await self.notices.incident(tx, row)
+                self.notices.outcome("escalated")
                 return row
             offer = await rs.claim_and_offer(tx.conn, inc.id, decision.responder_id, decision.attempt,
                                              decision.expires_at)
@@ -161,11 +108,9 @@ class DispatchService:
             tx.conn, inc.id, status=str(lc.Status.OFFERED), offer_attempts=decision.attempt,
             event=("offered", actor_id, {"responder_id": decision.responder_id, "offer_id": str(offer["id"]),
                                          "attempt": decision.attempt}))
-        inc_view = await self._incident_changed(tx, row)
-        tx.out.add(self.keys.account_channel(decision.responder_id),
-                   {"type": "offer", "offer_id": str(offer["id"]), "incident": inc_view,
-                    "expires_at": iso(offer["expires_at"])})
-        self._responder_changed(tx.out, await rs.get_responder(tx.conn, decision.responder_id))
+        inc_view = await self.notices.incident(tx, row)
+        self.notices.offer(tx.out, decision.responder_id, str(offer["id"]), inc_view, offer["expires_at"])
+        self.notices.responder(tx.out, await rs.get_responder(tx.conn, decision.responder_id))
         if self.metrics and decision.attempt == 1:
             self.metrics.press_to_offer.observe(max(0.0, (offer["created_at"] - row["created_at"]).total_seconds()))
         return row
@@ -187,7 +132,7 @@ class DispatchService:
         except RedisError as e:   # the limiter lets help through; the sweeper matches it once Redis is back
             log.warning("Redis unavailable at a report, incident stays queued for the sweeper: %s", e)
             candidates = None if lat is not None and lon is not None else []
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         first: lc.OfferFirstAvailable | lc.Escalate | None = None
         if candidates is not None:
             new = lc.Incident(id="", status=lc.Status.QUEUED, reporter_id=who.id, responder_id=None,
@@ -196,24 +141,25 @@ class DispatchService:
             first = lc.plan_first_offer(new, candidates, radius_km=plan.radius_km, max_offers=plan.max_offers,
                                         now=now, offer_timeout_s=plan.offer_timeout_s)
         offering = first if isinstance(first, lc.OfferFirstAvailable) else None
-        args = dict(reporter_id=who.id, request_id=request_id, category=category, skill=cat.skill,
-                    priority=cat.priority, lat=lat, lon=lon, accuracy_m=accuracy_m, note=note, channel=channel,
-                    plan=plan, offer_to=list(offering.responder_ids) if offering else [],
-                    otherwise=lc.Status.QUEUED if first is None else lc.Status.ESCALATED,
-                    reason=first.reason if isinstance(first, lc.Escalate) else "no_candidate",
-                    attempt=offering.attempt if offering else 1, offer_id=str(uuid.uuid4()),
-                    expires_at=offering.expires_at if offering else now)
+        args: dict[str, Any] = {
+            "reporter_id": who.id, "request_id": request_id, "category": category, "skill": cat.skill,
+            "priority": cat.priority, "lat": lat, "lon": lon, "accuracy_m": accuracy_m, "note": note,
+            "channel": channel, "plan": plan, "offer_to": list(offering.responder_ids) if offering else [],
+            "otherwise": lc.Status.QUEUED if first is None else lc.Status.ESCALATED,
+            "reason": first.reason if isinstance(first, lc.Escalate) else "no_candidate",
+            "attempt": offering.attempt if offering else 1, "offer_id": str(uuid.uuid4()),
+            "expires_at": offering.expires_at if offering else now}
         out = Outbox()
         try:
             async with self.pool.acquire() as conn:
-                if also is None and channel not in self._hooked:
+                if also is None and channel not in self.notices.hooked:
                     row = await store.report(conn, **args)     # the fast path: one statement, no transaction
                     inc = store.incident_view(row)
                 else:
                     async with conn.transaction():
                         row = await store.report(conn, **args)
                         inc = store.incident_view(row)
-                        await self._run_hooks(Tx(conn, out, who.id, channel), inc)
+                        await self.notices.run_hooks(Tx(conn, out, who.id, channel), inc)
                         if also is not None:
                             await also(conn)
         except asyncpg.UniqueViolationError:   # this request_id was seen before (a retry, or a concurrent one)
@@ -223,15 +169,12 @@ class DispatchService:
                 raise
             return store.incident_view(existing), False
         if row["offer_id"] is not None:   # the offer rings first: it is what the seconds are counted by
-            out.add(self.keys.account_channel(str(row["r_account_id"])),
-                    {"type": "offer", "offer_id": str(row["offer_id"]), "incident": inc,
-                     "expires_at": iso(row["offer_expires_at"])})
-        self._queue_incident(out, inc)
+            self.notices.offer(out, str(row["r_account_id"]), str(row["offer_id"]), inc, row["offer_expires_at"])
+        self.notices.queue_incident(out, inc)
         if row["offer_id"] is not None:
-            out.add(self.keys.dispatch_channel,
-                    {"type": "responder.updated", "responder": rs.responder_view(row, prefix="r_")})
-        elif row["status"] == lc.Status.ESCALATED and self.metrics:
-            self.metrics.offer_outcome("escalated")
+            self.notices.responder(out, row, prefix="r_")
+        elif row["status"] == lc.Status.ESCALATED:
+            self.notices.outcome("escalated")
         await self.publish(out.items)
         if self.metrics and row["offer_id"] is not None:   # from the request reaching us to its offer's doorbell
             self.metrics.press_to_offer.observe(time.perf_counter() - t0)
@@ -252,15 +195,15 @@ class DispatchService:
         offer = await rs.pending_for_incident(tx.conn, str(row["id"]))
         if offer is not None:
             await rs.end_offer(tx.conn, offer.id, offers.ENDS[Reason.CANCELLED], Reason.CANCELLED)
-            self._withdrawn(tx.out, offer, Reason.CANCELLED)
-            self._responder_changed(tx.out, await rs.set_responder_status(tx.conn, offer.responder_id, RS.AVAILABLE,
+            self.notices.withdrawn(tx.out, offer, Reason.CANCELLED)
+            self.notices.responder(tx.out, await rs.set_responder_status(tx.conn, offer.responder_id, RS.AVAILABLE,
                                                                           (RS.OFFERED,)))
         if row["responder_id"] is not None:
-            self._responder_changed(tx.out, await rs.set_responder_status(tx.conn, str(row["responder_id"]),
+            self.notices.responder(tx.out, await rs.set_responder_status(tx.conn, str(row["responder_id"]),
                                                                           RS.AVAILABLE, (RS.BUSY,)))
         row = await store.update_incident(tx.conn, str(row["id"]), status=str(status),
                                           disposition=data.get("disposition"), event=(kind, tx.actor_id, data))
-        return await self._incident_changed(tx, row)
+        return await self.notices.incident(tx, row)
 
     async def add_note(self, actor_id: str | None, incident_id: str, text: str, *, via: str,
                        also: InTxn | None = None) -> dict[str, Any]:
@@ -271,60 +214,17 @@ class DispatchService:
             note = lc.append_note(store.rules_view(row), row["note"], text)
             row = await store.update_incident(tx.conn, incident_id, note=note,
                                               event=("note_added", actor_id, {"text": text, "via": via}))
-            return await self._incident_changed(tx, row)
+            return await self.notices.incident(tx, row)
         return await self._change(incident_id, decide, actor_id=actor_id, via=via, also=also)
 
-    # ---------------------------------------------------------------- responders
-    async def duty_start(self, who: Account, lat: float, lon: float, skills: list[str] | None) -> dict[str, Any]:
-        out = Outbox()
-        async with self.pool.acquire() as conn, conn.transaction():
-            old = await rs.lock_responder(conn, who.id, create=True)
-            assert old is not None
-            new_skills = roster.skills_after(list(old["skills"]), skills)
-            status = roster.start_duty(roster.status_of(old["status"]))
-            resp = self._responder_changed(out, await rs.save_duty(conn, who.id, status, lat, lon, new_skills))
-        await self.matcher.place(who.id, lat, lon, new_skills, old_skills=list(old["skills"]))
-        await self.publish(out.items)
-        assert resp is not None
-        return resp
-
-    async def duty_end(self, who: Account, *, via: str = "ws") -> dict[str, Any]:
-        async with self.pool.acquire() as conn:
-            row = await rs.get_responder(conn, who.id)
-            roster.check_end_duty(roster.status_of(row["status"]) if row else None)
-            offer = await rs.pending_for_responder(conn, who.id)
-        if offer is not None:
-            await self._end_offer(offer.id, Reason.OFF_DUTY, who.id, via=via)
-        out = Outbox()
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await rs.set_responder_status(conn, who.id, RS.OFF_DUTY, tuple(roster.MAY_END_DUTY))
-            if row is None:
-                raise Conflict("your status changed meanwhile; try again")
-            resp = self._responder_changed(out, row)
-        await self.matcher.place(who.id, None, None, list(row["skills"]), old_skills=list(row["skills"]))
-        await self.publish(out.items)
-        assert resp is not None
-        return resp
-
-    async def location_update(self, who: Account, lat: float, lon: float) -> None:
-        out = Outbox()
-        async with self.pool.acquire() as conn:
-            row = await rs.move(conn, who.id, lat, lon)
-        roster.check_located(row is not None)
-        assert row is not None
-        self._responder_changed(out, row)
-        await self.matcher.place(who.id, lat, lon, list(row["skills"]))
-        await self.publish(out.items)
+    # ---------------------------------------------------------------- responders (duty: dispatch/duty.py)
+    async def _pass_on(self, offer_id: str, responder_id: str) -> None:
+        """A responder going off duty declines the offer they hold: the incident moves on."""
+        await self._end_offer(offer_id, Reason.OFF_DUTY, responder_id, via="ws")
 
     async def rebuild_index(self) -> int:
-        """Refill the GEO index from PostgreSQL (after a Redis restart); returns responders indexed.
-
-        Raises RedisError if Redis is not (yet) taking writes, so the caller can try again.
-        """
-        async with self.pool.acquire() as conn:
-            rows = await rs.placed_on_duty(conn)
-        await self.matcher.refill([(str(r["account_id"]), list(r["skills"]), r["lat"], r["lon"]) for r in rows])
-        return len(rows)
+        """Refill the GEO index from PostgreSQL (after a Redis restart); see Duty.rebuild_index."""
+        return await self.duty.rebuild_index()
 
     async def accept(self, who: Account, offer_id: str, *, via: str = "ws") -> dict[str, Any]:
         async with self.pool.acquire() as conn:
@@ -342,10 +242,9 @@ class DispatchService:
             row = await store.update_incident(tx.conn, str(row["id"]), status=str(lc.Status.ASSIGNED),
                                               responder_id=who.id,
                                               event=("assigned", who.id, {"offer_id": offer_id, "by": "accept"}))
-            inc = await self._incident_changed(tx, row)
-            self._responder_changed(tx.out, resp)
-            if self.metrics:
-                self.metrics.offer_outcome("accepted")
+            inc = await self.notices.incident(tx, row)
+            self.notices.responder(tx.out, resp)
+            self.notices.outcome("accepted")
             return inc
         return await self._change(mine.incident_id, decide, actor_id=who.id, via=via)
 
@@ -381,14 +280,14 @@ class DispatchService:
             await store.log_event(tx.conn, str(row["id"]), actor_id, f"offer_{state}",
                                   responder_id=offer.responder_id, offer_id=offer_id, reason=str(reason))
             if offers.tells_responder(reason):
-                self._withdrawn(tx.out, offer, reason)
-            elif self.metrics:
-                self.metrics.offer_outcome(str(reason))
-            self._responder_changed(tx.out, await rs.set_responder_status(tx.conn, offer.responder_id,
+                self.notices.withdrawn(tx.out, offer, reason)
+            else:
+                self.notices.outcome(reason)
+            self.notices.responder(tx.out, await rs.set_responder_status(tx.conn, offer.responder_id,
                                                                           RS.AVAILABLE, (RS.OFFERED,)))
             if candidates is None:
                 row = await store.update_incident(tx.conn, str(row["id"]), status=str(lc.Status.QUEUED))
-                await self._incident_changed(tx, row)
+                await self.notices.incident(tx, row)
             else:
                 await self._advance(tx, row, candidates, None)
             return True
@@ -404,9 +303,9 @@ class DispatchService:
             row = await store.update_incident(tx.conn, incident_id, status=str(to),
                                               event=(str(to), who.id, {"note": note} if note else {}))
             if to == lc.Status.RESOLVED:
-                self._responder_changed(tx.out, await rs.set_responder_status(tx.conn, who.id, RS.AVAILABLE,
+                self.notices.responder(tx.out, await rs.set_responder_status(tx.conn, who.id, RS.AVAILABLE,
                                                                               (RS.BUSY,)))
-            return await self._incident_changed(tx, row)
+            return await self.notices.incident(tx, row)
         return await self._change(incident_id, decide, actor_id=who.id, via=via)
 
     # ---------------------------------------------------------------- dispatchers
@@ -419,16 +318,16 @@ class DispatchService:
             lc.check_assign(store.rules_view(row), status)
             if pending is not None:
                 await rs.end_offer(tx.conn, pending.id, offers.ENDS[Reason.TAKEN], Reason.TAKEN)
-                self._withdrawn(tx.out, pending, Reason.TAKEN)
+                self.notices.withdrawn(tx.out, pending, Reason.TAKEN)
                 if pending.responder_id != responder_id:
-                    self._responder_changed(tx.out, await rs.set_responder_status(
+                    self.notices.responder(tx.out, await rs.set_responder_status(
                         tx.conn, pending.responder_id, RS.AVAILABLE, (RS.OFFERED,)))
             busy = await rs.set_responder_status(tx.conn, responder_id, RS.BUSY)
             row = await store.update_incident(
                 tx.conn, incident_id, status=str(lc.Status.ASSIGNED), responder_id=responder_id,
                 event=("assigned", who.id, {"responder_id": responder_id, "by": "dispatcher"}))
-            inc = await self._incident_changed(tx, row)
-            self._responder_changed(tx.out, busy)
+            inc = await self.notices.incident(tx, row)
+            self.notices.responder(tx.out, busy)
             return inc
         return await self._change(incident_id, decide, actor_id=who.id, via=via)
 
@@ -454,47 +353,23 @@ class DispatchService:
                                               status=str(lc.Status.QUEUED), offer_attempts=0,
                                               event=("located", who.id, {"lat": lat, "lon": lon}))
             if candidates is None:
-                return await self._incident_changed(tx, row)
+                return await self.notices.incident(tx, row)
             return store.incident_view(await self._advance(tx, row, candidates, who.id))
         return await self._change(incident_id, decide, actor_id=who.id, via=via)
 
-    # ---------------------------------------------------------------- reading
+    # ---------------------------------------------------------------- reading (dispatch/reads.py)
     async def snapshot(self, who: Account | None = None) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
-            if who is not None:
-                await audit.record(conn, who.id, who.role, "watch", "queue", None)
-            return {"incidents": await store.open_incidents(conn), "responders": await rs.on_duty(conn)}
+            return await reads.snapshot(conn, who)
 
     async def incident_with_events(self, who: Account, incident_id: str) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
-            row = await store.get_incident(conn, incident_id)
-            if row is None:
-                raise NotFound("no such incident")
-            responder = str(row["responder_id"]) if row["responder_id"] is not None else None
-            reader = access.reader_of(access.Parties(str(row["reporter_id"]), responder), who)
-            if access.audited(reader):
-                await audit.record(conn, who.id, who.role, "read", "incident", incident_id)
-            return {"incident": store.incident_view(row), "events": await store.events(conn, incident_id)}
+            return await reads.incident_with_events(conn, who, incident_id)
 
     async def welcome_state(self, who: Account) -> dict[str, Any]:
         """What a (re)connecting client needs to pick up where it was."""
-        rows: list[asyncpg.Record] = []
-        offer, responder = None, None
         async with self.pool.acquire() as conn:
-            if who.role == Role.RESIDENT:
-                rows = await store.reported_open(conn, who.id)
-            elif who.role == Role.RESPONDER:
-                rows = await store.assigned_working(conn, who.id)
-                o = await rs.pending_for_responder(conn, who.id)
-                if o is not None:
-                    inc = await store.get_incident(conn, o.incident_id)
-                    assert inc is not None
-                    offer = {"offer_id": o.id, "incident": store.incident_view(inc), "expires_at": iso(o.expires_at)}
-                responder = await rs.get_responder(conn, who.id)
-        state: dict[str, Any] = {"open_incidents": [store.incident_view(r) for r in rows], "offer": offer}
-        if responder is not None:
-            state["responder"] = rs.responder_view(responder)
-        return state
+            return await reads.welcome_state(conn, who)
 
     # ---------------------------------------------------------------- background work (any node: dispatch/worker.py)
     async def expire_due(self, limit: int = 100) -> int:

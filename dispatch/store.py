@@ -7,10 +7,10 @@ roster.ResponderStatus, offers.OfferState), never from a literal.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -20,15 +20,17 @@ from dispatch.roster import ResponderStatus
 from infra.db import Conn
 from infra.formats import iso
 
+E = TypeVar("E", bound=StrEnum)
 
-def sql_list(values: Iterable[StrEnum]) -> str:
+
+def sql_list(enum: type[E], values: Collection[E]) -> str:
     """A fixed set of enum values as an SQL list body, in the enum's order: `'resolved','cancelled'`
     (the text of the partial indexes' predicates, so the planner matches them at a glance)."""
-    return ",".join(f"'{v}'" for v in sorted(values, key=lambda v: list(type(v)).index(v)))
+    return ",".join(f"'{v}'" for v in enum if v in values)
 
 
-FINAL_SQL = sql_list(lc.FINAL)
-WORKING_SQL = sql_list(lc.WORKING)
+FINAL_SQL = sql_list(lc.Status, lc.FINAL)
+WORKING_SQL = sql_list(lc.Status, lc.WORKING)
 
 INCIDENT_SELECT = """
 SELECT i.*, ra.name AS reporter_name, sa.name AS responder_name,

@@ -32,5 +32,5 @@ async def run(service: Duties, tick_s: float) -> None:
             await service.sweep_orphans()
         except asyncio.CancelledError:
             raise
-        except Exception as e:   # one bad tick (PostgreSQL restarting) must not end the worker
+        except Exception as e:  # noqa: BLE001 - one bad tick (PostgreSQL restarting) must not end the worker
             log.warning("dispatch worker: %s", e)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.identity import Account
 from handlers import messages as m
 from handlers.registry import command
+from infra.identity import Account
 
 RESIDENT, RESPONDER, DISPATCHER, ADMIN = "resident", "responder", "dispatcher", "admin"
 STAFF_DISPATCH = {DISPATCHER, ADMIN}
@@ -53,17 +53,17 @@ async def help_cancel(ctx: Any, msg: m.IncidentRef) -> dict[str, Any]:
 
 @command("duty.start", m.DutyStart, {RESPONDER})
 async def duty_start(ctx: Any, msg: m.DutyStart) -> dict[str, Any]:
-    return {"responder": await ctx.services.dispatch.duty_start(who(ctx), msg.lat, msg.lon, msg.skills)}
+    return {"responder": await ctx.services.dispatch.duty.start(who(ctx), msg.lat, msg.lon, msg.skills)}
 
 
 @command("duty.end", m.Empty, {RESPONDER})
 async def duty_end(ctx: Any, msg: m.Empty) -> dict[str, Any]:
-    return {"responder": await ctx.services.dispatch.duty_end(who(ctx))}
+    return {"responder": await ctx.services.dispatch.duty.end(who(ctx))}
 
 
 @command("location.update", m.LocationUpdate, {RESPONDER})
 async def location_update(ctx: Any, msg: m.LocationUpdate) -> None:
-    await ctx.services.dispatch.location_update(who(ctx), msg.lat, msg.lon)
+    await ctx.services.dispatch.duty.move(who(ctx), msg.lat, msg.lon)
 
 
 @command("offer.accept", m.OfferRef, {RESPONDER})
