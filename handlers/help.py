@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.identity import Account
 from handlers import messages as m
 from handlers.registry import command
-from infra.identity import Account
 
 RESIDENT, RESPONDER, DISPATCHER, ADMIN = "resident", "responder", "dispatcher", "admin"
 STAFF_DISPATCH = {DISPATCHER, ADMIN}
