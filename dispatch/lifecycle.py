@@ -147,7 +147,7 @@ def plan_first_offer(inc: Incident, candidates: list[Candidate], *, radius_km: f
     the same responder `next_step` would choose with those statuses in hand (a property test
     holds the two together), without reading the statuses first.
     """
-    assumed = [Candidate(c.responder_id, c.distance_km, "available", c.online) for c in candidates]
+    assumed = [Candidate(c.responder_id, c.distance_km, ResponderStatus.AVAILABLE, c.online) for c in candidates]
     decision = next_step(inc, assumed, set(), radius_km=radius_km, max_offers=max_offers, now=now,
                          offer_timeout_s=offer_timeout_s)
     if isinstance(decision, Escalate):
