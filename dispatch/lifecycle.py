@@ -2,7 +2,9 @@
 
 Nothing here does I/O. The service (dispatch/service.py) loads the state,
 asks these functions what happens, and carries out the answer in one
-transaction. Every rule about *when* an incident moves lives here:
+transaction. Every rule about *when* an incident moves lives here (offers and
+their deadlines in dispatch/offers.py, responders in dispatch/roster.py, who
+may read an incident in dispatch/access.py):
 
     queued ──offer──▶ offered ──accept──▶ assigned ─▶ en_route ─▶ on_scene ─▶ resolved
        │                │  ▲                  │           │
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from dispatch.offers import OfferState, Plan
+from dispatch.roster import ResponderStatus
 from infra.errors import BadRequest, Conflict, Forbidden
 
 
@@ -33,6 +37,8 @@ class Status(StrEnum):
 FINAL = frozenset({Status.RESOLVED, Status.CANCELLED})
 OPEN = frozenset(Status) - FINAL
 UNASSIGNED = frozenset({Status.QUEUED, Status.OFFERED, Status.ESCALATED})
+WAITING = frozenset({Status.QUEUED, Status.OFFERED})          # for the next offer
+RELOCATABLE = frozenset({Status.QUEUED, Status.ESCALATED})    # no offer out, no responder
 WORKING = frozenset({Status.ASSIGNED, Status.EN_ROUTE, Status.ON_SCENE})
 
 # what a responder may report, from where
@@ -64,13 +70,14 @@ class Incident:
     offer_attempts: int
     has_position: bool
     accuracy_m: float | None = None
+    plan: Plan | None = None     # frozen at the report; None only for an incident not yet reported
 
 
 @dataclass(frozen=True)
 class Candidate:
     responder_id: str
     distance_km: float
-    status: str          # responder status: off_duty / available / offered / busy
+    status: str          # a ResponderStatus, or "unknown" before the claim (plan_first_offer)
     online: bool = True
 
 
@@ -92,7 +99,7 @@ Decision = MakeOffer | Escalate
 def rank(candidates: list[Candidate], already_offered: set[str], radius_km: float) -> list[Candidate]:
     """Eligible candidates, nearest first: available, online, in range, not offered this incident before."""
     ok = [c for c in candidates
-          if c.status == "available" and c.online and c.distance_km <= radius_km
+          if c.status == ResponderStatus.AVAILABLE and c.online and c.distance_km <= radius_km
           and c.responder_id not in already_offered]
     return sorted(ok, key=lambda c: (c.distance_km, c.responder_id))
 
@@ -100,7 +107,7 @@ def rank(candidates: list[Candidate], already_offered: set[str], radius_km: floa
 def next_step(inc: Incident, candidates: list[Candidate], already_offered: set[str], *,
               radius_km: float, max_offers: int, now: datetime, offer_timeout_s: float) -> Decision:
     """After a report, or after an offer ended unanswered: offer the next candidate or escalate."""
-    if inc.status not in (Status.QUEUED, Status.OFFERED):
+    if inc.status not in WAITING:
         raise Conflict(f"incident is {inc.status}, not waiting for an offer")
     if not inc.has_position or (inc.accuracy_m is not None and inc.accuracy_m > radius_km * 1000):
         return Escalate("no_position")   # none, or so rough (e.g. a city centre) that "nearest" means nothing
@@ -111,6 +118,15 @@ def next_step(inc: Incident, candidates: list[Candidate], already_offered: set[s
         return Escalate("no_candidate")
     return MakeOffer(ranked[0].responder_id, inc.offer_attempts + 1,
                      now + timedelta(seconds=offer_timeout_s))
+
+
+def next_offer(inc: Incident, candidates: list[Candidate], already_offered: set[str], now: datetime) -> Decision:
+    """`next_step` by the incident's own frozen plan: the configuration of the day plays no part."""
+    if inc.plan is None:
+        raise ValueError("an incident in flight always has its plan")
+    p = inc.plan
+    return next_step(inc, candidates, already_offered, radius_km=p.radius_km, max_offers=p.max_offers,
+                     now=now, offer_timeout_s=p.offer_timeout_s)
 
 
 @dataclass(frozen=True)
@@ -131,7 +147,7 @@ def plan_first_offer(inc: Incident, candidates: list[Candidate], *, radius_km: f
     the same responder `next_step` would choose with those statuses in hand (a property test
     holds the two together), without reading the statuses first.
     """
-    assumed = [Candidate(c.responder_id, c.distance_km, "available", c.online) for c in candidates]
+    assumed = [Candidate(c.responder_id, c.distance_km, ResponderStatus.AVAILABLE, c.online) for c in candidates]
     decision = next_step(inc, assumed, set(), radius_km=radius_km, max_offers=max_offers, now=now,
                          offer_timeout_s=offer_timeout_s)
     if isinstance(decision, Escalate):
@@ -145,7 +161,7 @@ def check_accept(inc: Incident, offer_state: str, offer_responder: str, responde
     """Raise unless this responder may take the incident with this offer now."""
     if offer_responder != responder_id:
         raise Forbidden("this offer is not yours")
-    if offer_state != "pending" or offer_expired or inc.status != Status.OFFERED:
+    if offer_state != OfferState.PENDING or offer_expired or inc.status != Status.OFFERED:
         raise Conflict("the offer is no longer open")
 
 
@@ -174,10 +190,35 @@ def check_assign(inc: Incident, responder_status: str | None) -> None:
     """A dispatcher may assign any open, not-yet-assigned incident to an on-duty responder who is free."""
     if inc.status not in UNASSIGNED:
         raise Conflict(f"incident is {inc.status}; it already has a responder or is closed")
-    if responder_status is None or responder_status == "off_duty":
+    if responder_status is None or responder_status == ResponderStatus.OFF_DUTY:
         raise Conflict("that responder is not on duty")
-    if responder_status == "busy":
+    if responder_status == ResponderStatus.BUSY:
         raise Conflict("that responder is busy with another incident")
+
+
+def check_relocate(inc: Incident) -> None:
+    """A dispatcher may (re)place an incident only while no responder is asked or assigned: matching
+    starts over from there, its offer count from zero."""
+    if inc.status not in RELOCATABLE:
+        raise Conflict(f"incident is {inc.status}; only queued or escalated incidents can be relocated")
+
+
+NOTE_MAX = 4000     # the note keeps its latest characters
+
+
+def note_text(text: str) -> str:
+    """A follow-up as it is added to a note (an empty one is refused before anything is looked up)."""
+    text = text.strip()
+    if not text:
+        raise BadRequest("empty note")
+    return text
+
+
+def append_note(inc: Incident, note: str | None, text: str) -> str:
+    """The whole note after a follow-up is added to an open incident."""
+    if inc.status in FINAL:
+        raise Conflict(f"incident is already {inc.status}")
+    return ((note + "\n" + text) if note else text)[-NOTE_MAX:]
 
 
 def check_close(inc: Incident, disposition: str) -> Status:

@@ -43,15 +43,15 @@ async def help_cancel(ctx: Connection, msg: m.IncidentRef) -> dict[str, Any]:
 
 
 async def duty_start(ctx: Connection, msg: m.DutyStart) -> dict[str, Any]:
-    return {"responder": await ctx.app[DISPATCH].duty_start(ctx.who, msg.lat, msg.lon, msg.skills)}
+    return {"responder": await ctx.app[DISPATCH].duty.start(ctx.who, msg.lat, msg.lon, msg.skills)}
 
 
 async def duty_end(ctx: Connection, msg: m.Empty) -> dict[str, Any]:
-    return {"responder": await ctx.app[DISPATCH].duty_end(ctx.who)}
+    return {"responder": await ctx.app[DISPATCH].duty.end(ctx.who)}
 
 
 async def location_update(ctx: Connection, msg: m.LocationUpdate) -> None:
-    await ctx.app[DISPATCH].location_update(ctx.who, msg.lat, msg.lon)
+    await ctx.app[DISPATCH].duty.move(ctx.who, msg.lat, msg.lon)
 
 
 async def offer_accept(ctx: Connection, msg: m.OfferRef) -> dict[str, Any]:

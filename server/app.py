@@ -9,18 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import AsyncIterator
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from dispatch import worker as dispatch_worker
 from dispatch.service import DispatchService
 from handlers import context as k
 from handlers import http, ws
 from handlers import sms as sms_handlers
 from handlers import sms_otp
-from handlers.dispatch_shim import DispatchShim, new_api
 from handlers.sms_routing import InboundRouter, for_mediation
 from handlers.admission import Admission
 from handlers.connection import Hub
@@ -64,9 +63,8 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         bus = Bus(redis)
         dispatch = DispatchService(cfg, pool, redis, keys, bus.publish_many, metrics)
         outbox = SmsOutbox(cfg, pool, make_gateway(cfg))   # every text, of every domain, goes out through it
-        shim = new_api(dispatch)
         # an SMS incident's status texts are queued in the transaction of each change (its report too)
-        shim.on_change(StatusTexts(outbox), frozenset({"sms"}))
+        dispatch.on_change(StatusTexts(outbox), frozenset({"sms"}))
         mediation = MediationService(pool, redis, keys, bus.publish_many, outbox, cfg.server.public_url)
         feeds = Feeds(mediation, bus, keys)
         mediation.feeds = feeds
@@ -74,7 +72,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         for key, value in ((k.POOL, pool), (k.REDIS, redis), (k.KEYS, keys), (k.METRICS, metrics), (k.BUS, bus),
                            (k.DISPATCH, dispatch), (k.MEDIATION, mediation), (k.FEEDS, feeds), (k.HUB, hub),
                            (k.SMS, outbox),
-                           (k.SMS_ROUTER, InboundRouter(pool, shim, for_mediation(mediation),
+                           (k.SMS_ROUTER, InboundRouter(pool, dispatch, for_mediation(mediation),
                                                         cfg.web.emergency_number)),
                            (k.ADMISSION, Admission(cfg.server.max_commands_in_flight,
                                                    cfg.server.max_commands_waiting, metrics))):
@@ -99,7 +97,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
             await dispatch.rebuild_index()
         await feeds.start()
         outbox.start()
-        workers = [asyncio.create_task(_dispatch_worker(dispatch, cfg.dispatch.tick_s), name="dispatch-worker"),
+        workers = [asyncio.create_task(dispatch_worker.run(dispatch, cfg.dispatch.tick_s), name="dispatch-worker"),
                    asyncio.create_task(_presence_worker(hub), name="presence-worker")]
         try:
             yield
@@ -112,8 +110,6 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
                     await t
             await feeds.close()
             await outbox.stop()
-            if isinstance(shim, DispatchShim):
-                shim.close()
             await bus.close()
             await redis.aclose()
             await pool.close()
@@ -133,19 +129,6 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     sms_handlers.add_routes(app)
     sms_otp.add_routes(app)
     return app
-
-
-async def _dispatch_worker(dispatch: DispatchService, tick: float) -> None:
-    """Offer deadlines and orphaned incidents, driven from PostgreSQL; every node runs this."""
-    while True:
-        await asyncio.sleep(tick * (0.75 + random.random() / 2))
-        try:
-            await dispatch.expire_due()
-            await dispatch.sweep_orphans()
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            log.warning("dispatch worker: %s", e)
 
 
 async def _presence_worker(hub: Hub) -> None:

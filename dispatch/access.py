@@ -1,0 +1,55 @@
+"""Who may read an incident, and who is told when it changes. Pure.
+
+    reader                          incident.events / GET /api/incidents/{id}   told of each change
+    its reporter                    yes                                         incident.updated
+    its (assigned) responder        yes, audited                                incident.updated
+    the responder offered it        no (the offer carries the incident)         offer, offer.withdrawn
+    dispatchers, admins             yes, audited                                incident.updated (queue)
+    anyone else                     forbidden                                   —
+
+docs/authorization.md holds the whole matrix the tests check.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from infra.errors import Forbidden
+from infra.identity import Account, Role
+
+STAFF = frozenset({Role.DISPATCHER, Role.ADMIN})
+
+
+class Reader(StrEnum):
+    REPORTER = "reporter"
+    RESPONDER = "responder"
+    STAFF = "staff"
+
+
+@dataclass(frozen=True)
+class Parties:
+    """The accounts an incident concerns."""
+
+    reporter_id: str
+    responder_id: str | None
+
+
+def reader_of(inc: Parties, who: Account) -> Reader:
+    """How `who` may read the incident and its event log; Forbidden if not at all."""
+    if inc.reporter_id == who.id:
+        return Reader.REPORTER
+    if who.role in STAFF:
+        return Reader.STAFF
+    if inc.responder_id is not None and inc.responder_id == who.id:
+        return Reader.RESPONDER
+    raise Forbidden("not your incident")
+
+
+def audited(reader: Reader) -> bool:
+    """Every read of a resident's incident by someone else is recorded (docs/security.md)."""
+    return reader != Reader.REPORTER
+
+
+def told(inc: Parties) -> list[str]:
+    """The accounts pushed `incident.updated` (besides the dispatchers' queue channel)."""
+    return [inc.reporter_id] + ([inc.responder_id] if inc.responder_id else [])

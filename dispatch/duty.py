@@ -1,0 +1,81 @@
+"""Responders going on and off duty and moving: the roster's commands (its rules: dispatch/roster.py).
+
+A responder's row changes in its own short transaction; the live GEO index follows after
+commit, best effort (it is rebuilt from PostgreSQL after a Redis restart).
+"""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from dispatch import roster
+from dispatch import roster_store as rs
+from dispatch.matching import Matcher
+from dispatch.notices import Notices
+from dispatch.roster import ResponderStatus as RS
+from infra.errors import Conflict
+from infra.events import Outbox
+from infra.identity import Account
+
+Publish = Callable[[list[tuple[str, str]]], Awaitable[None]]
+PassOn = Callable[[str, str], Awaitable[None]]      # (offer id, responder id): decline it as off_duty
+
+
+class Duty:
+    def __init__(self, pool: asyncpg.Pool, matcher: Matcher, notices: Notices, publish: Publish,
+                 pass_on: PassOn) -> None:
+        self.pool, self.matcher, self.notices, self.publish = pool, matcher, notices, publish
+        self.pass_on = pass_on
+
+    async def start(self, who: Account, lat: float, lon: float, skills: list[str] | None) -> dict[str, Any]:
+        out = Outbox()
+        async with self.pool.acquire() as conn, conn.transaction():
+            old = await rs.lock_responder(conn, who.id, create=True)
+            assert old is not None
+            new_skills = roster.skills_after(list(old["skills"]), skills)
+            status = roster.start_duty(roster.status_of(old["status"]))
+            resp = self.notices.responder(out, await rs.save_duty(conn, who.id, status, lat, lon, new_skills))
+        await self.matcher.place(who.id, lat, lon, new_skills, old_skills=list(old["skills"]))
+        await self.publish(out.items)
+        assert resp is not None
+        return resp
+
+    async def end(self, who: Account) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            row = await rs.get_responder(conn, who.id)
+            roster.check_end_duty(roster.status_of(row["status"]) if row else None)
+            offer = await rs.pending_for_responder(conn, who.id)
+        if offer is not None:
+            await self.pass_on(offer.id, who.id)
+        out = Outbox()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await rs.set_responder_status(conn, who.id, RS.OFF_DUTY, tuple(roster.MAY_END_DUTY))
+            if row is None:
+                raise Conflict("your status changed meanwhile; try again")
+            resp = self.notices.responder(out, row)
+        await self.matcher.place(who.id, None, None, list(row["skills"]), old_skills=list(row["skills"]))
+        await self.publish(out.items)
+        assert resp is not None
+        return resp
+
+    async def move(self, who: Account, lat: float, lon: float) -> None:
+        out = Outbox()
+        async with self.pool.acquire() as conn:
+            row = await rs.move(conn, who.id, lat, lon)
+        roster.check_located(row is not None)
+        assert row is not None
+        self.notices.responder(out, row)
+        await self.matcher.place(who.id, lat, lon, list(row["skills"]))
+        await self.publish(out.items)
+
+    async def rebuild_index(self) -> int:
+        """Refill the GEO index from PostgreSQL (after a Redis restart); returns responders indexed.
+
+        Raises RedisError if Redis is not (yet) taking writes, so the caller can try again.
+        """
+        async with self.pool.acquire() as conn:
+            rows = await rs.placed_on_duty(conn)
+        await self.matcher.refill([(str(r["account_id"]), list(r["skills"]), r["lat"], r["lon"]) for r in rows])
+        return len(rows)

@@ -1,0 +1,54 @@
+"""What clients read: the dispatchers' queue, an incident with its log, a (re)connecting client's state.
+
+Who may read what is decided in dispatch/access.py; every staff read of a resident's incident is audited.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from dispatch import access, store
+from dispatch import roster_store as rs
+from infra import audit
+from infra.db import Conn
+from infra.errors import NotFound
+from infra.formats import iso
+from infra.identity import Account, Role
+
+
+async def snapshot(conn: Conn, who: Account | None) -> dict[str, Any]:
+    if who is not None:
+        await audit.record(conn, who.id, who.role, "watch", "queue", None)
+    return {"incidents": await store.open_incidents(conn), "responders": await rs.on_duty(conn)}
+
+
+async def incident_with_events(conn: Conn, who: Account, incident_id: str) -> dict[str, Any]:
+    row = await store.get_incident(conn, incident_id)
+    if row is None:
+        raise NotFound("no such incident")
+    responder = str(row["responder_id"]) if row["responder_id"] is not None else None
+    reader = access.reader_of(access.Parties(str(row["reporter_id"]), responder), who)
+    if access.audited(reader):
+        await audit.record(conn, who.id, who.role, "read", "incident", incident_id)
+    return {"incident": store.incident_view(row), "events": await store.events(conn, incident_id)}
+
+
+async def welcome_state(conn: Conn, who: Account) -> dict[str, Any]:
+    """What a (re)connecting client needs to pick up where it was."""
+    rows: list[asyncpg.Record] = []
+    offer, responder = None, None
+    if who.role == Role.RESIDENT:
+        rows = await store.reported_open(conn, who.id)
+    elif who.role == Role.RESPONDER:
+        rows = await store.assigned_working(conn, who.id)
+        o = await rs.pending_for_responder(conn, who.id)
+        if o is not None:
+            inc = await store.get_incident(conn, o.incident_id)
+            assert inc is not None
+            offer = {"offer_id": o.id, "incident": store.incident_view(inc), "expires_at": iso(o.expires_at)}
+        responder = await rs.get_responder(conn, who.id)
+    state: dict[str, Any] = {"open_incidents": [store.incident_view(r) for r in rows], "offer": offer}
+    if responder is not None:
+        state["responder"] = rs.responder_view(responder)
+    return state

@@ -1,0 +1,36 @@
+"""The deadline and orphan worker: every node runs one, all driven from PostgreSQL.
+
+Each tick (with jitter, so nodes started together do not tick together) it
+expires offers past their deadline (offers.is_due) and matches queued
+incidents nobody carried on (their node died, or Redis was down). Rows are
+claimed with FOR UPDATE SKIP LOCKED, so several nodes share the work and a
+stale or duplicate tick does nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Duties(Protocol):
+    """What the worker drives (dispatch.service.DispatchService)."""
+
+    async def expire_due(self, limit: int = 100) -> int: ...
+    async def sweep_orphans(self, limit: int = 100) -> int: ...
+
+
+async def run(service: Duties, tick_s: float) -> None:
+    """Until cancelled: expire due offers, then sweep orphans, every `tick_s` (±25 %)."""
+    while True:
+        await asyncio.sleep(tick_s * (0.75 + random.random() / 2))
+        try:
+            await service.expire_due()
+            await service.sweep_orphans()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad tick (PostgreSQL restarting) must not end the worker
+            log.warning("dispatch worker: %s", e)
