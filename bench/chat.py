@@ -136,7 +136,7 @@ async def _worker(pipe: Any, rooms: list[dict[str, Any]], compression: str | Non
                     )
                     sent[cmid] = (t, ri)
                     t_ok, ans = await asyncio.wait_for(fut, 30)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     errors["timeout"] += 1
                     return
                 except Exception as e:

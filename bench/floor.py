@@ -335,7 +335,7 @@ async def measure(
 
 # ------------------------------------------------------------------ command line
 async def measure_first(stack: Any, args: Any, compression: str | None, rate: float = 100,
-                        seconds: float | None = None) -> "Floor | None":
+                        seconds: float | None = None) -> Floor | None:
     """The floor measured at the start of a benchmark run (None with --floor-seconds 0)."""
     if args.floor_seconds <= 0:
         return None

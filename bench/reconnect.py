@@ -80,7 +80,7 @@ async def _storm(pipe: Any, url: str, tokens: list[str], has_incident: list[bool
                             stats["wrong_state"] += 1
                         await stop.wait()             # stay connected, as a real client would
                         return
-            except (OSError, websockets.WebSocketException, asyncio.TimeoutError):
+            except (TimeoutError, OSError, websockets.WebSocketException):
                 stats["failures"] += 0 if first else 1
             if first:
                 await asyncio.sleep(0.05)

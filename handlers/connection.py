@@ -23,9 +23,9 @@ from infra import accounts
 from infra.auth import SESSION_ENDED_PREFIX, Claims
 from infra.bus import Bus
 from infra.config import Config
+from infra.errors import Unauthorized
 from infra.identity import Account
 from infra.keys import Keys
-from infra.errors import Unauthorized
 from infra.metrics import Metrics
 from infra.ratelimit import CONNECTION_BUCKETS, DEFAULT_BUCKET
 

@@ -8,7 +8,6 @@ from handlers.connection import Connection
 from handlers.context import DISPATCH
 
 
-
 async def welcome_state(ctx: Connection) -> dict[str, Any]:
     return await ctx.app[DISPATCH].welcome_state(ctx.who)
 

@@ -14,12 +14,12 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from handlers import messages as m
+from handlers.connection import authenticate
+from handlers.context import BUS, CONFIG, DISPATCH, KEYS, METRICS, POOL, REDIS, TOKENS
 from infra import accounts, ratelimit
 from infra.auth import Claims, session_ended
 from infra.errors import BadRequest, Forbidden, HelplineError, NotFound, RateLimited, TooLarge, Unauthorized
 from infra.identity import Account
-from handlers.connection import authenticate
-from handlers.context import BUS, CONFIG, DISPATCH, KEYS, METRICS, POOL, REDIS, TOKENS
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
@@ -54,7 +54,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         code = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "bad_request",
                 413: "bad_request", 429: "rate_limited"}.get(e.status, "unavailable")
         resp = web.json_response({"error": {"code": code, "message": e.reason}}, status=e.status)
-    except (OSError, asyncio.TimeoutError) as e:
+    except (TimeoutError, OSError) as e:
         log.warning("%s %s: unavailable: %s", request.method, request.path, e)
         resp = web.json_response({"error": {"code": "unavailable", "message": "service unavailable; retry"}},
                                  status=503)

@@ -44,7 +44,7 @@ async def _caller(request: web.Request) -> dict[str, Any] | None:
         account, _ = await bearer_claims(request)
     except HelplineError:
         return None
-    return account   # type: ignore[no-any-return]
+    return account
 
 
 async def otp_verify(request: web.Request) -> web.Response:

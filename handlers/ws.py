@@ -89,7 +89,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     try:
         msg = await ws.receive(timeout=HELLO_TIMEOUT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         await ws.close(code=CLOSE_UNAUTHORIZED, message=b"no hello")
         return ws
     if msg.type != WSMsgType.TEXT:
@@ -201,7 +201,7 @@ async def handle_frame(conn: Connection, data: str) -> None:
     except HelplineError as e:
         metrics.commands.labels(type=type_, result=e.code).inc()
         conn.send({"type": "error", "ref": ref, "code": e.code, "message": e.message})
-    except (OSError, ConnectionError, asyncio.TimeoutError, *INFRA_ERRORS) as e:
+    except (TimeoutError, OSError, ConnectionError, *INFRA_ERRORS) as e:
         log.warning("command failed, service unavailable: %s", e)
         conn.send({"type": "error", "ref": ref, "code": Unavailable.code, "message": "service unavailable; retry"})
     except Exception:

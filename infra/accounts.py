@@ -7,9 +7,8 @@ from typing import Any
 import asyncpg
 import phonenumbers
 
-from infra.db import Conn
-
 from infra.auth import ROLES, hash_password, verify_password
+from infra.db import Conn
 from infra.errors import BadRequest, Conflict, NotFound
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")

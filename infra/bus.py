@@ -109,7 +109,7 @@ class Bus:
             fut = pending[0]                        # someone's SUBSCRIBE is on its way: wait for it too
         try:
             await asyncio.wait_for(asyncio.shield(fut), 5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("subscribe %s: not confirmed within 5 s", channel)
 
     async def _flush_subscribes(self) -> None:

@@ -91,7 +91,7 @@ class Web(msgspec.Struct, forbid_unknown_fields=True):
     city_center_lon: float = 121.4737
 
 
-def token_service(cfg: "Config") -> "Any":
+def token_service(cfg: Config) -> Any:
     """The one TokenService of this configuration (serve and the CLI sign alike)."""
     from infra.auth import TokenService
 
@@ -199,7 +199,8 @@ def validate(cfg: Config) -> None:
     if any(0 < len(s.strip()) < 32 for s in cfg.auth.previous_secrets.split(",")):
         raise ConfigError("auth.previous_secrets: each secret must be at least 32 characters")
     if cfg.server.production and cfg.auth.jwt_secret == SAMPLE_SECRET:
-        raise ConfigError("server.production is on but auth.jwt_secret is the sample secret: set HELPLINE_AUTH_JWT_SECRET")
+        raise ConfigError("server.production is on but auth.jwt_secret is the sample secret:"
+                          " set HELPLINE_AUTH_JWT_SECRET")
     if cfg.server.ws_max_queue < 10:
         raise ConfigError("server.ws_max_queue must be at least 10")
     try:

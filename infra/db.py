@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TypeAlias
 
 import asyncpg

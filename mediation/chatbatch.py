@@ -40,7 +40,8 @@ class ChatBatch:
             task = asyncio.get_running_loop().create_task(self._drain())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await fut
+        done: tuple[dict[str, Any], bool] | None = await fut
+        return done
 
     async def _drain(self) -> None:
         try:

@@ -32,9 +32,9 @@ from infra.bus import Peer
 from infra.identity import Account
 
 if TYPE_CHECKING:
-    from mediation.service import MediationService
     from infra.bus import Bus
     from infra.keys import Keys
+    from mediation.service import MediationService
 
 log = logging.getLogger(__name__)
 STATE = "mediation.feeds"        # ctx.state key: {(case_id, room): RoomFeed}

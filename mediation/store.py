@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 
 from infra.db import Conn, sql_list
-from mediation.rules import FINAL, Agreement, Case, Party, Person, Signature, Status
 from infra.formats import iso
+from mediation.rules import FINAL, Agreement, Case, Party, Person, Signature, Status
 
 FINAL_SQL = sql_list(FINAL)
 
@@ -53,7 +53,7 @@ async def _assemble(conn: Conn, rows: list[asyncpg.Record]) -> list[Case]:
             "SELECT * FROM agreements WHERE id = ANY($1::uuid[])", ag_ids)}
     out = []
     for r in rows:
-        a = agreements.get(r["agreement_id"])
+        ag = agreements.get(r["agreement_id"])
         out.append(Case(
             id=str(r["id"]), ref_no=r["ref_no"], status=Status(r["status"]), category=r["category"],
             summary=r["summary"], filer_id=str(r["filer_id"]), created_at=r["created_at"],
@@ -61,9 +61,9 @@ async def _assemble(conn: Conn, rows: list[asyncpg.Record]) -> list[Case]:
             outcome_note=r["outcome_note"], settled_sha256=r["settled_sha256"],
             mediator=Person(str(r["mediator_id"]), r["mediator_name"]) if r["mediator_id"] else None,
             parties=tuple(parties[r["id"]]), agencies=tuple(agencies[r["id"]]),
-            agreement=None if a is None else Agreement(
-                id=str(a["id"]), text=a["text"], sha256=a["sha256"], proposed_at=a["proposed_at"],
-                sign_code=a["sign_code"], signatures=tuple(sigs[a["id"]]))))
+            agreement=None if ag is None else Agreement(
+                id=str(ag["id"]), text=ag["text"], sha256=ag["sha256"], proposed_at=ag["proposed_at"],
+                sign_code=ag["sign_code"], signatures=tuple(sigs[ag["id"]]))))
     return out
 
 
@@ -334,6 +334,7 @@ async def insert_message(conn: Conn, *, case_id: str, room: str, seq: int, sende
         " (case_id, room, seq, sender_id, sender_name, sender_role, client_msg_id, body, via)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
         case_id, room, seq, sender_id, sender_name, sender_role, client_msg_id, body, via)
+    assert r is not None
     return message_view(r)
 
 

@@ -17,12 +17,11 @@ from aiohttp import web
 from dispatch import worker as dispatch_worker
 from dispatch.service import DispatchService
 from handlers import context as k
-from handlers import http, ws
+from handlers import http, sms_otp, ws
 from handlers import sms as sms_handlers
-from handlers import sms_otp
-from handlers.sms_routing import InboundRouter, for_mediation
 from handlers.admission import Admission
 from handlers.connection import Hub
+from handlers.sms_routing import InboundRouter, for_mediation
 from infra import db
 from infra.bus import Bus
 from infra.config import Config, token_service

@@ -11,8 +11,8 @@ from typing import Any
 
 from infra import config as config_mod
 from infra import db
-from server import embedded, gcwatch
 from infra.errors import HelplineError
+from server import embedded, gcwatch
 
 log = logging.getLogger("helpline")
 

@@ -51,7 +51,7 @@ class Sent:
     status: str
 
 
-class RebasedHttpClient(AsyncTwilioHttpClient):
+class RebasedHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio ships no types
     """twilio's async HTTP client, pointed at `sms.api_base`; no blind retries; tells 'not sent' apart."""
 
     def __init__(self, api_base: str, timeout_s: float = HTTP_TIMEOUT_S) -> None:
@@ -78,7 +78,7 @@ class RebasedHttpClient(AsyncTwilioHttpClient):
         if auth:
             headers["Authorization"] = aiohttp.encode_basic_auth(*auth)
         try:
-            async with self._http.request(method.upper(), self.rebase(url), params=params, data=data,
+            async with self._http.request(method.upper(), self.rebase(url), params=params, data=data,  # type: ignore[arg-type]
                                           headers=headers, timeout=t, allow_redirects=allow_redirects) as resp:
                 text = await resp.text()
                 return TwilioResponse(resp.status, text, resp.headers)

@@ -184,7 +184,7 @@ class SmsOutbox:
         if attempts >= MAX_ATTEMPTS:
             await self._failed(oid, f"gave up after {attempts} attempts: {why}", None)
             return None
-        delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** (attempts - 1)) * (0.8 + 0.4 * random.random())
+        delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** (attempts - 1)) * (0.8 + 0.4 * random.random())
         async with self.pool.acquire() as conn:
             await conn.execute("UPDATE sms_outbox SET status = 'pending', lease_owner = NULL, lease_until = NULL,"
                                " due_at = now() + make_interval(secs => $2), error = $3, updated_at = now()"

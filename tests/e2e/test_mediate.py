@@ -10,8 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.e2e.helpers import (WS_CONTROL, WS_REFUSED, OpenPage, expect, login, open_case,
-                               send_message)
+from tests.e2e.helpers import WS_CONTROL, WS_REFUSED, OpenPage, expect, login, open_case, send_message
 from tests.e2e.test_screens import PHONE, check
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

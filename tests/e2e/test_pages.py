@@ -11,8 +11,17 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import (CITY, NEARBY, WS_REFUSED, OpenPage, ask_for_help, expect, go_on_duty, login,
-                               record_statuses)
+from tests.e2e.helpers import (
+    CITY,
+    NEARBY,
+    WS_REFUSED,
+    OpenPage,
+    ask_for_help,
+    expect,
+    go_on_duty,
+    login,
+    record_statuses,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 

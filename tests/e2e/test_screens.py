@@ -55,7 +55,8 @@ async def test_pages_in_both_languages(node: Any, open_page: OpenPage, lang: str
     await go_on_duty(other)
 
     # one incident offered to the medic, one escalated (nobody with the police skill)
-    await ask_for_help(res, "medical", note="第三层楼梯间，老人摔倒" if lang == "zh" else "Stairwell, 3rd floor. Elderly man fell.")
+    note = "第三层楼梯间，老人摔倒" if lang == "zh" else "Stairwell, 3rd floor. Elderly man fell."
+    await ask_for_help(res, "medical", note=note)
     await expect(resp.get_by_test_id("offer")).to_be_visible()
     await check(resp, lang, "responder-offer")
     await check(res, lang, "resident-waiting")

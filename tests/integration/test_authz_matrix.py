@@ -42,7 +42,7 @@ class World:
         self.username: dict[str, str] = {}
         self.device: dict[str, str] = {}
 
-    async def build(self) -> "World":
+    async def build(self) -> World:
         hl = self.hl
         for role in ("resident", "resident2"):
             self.device[role] = "dev-" + uuid.uuid4().hex

@@ -8,9 +8,9 @@ import msgspec
 import pytest
 
 from handlers.context import DISPATCH
-from tests.integration.test_cascade import on_duty
 from testkit.client import incident_is
 from testkit.geo import near
+from tests.integration.test_cascade import on_duty
 
 
 def reconfigure(hl, **changes) -> None:

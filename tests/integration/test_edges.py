@@ -117,7 +117,8 @@ async def test_http_errors_are_json(hl):
     assert st == 401
     st, body = await http("POST", hl.base + "/api/auth/login", json={"username": "staff1", "password": "Pw-123456!"})
     assert st == 200 and body["account"]["role"] == "dispatcher" and "password_hash" not in body["account"]
-    st, body = await http("POST", hl.base + "/api/auth/login", data="{oops", headers={"Content-Type": "application/json"})
+    st, body = await http("POST", hl.base + "/api/auth/login", data="{oops",
+                          headers={"Content-Type": "application/json"})
     assert st == 400 and body["error"]["code"] == "bad_request"
     st, body = await http("POST", hl.base + "/api/auth/device", json={"device_id": "x"})
     assert st == 400

@@ -43,7 +43,8 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(
 
 @pytest.mark.parametrize("role", ["resident", "responder", "dispatcher", "mediator"])
 async def test_random_frames_never_break_the_server(hl, role):
-    client = await (hl.resident() if role == "resident" else hl.user(role, skills=["medical"] if role == "responder" else None))
+    skills = ["medical"] if role == "responder" else None
+    client = await (hl.resident() if role == "resident" else hl.user(role, skills=skills))
     seen: list[str] = []
 
     @SETTINGS

@@ -90,7 +90,8 @@ async def test_a_party_by_sms_from_join_to_signature(hl):
     new_code = re.search(r"SIGN (\d{6})", await rec.wait(BO, lambda b: "SIGN" in b)).group(1)
     refused = await mediation_reply(svc, BO, f"SIGN {old_code}")
     assert "Not signed" in refused and "replaced" in refused
-    assert "matches no agreement" in await mediation_reply(svc, BO, "SIGN 000000" if new_code != "000000" else "SIGN 000001")
+    wrong = "SIGN 000000" if new_code != "000000" else "SIGN 000001"
+    assert "matches no agreement" in await mediation_reply(svc, BO, wrong)
     await filer.ok("agreement.sign", case_id=case["id"])
     reply = await mediation_reply(svc, BO, f"签字 {new_code}")
     assert "Settled" in reply

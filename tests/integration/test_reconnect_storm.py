@@ -61,7 +61,7 @@ async def test_reconnect_storm_after_node_restart(cluster):
                     first = False
                     back.set()
                     await ws.wait_closed()
-            except (OSError, websockets.WebSocketException, asyncio.TimeoutError):
+            except (TimeoutError, OSError, websockets.WebSocketException):
                 pass
             if first:
                 await asyncio.sleep(0.05)

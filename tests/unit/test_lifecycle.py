@@ -1,14 +1,14 @@
 """The incident lifecycle and matching rule, without I/O."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from dispatch import lifecycle as lc
 from infra.errors import BadRequest, Conflict, Forbidden
 
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def inc(status: str = "queued", attempts: int = 0, responder: str | None = None, position: bool = True) -> lc.Incident:
@@ -108,9 +108,9 @@ def test_assign_needs_unassigned_incident_and_free_responder():
     lc.check_assign(inc("offered"), "available")
     with pytest.raises(Conflict):
         lc.check_assign(inc("assigned", responder="x"), "available")
-    for st in ("busy", "off_duty", None):
+    for status in ("busy", "off_duty", None):
         with pytest.raises(Conflict):
-            lc.check_assign(inc("escalated"), st)
+            lc.check_assign(inc("escalated"), status)
 
 
 def test_close_dispositions():
@@ -138,7 +138,7 @@ _cand = st.builds(lc.Candidate,
        has_position=st.booleans(), accuracy=st.one_of(st.none(), st.floats(1, 20000)))
 def test_planned_first_offer_picks_whom_next_step_picks(cands, has_position, accuracy):
     """Claiming the first available responder of the plan's list = next_step with the statuses known."""
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     inc = lc.Incident("i", lc.Status.QUEUED, "rep", None, 0, has_position, accuracy)
     kw = dict(radius_km=5.0, max_offers=3, now=now, offer_timeout_s=30)
     known = lc.next_step(inc, cands, set(), **kw)

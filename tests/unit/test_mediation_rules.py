@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
+from infra import formats
+from infra.errors import BadRequest, Conflict, Forbidden, NotFound
+from infra.identity import Account
 from mediation import rules as r
 from mediation import views
-from sms import grammar as sms
-from infra import formats
-from infra.identity import Account
 from mediation.rules import Agreement, Case, Party, Person, Signature, Status
-from infra.errors import BadRequest, Conflict, Forbidden, NotFound
+from sms import grammar as sms
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 FILER = "11111111-1111-1111-1111-111111111111"
