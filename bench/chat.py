@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import floor as floor_mod
 from testkit.accounts import create_accounts, tokens_for
@@ -38,6 +38,10 @@ from testkit.pyspy import PySpy
 from testkit.runtime import log, raise_nofile, tune_gc, use_uvloop
 from testkit.stack import BenchStack
 from testkit.stats import conditions, latency_line, percentiles, pg_cpu, proc_stats
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.context import SpawnProcess
 
 MEMBERS = 4  # filer, two joined parties, mediator
 
@@ -76,21 +80,23 @@ async def _worker(pipe: Any, rooms: list[dict[str, Any]], compression: str | Non
             tokens.append(tok)
             where.append((ri, j))
     clients, failures = await connect_many(urls, tokens, on_push, compression=compression)
-    members: list[list[WSClient]] = [[None] * MEMBERS for _ in rooms]  # type: ignore[list-item]
+    members: list[list[WSClient | None]] = [[None] * MEMBERS for _ in rooms]  # None: failed to connect
     for (ri, j), c in zip(where, clients):
-        members[ri][j] = c  # type: ignore[call-overload]
+        members[ri][j] = c
     pipe.send(("connected", len(tokens) - failures, failures))
 
     while True:
         cmd = await loop.run_in_executor(None, pipe.recv)
         if cmd[0] == "setup":
-            errors = []
+            setup_errors: list[str] = []
             sem = asyncio.Semaphore(20)
 
             async def setup(ri: int) -> None:
                 filer, a, b, med = members[ri]
                 async with sem:
                     try:
+                        if filer is None or a is None or b is None or med is None:
+                            raise ConnectionError(f"a member of room {ri} did not connect")
                         case = (
                             await filer.ok(
                                 "case.open",
@@ -104,13 +110,13 @@ async def _worker(pipe: Any, rooms: list[dict[str, Any]], compression: str | Non
                         await b.ok("case.join", join_code=codes[1])
                         await med.ok("case.take", case_id=case["id"])
                         rooms[ri]["case_id"] = case["id"]
-                        for c in members[ri]:
+                        for c in (filer, a, b, med):
                             await c.ok("chat.subscribe", case_id=case["id"], room="joint")
                     except Exception as e:
-                        errors.append(repr(e))
+                        setup_errors.append(repr(e))
 
             await asyncio.gather(*(setup(ri) for ri in range(len(rooms))))
-            pipe.send(("setup", len(errors), errors[:3]))
+            pipe.send(("setup", len(setup_errors), setup_errors[:3]))
         elif cmd[0] == "step":
             _, t0_wall, rate, seconds, step_no = cmd
             sent.clear()
@@ -129,6 +135,8 @@ async def _worker(pipe: Any, rooms: list[dict[str, Any]], compression: str | Non
                 c = members[ri][j]
                 cmid = f"s{step_no}-{k}"
                 try:
+                    if c is None:
+                        raise ConnectionError("this member did not connect")
                     body = f"message {k} of step {step_no}: " + "x" * 80
                     sent[cmid] = (time.perf_counter(), ri)
                     t, fut = await c.send(
@@ -198,7 +206,8 @@ async def run(args: argparse.Namespace) -> int:
                 {"tokens": toks, "urls": [nodes[(r + j) % len(nodes)].ws_url for j in range(MEMBERS)]}
             )
         ctx = mp.get_context("spawn")
-        pipes, procs = [], []
+        pipes: list[Connection[Any, Any]] = []
+        procs: list[SpawnProcess] = []
         for w in range(args.client_procs):
             parent, child = ctx.Pipe()
             p = ctx.Process(
@@ -210,8 +219,8 @@ async def run(args: argparse.Namespace) -> int:
 
         async def ask(msg: tuple[Any, ...] | None, timeout: float = 600) -> list[Any]:
             if msg is not None:
-                for p in pipes:
-                    p.send(msg)
+                for pipe in pipes:
+                    pipe.send(msg)
             loop = asyncio.get_running_loop()
 
             def recv(p: Any) -> Any:
@@ -300,15 +309,15 @@ async def run(args: argparse.Namespace) -> int:
                     print(f"  {n.name} log: {len(problems)} warning/error lines, e.g. {problems[:3]}")
             return 0 if sustained >= 1500 else 1
         finally:
-            for p in pipes:
+            for pipe in pipes:
                 with contextlib.suppress(Exception):
-                    p.send(("stop",))
+                    pipe.send(("stop",))
             with contextlib.suppress(Exception):
                 await ask(None, 60)
-            for p in procs:
-                p.join(10)
-                if p.is_alive():
-                    p.kill()
+            for proc in procs:
+                proc.join(10)
+                if proc.is_alive():
+                    proc.kill()
             await asyncio.gather(*(n.stop() for n in nodes))
 
 

@@ -139,6 +139,8 @@ async def run(args: argparse.Namespace) -> int:
                     await asyncio.sleep(delay)
                 pending.append(asyncio.create_task(one(i, i >= warm, due)))
             await asyncio.gather(*pending)
+            if cpu0 is None:
+                raise SystemExit("nothing measured: --seconds x --rate must come to at least one request")
             t_end = time.perf_counter()
             cpu1 = proc_stats(node.pid)[1]
             pg1 = await pg_cpu(stack.database_url, stack.database)
@@ -171,7 +173,10 @@ async def run(args: argparse.Namespace) -> int:
             no_offer = [r for r in meas if "incident" in r and r["incident"] not in crew.stats.offers]
             conn = await stack.connect()
             try:
-                statuses = dict(await conn.fetch("SELECT status, count(*) FROM incidents GROUP BY status"))
+                statuses: dict[str, int] = {
+                    r["status"]: r["count"]
+                    for r in await conn.fetch("SELECT status, count(*) FROM incidents GROUP BY status")
+                }
             finally:
                 await conn.close()
             span = t_end - t_meas
@@ -202,7 +207,7 @@ async def run(args: argparse.Namespace) -> int:
             print(
                 f"  errors: {len(errors)} {sorted(set(errors))[:5]}; acknowledged without an offer: "
                 f"{len(no_offer)} "
-                f"(answered status: {sorted({r.get('status') for r in no_offer})})"
+                f"(answered status: {sorted({r.get('status') for r in no_offer}, key=str)})"
             )
             s = crew.stats
             print(

@@ -23,7 +23,7 @@ import asyncio
 import json
 import random
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import websockets
 
@@ -33,6 +33,10 @@ from testkit.pyspy import PySpy
 from testkit.runtime import log, raise_nofile, tune_gc, use_uvloop
 from testkit.stack import BenchStack
 from testkit.stats import conditions, percentiles, proc_stats
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.context import SpawnProcess
 
 
 def storm_worker(pipe: Any, url: str, tokens: list[str], has_incident: list[bool], seed: int) -> None:
@@ -123,7 +127,8 @@ async def run(args: argparse.Namespace) -> int:
         tokens = tokens_for(ids, "resident")
         node = await Node(stack, "node").start()
         ctx = mp.get_context("spawn")
-        pipes, procs = [], []
+        pipes: list[Connection[Any, Any]] = []
+        procs: list[SpawnProcess] = []
         loop = asyncio.get_running_loop()
 
         def recv(p: Any, timeout: float) -> Any:
@@ -156,8 +161,8 @@ async def run(args: argparse.Namespace) -> int:
                 spy = PySpy(node.pid, args.profile)
                 spy.start()
             cpu0 = proc_stats(node.pid)[1]
-            for p in pipes:
-                p.send(("collect", args.timeout))
+            for pipe in pipes:
+                pipe.send(("collect", args.timeout))
             got = await all_recv(args.timeout + 60)
             cpu1 = proc_stats(node.pid)[1]
             profile = spy.stop() if spy else None
@@ -189,15 +194,15 @@ async def run(args: argparse.Namespace) -> int:
                 print(f"  node log: {len(problems)} warning/error lines, e.g. {problems[:3]}")
             return 0 if all_back else 1
         finally:
-            for p in pipes:
+            for pipe in pipes:
                 try:
-                    p.send(("stop",))
+                    pipe.send(("stop",))
                 except Exception:
                     pass
-            for p in procs:
-                p.join(30)
-                if p.is_alive():
-                    p.kill()
+            for proc in procs:
+                proc.join(30)
+                if proc.is_alive():
+                    proc.kill()
             await node.stop()
 
 

