@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dispatch.lifecycle import FINAL
-from infra.db import Conn, sql_list
-
-FINAL_SQL = sql_list(FINAL)
+from dispatch.store import FINAL_SQL
+from infra.db import Conn
 
 
 async def purge_incidents(conn: Conn, retention_days: int, keep: Sequence[str] = ()) -> dict[str, int]:
     """Blank closed incidents past the retention period, and the resident accounts they leave behind
     (unless one of the `keep` SQL conditions on account `a` holds, e.g. a party to a live case)."""
     ids = await conn.fetch(
-        f"SELECT id FROM incidents WHERE status IN {FINAL_SQL} AND purged_at IS NULL"
+        f"SELECT id FROM incidents WHERE status IN ({FINAL_SQL}) AND purged_at IS NULL"
         " AND updated_at < now() - make_interval(days => $1)", retention_days)
     ids = [r["id"] for r in ids]
     if ids:

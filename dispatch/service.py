@@ -366,6 +366,11 @@ class DispatchService:
         async with self.pool.acquire() as conn:
             return await reads.incident_with_events(conn, who, incident_id)
 
+    async def latest_open(self, reporter_id: str) -> tuple[str, str] | None:
+        """(id, ref_no) of the reporter's latest unfinished incident (what a follow-up text adds to)."""
+        async with self.pool.acquire() as conn:
+            return await store.latest_open_of(conn, reporter_id)
+
     async def welcome_state(self, who: Account) -> dict[str, Any]:
         """What a (re)connecting client needs to pick up where it was."""
         async with self.pool.acquire() as conn:

@@ -7,27 +7,16 @@ roster.ResponderStatus, offers.OfferState), never from a literal.
 """
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 
 from dispatch import lifecycle as lc
 from dispatch.offers import Plan
 from dispatch.roster import ResponderStatus
-from infra.db import Conn
+from infra.db import Conn, sql_list
 from infra.formats import iso
-
-E = TypeVar("E", bound=StrEnum)
-
-
-def sql_list(enum: type[E], values: Collection[E]) -> str:
-    """A fixed set of enum values as an SQL list body, in the enum's order: `'resolved','cancelled'`
-    (the text of the partial indexes' predicates, so the planner matches them at a glance)."""
-    return ",".join(f"'{v}'" for v in enum if v in values)
-
 
 FINAL_SQL = sql_list(lc.Status, lc.FINAL)
 WORKING_SQL = sql_list(lc.Status, lc.WORKING)
@@ -211,6 +200,13 @@ async def reported_open(conn: Conn, reporter_id: str) -> list[asyncpg.Record]:
     """A resident's unfinished reports, oldest first."""
     return await conn.fetch(INCIDENT_SELECT + f" WHERE i.reporter_id = $1 AND i.status NOT IN ({FINAL_SQL})"
                             " ORDER BY i.created_at", reporter_id)
+
+
+async def latest_open_of(conn: Conn, reporter_id: str) -> tuple[str, str] | None:
+    """(id, ref_no) of the reporter's latest unfinished incident, or None."""
+    row = await conn.fetchrow(f"SELECT id, ref_no FROM incidents WHERE reporter_id = $1 AND status NOT IN"
+                              f" ({FINAL_SQL}) ORDER BY created_at DESC LIMIT 1", reporter_id)
+    return (str(row["id"]), str(row["ref_no"])) if row else None
 
 
 async def assigned_working(conn: Conn, responder_id: str) -> list[asyncpg.Record]:

@@ -13,13 +13,16 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
+import asyncpg
+
+from dispatch.service import DispatchService
 from infra.db import Conn
 from infra.errors import Conflict, HelplineError, RateLimited
 from infra.formats import mask_phone
 from infra.identity import Account
 from mediation.rules import MAX_BODY as MAX_CHAT_BODY
+from mediation.service import MediationService
 from sms import inbound as store
 from sms.contacts import contact, remember_lang, set_opted_out
 from sms.grammar import Kind, Parsed, guess_category, parse
@@ -46,7 +49,8 @@ MediationReply = Callable[[str, str, Parsed], Awaitable["str | None"]]
 
 
 class InboundRouter:
-    def __init__(self, pool: Any, dispatch: Any, mediation: MediationReply | None, emergency: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, dispatch: DispatchService, mediation: MediationReply | None,
+                 emergency: str) -> None:
         self.pool, self.dispatch, self.emergency = pool, dispatch, emergency
         self.mediation = mediation      # None without the mediation feature
 
@@ -96,7 +100,7 @@ class InboundRouter:
             if acct is not None and acct["disabled"]:
                 return "ignored", None
             who = Account(str(acct["id"]), str(acct["role"]), str(acct["name"])) if acct is not None else None
-            open_inc = await store.open_incident_of(conn, who.id) if who else None
+        open_inc = await self.dispatch.latest_open(who.id) if who else None
 
         if p.kind == Kind.HELP and who is not None:
             if open_inc is not None:   # a second HELP adds to the open request instead of opening another
@@ -132,13 +136,13 @@ class InboundRouter:
         return "usage", render(lang, "usage")
 
 
-def for_mediation(svc: Any) -> MediationReply:
+def for_mediation(svc: MediationService) -> MediationReply:
     async def reply(phone: str, body: str, p: Parsed) -> str | None:
         return await mediation_reply(svc, phone, body, p)
     return reply
 
 
-async def mediation_reply(svc: Any, phone: str, body: str, p: Parsed | None = None) -> str | None:
+async def mediation_reply(svc: MediationService, phone: str, body: str, p: Parsed | None = None) -> str | None:
     """A text for mediation: JOIN a case, SIGN its agreement, or a message into the joint room of the
     sender's most recently active open case joined by SMS. None: the phone has nothing in mediation."""
     p = p or parse(body)

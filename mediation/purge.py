@@ -18,7 +18,7 @@ KEEP_RESIDENT = ("EXISTS (SELECT 1 FROM case_parties cp JOIN cases c ON c.id = c
 
 async def purge_cases(conn: Conn, retention_days: int) -> dict[str, int]:
     ids = [r["id"] for r in await conn.fetch(
-        f"SELECT id FROM cases WHERE status IN {FINAL_SQL} AND purged_at IS NULL"
+        f"SELECT id FROM cases WHERE status IN ({FINAL_SQL}) AND purged_at IS NULL"
         " AND closed_at < now() - make_interval(days => $1)", retention_days)]
     if ids:
         await conn.execute("SET LOCAL helpline.purge = 'on'")
@@ -35,7 +35,7 @@ async def purge_cases(conn: Conn, retention_days: int) -> dict[str, int]:
               AND EXISTS (SELECT 1 FROM case_parties cp WHERE cp.account_id = a.id)
               AND NOT EXISTS (SELECT 1 FROM case_parties cp JOIN cases c ON c.id = cp.case_id
                               WHERE cp.account_id = a.id
-                                AND (c.purged_at IS NULL OR c.status NOT IN {FINAL_SQL}))
+                                AND (c.purged_at IS NULL OR c.status NOT IN ({FINAL_SQL})))
               AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.reporter_id = a.id
                               AND (i.purged_at IS NULL
                                    OR i.updated_at >= now() - make_interval(days => $1)))""",

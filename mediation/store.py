@@ -13,7 +13,7 @@ from infra.db import Conn, sql_list
 from infra.formats import iso
 from mediation.rules import FINAL, Agreement, Case, Party, Person, Signature, Status
 
-FINAL_SQL = sql_list(FINAL)
+FINAL_SQL = sql_list(Status, FINAL)
 
 CASE_SELECT = """
 SELECT c.*, m.name AS mediator_name, s.sha256 AS settled_sha256
@@ -82,7 +82,7 @@ async def lock_case(conn: Conn, case_id: str, share: bool = False) -> Case | Non
 
 async def open_cases(conn: Conn) -> list[Case]:
     return await _assemble(conn, await conn.fetch(
-        CASE_SELECT + f" WHERE c.status NOT IN {FINAL_SQL} ORDER BY c.created_at"))
+        CASE_SELECT + f" WHERE c.status NOT IN ({FINAL_SQL}) ORDER BY c.created_at"))
 
 
 async def cases_of(conn: Conn, account_id: str, limit: int = 100) -> list[Case]:
@@ -190,7 +190,7 @@ async def sms_cases_of_phone(conn: Conn, phone: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         f"""SELECT c.id, cp.account_id, a.role, a.name FROM case_parties cp JOIN cases c ON c.id = cp.case_id
             JOIN accounts a ON a.id = cp.account_id
-            WHERE a.phone = $1 AND cp.via = 'sms' AND c.status NOT IN {FINAL_SQL}
+            WHERE a.phone = $1 AND cp.via = 'sms' AND c.status NOT IN ({FINAL_SQL})
             ORDER BY c.updated_at DESC""", phone)
 
 

@@ -44,12 +44,3 @@ async def account_for_phone(conn: Conn, phone: str, create: bool) -> dict[str, o
                                   " ON CONFLICT (phone) DO NOTHING RETURNING id, role, name, disabled", phone)
         row = row or await conn.fetchrow("SELECT id, role, name, disabled FROM accounts WHERE phone = $1", phone)
     return dict(row) if row is not None else None
-
-
-async def open_incident_of(conn: Conn, account_id: str) -> tuple[str, str] | None:
-    """(id, ref_no) of the account's latest open incident.
-
-    Reads dispatch's table: the SMS channel's one look into it (dispatch offers no such query yet)."""
-    row = await conn.fetchrow("SELECT id, ref_no FROM incidents WHERE reporter_id = $1 AND status NOT IN"
-                              " ('resolved','cancelled') ORDER BY created_at DESC LIMIT 1", account_id)
-    return (str(row["id"]), row["ref_no"]) if row else None
