@@ -123,8 +123,10 @@ class Hub:
 class Connection:
     """One authenticated client. Command handlers see it as `ctx`; feeds as an infra.bus.Peer."""
 
-    def __init__(self, hub: Hub, ws: web.WebSocketResponse, account: dict[str, Any], claims: Claims) -> None:
+    def __init__(self, hub: Hub, ws: web.WebSocketResponse, account: dict[str, Any], claims: Claims,
+                 remote: str = "-") -> None:
         self.hub, self.ws, self.account, self.claims = hub, ws, account, claims
+        self.remote = remote                       # the client's address, for limits per address
         self.app = hub.app
         self.id: str = account["id"]
         self.role: str = account["role"]

@@ -109,7 +109,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"unavailable")
         return ws
 
-    conn = Connection(hub, ws, account, claims)
+    conn = Connection(hub, ws, account, claims, request.remote or "-")
     hub.add(conn)
     try:
         await conn.listen(hub.keys.account_channel(conn.id))
