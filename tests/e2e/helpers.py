@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testkit.accounts import PASSWORD
 
-try:
-    from playwright.async_api import expect
-except ImportError:  # the `browser` fixture skips every browser test then
-    expect = None
+if TYPE_CHECKING:
+    from playwright.async_api import expect as expect  # re-exported for the browser tests
+else:
+    try:
+        from playwright.async_api import expect
+    except ImportError:  # the `browser` fixture skips every browser test then
+        expect = None
 
 # the city centre of the shipped config.yaml, and a responder a few hundred metres away
 CITY = {"latitude": 31.2304, "longitude": 121.4737, "accuracy": 15}

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import websockets
 
+from testkit.accounts import Front
 from testkit.client import Client, http
 from testkit.geo import near
 
@@ -36,7 +37,7 @@ TABLE = read_tables()
 class World:
     """One account per column, each connected; a resident's device ids kept for fresh tokens."""
 
-    def __init__(self, hl: Any) -> None:
+    def __init__(self, hl: Front) -> None:
         self.hl = hl
         self.c: dict[str, Client] = {}
         self.username: dict[str, str] = {}
@@ -69,7 +70,8 @@ class World:
     async def escalated(self) -> str:
         """A fresh incident of resident's that no one can be offered (category other needs 'general')."""
         r = await self.c["resident"].ok("help.request", request_id=uuid.uuid4().hex, category="other", **near(0))
-        return r["incident"]["id"]
+        iid: str = r["incident"]["id"]
+        return iid
 
     async def offered(self) -> tuple[str, str]:
         inc = (await self.c["resident"].ok("help.request", request_id=uuid.uuid4().hex, category="medical",
@@ -103,12 +105,14 @@ class World:
             await self.c["mediator"].ok("case.take", case_id=case["id"])
             await self.c["mediator"].ok("case.invite", case_id=case["id"], account_id=self.id("agency"))
             self.__dict__["_case"] = {"id": case["id"], "spare_code": codes[1], "b": b}
-        return self.__dict__["_case"]
+        made: dict[str, Any] = self.__dict__["_case"]
+        return made
 
     async def fresh_case(self) -> str:
         r = await self.c["resident"].ok("case.open", category="family", summary="Inheritance of a flat",
                                         other_parties=[{"name": "Sister"}])
-        return r["case"]["id"]
+        cid: str = r["case"]["id"]
+        return cid
 
 
 Fields = Callable[[World, str], Awaitable[dict[str, Any]]]
@@ -123,7 +127,8 @@ def once(make: Callable[[World], Awaitable[dict[str, Any]]]) -> Fields:
     async def fields(w: World, role: str) -> dict[str, Any]:
         if "once" not in w.__dict__:
             w.__dict__["once"] = await make(w)
-        return w.__dict__["once"]
+        made: dict[str, Any] = w.__dict__["once"]
+        return made
     return fields
 
 
@@ -206,7 +211,8 @@ async def _staff_target(w: World, role: str, make: Callable[[World], Awaitable[d
         return await make(w)
     if "shared" not in w.__dict__:
         w.__dict__["shared"] = await make(w)
-    return w.__dict__["shared"]
+    made: dict[str, Any] = w.__dict__["shared"]
+    return made
 
 
 async def _assign_fields(w: World) -> dict[str, Any]:
@@ -242,6 +248,7 @@ async def test_websocket_command_matrix(hl, row):
         await ws.recv()
         got["none"] = "welcome"
     except websockets.ConnectionClosed as e:
+        assert e.rcvd is not None, "closed without a close frame"
         got["none"] = str(e.rcvd.code)
     assert got == expected
 

@@ -5,11 +5,12 @@ import asyncio
 
 import pytest
 
-from testkit.client import incident_is
+from testkit.accounts import Front
+from testkit.client import Client, incident_is
 from testkit.geo import near
 
 
-async def on_duty(hl, n: int, skill: str = "medical", step: float = 0.002):
+async def on_duty(hl: Front, n: int, skill: str = "medical", step: float = 0.002) -> list[Client]:
     """n responders on duty, the i-th about i*220 m north of HOME (so the nearest is offered first)."""
     out = []
     for i in range(n):

@@ -10,10 +10,11 @@ import pytest
 from handlers.context import DISPATCH
 from testkit.client import incident_is
 from testkit.geo import near
+from testkit.nodes import InProcess
 from tests.integration.test_cascade import on_duty
 
 
-def reconfigure(hl, **changes) -> None:
+def reconfigure(hl: InProcess, **changes: object) -> None:
     """What a configuration change does to a running service: new reports get the new plan."""
     svc = hl.app[DISPATCH]
     svc.dcfg = msgspec.structs.replace(svc.dcfg, **changes)

@@ -8,13 +8,15 @@ import uuid
 import asyncpg
 import pytest
 import websockets
+from websockets.asyncio.client import ClientConnection
 
 from handlers.context import ADMISSION, TOKENS
+from testkit.accounts import Front
 from testkit.client import http
 from testkit.geo import near
 
 
-async def raw_ws(hl, token: str | None = None):
+async def raw_ws(hl: Front, token: str | None = None) -> ClientConnection:
     ws = await websockets.connect(hl.ws_url, max_size=None)
     if token:
         await ws.send(json.dumps({"type": "hello", "token": token}))
@@ -30,7 +32,7 @@ async def test_hello_is_required_and_checked(hl):
         await ws.send(first)
         with pytest.raises(websockets.ConnectionClosed) as e:
             await asyncio.wait_for(ws.recv(), 5)
-        assert e.value.rcvd.code == 4401
+        assert e.value.rcvd is not None and e.value.rcvd.code == 4401
 
 
 async def test_token_of_a_deleted_or_other_deployment_is_refused(hl):
@@ -41,13 +43,13 @@ async def test_token_of_a_deleted_or_other_deployment_is_refused(hl):
     await ws.send(json.dumps({"type": "hello", "token": other}))
     with pytest.raises(websockets.ConnectionClosed) as e:
         await ws.recv()
-    assert e.value.rcvd.code == 4401
+    assert e.value.rcvd is not None and e.value.rcvd.code == 4401
     ghost = hl.app[TOKENS].issue(str(uuid.uuid4()), "dispatcher")
     ws = await websockets.connect(hl.ws_url)
     await ws.send(json.dumps({"type": "hello", "token": ghost}))
     with pytest.raises(websockets.ConnectionClosed) as e:
         await ws.recv()
-    assert e.value.rcvd.code == 4401
+    assert e.value.rcvd is not None and e.value.rcvd.code == 4401
 
 
 async def test_bad_frames_get_bad_request_and_the_connection_stays(hl):
@@ -161,7 +163,7 @@ async def test_no_hello_within_10_s_closes_with_4401(hl):
     t0 = asyncio.get_running_loop().time()
     with pytest.raises(websockets.ConnectionClosed) as e:
         await asyncio.wait_for(ws.recv(), 20)
-    assert e.value.rcvd.code == 4401
+    assert e.value.rcvd is not None and e.value.rcvd.code == 4401
     assert asyncio.get_running_loop().time() - t0 >= 9.5
 
 

@@ -61,7 +61,7 @@ async def test_embedded_default_keeps_data_across_restarts_and_stops_cleanly():
         assert [i["id"] for i in snap["incidents"]] == [inc["id"]]
     finally:
         await node.stop()
-    assert node.proc.returncode == 0, node.tail()
+    assert node.proc is not None and node.proc.returncode == 0, node.tail()
     assert embedded_servers(data_dir) == [], "embedded servers left running after serve exited"
 
     node2 = NodeProcess(env, "", work)

@@ -4,7 +4,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -12,15 +15,18 @@ import redis.asyncio as aioredis
 
 from handlers.context import BUS, KEYS
 from testkit import stack as stack_mod
-from testkit.client import http, incident_is
+from testkit.accounts import Front
+from testkit.client import Client, http, incident_is
 from testkit.geo import near
 from testkit.nodes import InProcess
 from testkit.private import PrivatePostgres, PrivateRedis
 
 pytestmark = pytest.mark.cluster
 
+T = TypeVar("T")
 
-async def wait_until(check, timeout: float = 15, every: float = 0.2):
+
+async def wait_until(check: Callable[[], Awaitable[T | None]], timeout: float = 15, every: float = 0.2) -> T:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         result = await check()
@@ -31,7 +37,7 @@ async def wait_until(check, timeout: float = 15, every: float = 0.2):
         await asyncio.sleep(every)
 
 
-async def ready(app) -> tuple[int, dict]:
+async def ready(app: Front) -> tuple[int, Any]:
     return await http("GET", app.base + "/readyz")
 
 
@@ -113,12 +119,12 @@ async def test_redis_restart_loses_no_acknowledged_chat_message(private_redis_ap
     assert ids == ["b1", "d0", "d1", "d2", "a1"]
 
 
-async def _down(app):
+async def _down(app: InProcess) -> tuple[int, Any] | None:
     st, body = await ready(app)
     return (st, body) if st == 503 else None
 
 
-async def _up(app):
+async def _up(app: InProcess) -> tuple[int, Any] | None:
     st, body = await ready(app)
     return (st, body) if st == 200 and app.app[BUS].connected else None
 
@@ -165,11 +171,10 @@ def _masked_frame(text: str) -> bytes:
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
-async def _client_that_never_reads(hl, token: str):
+async def _client_that_never_reads(hl: Front, token: str) -> socket.socket:
     """A WebSocket client that says hello, watches the queue, then stops reading (a tiny receive window)."""
     import base64
     import os
-    import socket
 
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -214,22 +219,22 @@ async def test_slow_consumer_is_disconnected_and_others_go_on(hl):
     slow.close()
 
 
-async def _watchers(hl, n):
+async def _watchers(hl: InProcess, n: int) -> bool:
     return len(hl.app[BUS].listeners.get(hl.app[KEYS].dispatch_channel, ())) >= n
 
 
-async def _staff(hl):
+async def _staff(hl: Front) -> dict[str, str]:
     username = "disp-" + uuid.uuid4().hex[:6]
     await hl.add_user(username, "dispatcher")
     return {"username": username}
 
 
-async def _slow_dropped(hl):
+async def _slow_dropped(hl: Front) -> bool:
     st, text = await http("GET", hl.base + "/metrics")
     return "helpline_ws_slow_consumers_total 1.0" in text
 
 
-async def _count(client, n):
+async def _count(client: Client, n: int) -> bool:
     return len([p for p in client.pushes if p["type"] == "responder.updated"]) >= n
 
 
@@ -241,7 +246,7 @@ async def test_node_killed_mid_surge_loses_nothing(cluster):
         await r.ok("duty.start", **near(0.001 * (i + 1)))
         responders.append(r)
 
-    async def auto_accept(r):
+    async def auto_accept(r: Client) -> None:
         while True:
             offer = await r.push("offer", timeout=60)
             with contextlib.suppress(Exception):
@@ -287,12 +292,12 @@ async def test_node_killed_mid_surge_loses_nothing(cluster):
         t.cancel()
 
 
-async def _closed(node, client, iid):
+async def _closed(node: Front, client: Client, iid: str) -> bool:
     ev = await client.ok("incident.events", incident_id=iid)
     return ev["incident"]["status"] in ("resolved", "assigned", "escalated")
 
 
-async def _all_final(fetch):
+async def _all_final(fetch: Callable[[], Awaitable[list[asyncpg.Record]]]) -> list[asyncpg.Record] | None:
     rows = await fetch()
     done = [x for x in rows if x["status"] in ("resolved", "escalated")]
     return rows if len(rows) == 30 and len(done) == 30 else None

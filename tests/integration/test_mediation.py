@@ -105,7 +105,7 @@ async def test_full_case_to_settlement_with_two_parties_and_an_agency(hl):
     conn = await asyncpg.connect(hl.database_url)
     try:
         row = await conn.fetchrow("SELECT * FROM settlements WHERE case_id = $1", uuid.UUID(case["id"]))
-        assert row["text"] == text and row["sha256"] == done["settled_sha256"]
+        assert row is not None and row["text"] == text and row["sha256"] == done["settled_sha256"]
         for sql in ("UPDATE agreements SET text = 'forged'", "DELETE FROM agreement_signatures",
                     "UPDATE settlements SET sha256 = 'x'", "UPDATE case_messages SET body = 'x'"):
             with pytest.raises(asyncpg.RaiseError):
@@ -281,7 +281,7 @@ async def test_purge_blanks_old_closed_cases_but_keeps_the_signed_record(hl):
         done = await purge.purge(conn, 180)
         assert done["cases"] == 1 and done["case_residents"] == 2
         c = await conn.fetchrow("SELECT summary, purged_at FROM cases WHERE id = $1", uuid.UUID(cid))
-        assert c["summary"] == "" and c["purged_at"] is not None
+        assert c is not None and c["summary"] == "" and c["purged_at"] is not None
         assert {r["body"] for r in await conn.fetch("SELECT body FROM case_messages")} == {""}
         assert await conn.fetchval("SELECT count(*) FROM case_parties WHERE case_id = $1 AND (name <> ''"
                                    " OR phone IS NOT NULL)", uuid.UUID(cid)) == 0

@@ -193,8 +193,10 @@ async def test_two_nodes_writing_one_room_concurrently(cluster):
     assert [(m["seq"], m["client_msg_id"], m["sender"]["id"]) for m in hist] == order
     conn = await asyncpg.connect(cluster.database_url)
     try:
-        n, lo, hi = await conn.fetchrow("SELECT count(*), min(seq), max(seq) FROM case_messages WHERE case_id = $1",
-                                        uuid.UUID(cid))
+        row = await conn.fetchrow("SELECT count(*), min(seq), max(seq) FROM case_messages WHERE case_id = $1",
+                                  uuid.UUID(cid))
+        assert row is not None
+        n, lo, hi = row
         assert (n, lo, hi) == (total, 1, total)
     finally:
         await conn.close()
@@ -243,7 +245,7 @@ async def test_concurrent_messages_share_statements_and_keep_every_rooms_seq(hl)
     filer, other, med, agency = s["clients"]
     version = (await filer.ok("cases.mine"))["cases"][0]["version"]
 
-    def item(sender, room, cm, body, v=version):
+    def item(sender: Client, room: str, cm: str, body: str, v: int = version) -> dict[str, Any]:
         return dict(case_id=cid, version=v, room=room, sender_id=sender.account_id, sender_name="x",
                     sender_role="resident", client_msg_id=cm, body=body, via="ws")
 
@@ -252,7 +254,7 @@ async def test_concurrent_messages_share_statements_and_keep_every_rooms_seq(hl)
     before = svc.chat.batches
     results = await asyncio.gather(*[svc.chat.send(it) for it in items])
     assert svc.chat.batches - before < len(items)              # shared statements
-    by_room = {}
+    by_room: dict[str, list[tuple[int, str]]] = {}
     for it, res in zip(items, results):
         assert res is not None and res[1] is True
         by_room.setdefault(it["room"], []).append((res[0]["seq"], it["client_msg_id"]))

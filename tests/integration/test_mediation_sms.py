@@ -14,6 +14,7 @@ from typing import Any
 
 from handlers.context import MEDIATION, POOL
 from handlers.sms_routing import mediation_reply
+from mediation.service import MediationService
 
 BO = "+8613912345678"
 
@@ -43,6 +44,19 @@ class RecordingSms:
         raise AssertionError(f"no SMS to {to} matching; sent: {await self.sent()}")
 
 
+async def answer(svc: MediationService, phone: str, body: str) -> str:
+    """mediation_reply to a phone that is in mediation: there is an answer."""
+    reply = await mediation_reply(svc, phone, body)
+    assert reply is not None, f"no answer to {body!r}"
+    return reply
+
+
+def sign_code(text: str) -> str:
+    m = re.search(r"SIGN (\d{6})", text)
+    assert m is not None, f"no sign code in {text!r}"
+    return m.group(1)
+
+
 async def test_a_party_by_sms_from_join_to_signature(hl):
     rec = RecordingSms(hl.app[POOL])
     svc = hl.app[MEDIATION]
@@ -61,7 +75,7 @@ async def test_a_party_by_sms_from_join_to_signature(hl):
     joined = (await filer.push("case.updated", lambda m: len(m["case"]["parties"]) == 2))["case"]
     bo = joined["parties"][1]
     assert bo["name"] == "Bo" and bo["via"] == "sms" and "phone" not in bo
-    assert "Could not join" in await mediation_reply(svc, "+8613600000000", code)           # the code is used
+    assert "Could not join" in await answer(svc, "+8613600000000", code)           # the code is used
 
     med = await hl.user("mediator", name="Med")
     taken = (await med.ok("case.take", case_id=case["id"]))["case"]
@@ -84,16 +98,16 @@ async def test_a_party_by_sms_from_join_to_signature(hl):
     # sign by SMS: an outdated proposal's code is refused, the current one settles
     await med.ok("agreement.propose", case_id=case["id"], text="Bo moves the fence by 1 May.")
     first = await rec.wait(BO, lambda b: "SIGN" in b)
-    old_code = re.search(r"SIGN (\d{6})", first).group(1)
+    old_code = sign_code(first)
     assert "Bo moves the fence by 1 May." in first
     await med.ok("agreement.propose", case_id=case["id"], text="Bo moves the fence by 1 June.")
-    new_code = re.search(r"SIGN (\d{6})", await rec.wait(BO, lambda b: "SIGN" in b)).group(1)
-    refused = await mediation_reply(svc, BO, f"SIGN {old_code}")
+    new_code = sign_code(await rec.wait(BO, lambda b: "SIGN" in b))
+    refused = await answer(svc, BO, f"SIGN {old_code}")
     assert "Not signed" in refused and "replaced" in refused
     wrong = "SIGN 000000" if new_code != "000000" else "SIGN 000001"
-    assert "matches no agreement" in await mediation_reply(svc, BO, wrong)
+    assert "matches no agreement" in await answer(svc, BO, wrong)
     await filer.ok("agreement.sign", case_id=case["id"])
-    reply = await mediation_reply(svc, BO, f"签字 {new_code}")
+    reply = await answer(svc, BO, f"签字 {new_code}")
     assert "Settled" in reply
     done = (await filer.push("case.updated", lambda m: m["case"]["status"] == "settled"))["case"]
     assert done["agreement"]["text"] == "Bo moves the fence by 1 June."

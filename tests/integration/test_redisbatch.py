@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from infra import ratelimit
 from infra.redisbatch import Pipeliner
+from testkit.stack import Stack
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ async def redis(stack):
     await r.aclose()
 
 
-def key(stack, name: str) -> str:
+def key(stack: Stack, name: str) -> str:
     return f"{stack.prefix}batch:{uuid.uuid4().hex[:8]}:{name}"
 
 
@@ -33,7 +34,7 @@ async def test_concurrent_publishes_share_pipelines_and_arrive_in_the_order_issu
     await sub.get_message(timeout=1)          # the subscribe confirmation
     p = Pipeliner(redis)
     await asyncio.gather(*[p.publish([(ch, str(i))]) for i in range(300)])
-    got = []
+    got: list[int] = []
     while len(got) < 300:
         m = await sub.get_message(ignore_subscribe_messages=True, timeout=2)
         assert m is not None, f"only {len(got)} of 300 arrived"
@@ -79,7 +80,7 @@ class Inbox:
         self.got.append(payload)
 
 
-async def test_listens_in_one_loop_turn_share_one_subscribe_and_each_is_confirmed(stack, redis):
+async def test_listens_in_one_loop_turn_share_one_subscribe_and_each_is_confirmed(stack, redis, monkeypatch):
     """A reconnect storm: thousands of hellos each listen on their channel; Redis gets few SUBSCRIBEs,
     and every listen returns only once its subscription is live (a publish right after is heard)."""
     from infra.bus import Bus
@@ -87,12 +88,14 @@ async def test_listens_in_one_loop_turn_share_one_subscribe_and_each_is_confirme
     bus = Bus(aioredis.Redis.from_url(stack.redis_url))
     await bus.start()
     sent = []
-    real = bus._pubsub.subscribe
+    pubsub = bus._pubsub
+    assert pubsub is not None                     # a started bus has its subscriber
+    real = pubsub.subscribe
 
     async def counting(*channels):
         sent.append(len(channels))
         return await real(*channels)
-    bus._pubsub.subscribe = counting
+    monkeypatch.setattr(pubsub, "subscribe", counting)
     try:
         chans = [key(stack, f"ch{i}") for i in range(300)]
         boxes = [Inbox() for _ in chans]

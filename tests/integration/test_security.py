@@ -10,16 +10,17 @@ import asyncpg
 import pytest
 import websockets
 from jose import jwt
+from websockets.typing import Origin
 
 from infra import config as config_mod
 from infra.auth import ALGORITHM, TokenService, key_id
 from infra.errors import Unauthorized
-from testkit.accounts import SECRET
+from testkit.accounts import SECRET, Front
 from testkit.client import http
 from testkit.geo import near
 
 
-async def sql(hl, query: str, *args):
+async def sql(hl: Front, query: str, *args: object) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(hl.database_url)
     try:
         return await conn.fetch(query, *args)
@@ -27,7 +28,7 @@ async def sql(hl, query: str, *args):
         await conn.close()
 
 
-async def hello_close_code(hl, token: str) -> int | None:
+async def hello_close_code(hl: Front, token: str) -> int | None:
     ws = await websockets.connect(hl.ws_url)
     await ws.send(json.dumps({"type": "hello", "token": token}))
     try:
@@ -36,10 +37,11 @@ async def hello_close_code(hl, token: str) -> int | None:
         await ws.close()
         return None
     except websockets.ConnectionClosed as e:
+        assert e.rcvd is not None, "closed without a close frame"
         return e.rcvd.code
 
 
-def claims(**over):
+def claims(**over: object) -> dict[str, object]:
     now = int(time.time())
     c = {"sub": str(uuid.uuid4()), "role": "dispatcher", "ep": 0, "iss": "helpline", "aud": "helpline",
          "iat": now, "nbf": now, "exp": now + 60, "jti": uuid.uuid4().hex}
@@ -214,9 +216,9 @@ async def test_help_over_http_is_limited_per_account(hl):
 async def test_websocket_origin_is_checked(hl):
     c = await hl.device_token()
     with pytest.raises(websockets.InvalidStatus) as e:
-        await websockets.connect(hl.ws_url, origin="https://evil.example")
+        await websockets.connect(hl.ws_url, origin=Origin("https://evil.example"))
     assert e.value.response.status_code == 403
-    ws = await websockets.connect(hl.ws_url, origin=hl.base)
+    ws = await websockets.connect(hl.ws_url, origin=Origin(hl.base))
     await ws.send(json.dumps({"type": "hello", "token": c}))
     assert json.loads(await ws.recv())["type"] == "welcome"
     await ws.close()

@@ -98,7 +98,8 @@ async def test_follow_up_text_is_a_live_note(shl, fake):
     st, xml = await sms_in(shl.base, PHONE, "HELP still here")
     assert inc["ref_no"] in xml and "still open" in xml
     assert len(await q(shl, "SELECT 1 FROM incidents")) == 1
-    assert (await sms_incident(shl, PHONE))["note"] == "Room 302, the door is open\nstill here"
+    latest = await sms_incident(shl, PHONE)
+    assert latest is not None and latest["note"] == "Room 302, the door is open\nstill here"
 
 
 async def test_safe_cancels_and_nothing_else_is_sent(shl, fake):
@@ -180,7 +181,8 @@ async def test_replayed_message_sid_is_handled_once(shl, fake):
     await asyncio.gather(*(sms_in(shl.base, PHONE, "door code 1234", sid=sid3) for _ in range(4)))
     notes = await q(shl, "SELECT data FROM incident_events WHERE kind = 'note_added' ORDER BY id")
     assert [json.loads(n["data"])["text"] for n in notes] == ["second floor", "door code 1234"]
-    assert (await sms_incident(shl, PHONE))["note"] == "fire!\nsecond floor\ndoor code 1234"
+    latest = await sms_incident(shl, PHONE)
+    assert latest is not None and latest["note"] == "fire!\nsecond floor\ndoor code 1234"
     # a HELP replayed concurrently from a new phone: one incident
     sid4 = "SM" + uuid.uuid4().hex
     replies = await asyncio.gather(*(sms_in(shl.base, PHONE_US, "HELP", sid=sid4) for _ in range(4)))

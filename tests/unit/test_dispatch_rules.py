@@ -61,8 +61,10 @@ def test_own_offer_only():
 # ------------------------------------------------------------------ the frozen escalation plan
 
 def test_the_plan_is_frozen_from_the_settings_of_the_moment():
-    class Settings:
-        radius_km, max_offers, offer_timeout_s = 7, 2, 15
+    class Settings:  # whole numbers, as a hand-written configuration has them
+        radius_km: float = 7
+        max_offers: int = 2
+        offer_timeout_s: float = 15
     plan = offers.freeze(Settings())
     assert plan == Plan(7.0, 2, 15.0)
     assert plan.deadline(NOW) == NOW + timedelta(seconds=15)
@@ -81,7 +83,8 @@ def test_later_offers_follow_the_incidents_own_plan():
     # and the opposite: reported under max_offers=1, radius 5 km, 60 s to answer
     assert lc.next_offer(incident(one, 1), [near], set(), NOW) == lc.Escalate("max_offers")
     assert lc.next_offer(incident(one, 0, "queued"), [far], set(), NOW) == lc.Escalate("no_candidate")
-    assert lc.next_offer(incident(one, 0, "queued"), [near], set(), NOW).expires_at == NOW + timedelta(seconds=60)
+    first = lc.next_offer(incident(one, 0, "queued"), [near], set(), NOW)
+    assert isinstance(first, lc.MakeOffer) and first.expires_at == NOW + timedelta(seconds=60)
 
 
 def test_an_incident_in_flight_always_has_a_plan():

@@ -1,7 +1,9 @@
 """The incident lifecycle and matching rule, without I/O."""
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 import pytest
 
@@ -20,7 +22,8 @@ def cand(rid: str, km: float, status: str = "available", online: bool = True) ->
     return lc.Candidate(rid, km, status, online)
 
 
-def step(i: lc.Incident, cands: list[lc.Candidate], before: set[str] = frozenset(), max_offers: int = 3):
+def step(i: lc.Incident, cands: list[lc.Candidate], before: AbstractSet[str] = frozenset(),
+         max_offers: int = 3) -> lc.Decision:
     return lc.next_step(i, cands, set(before), radius_km=10, max_offers=max_offers, now=NOW, offer_timeout_s=20)
 
 
@@ -52,7 +55,8 @@ def test_a_position_rougher_than_the_radius_counts_as_none():
 
 
 def test_ties_break_by_id_for_a_stable_order():
-    assert step(inc(), [cand("b", 1), cand("a", 1)]).responder_id == "a"
+    d = step(inc(), [cand("b", 1), cand("a", 1)])
+    assert isinstance(d, lc.MakeOffer) and d.responder_id == "a"
 
 
 def test_no_offer_for_an_incident_that_is_not_waiting():
@@ -133,6 +137,13 @@ _cand = st.builds(lc.Candidate,
                   online=st.booleans())
 
 
+class Limits(TypedDict):
+    radius_km: float
+    max_offers: int
+    now: datetime
+    offer_timeout_s: float
+
+
 @settings(max_examples=400, deadline=None)
 @given(cands=st.lists(_cand, max_size=10, unique_by=lambda c: c.responder_id),
        has_position=st.booleans(), accuracy=st.one_of(st.none(), st.floats(1, 20000)))
@@ -140,7 +151,7 @@ def test_planned_first_offer_picks_whom_next_step_picks(cands, has_position, acc
     """Claiming the first available responder of the plan's list = next_step with the statuses known."""
     now = datetime(2026, 1, 1, tzinfo=UTC)
     inc = lc.Incident("i", lc.Status.QUEUED, "rep", None, 0, has_position, accuracy)
-    kw = dict(radius_km=5.0, max_offers=3, now=now, offer_timeout_s=30)
+    kw = Limits(radius_km=5.0, max_offers=3, now=now, offer_timeout_s=30)
     known = lc.next_step(inc, cands, set(), **kw)
     plan = lc.plan_first_offer(inc, [lc.Candidate(c.responder_id, c.distance_km, "unknown", c.online)
                                      for c in cands], **kw)

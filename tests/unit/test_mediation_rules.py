@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -280,11 +281,17 @@ def test_signed_flags_follow_the_current_agreement():
 # ------------------------------------------------------------------ SMS texts
 
 
+def captured(rx: re.Pattern[str], text: str) -> str:
+    m = rx.match(text)
+    assert m is not None, f"{text!r} does not parse"
+    return m.group(1)
+
+
 def test_sms_commands_parse():
-    assert sms.JOIN.match("ABCD2345").group(1) == "ABCD2345"
-    assert sms.JOIN.match("join abcd2345").group(1) == "abcd2345"
-    assert sms.JOIN.match("加入 ABCD2345").group(1) == "ABCD2345"
-    assert sms.SIGN.match("SIGN 123456").group(1) == "123456"
-    assert sms.SIGN.match("签字 123456").group(1) == "123456"
+    assert captured(sms.JOIN, "ABCD2345") == "ABCD2345"
+    assert captured(sms.JOIN, "join abcd2345") == "abcd2345"
+    assert captured(sms.JOIN, "加入 ABCD2345") == "ABCD2345"
+    assert captured(sms.SIGN, "SIGN 123456") == "123456"
+    assert captured(sms.SIGN, "签字 123456") == "123456"
     assert sms.SIGN.match("sign 12345") is None
     assert sms.JOIN.match("I think we should talk about the wall") is None
