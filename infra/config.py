@@ -31,6 +31,11 @@ class Server(msgspec.Struct, forbid_unknown_fields=True):
     gc_thresholds: str = "50000,50,100"   # Python's gc.set_threshold for `serve` (see server/gcwatch.py)
     max_commands_in_flight: int = 512    # WebSocket commands a node works on at once; more wait for a slot
     max_commands_waiting: int = 4096     # past this many waiting, a command is answered `unavailable` at once
+    # abuse of the transport (docs/security.md "Transport, sessions and staff login")
+    keepalive_timeout_s: float = 15      # a connection with no request in progress (headers not complete) closes
+    body_timeout_s: float = 10           # a request body must arrive within this
+    max_connections_per_address: int = 500   # open TCP connections of one client address (0: no cap)
+    session_recheck_s: float = 15        # every node re-reads its sessions' accounts this often
 
 
 class Database(msgspec.Struct, forbid_unknown_fields=True):
@@ -211,6 +216,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError("server.gc_thresholds must be three positive integers, e.g. 50000,50,100")
     if cfg.server.max_commands_in_flight < 1 or cfg.server.max_commands_waiting < 0:
         raise ConfigError("server.max_commands_in_flight must be at least 1, max_commands_waiting at least 0")
+    if cfg.server.keepalive_timeout_s <= 0 or cfg.server.body_timeout_s <= 0 or cfg.server.session_recheck_s <= 0:
+        raise ConfigError("server.keepalive_timeout_s, body_timeout_s and session_recheck_s must be positive")
+    if cfg.server.max_connections_per_address < 0:
+        raise ConfigError("server.max_connections_per_address must be 0 (no cap) or more")
     if cfg.privacy.retention_days < 1:
         raise ConfigError("privacy.retention_days must be at least 1")
     if cfg.sms.provider not in ("twilio", "console"):
