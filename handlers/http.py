@@ -234,15 +234,16 @@ def network_of(address: str) -> str:
 
 
 async def _count_new_device(request: web.Request) -> None:
-    """RateLimited past the new-device limits of the client's address or its network (both counted)."""
+    """RateLimited past the new-device limits of the client's address, then of its network (an
+    attempt refused for its address does not use up its neighbours' share)."""
     app = request.app
     address = request.remote or "-"
-    checks = ((app[KEYS].rate("new-device-addr", address), ratelimit.NEW_DEVICES_PER_ADDRESS),
-              (app[KEYS].rate("new-device-net", network_of(address)), ratelimit.NEW_DEVICES_PER_NETWORK))
-    over = [await ratelimit.count(app[REDIS], key, window) > limit for key, (limit, window) in checks]
-    if any(over):
-        raise RateLimited("too many new devices from this network; try again later,"
-                          " or call the emergency number")
+    for key, (limit, window) in ((app[KEYS].rate("new-device-addr", address), ratelimit.NEW_DEVICES_PER_ADDRESS),
+                                 (app[KEYS].rate("new-device-net", network_of(address)),
+                                  ratelimit.NEW_DEVICES_PER_NETWORK)):
+        if await ratelimit.count(app[REDIS], key, window) > limit:
+            raise RateLimited("too many new devices from this network; try again later,"
+                              " or call the emergency number")
 
 
 async def device(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ pages' compression and caching. The transport deadlines and caps: test_abuse_net
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import uuid
@@ -56,19 +57,13 @@ async def test_nul_or_deep_nesting_in_any_frame_is_bad_request_and_the_socket_st
         await client.ws.send(json.dumps({"type": type_, "ref": f"deep-{type_}"})[:-1] + ',"x":' + DEEP + "}")
     await client.ws.send(DEEP)
     await client.ok("ping")
-    deep = {p["ref"]: p["code"] for p in client.pushes if str(p.get("ref", "")).startswith("deep-")}
-    assert deep == {f"deep-{t}": "bad_request" for t, c in COMMANDS.items() if role in c.roles}
+    # too deep for the envelope to be read: answered without a ref
+    deep = [p for p in client.pushes if p.get("type") == "error"]
+    assert len(deep) == 1 + sum(role in c.roles for c in COMMANDS.values())
+    assert {(p["code"], p["ref"]) for p in deep} == {("bad_request", None)}
     assert not client.reader.done()
     rows = await sql(hl, "SELECT count(*) AS n FROM incidents")
     assert rows[0]["n"] == 0
-
-
-async def test_a_deeply_nested_frame_is_answered_bad_request_by_ref(hl):
-    client = await hl.resident()
-    await client.ws.send('{"type":"help.request","ref":"deep1","x":' + DEEP + "}")
-    await client.ok("ping")
-    msgs = [p for p in client.pushes if p.get("ref") == "deep1"]
-    assert msgs and msgs[0]["code"] == "bad_request"
 
 
 async def test_http_bodies_with_nul_or_deep_nesting_are_json_400(hl):
@@ -88,7 +83,7 @@ async def test_http_bodies_with_nul_or_deep_nesting_are_json_400(hl):
         assert st == 400 and got["error"]["code"] == "bad_request", (path, body, st, got)
     for path in ("/api/auth/login", "/api/auth/device", "/api/auth/otp/request", "/api/auth/otp/verify",
                  "/api/help", "/sms/simulate"):
-        for tok in (None, token):
+        for tok in (None, token) if path != "/api/help" else (token,):
             st, got = await http("POST", hl.base + path, token=tok, data='{"a":' + DEEP + "}",
                                  headers={"Content-Type": "application/json"})
             assert st == 400 and got["error"]["code"] == "bad_request", (path, st, got)
@@ -143,10 +138,9 @@ async def test_a_disabled_dispatcher_is_closed_within_the_period_without_redis(h
                   " WHERE username = 'rc-disp'")
     t0 = asyncio.get_running_loop().time()
     while not disp.reader.done():                 # pinging does not keep it alive
-        with pytest.raises(Exception):
-            await asyncio.wait_for(asyncio.shield(disp.reader), 0.3)
-        if not disp.reader.done():
+        with contextlib.suppress(Exception):
             await disp.send("ping")
+        await asyncio.wait([disp.reader], timeout=0.3)
         assert asyncio.get_running_loop().time() - t0 < 4, "still open past the re-check period"
     assert disp.close_code == 1008
     seen = len(disp.pushes)
@@ -212,7 +206,8 @@ async def test_the_account_locks_at_the_higher_bar_from_many_addresses(hl):
     url = hl.base + "/api/auth/login"
     for i in range(10):
         for _ in range(10):
-            st, _ = await http_from(f"127.0.1.{i + 1}", "POST", url, json={"username": "lock2", "password": "nope-nope"})
+            st, _ = await http_from(f"127.0.1.{i + 1}", "POST", url,
+                                    json={"username": "lock2", "password": "nope-nope"})
             assert st == 401
     st, body = await http_from("127.0.2.1", "POST", url, json={"username": "lock2", "password": PASSWORD})
     assert st == 429 and body["error"]["code"] == "rate_limited"
