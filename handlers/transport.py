@@ -13,8 +13,9 @@ that accept() never fails with EMFILE and the node keeps answering.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 log = logging.getLogger(__name__)
@@ -23,15 +24,32 @@ log = logging.getLogger(__name__)
 class ConnectionCaps:
     """Counts of open connections by client address; `admit` says whether one more may stay."""
 
-    def __init__(self, per_address: int, total: int) -> None:
+    def __init__(self, per_address: int, total: int,
+                 exempt: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()) -> None:
         self.per_address, self.total = per_address, total     # 0: no cap
+        self.exempt = tuple(exempt)
+        self._spared: dict[str, bool] = {}
         self.by_address: dict[str, int] = {}
         self.open = 0
         self.refused = 0
 
+    def spared(self, address: str) -> bool:
+        """Whether the address is in an exempt network (remembered: a handful of addresses ask)."""
+        got = self._spared.get(address)
+        if got is None:
+            try:
+                ip = ipaddress.ip_address(address)
+                got = any(ip in net for net in self.exempt)
+            except ValueError:
+                got = False
+            if len(self._spared) < 10_000:
+                self._spared[address] = got
+        return got
+
     def admit(self, address: str) -> bool:
         n = self.by_address.get(address, 0)
-        if (self.per_address and n >= self.per_address) or (self.total and self.open >= self.total):
+        over_address = self.per_address and n >= self.per_address and not (self.exempt and self.spared(address))
+        if over_address or (self.total and self.open >= self.total):
             self.refused += 1
             if self.refused in (1, 100) or self.refused % 10_000 == 0:
                 log.warning("refusing connections past the cap (%d refused; %s holds %d, %d open on this node)",

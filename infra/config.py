@@ -5,6 +5,7 @@ for operators to read. `load()` is the only entry point.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class Server(msgspec.Struct, forbid_unknown_fields=True):
     keepalive_timeout_s: float = 15      # a connection with no request in progress (headers not complete) closes
     body_timeout_s: float = 10           # a request body must arrive within this
     max_connections_per_address: int = 500   # open TCP connections of one client address (0: no cap)
+    connection_cap_exempt: str = "127.0.0.0/8,::1"   # comma-separated networks the cap per address spares
     session_recheck_s: float = 15        # every node re-reads its sessions' accounts this often
 
 
@@ -192,6 +194,12 @@ def load(env: dict[str, str] | None = None, path: Path | None = None) -> Config:
     return cfg
 
 
+def exempt_networks(cfg: Config) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks whose clients the cap of connections per address spares."""
+    return [ipaddress.ip_network(n.strip(), strict=False) for n in cfg.server.connection_cap_exempt.split(",")
+            if n.strip()]
+
+
 def validate(cfg: Config) -> None:
     if not cfg.redis.key_prefix:
         raise ConfigError("redis.key_prefix must not be empty")
@@ -218,6 +226,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError("server.max_commands_in_flight must be at least 1, max_commands_waiting at least 0")
     if cfg.server.keepalive_timeout_s <= 0 or cfg.server.body_timeout_s <= 0 or cfg.server.session_recheck_s <= 0:
         raise ConfigError("server.keepalive_timeout_s, body_timeout_s and session_recheck_s must be positive")
+    try:
+        exempt_networks(cfg)
+    except ValueError as e:
+        raise ConfigError(f"server.connection_cap_exempt: {e}") from None
     if cfg.server.max_connections_per_address < 0:
         raise ConfigError("server.max_connections_per_address must be 0 (no cap) or more")
     if cfg.privacy.retention_days < 1:

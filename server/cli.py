@@ -45,7 +45,7 @@ async def _serve(cfg: Any, database_url: str, redis_url: str, max_open: int) -> 
                            keepalive_timeout=cfg.server.keepalive_timeout_s)
     await runner.setup()
     assert runner.server is not None
-    caps = ConnectionCaps(cfg.server.max_connections_per_address, max_open)
+    caps = ConnectionCaps(cfg.server.max_connections_per_address, max_open, config_mod.exempt_networks(cfg))
     loop = asyncio.get_running_loop()
     # not a web.TCPSite: the connection caps wrap aiohttp's protocol factory (handlers/transport.py)
     listener = await loop.create_server(caps.wrap(runner.server), cfg.server.host, cfg.server.port,

@@ -18,7 +18,7 @@ from testkit.client import http
 from testkit.runtime import REPO
 
 pytestmark = pytest.mark.config(server_keepalive_timeout_s=2, server_max_connections_per_address=12,
-                                server_max_connections_per_node=4)
+                                server_max_connections_per_node=4, server_connection_cap_exempt="")
 
 
 async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
