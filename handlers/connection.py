@@ -37,6 +37,12 @@ _encode = msgspec.json.Encoder().encode     # answers and pushes: compact JSON, 
 SESSION_SQL = ("SELECT a.*, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS revoked"
                " FROM accounts a WHERE a.id = $1")
 
+# every (account, token) of a node's sessions at once: the account as it is now and whether the token was revoked
+RECHECK_SQL = ("SELECT t.account_id::text AS account_id, t.jti, a.id, a.role, a.disabled, a.session_epoch,"
+               " r.jti IS NOT NULL AS revoked"
+               " FROM unnest($1::uuid[], $2::text[]) AS t(account_id, jti)"
+               " LEFT JOIN accounts a ON a.id = t.account_id LEFT JOIN revoked_tokens r ON r.jti = t.jti")
+
 
 def session_problem(row: asyncpg.Record | None, claims: Claims) -> str | None:
     """Why this account row no longer accepts these token claims, or None if it does."""
@@ -88,6 +94,7 @@ class Hub:
         self.bus, self.keys, self.metrics = bus, keys, metrics
         self.by_account: dict[str, set[Connection]] = {}
         self.count = 0
+        self.pending = 0        # upgraded sockets still waiting for their hello (they hold descriptors too)
 
     def add(self, conn: Connection) -> None:
         self.count += 1
@@ -108,6 +115,30 @@ class Hub:
 
     def all(self) -> list[Connection]:
         return [c for group in self.by_account.values() for c in group]
+
+    async def recheck_sessions(self) -> int:
+        """Close (1008) every connection whose account lost the right to its session, read from PostgreSQL.
+
+        The Redis announcement (`helpline user set`, logout) closes them at once when it arrives;
+        this is what holds when it does not (embedded default, Redis unreachable, a change made
+        in the database by hand). One query for all the sessions of the node. Returns how many closed.
+        """
+        conns = [c for c in self.all() if not c.closed]
+        if not conns:
+            return 0
+        pairs = {(c.id, c.claims.token_id) for c in conns}
+        async with self.pool.acquire() as db:
+            rows = await db.fetch(RECHECK_SQL, [p[0] for p in pairs], [p[1] for p in pairs])
+        found = {(r["account_id"], r["jti"]): r for r in rows}
+        closed = 0
+        for c in conns:
+            row = found.get((c.id, c.claims.token_id))
+            problem = session_problem(row if row is not None and row["id"] is not None else None, c.claims)
+            if problem:
+                log.info("closing session of %s (%s): %s", c.id, c.role, problem)
+                c.end_session()
+                closed += 1
+        return closed
 
     async def refresh_presence(self) -> None:
         """Responders connected here are online (a key with a TTL, refreshed by the presence worker)."""

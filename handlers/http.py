@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any
 
+import asyncpg
 import msgspec
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -14,14 +15,18 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from handlers import messages as m
+from handlers import wire
 from handlers.connection import authenticate
 from handlers.context import BUS, CONFIG, DISPATCH, KEYS, METRICS, POOL, REDIS, TOKENS
+from handlers.static import StaticFiles, compress_json
+from handlers.wire import NUL_MESSAGE
 from infra import accounts, ratelimit
 from infra.auth import Claims, session_ended
 from infra.errors import BadRequest, Forbidden, HelplineError, NotFound, RateLimited, TooLarge, Unauthorized
 from infra.identity import Account
 
 log = logging.getLogger(__name__)
+STATIC = web.AppKey("static", StaticFiles)
 MAX_BODY = 64 * 1024
 WEB = Path(__file__).resolve().parent.parent / "web" / "static"
 PAGES = {"/": "index.html", "/responder": "responder.html", "/dispatch": "dispatch.html", "/mediate": "mediate.html"}
@@ -44,7 +49,9 @@ def error_body(e: HelplineError) -> web.Response:
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer of every route is JSON when it is an error, 500 included (logged)."""
     try:
+        await screen(request)
         resp = await handler(request)
     except HelplineError as e:
         resp = error_body(e)
@@ -52,15 +59,61 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if e.status < 400 or e.content_type == "application/json":
             raise
         code = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "bad_request",
-                413: "bad_request", 429: "rate_limited"}.get(e.status, "unavailable")
+                408: "bad_request", 413: "bad_request", 429: "rate_limited"}.get(e.status, "unavailable")
         resp = web.json_response({"error": {"code": code, "message": e.reason}}, status=e.status)
+    except asyncpg.DataError as e:
+        # a value the database cannot hold that no check caught first: the client's input, not an outage
+        log.warning("%s %s: refused by the database: %s", request.method, request.path, e)
+        resp = error_body(BadRequest("a value of this request cannot be stored"))
     except (TimeoutError, OSError) as e:
         log.warning("%s %s: unavailable: %s", request.method, request.path, e)
         resp = web.json_response({"error": {"code": "unavailable", "message": "service unavailable; retry"}},
                                  status=503)
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        resp = web.json_response({"error": {"code": "unavailable", "message": "internal error"}}, status=500)
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    compress_json(request, resp)
     return resp
+
+
+class BodyTimeout(HelplineError):
+    code, status = "bad_request", 408
+
+
+async def screen(request: web.Request) -> None:
+    """What no route may be given, checked once for all of them: a body sent slower than
+    server.body_timeout_s (the header deadline is the transport's: server.keepalive_timeout_s),
+    a multipart body (no route takes one), and a NUL character in the query or a form body
+    (JSON bodies are checked where they are decoded: read_json)."""
+    if "%00" in request.raw_path or "\x00" in request.raw_path:
+        raise BadRequest(NUL_MESSAGE)
+    if not request.body_exists:
+        return
+    ctype = request.content_type
+    if ctype.startswith("multipart/"):
+        raise BadRequest("multipart bodies are not accepted")
+    try:
+        async with asyncio.timeout(request.app[CONFIG].server.body_timeout_s):
+            raw = await request.read()      # kept by aiohttp: read() and post() return it again
+    except TimeoutError:
+        request.protocol.force_close()
+        raise BodyTimeout("the request body was not sent in time") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise TooLarge("body too large") from None
+    if ctype == "application/x-www-form-urlencoded" and (b"%00" in raw or b"\x00" in raw):
+        raise BadRequest(NUL_MESSAGE)
+
+
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+def _decoder(struct: type[Any]) -> msgspec.json.Decoder[Any]:
+    d = _decoders.get(struct)
+    if d is None:
+        d = _decoders[struct] = msgspec.json.Decoder(struct)
+    return d
 
 
 async def read_json(request: web.Request, struct: type[Any]) -> Any:
@@ -72,12 +125,9 @@ async def read_json(request: web.Request, struct: type[Any]) -> Any:
         raise TooLarge("body too large") from None
     if len(raw) > MAX_BODY:
         raise TooLarge("body too large")
-    try:
-        return msgspec.json.decode(raw, type=struct)
-    except msgspec.ValidationError as e:
-        raise BadRequest(str(e)) from None
-    except msgspec.DecodeError:
-        raise BadRequest("body must be a JSON object") from None
+    body = wire.decode(_decoder(struct), raw, "JSON body")
+    wire.check_nul(raw)
+    return body
 
 
 def who_of(account: dict[str, Any]) -> Account:
@@ -153,25 +203,55 @@ async def metrics(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
     app = request.app
-    by_account = app[KEYS].rate("login-fail", body.username.lower())
-    by_address = app[KEYS].rate("login-fail-addr", request.remote or "-")
-    if (await ratelimit.peek(app[REDIS], by_account) >= ratelimit.LOGIN_FAILURES_PER_ACCOUNT[0]
-            or await ratelimit.peek(app[REDIS], by_address) >= ratelimit.LOGIN_FAILURES_PER_ADDRESS[0]):
-        raise RateLimited("too many failed logins; try again in 15 minutes")
+    username, address = body.username.lower(), request.remote or "-"
+    limits = ((app[KEYS].rate("login-fail-pair", f"{username}|{address}"),
+               ratelimit.LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS),
+              (app[KEYS].rate("login-fail", username), ratelimit.LOGIN_FAILURES_PER_ACCOUNT),
+              (app[KEYS].rate("login-fail-addr", address), ratelimit.LOGIN_FAILURES_PER_ADDRESS))
+    for key, (limit, _) in limits:
+        if await ratelimit.peek(app[REDIS], key) >= limit:
+            raise RateLimited("too many failed logins; try again in 15 minutes")
     async with app[POOL].acquire() as conn:
         row = await accounts.check_login(conn, body.username, body.password)
     if row is None:
-        await ratelimit.count(app[REDIS], by_account, ratelimit.LOGIN_FAILURES_PER_ACCOUNT[1])
-        await ratelimit.count(app[REDIS], by_address, ratelimit.LOGIN_FAILURES_PER_ADDRESS[1])
+        for key, (_, window) in limits:
+            await ratelimit.count(app[REDIS], key, window)
         raise Unauthorized("wrong username or password")
     return web.json_response({"token": app[TOKENS].issue(str(row["id"]), row["role"], row["session_epoch"]),
                               "account": accounts.account_view(row)})
+
+
+def network_of(address: str) -> str:
+    """The /24 (IPv4) or /64 (IPv6) of a client address: what one subscriber line or host typically holds."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 64
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+async def _count_new_device(request: web.Request) -> None:
+    """RateLimited past the new-device limits of the client's address, then of its network (an
+    attempt refused for its address does not use up its neighbours' share)."""
+    app = request.app
+    address = request.remote or "-"
+    for key, (limit, window) in ((app[KEYS].rate("new-device-addr", address), ratelimit.NEW_DEVICES_PER_ADDRESS),
+                                 (app[KEYS].rate("new-device-net", network_of(address)),
+                                  ratelimit.NEW_DEVICES_PER_NETWORK)):
+        if await ratelimit.count(app[REDIS], key, window) > limit:
+            raise RateLimited("too many new devices from this network; try again later,"
+                              " or call the emergency number")
 
 
 async def device(request: web.Request) -> web.Response:
     body = await read_json(request, DeviceBody)
     app = request.app
     async with app[POOL].acquire() as conn:
+        if not await accounts.device_is_known(conn, body.device_id):
+            await _count_new_device(request)
         row = await accounts.for_device(conn, body.device_id)
     if row["disabled"]:
         raise Forbidden("this device is blocked")
@@ -224,15 +304,17 @@ async def public_config(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------- pages
 def page(name: str) -> Any:
     async def serve(request: web.Request) -> web.StreamResponse:
-        path = WEB / name
-        if not path.is_file():
+        if not (WEB / name).is_file():
             raise NotFound("page not built")
-        resp = web.FileResponse(path)
+        resp = request.app[STATIC].response(request, name)
         resp.headers["Content-Security-Policy"] = CSP
         resp.headers["X-Frame-Options"] = "DENY"
-        resp.headers["Cache-Control"] = "no-cache"
         return resp
     return serve
+
+
+async def static_file(request: web.Request) -> web.StreamResponse:
+    return request.app[STATIC].response(request, request.match_info["path"])
 
 
 def add_routes(app: web.Application) -> None:
@@ -248,5 +330,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/config", public_config)
     for path, name in PAGES.items():
         r.add_get(path, page(name))
-    if WEB.is_dir():
-        r.add_static("/static", WEB, follow_symlinks=False)
+    app[STATIC] = StaticFiles(WEB)
+    r.add_get("/static/{path:.+}", static_file)

@@ -20,10 +20,12 @@ from redis.exceptions import RedisError
 from handlers import help as help_handlers
 from handlers import mediation as mediation_handlers
 from handlers import messages as m
+from handlers import wire
 from handlers.commands import COMMANDS
 from handlers.connection import Connection, Hub, authenticate
 from handlers.context import ADMISSION, CONFIG, DISPATCH, FEEDS, HUB
 from infra import ratelimit
+from infra.auth import Claims
 from infra.errors import BadRequest, Forbidden, HelplineError, RateLimited, Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,9 @@ CLOSE_UNAUTHORIZED = 4401
 # frequent commands that reveal or change nothing of others: no per-command session re-check
 # (a role change or suspension still closes the connection at once through Redis)
 UNPRIVILEGED = frozenset({"ping", "location.update"})
+# a resident's commands are not re-checked one by one (the periodic re-check covers them), except a help
+# request: a device account disabled in the database must not send one more
+RECHECKED = frozenset({"help.request"})
 _envelope = msgspec.json.Decoder(m.Envelope)
 _encode = msgspec.json.Encoder().encode
 _hello = msgspec.json.Decoder(m.Hello)
@@ -65,10 +70,18 @@ async def welcome(conn: Connection) -> dict[str, Any]:
 async def resync(app: web.Application) -> None:
     """After a Redis outage: send every client its current state again (pushes may have been lost)."""
     hub, feeds = app[HUB], app[FEEDS]
+    try:
+        await hub.recheck_sessions()    # pushes lost in the outage may include a session.ended
+    except Exception as e:
+        log.warning("session re-check before resync: %s", e)
     for conn in hub.all():
+        if conn.closed:
+            continue
         with contextlib.suppress(Exception):
             await help_handlers.resync(conn)
     for conn in hub.all():
+        if conn.closed:
+            continue
         with contextlib.suppress(Exception):
             await feeds.resync(conn)
 
@@ -79,36 +92,23 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     if not _origin_ok(request):
         raise web.HTTPForbidden(text='{"error":{"code":"forbidden","message":"origin not allowed"}}',
                                 content_type="application/json")
-    if hub.count >= hub.cfg.server.max_connections_per_node:
+    if hub.count + hub.pending >= hub.cfg.server.max_connections_per_node:
         raise web.HTTPServiceUnavailable(
             text='{"error":{"code":"unavailable","message":"this node is full; try another"}}',
             content_type="application/json", headers={"Retry-After": "5"})
     # no permessage-deflate: it costs ~100 KiB per idle connection and a tenth of the CPU for frames
     # of a few hundred bytes
     ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=25, autoping=True, compress=False)
-    await ws.prepare(request)
+    # a socket waiting for its hello holds a descriptor like any other: counted against the node's cap
+    hub.pending += 1
     try:
-        msg = await ws.receive(timeout=HELLO_TIMEOUT_S)
-    except TimeoutError:
-        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"no hello")
+        await ws.prepare(request)
+        first = await _hello_of(app, ws)
+    finally:
+        hub.pending -= 1
+    if first is None:
         return ws
-    if msg.type != WSMsgType.TEXT:
-        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"expected hello")
-        return ws
-    try:
-        hello = _hello.decode(msg.data)
-        if hello.type != "hello":
-            raise Unauthorized("first frame must be hello")
-        account, claims = await authenticate(app, hello.token)
-    except (msgspec.DecodeError, HelplineError) as e:
-        reason = e.message if isinstance(e, HelplineError) else "bad hello"
-        await ws.close(code=CLOSE_UNAUTHORIZED, message=reason.encode()[:120])
-        return ws
-    except Exception:
-        log.exception("hello failed")
-        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"unavailable")
-        return ws
-
+    account, claims = first
     conn = Connection(hub, ws, account, claims, request.remote or "-")
     hub.add(conn)
     try:
@@ -145,6 +145,29 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+async def _hello_of(app: web.Application, ws: web.WebSocketResponse) -> tuple[dict[str, Any], Claims] | None:
+    """The account and claims of the first frame, or None once the socket is closed for want of them."""
+    try:
+        msg = await ws.receive(timeout=HELLO_TIMEOUT_S)
+    except TimeoutError:
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"no hello")
+        return None
+    if msg.type != WSMsgType.TEXT:
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"expected hello")
+        return None
+    try:
+        hello = wire.decode(_hello, msg.data, "hello")
+        if hello.type != "hello":
+            raise Unauthorized("first frame must be hello")
+        return await authenticate(app, hello.token)
+    except HelplineError as e:
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=e.message.encode()[:120])
+    except Exception:
+        log.exception("hello failed")
+        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"unavailable")
+    return None
+
+
 async def _gone(conn: Connection) -> None:
     """The account's last connection on this node closed."""
     if conn.role == "responder":
@@ -163,11 +186,9 @@ async def handle_frame(conn: Connection, data: str) -> None:
     ref = None
     type_ = "-"
     try:
-        try:
-            env = _envelope.decode(data)
-        except msgspec.DecodeError as e:
-            raise BadRequest(f"not a valid frame: {e}") from None
+        env = wire.decode(_envelope, data)
         ref = env.ref
+        wire.check_nul(data)        # every text field of every command, before any reaches a domain
         if env.ref is None:
             raise BadRequest("every command needs a ref")
         cmd = COMMANDS.get(env.type)
@@ -176,14 +197,12 @@ async def handle_frame(conn: Connection, data: str) -> None:
         type_ = env.type
         if conn.role not in cmd.roles:
             raise Forbidden(f"{env.type} is not for a {conn.role}")
-        if conn.role != "resident" and env.type not in UNPRIVILEGED and not await conn.session_valid():
+        if ((env.type in RECHECKED or (conn.role != "resident" and env.type not in UNPRIVILEGED))
+                and not await conn.session_valid()):
             conn.send({"type": "error", "ref": ref, "code": "unauthorized", "message": "session ended: log in again"})
             conn.end_session()
             return
-        try:
-            msg = cmd.decoder.decode(data)
-        except msgspec.ValidationError as e:
-            raise BadRequest(str(e)) from None
+        msg = wire.decode(cmd.decoder, data)
         if not conn.allow(env.type):
             raise RateLimited(f"too many {env.type}; slow down")
         limit = None if env.type in ratelimit.COUNTED_BY_SERVICE else ratelimit.ACCOUNT_LIMITS.get(env.type)
@@ -201,6 +220,10 @@ async def handle_frame(conn: Connection, data: str) -> None:
     except HelplineError as e:
         metrics.commands.labels(type=type_, result=e.code).inc()
         conn.send({"type": "error", "ref": ref, "code": e.code, "message": e.message})
+    except asyncpg.DataError as e:
+        # a value the database cannot hold that no check caught first: the client's input, not an outage
+        log.warning("command %s refused by the database: %s", type_, e)
+        conn.send({"type": "error", "ref": ref, "code": BadRequest.code, "message": "a value cannot be stored"})
     except (TimeoutError, OSError, ConnectionError, *INFRA_ERRORS) as e:
         log.warning("command failed, service unavailable: %s", e)
         conn.send({"type": "error", "ref": ref, "code": Unavailable.code, "message": "service unavailable; retry"})

@@ -76,11 +76,25 @@ async def check_login(conn: Conn, username: str, password: str) -> asyncpg.Recor
     return row
 
 
+async def device_is_known(conn: Conn, device_id: str) -> bool:
+    """Whether this device id already has its own (unverified) account: asking again mints nothing."""
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM accounts WHERE device_id = $1 AND NOT verified)", device_id))
+
+
 async def for_device(conn: Conn, device_id: str) -> asyncpg.Record:
-    """The unverified resident account of this device, created on first sight."""
-    row = await conn.fetchrow(
-        "INSERT INTO accounts (role, name, device_id) VALUES ('resident', '', $1)"
-        " ON CONFLICT (device_id) DO UPDATE SET device_id = EXCLUDED.device_id RETURNING *", device_id)
+    """The unverified resident account of this device, created on first sight.
+
+    A device id is a random string the page keeps, not a credential: it never reaches a verified
+    (phone) account, even one that took this device id over at OTP verification. Such an account
+    lets go of the id and the device gets a fresh unverified account; the verified one is reached
+    again by phone code (POST /api/auth/otp/verify), as after a logout.
+    """
+    async with conn.transaction():
+        await conn.execute("UPDATE accounts SET device_id = NULL WHERE device_id = $1 AND verified", device_id)
+        row = await conn.fetchrow(
+            "INSERT INTO accounts (role, name, device_id) VALUES ('resident', '', $1)"
+            " ON CONFLICT (device_id) DO UPDATE SET device_id = EXCLUDED.device_id RETURNING *", device_id)
     assert row is not None
     return row
 

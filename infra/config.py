@@ -5,6 +5,7 @@ for operators to read. `load()` is the only entry point.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,12 @@ class Server(msgspec.Struct, forbid_unknown_fields=True):
     gc_thresholds: str = "50000,50,100"   # Python's gc.set_threshold for `serve` (see server/gcwatch.py)
     max_commands_in_flight: int = 512    # WebSocket commands a node works on at once; more wait for a slot
     max_commands_waiting: int = 4096     # past this many waiting, a command is answered `unavailable` at once
+    # abuse of the transport (docs/security.md "Transport, sessions and staff login")
+    keepalive_timeout_s: float = 15      # a connection with no request in progress (headers not complete) closes
+    body_timeout_s: float = 10           # a request body must arrive within this
+    max_connections_per_address: int = 500   # open TCP connections of one client address (0: no cap)
+    connection_cap_exempt: str = "127.0.0.0/8,::1"   # comma-separated networks the cap per address spares
+    session_recheck_s: float = 15        # every node re-reads its sessions' accounts this often
 
 
 class Database(msgspec.Struct, forbid_unknown_fields=True):
@@ -187,6 +194,12 @@ def load(env: dict[str, str] | None = None, path: Path | None = None) -> Config:
     return cfg
 
 
+def exempt_networks(cfg: Config) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks whose clients the cap of connections per address spares."""
+    return [ipaddress.ip_network(n.strip(), strict=False) for n in cfg.server.connection_cap_exempt.split(",")
+            if n.strip()]
+
+
 def validate(cfg: Config) -> None:
     if not cfg.redis.key_prefix:
         raise ConfigError("redis.key_prefix must not be empty")
@@ -211,6 +224,14 @@ def validate(cfg: Config) -> None:
         raise ConfigError("server.gc_thresholds must be three positive integers, e.g. 50000,50,100")
     if cfg.server.max_commands_in_flight < 1 or cfg.server.max_commands_waiting < 0:
         raise ConfigError("server.max_commands_in_flight must be at least 1, max_commands_waiting at least 0")
+    if cfg.server.keepalive_timeout_s <= 0 or cfg.server.body_timeout_s <= 0 or cfg.server.session_recheck_s <= 0:
+        raise ConfigError("server.keepalive_timeout_s, body_timeout_s and session_recheck_s must be positive")
+    try:
+        exempt_networks(cfg)
+    except ValueError as e:
+        raise ConfigError(f"server.connection_cap_exempt: {e}") from None
+    if cfg.server.max_connections_per_address < 0:
+        raise ConfigError("server.max_connections_per_address must be 0 (no cap) or more")
     if cfg.privacy.retention_days < 1:
         raise ConfigError("privacy.retention_days must be at least 1")
     if cfg.sms.provider not in ("twilio", "console"):

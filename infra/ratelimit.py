@@ -27,7 +27,6 @@ ACCOUNT_LIMITS: dict[str, tuple[int, int]] = {
 # counted where the command is carried out rather than at the WebSocket edge: a report is counted in
 # the same Redis round trip as its nearby-responder search (dispatch/service.py), for every channel
 COUNTED_BY_SERVICE = frozenset({"help.request"})
-LOGIN_FAILURES_PER_ACCOUNT = (10, 900)
 LOGIN_FAILURES_PER_ADDRESS = (50, 900)
 JOIN_FAILURES_PER_ACCOUNT = (10, 600)      # wrong mediation join codes (mediation/service.py)
 OTP_REQUESTS_PER_ADDRESS = (20, 3600)
@@ -45,6 +44,15 @@ CONNECTION_BUCKETS: dict[str, tuple[float, float]] = {
     "location.update": (10, 2.0),
 }
 DEFAULT_BUCKET = (60.0, 30.0)
+
+# ---- transport, sessions and staff login (issue 20; handlers/http.py, docs/security.md) ----
+# wrong passwords: one account from one address locks only that pair, so an attacker cannot lock
+# staff out from their own address; the account as a whole locks at a higher bar, from any address
+LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS = (10, 900)
+LOGIN_FAILURES_PER_ACCOUNT = (100, 900)
+# new device (resident) accounts at POST /api/auth/device; a known device id asking again is not new
+NEW_DEVICES_PER_ADDRESS = (30, 600)
+NEW_DEVICES_PER_NETWORK = (120, 600)       # per /24 (IPv4) or /64 (IPv6)
 
 
 async def count(redis: Any, key: str, window_s: int, add: int = 1) -> int:

@@ -97,7 +97,8 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         await feeds.start()
         outbox.start()
         workers = [asyncio.create_task(dispatch_worker.run(dispatch, cfg.dispatch.tick_s), name="dispatch-worker"),
-                   asyncio.create_task(_presence_worker(hub), name="presence-worker")]
+                   asyncio.create_task(_presence_worker(hub), name="presence-worker"),
+                   asyncio.create_task(_session_worker(hub, cfg.server.session_recheck_s), name="session-worker")]
         try:
             yield
         finally:
@@ -139,3 +140,15 @@ async def _presence_worker(hub: Hub) -> None:
             raise
         except Exception as e:
             log.warning("presence refresh: %s", e)
+
+
+async def _session_worker(hub: Hub, period_s: float) -> None:
+    """Sessions whose account lost the right close within `period_s`, whether or not Redis told us."""
+    while True:
+        await asyncio.sleep(period_s)
+        try:
+            await hub.recheck_sessions()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("session re-check: %s", e)

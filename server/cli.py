@@ -32,46 +32,83 @@ def _loop_policy() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def _serve(cfg: Any, database_url: str, redis_url: str) -> None:
+async def _serve(cfg: Any, database_url: str, redis_url: str, max_open: int) -> None:
     from aiohttp import web
 
+    from handlers.transport import ConnectionCaps
     from server.app import create_app
 
     app = create_app(cfg, database_url, redis_url)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5)
+    # keepalive_timeout is aiohttp's deadline for a connection with no request in progress: it runs from
+    # accept() and from the end of each response, so it also bounds how long request headers may take
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5,
+                           keepalive_timeout=cfg.server.keepalive_timeout_s)
     await runner.setup()
-    site = web.TCPSite(runner, cfg.server.host, cfg.server.port, backlog=1024, reuse_address=True)
-    await site.start()
+    assert runner.server is not None
+    caps = ConnectionCaps(cfg.server.max_connections_per_address, max_open, config_mod.exempt_networks(cfg))
+    loop = asyncio.get_running_loop()
+    # not a web.TCPSite: the connection caps wrap aiohttp's protocol factory (handlers/transport.py)
+    listener = await loop.create_server(caps.wrap(runner.server), cfg.server.host, cfg.server.port,
+                                        backlog=1024, reuse_address=True)
     gcwatch.freeze_startup()
     log.info("helpline serving on http://%s:%s", cfg.server.host, cfg.server.port)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    listener.close()
     await runner.cleanup()
 
 
-def _raise_fd_limit() -> None:
-    """Each WebSocket is a file descriptor: allow as many as the hard limit permits."""
+# descriptors a node needs besides its clients' connections: the PostgreSQL pool, the Redis pool
+# (server/app.py, 64), pub/sub, log and data files, embedded servers' pipes
+FD_RESERVE = 256 + 64
+
+
+def _raise_fd_limit() -> int:
+    """Each connection is a file descriptor: allow as many as the hard limit permits; the limit now
+    (0: unknown or unlimited)."""
     try:
         import resource
 
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return 0 if soft == resource.RLIM_INFINITY else soft
     except (ImportError, ValueError, OSError) as e:
         log.warning("could not raise the open-file limit: %s", e)
+        return 0
+
+
+def fd_budget(cfg: Any, limit: int) -> tuple[int, str | None]:
+    """(open connections the node may hold, a complaint if the configured caps do not fit in `limit`)."""
+    if limit <= 0:
+        return 0, None          # unknown or unlimited
+    reserve = FD_RESERVE + cfg.database.pool_max
+    max_open = max(limit - reserve, 1)
+    if cfg.server.max_connections_per_node + reserve <= limit:
+        return max_open, None
+    return max_open, (f"the open-file limit is {limit}, but server.max_connections_per_node="
+                      f"{cfg.server.max_connections_per_node} needs at least "
+                      f"{cfg.server.max_connections_per_node + reserve} ({reserve} for the node itself):"
+                      f" raise the limit (ulimit -n, systemd LimitNOFILE) or lower server.max_connections_per_node;"
+                      f" this node will refuse connections past {max_open}")
 
 
 def cmd_serve(cfg: Any, args: argparse.Namespace) -> int:
-    _raise_fd_limit()
+    max_open, problem = fd_budget(cfg, _raise_fd_limit())
+    if problem:
+        if cfg.server.production:
+            print(f"helpline: {problem}", file=sys.stderr)
+            return 2
+        log.warning(problem)
     gcwatch.tune(cfg.server.gc_thresholds)
     database_url, redis_url, emb = embedded.resolve(cfg)
     try:
         _loop_policy()
-        asyncio.run(_serve(cfg, database_url, redis_url))
+        asyncio.run(_serve(cfg, database_url, redis_url, max_open))
     finally:
         if emb is not None:
             emb.stop()
@@ -130,20 +167,25 @@ def cmd_user_set(cfg: Any, args: argparse.Namespace) -> int:
 
 
 def _announce_session_end(cfg: Any, account_id: str) -> None:
-    """Close the account's open connections now (nodes also re-check at the next privileged command)."""
+    """Close the account's open connections now; when the nodes cannot be told, say so (on stderr):
+    they find out by themselves within server.session_recheck_s."""
+    later = (f"its open sessions close within {cfg.server.session_recheck_s:g} s, when each node re-checks"
+             " (server.session_recheck_s)")
     if not cfg.redis.url:
-        return  # embedded: nodes find out at the account's next privileged command
+        print(f"helpline: could not tell the nodes at once (embedded Redis); {later}", file=sys.stderr)
+        return
     import redis
 
     from infra.auth import session_ended
     from infra.keys import Keys
 
+    r = redis.Redis.from_url(cfg.redis.url, socket_connect_timeout=2, socket_timeout=2)
     try:
-        r = redis.Redis.from_url(cfg.redis.url, socket_connect_timeout=2)
         r.publish(Keys(cfg.redis.key_prefix).account_channel(account_id), session_ended())
-        r.close()
     except redis.RedisError as e:
-        log.warning("could not tell the nodes now (%s); they re-check at the next privileged command", e)
+        print(f"helpline: could not tell the nodes at once (Redis unreachable: {e}); {later}", file=sys.stderr)
+    finally:
+        r.close()
 
 
 def cmd_purge(cfg: Any, args: argparse.Namespace) -> int:

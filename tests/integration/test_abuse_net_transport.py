@@ -1,0 +1,115 @@
+"""Issue 20 #3, descriptor exhaustion, against a real `helpline serve` (the transport options are
+the CLI's): the header and keep-alive deadline, the cap per address, sockets without a hello
+counted by the node's cap, /healthz at the cap, and the descriptor limit checked at start."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+import subprocess
+import sys
+import time
+
+import pytest
+import websockets
+
+from server.cli import fd_budget
+from testkit.client import http
+from testkit.runtime import REPO
+
+pytestmark = pytest.mark.config(server_keepalive_timeout_s=2, server_max_connections_per_address=12,
+                                server_max_connections_per_node=4, server_connection_cap_exempt="")
+
+
+async def closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    """Whether the server closes the connection (EOF or reset) within `seconds`."""
+    try:
+        while True:
+            if not await asyncio.wait_for(reader.read(4096), seconds):
+                return True
+    except (ConnectionError, OSError):
+        return True
+    except TimeoutError:
+        return False
+
+
+async def test_slowloris_and_idle_connections_are_closed(node):
+    host, port = "127.0.0.1", node.port
+    # one header line every second: cut off at the deadline (2 s here, 15 s by default), not served
+    r, w = await asyncio.open_connection(host, port)
+    w.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    t0 = time.monotonic()
+    closed = False
+    for i in range(8):
+        with contextlib.suppress(ConnectionError, OSError):
+            w.write(f"X-Slow-{i}: 1\r\n".encode())
+            await w.drain()
+        if await closed_within(r, 1):
+            closed = True
+            break
+    assert closed and time.monotonic() - t0 < 4
+    w.close()
+    # a connection that never sends anything
+    r, w = await asyncio.open_connection(host, port)
+    assert await closed_within(r, 4)
+    w.close()
+    # an idle keep-alive connection after a request
+    r, w = await asyncio.open_connection(host, port)
+    w.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)
+    assert head.startswith(b"HTTP/1.1 200")
+    assert await closed_within(r, 4)
+    w.close()
+
+
+async def test_connections_are_capped_per_address_and_healthz_still_answers(node):
+    held = [await asyncio.open_connection("127.0.0.1", node.port) for _ in range(12)]
+    r, w = await asyncio.open_connection("127.0.0.1", node.port)
+    assert await closed_within(r, 1), "a 13th connection from one address was kept"
+    w.close()
+    # another address is not held back by this one
+    st, _ = await asyncio.wait_for(_healthz_from(node.port, "127.0.0.2"), 5)
+    assert st == 200
+    for _, hw in held:
+        hw.close()
+
+
+async def _healthz_from(port: int, address: str) -> tuple[int, bytes]:
+    r, w = await asyncio.open_connection("127.0.0.1", port, local_addr=(address, 0))
+    w.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = await r.read()
+    w.close()
+    return int(data.split(b" ", 2)[1]), data
+
+
+async def test_sockets_waiting_for_hello_count_against_the_node_cap(node):
+    waiting = [await websockets.connect(node.ws_url) for _ in range(4)]     # upgraded, no hello
+    with pytest.raises(websockets.InvalidStatus) as e:
+        await websockets.connect(node.ws_url)
+    assert e.value.response.status_code == 503
+    st, body = await http("GET", node.base + "/healthz")                   # the node at its cap still answers
+    assert st == 200 and body == {"status": "ok"}
+    for ws in waiting:
+        await ws.close()
+    await asyncio.sleep(0.3)
+    token = await node.device_token()
+    client = await node.connect(token)                                       # room again once they left
+    await client.ok("ping")
+
+
+def test_descriptor_limit_is_checked_against_the_caps(cluster):
+    from infra import config as config_mod
+
+    cfg = config_mod.load({"HELPLINE_SERVER_MAX_CONNECTIONS_PER_NODE": "20000",
+                           "HELPLINE_AUTH_JWT_SECRET": "s" * 40})
+    max_open, problem = fd_budget(cfg, 4096)
+    assert problem is not None and "server.max_connections_per_node=20000" in problem and 0 < max_open < 4096
+    assert fd_budget(cfg, 40000)[1] is None
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
+
+    env = dict(cluster.env, HELPLINE_SERVER_PRODUCTION="true", HELPLINE_SERVER_MAX_CONNECTIONS_PER_NODE="20000")
+    r = subprocess.run([sys.executable, "-m", "server.cli", "serve"], env=env, cwd=REPO, capture_output=True,
+                       text=True, timeout=60, preexec_fn=low_limit)
+    assert r.returncode == 2 and "open-file limit is 1024" in r.stderr, (r.returncode, r.stderr[-2000:])
