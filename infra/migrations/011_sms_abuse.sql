@@ -19,17 +19,20 @@ BEGIN
         IF TG_TABLE_NAME = 'case_messages' THEN
             RETURN NEW;
         END IF;
-        IF TG_TABLE_NAME = 'agreement_signatures' AND NEW.party_name = ''
-           AND NEW.agreement_id = OLD.agreement_id AND NEW.party_id = OLD.party_id
-           AND NEW.via = OLD.via AND NEW.signed_at = OLD.signed_at THEN
-            RETURN NEW;
+        IF TG_TABLE_NAME = 'agreement_signatures' THEN      -- nested: plpgsql does not short-circuit AND
+            IF NEW.party_name = '' AND NEW.agreement_id = OLD.agreement_id AND NEW.party_id = OLD.party_id
+               AND NEW.via = OLD.via AND NEW.signed_at = OLD.signed_at THEN
+                RETURN NEW;
+            END IF;
         END IF;
-        IF TG_TABLE_NAME = 'settlements' AND NEW.names_purged_at IS NOT NULL
-           AND NEW.case_id = OLD.case_id AND NEW.agreement_id = OLD.agreement_id AND NEW.text = OLD.text
-           AND NEW.sha256 = OLD.sha256 AND NEW.settled_at = OLD.settled_at
-           AND jsonb_array_length(NEW.signatures) = jsonb_array_length(OLD.signatures)
-           AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(NEW.signatures) s WHERE s->>'name' <> '') THEN
-            RETURN NEW;
+        IF TG_TABLE_NAME = 'settlements' THEN
+            IF NEW.names_purged_at IS NOT NULL
+               AND NEW.case_id = OLD.case_id AND NEW.agreement_id = OLD.agreement_id AND NEW.text = OLD.text
+               AND NEW.sha256 = OLD.sha256 AND NEW.settled_at = OLD.settled_at
+               AND jsonb_array_length(NEW.signatures) = jsonb_array_length(OLD.signatures)
+               AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(NEW.signatures) s WHERE s->>'name' <> '') THEN
+                RETURN NEW;
+            END IF;
         END IF;
     END IF;
     RAISE EXCEPTION '% is append-only', TG_TABLE_NAME;
