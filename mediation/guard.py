@@ -60,11 +60,13 @@ class Guard:
         except TimeoutError:
             log.warning("rate limit refund %s: Redis did not answer", counters[0][0])
 
-    async def opening(self, account_id: str, remote: str) -> None:
+    async def opening(self, account_id: str, remote: str, phones: list[str | None]) -> set[int]:
+        """Count a new case (RateLimited past the limits) and its invitations: the slots that may be texted."""
         ok = await self._take([(self.keys.rate("case.open", account_id), rl.CASES_PER_ACCOUNT),
-                                        (self.keys.rate("case.open-addr", remote), rl.CASES_PER_ADDRESS)])
+                               (self.keys.rate("case.open-addr", remote), rl.CASES_PER_ADDRESS)])
         if not ok:
             raise RateLimited("too many cases opened; try again later")
+        return {i + 1 for i, phone in enumerate(phones) if phone and await self.may_invite(account_id, remote, phone)}
 
     async def may_invite(self, account_id: str, remote: str, phone: str) -> bool:
         """Whether an invitation text may go to this phone (counted when it may)."""

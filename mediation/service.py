@@ -110,14 +110,9 @@ class MediationService(SmsParties):
         check_destinations([o.phone for o in others], self.sms_countries)
         out = Outbox()
         held: list[str] = []
-        texted: set[int] = set()
         async with self.pool.acquire() as conn:    # limits are counted before the transaction (Redis may hang)
             again = request_id is not None and await store.case_by_request(conn, actor.id, request_id) is not None
-        if not again:
-            await self.guard.opening(actor.id, remote)
-            for i, o in enumerate(others):
-                if o.phone and await self.guard.may_invite(actor.id, remote, o.phone):
-                    texted.add(i + 1)
+        texted = set() if again else await self.guard.opening(actor.id, remote, [o.phone for o in others])
         async with self.pool.acquire() as conn, conn.transaction():
             me = await store.account(conn, actor.id)
             filer_name = check_name(name or "") or shown_name(me["name"] if me else "", "Applicant")

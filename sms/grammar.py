@@ -18,7 +18,7 @@ Why this order: opt-outs first, because a carrier acts on them whatever we do, s
 never read STOP as anything else. SAFE after HELP, so that "HELP" is never a cancellation.
 An English keyword must end at a non-letter ("HELPFUL", "SAFETY" are no keywords); a Chinese
 one may run into the text ("救命啊"). SIGN before JOIN: the shapes never overlap (a sign code
-has six digits after a word; a join code normalises to eight letters and digits), so the order
+has six digits after a word; a join code normalises to 8 or 10 letters and digits), so the order
 is for the reader. JOIN and SIGN are *candidates*: the mediation side decides whether the code
 exists; if not, the text is handled as OTHER.
 
