@@ -21,15 +21,16 @@ def account_view(r: asyncpg.Record) -> dict[str, Any]:
             "verified": r["verified"]}
 
 
-# ---- names are never phone numbers (issue 20 #5): a run of 7 digits, whatever separates them, is a phone
-_SEPARATORS = re.compile(r"[\s().+\-/_*#]")
+# ---- names are never phone numbers (issue 20 #5): 7 or more digits, however spaced, dashed or bracketed,
+# not glued to a word before them ("Bo 138 1234 5670", "+86-138...", "Tel:138..." are phones;
+# "responder-20481234", a generated handle, is not)
+_PHONE_IN_NAME = re.compile(r"(?<![^\W_])(?<!-)\+?\(?\d(?:[\s().\-/]{0,2}\d){6,}")
 NEUTRAL_NAME = "Resident"     # what a display shows for a resident without a name
 
 
 def looks_like_phone(name: str) -> bool:
-    """Whether a name holds (or is) a phone number: 7 or more digits in a row once separators go."""
-    digits = _SEPARATORS.sub("", unicodedata.normalize("NFKC", name))
-    return re.search(r"\d{7}", digits) is not None
+    """Whether a name holds (or is) a phone number."""
+    return _PHONE_IN_NAME.search(unicodedata.normalize("NFKC", name)) is not None
 
 
 def check_name(name: str, field: str = "name") -> str:
