@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from dispatch.store import FINAL_SQL
 from infra.db import Conn
 
+# an account that reported an incident: this purge blanks its phone when its incidents go
+REPORTER = "EXISTS (SELECT 1 FROM incidents i WHERE i.reporter_id = a.id)"
+
 
 async def purge_incidents(conn: Conn, retention_days: int, keep: Sequence[str] = ()) -> dict[str, int]:
     """Blank closed incidents past the retention period, and the resident accounts they leave behind

@@ -221,25 +221,13 @@ async def login(request: web.Request) -> web.Response:
                               "account": accounts.account_view(row)})
 
 
-def network_of(address: str) -> str:
-    """The /24 (IPv4) or /64 (IPv6) of a client address: what one subscriber line or host typically holds."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    prefix = 24 if ip.version == 4 else 64
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
-
-
 async def _count_new_device(request: web.Request) -> None:
     """RateLimited past the new-device limits of the client's address, then of its network (an
     attempt refused for its address does not use up its neighbours' share)."""
     app = request.app
     address = request.remote or "-"
     for key, (limit, window) in ((app[KEYS].rate("new-device-addr", address), ratelimit.NEW_DEVICES_PER_ADDRESS),
-                                 (app[KEYS].rate("new-device-net", network_of(address)),
+                                 (app[KEYS].rate("new-device-net", ratelimit.address_prefix(address)),
                                   ratelimit.NEW_DEVICES_PER_NETWORK)):
         if await ratelimit.count(app[REDIS], key, window) > limit:
             raise RateLimited("too many new devices from this network; try again later,"

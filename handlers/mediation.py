@@ -28,11 +28,11 @@ async def welcome_state(ctx: Connection) -> dict[str, Any]:
 async def case_open(ctx: Connection, msg: m.CaseOpen) -> dict[str, Any]:
     others = [OtherParty(o.name, o.phone) for o in msg.other_parties]
     return {"case": await ctx.app[MEDIATION].open_case(ctx.who, msg.category, msg.summary, others, msg.name,
-                                                 msg.request_id)}
+                                                       msg.request_id, remote=ctx.remote)}
 
 
 async def case_join(ctx: Connection, msg: m.CaseJoin) -> dict[str, Any]:
-    return {"case": await ctx.app[MEDIATION].join(ctx.who, msg.join_code)}
+    return {"case": await ctx.app[MEDIATION].join(ctx.who, msg.join_code, remote=ctx.remote)}
 
 
 async def cases_watch(ctx: Connection, msg: Empty) -> dict[str, Any]:

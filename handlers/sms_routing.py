@@ -9,7 +9,9 @@ replay is answered with the first answer and never acted on twice.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from sms.grammar import Kind, Parsed, guess_category, parse
 from sms.texts import MAX_BODY, case_reply, detect_lang, render
 
 log = logging.getLogger(__name__)
+
+REPLAY_WAIT_S = 10.0     # a concurrent delivery of one MessageSid waits this long for the first's reply
 
 
 @dataclass
@@ -57,9 +61,9 @@ class InboundRouter:
     async def handle(self, phone: str, body: str, sid: str) -> str | None:
         """Act on one inbound text; the reply text (None: reply nothing)."""
         async with self.pool.acquire() as conn:
-            seen, reply = await store.previous_reply(conn, sid)
+            seen, done, reply = await store.previous_reply(conn, sid)
             if seen:
-                return reply
+                return reply if done else await self._first_reply(sid)
             stored_lang, opted_out = await contact(conn, phone)
         p = parse(body)
         lang = detect_lang(body, stored_lang)
@@ -67,8 +71,7 @@ class InboundRouter:
         try:
             action, reply = await self._act(ib, p, lang, opted_out)
         except store.Duplicate:
-            async with self.pool.acquire() as conn:
-                return (await store.previous_reply(conn, sid))[1]
+            return await self._first_reply(sid)
         except Exception:
             log.exception("inbound SMS %s from %s", sid, mask_phone(phone))
             ib.recorded = False
@@ -80,6 +83,16 @@ class InboundRouter:
             if p.kind not in (Kind.STOP, Kind.START, Kind.YES):
                 await remember_lang(conn, phone, lang)
         return reply
+
+    async def _first_reply(self, sid: str) -> str | None:
+        """The reply of a concurrent delivery of this MessageSid, once it has finished (any node)."""
+        deadline = time.monotonic() + REPLAY_WAIT_S
+        while True:
+            async with self.pool.acquire() as conn:
+                _, done, reply = await store.previous_reply(conn, sid)
+            if done or time.monotonic() > deadline:
+                return reply
+            await asyncio.sleep(0.05)
 
     async def _claim(self, ib: Inbound, opt_out: bool | None = None, lang: str | None = None) -> None:
         """Record the MessageSid now (with an opt-out or opt-in in the same transaction)."""
@@ -100,6 +113,11 @@ class InboundRouter:
             if acct is not None and acct["disabled"]:
                 return "ignored", None
             who = Account(str(acct["id"]), str(acct["role"]), str(acct["name"])) if acct is not None else None
+        if who is not None and who.role != "resident" and p.kind in (Kind.HELP, Kind.SAFE):
+            # a staff phone (responder, dispatcher...) never reports as itself: its account would be the
+            # reporter, and a spoofed sender could use it; staff use their app or call dispatch
+            await self._claim(ib)
+            return "staff", render(lang, "staff_help", emergency=self.emergency)
         open_inc = await self.dispatch.latest_open(who.id) if who else None
 
         if p.kind == Kind.HELP and who is not None:
@@ -117,6 +135,18 @@ class InboundRouter:
         if p.kind == Kind.SAFE:
             if who is None or open_inc is None:
                 return "safe_none", render(lang, "safe_none")
+            async with self.pool.acquire() as conn:
+                by_sms = await store.reported_by_sms(conn, open_inc[0])
+            if not by_sms:
+                # a sender can be spoofed: a text cancels only what a text opened; the app's own request
+                # is only noted for the dispatcher, who confirms with the resident
+                try:
+                    await self.dispatch.add_note(None, open_inc[0], "SAFE received by SMS from the reporter's"
+                                                 " phone (not confirmed: the request was made in the app)",
+                                                 via="sms", also=ib.record)
+                except Conflict:
+                    return "safe_none", render(lang, "safe_none")
+                return "safe_noted", render(lang, "safe_app", ref=open_inc[1])
             try:
                 inc = await self.dispatch.cancel(who, open_inc[0], via="sms", also=ib.record)
             except Conflict:
@@ -158,7 +188,10 @@ async def mediation_reply(svc: MediationService, phone: str, body: str, p: Parse
     if not cases:
         return None
     if p.kind == Kind.SIGN:
-        hit = await svc.agreement_for_code([c for c, _ in cases], p.code)
+        try:
+            hit = await svc.agreement_for_code(phone, cases, p.code)
+        except HelplineError as e:
+            return case_reply("sign_failed", why=e.message)
         if hit is None:
             return case_reply("sign_unknown")
         case_id, agreement_id, _current = hit

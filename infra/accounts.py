@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 import asyncpg
@@ -18,6 +19,31 @@ SKILL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 def account_view(r: asyncpg.Record) -> dict[str, Any]:
     return {"id": str(r["id"]), "role": r["role"], "name": r["name"], "username": r["username"],
             "verified": r["verified"]}
+
+
+# ---- names are never phone numbers (issue 20 #5): 7 or more digits, however spaced, dashed or bracketed,
+# not glued to a word before them ("Bo 138 1234 5670", "+86-138...", "Tel:138..." are phones;
+# "responder-20481234", a generated handle, is not)
+_PHONE_IN_NAME = re.compile(r"(?<![^\W_])(?<!-)\+?\(?\d(?:[\s().\-/]{0,2}\d){6,}")
+NEUTRAL_NAME = "Resident"     # what a display shows for a resident without a name
+
+
+def looks_like_phone(name: str) -> bool:
+    """Whether a name holds (or is) a phone number."""
+    return _PHONE_IN_NAME.search(unicodedata.normalize("NFKC", name)) is not None
+
+
+def check_name(name: str, field: str = "name") -> str:
+    """The name, trimmed; BadRequest naming the field if it looks like a phone number."""
+    if looks_like_phone(name):
+        raise BadRequest(f"{field}: a name must not be a phone number")
+    return name.strip()
+
+
+def shown_name(name: str | None, fallback: str = NEUTRAL_NAME) -> str:
+    """A name as others may see it: never a phone number (legacy rows), never empty."""
+    name = (name or "").strip()
+    return fallback if not name or looks_like_phone(name) else name
 
 
 def normalise_phone(raw: str, region: str = "CN") -> str:
@@ -45,6 +71,8 @@ async def create(conn: Conn, *, username: str, role: str, password: str, name: s
     if skills and role != "responder":
         raise BadRequest("only responders have skills")
     e164 = normalise_phone(phone) if phone else None
+    if name is not None:
+        check_name(name)
     try:
         async with conn.transaction():
             acc_id = await conn.fetchval(
@@ -109,6 +137,8 @@ async def update(conn: Conn, username: str, *, role: str | None = None, name: st
         raise BadRequest(f"role must be one of {', '.join(ROLES)}")
     if password is not None and len(password) < 8:
         raise BadRequest("password must be at least 8 characters")
+    if name is not None:
+        check_name(name)
     ends = ((role is not None and role != row["role"]) or password is not None
             or (disabled is not None and disabled != row["disabled"]))
     async with conn.transaction():

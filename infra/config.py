@@ -89,6 +89,9 @@ class Sms(msgspec.Struct, forbid_unknown_fields=True):
     auth_token: str = ""
     from_number: str = ""
     api_base: str = "https://api.twilio.com"
+    # issue 20: where texts nobody asked for may go, and how many texts an hour the number may send
+    allowed_countries: str = "CN"        # comma-separated ISO regions a filer may name a party's phone in
+    hourly_budget: int = 2000            # texts per hour, cluster-wide; past it non-critical texts wait
 
 
 class Web(msgspec.Struct, forbid_unknown_fields=True):
@@ -104,6 +107,11 @@ def token_service(cfg: Config) -> Any:
 
     prev = tuple(s.strip() for s in cfg.auth.previous_secrets.split(",") if s.strip())
     return TokenService(cfg.auth.jwt_secret, cfg.auth.issuer, cfg.auth.audience, cfg.auth.token_ttl_s, prev)
+
+
+def sms_countries(cfg: Config) -> frozenset[str]:
+    """sms.allowed_countries as a set of upper-case ISO region codes."""
+    return frozenset(c.strip().upper() for c in cfg.sms.allowed_countries.split(",") if c.strip())
 
 
 class Privacy(msgspec.Struct, forbid_unknown_fields=True):
@@ -234,6 +242,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("server.max_connections_per_address must be 0 (no cap) or more")
     if cfg.privacy.retention_days < 1:
         raise ConfigError("privacy.retention_days must be at least 1")
+    if not sms_countries(cfg) or cfg.sms.hourly_budget < 1:
+        raise ConfigError("sms.allowed_countries must name at least one region (e.g. CN); sms.hourly_budget >= 1")
     if cfg.sms.provider not in ("twilio", "console"):
         raise ConfigError("sms.provider must be 'twilio' or 'console'")
     for name, cat in cfg.dispatch.categories.items():

@@ -28,6 +28,14 @@ class Metrics:
                                   registry=r)
         self.shed = Counter("helpline_ws_commands_shed", "Commands answered `unavailable` because the node was"
                             " overloaded (server.max_commands_waiting)", registry=r)
+        # issue 20: the hourly SMS budget (sms.hourly_budget); an alarm when it is spent
+        self.sms_over_budget = Gauge("helpline_sms_over_budget", "1 while the cluster's hourly SMS budget is spent"
+                                     " and non-critical texts wait (status texts and login codes still go)",
+                                     registry=r)
+        self.sms_held = Counter("helpline_sms_held_over_budget", "Texts held back because the hourly SMS budget"
+                                " was spent", ["kind"], registry=r)
+        self.sms_sent_last_hour = Gauge("helpline_sms_sent_last_hour", "Texts sent in the last hour (cluster)",
+                                        registry=r)
         self.slow_consumers = Counter("helpline_ws_slow_consumers", "Connections closed for not reading",
                                       registry=r)
 

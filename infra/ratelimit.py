@@ -7,6 +7,7 @@ an emergency service must not refuse help because its limiter is unavailable.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any
 
@@ -83,3 +84,50 @@ async def peek(redis: Any, key: str) -> int:
 
 async def allow(redis: Any, key: str, limit: int, window_s: int) -> bool:
     return await count(redis, key, window_s) <= limit
+
+
+# ---- SMS and mediation (issue 20): who may make the city text whom, and how often a code may be guessed.
+# Counted before the thing is done (one INCR each, so parallel sockets cannot slip past), refunded where
+# the attempt turned out to be no guess (a join code that exists). See docs/security.md, "SMS and mediation".
+CASES_PER_ACCOUNT = (5, 3600)              # case.open per filer
+CASES_PER_ADDRESS = (20, 3600)             # case.open per client address (fresh device accounts share it)
+INVITES_PER_ACCOUNT = (10, 86400)          # invitation texts one filer's cases may send
+INVITES_PER_ADDRESS = (20, 86400)          # ... from one client address
+INVITES_PER_PHONE = (3, 86400)             # invitation texts one destination number receives
+JOIN_GUESSES_PER_ADDRESS = (20, 600)       # wrong join codes per client address (the account's: above)
+JOIN_GUESSES_PER_PREFIX = (60, 600)        # ... per /24 (IPv4) or /64 (IPv6)
+JOIN_GUESSES_PER_CODE = (10, 600)          # wrong tries of one code string, from anyone
+JOIN_GUESSES_PER_PHONE = (5, 3600)         # join codes texted in by one phone that matched nothing
+SIGN_GUESSES_PER_PHONE = (5, 3600)         # SIGN codes texted in by one phone that matched nothing
+
+Limit = tuple[int, int]
+
+
+def address_prefix(remote: str) -> str:
+    """The /24 (IPv4) or /64 (IPv6) network of an address: what one subscriber line or host typically
+    holds, so limits per network catch an attacker rotating through its neighbouring addresses."""
+    try:
+        ip = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 64}", strict=False))
+
+
+async def take(redis: Any, counters: list[tuple[str, Limit]]) -> bool:
+    """Count one attempt on every counter first, then judge: False if any is past its limit.
+
+    Counting before evaluating is what makes the limit hold under concurrency: the eleventh of
+    sixteen parallel attempts sees 11, whatever order they are evaluated in."""
+    over = False
+    for key, (limit, window_s) in counters:
+        if await count(redis, key, window_s) > limit:
+            over = True
+    return not over
+
+
+async def refund(redis: Any, counters: list[tuple[str, Limit]]) -> None:
+    """Give an attempt back (it was no guess): the counters count only what they are meant to."""
+    for key, (_, window_s) in counters:
+        await count(redis, key, window_s, -1)

@@ -27,18 +27,20 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from infra import audit, ratelimit
-from infra.accounts import normalise_phone
+from infra import audit
+from infra.accounts import check_name, normalise_phone, shown_name
 from infra.db import Conn
-from infra.errors import HelplineError, NotFound, RateLimited, Unavailable
+from infra.errors import HelplineError, NotFound, Unavailable
 from infra.events import Outbox
 from infra.identity import Account
 from infra.keys import Keys
 from infra.texts import CaseText, Template, TextQueue
 from mediation import rules, store, views
 from mediation.chatbatch import ChatBatch
-from mediation.codes import CODE_LEN, new_join_code, new_sign_code, normalise_code
+from mediation.codes import new_join_code, new_sign_code, normalise_code
+from mediation.guard import Guard, check_destinations
 from mediation.rules import Case
+from mediation.sms_parties import SmsParties
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +48,15 @@ CASES_IN_MEMORY = 10_000                            # cases a node keeps for cha
 Change = Callable[[Conn, Case], Awaitable[bool]]
 
 
-class MediationService:
+class MediationService(SmsParties):
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys,
                  publish: Callable[[list[tuple[str, str]]], Awaitable[None]], texts: TextQueue,
-                 public_url: str = "") -> None:
+                 public_url: str = "", sms_countries: frozenset[str] = frozenset({"CN"})) -> None:
         self.pool, self.redis, self.keys, self.publish = pool, redis, keys, publish
         self.texts = texts                # the SMS outbox, written inside our transactions
         self.public_url = public_url.rstrip("/")
+        self.sms_countries = sms_countries    # where a party named by phone may be texted (sms.allowed_countries)
+        self.guard = Guard(redis, keys)
         self._cases: OrderedDict[str, Case] = OrderedDict()   # chat's view of cases, checked by version
         self.chat = ChatBatch(pool)
         self.feeds: Any = None            # mediation.live.Feeds of this node, set by setup_app
@@ -90,19 +94,29 @@ class MediationService:
         text = Template(key, {"ref": case.ref_no, **fields})
         for aid, phone in await store.sms_phones(conn, case.id):
             if aid != skip:
-                await self.texts.enqueue(conn, phone, text, case_id=case.id)
+                await self.texts.enqueue(conn, phone, text, kind="case", case_id=case.id)
 
     # ---------------------------------------------------------------- cases
     async def open_case(self, actor: Account, category: str, summary: str, others: list[rules.OtherParty],
-                        name: str | None = None, request_id: str | None = None) -> dict[str, Any]:
-        """Open a case; with a request_id already used by this filer, the case it opened (nothing new)."""
+                        name: str | None = None, request_id: str | None = None,
+                        remote: str = "-") -> dict[str, Any]:
+        """Open a case; with a request_id already used by this filer, the case it opened (nothing new).
+
+        Names are never phone numbers; phones only in sms.allowed_countries; cases and invitation texts
+        are limited per filer, per address and per destination (mediation/guard.py)."""
         rules.check_open(actor, category, summary, others)
-        others = [rules.OtherParty(o.name.strip(), normalise_phone(o.phone) if o.phone else None)
-                  for o in others]
+        others = [rules.OtherParty(check_name(o.name, f"other_parties[{i}].name"),
+                                   normalise_phone(o.phone) if o.phone else None) for i, o in enumerate(others)]
+        check_destinations([o.phone for o in others], self.sms_countries)
         out = Outbox()
+        held: list[str] = []
+        async with self.pool.acquire() as conn:    # limits are counted before the transaction (Redis may hang)
+            again = request_id is not None and await store.case_by_request(conn, actor.id, request_id) is not None
+        texted = set() if again else await self.guard.opening(actor.id, remote, [o.phone for o in others])
         async with self.pool.acquire() as conn, conn.transaction():
             me = await store.account(conn, actor.id)
-            filer_name = (name or "").strip() or (me["name"] if me and me["name"] else "") or "Applicant"
+            filer_name = check_name(name or "") or shown_name(me["name"] if me else "", "Applicant")
+            verified = bool(me and me["verified"])
             case_id = await store.insert_case(conn, actor.id, category, summary, request_id)
             if case_id is None:    # opened before under this request_id (its answer was lost): that case
                 assert request_id is not None
@@ -121,25 +135,29 @@ class MediationService:
             case = await store.get_case(conn, case_id)
             assert case is not None
             for p in case.parties:
-                if p.phone and p.join_code:
-                    await self.texts.enqueue(conn, p.phone, Template(CaseText.INVITATION, {
-                        "ref": case.ref_no, "category": case.category, "filer": filer_name,
-                        "code": p.join_code, "public_url": self.public_url}), case_id=case.id)
+                if not (p.phone and p.join_code):
+                    continue
+                if p.slot not in texted:
+                    held.append(p.name)      # kept, not texted: the filer has the code to pass on
+                    continue
+                # the filer's own words go out only if their phone is verified, and then inside the template
+                await self.texts.enqueue(conn, p.phone, Template(CaseText.INVITATION, {
+                    "ref": case.ref_no, "category": case.category, "filer": filer_name if verified else "",
+                    "code": p.join_code, "public_url": self.public_url}), kind="case", case_id=case.id)
             self._case_changed(out, case)
         await self.publish(out.items)
-        return views.view_for(case, actor.id, actor.role)
+        view = views.view_for(case, actor.id, actor.role)
+        return {**view, "invitations_not_texted": held} if held else view
 
-    async def join(self, actor: Account, code: str, via: str = "ws") -> dict[str, Any]:
+    async def join(self, actor: Account, code: str, via: str = "ws", remote: str | None = None) -> dict[str, Any]:
         code = normalise_code(code)
-        fail_key = self.keys.rate("case.join", actor.id)
-        limit, window_s = ratelimit.JOIN_FAILURES_PER_ACCOUNT
-        if await ratelimit.peek(self.redis, fail_key) >= limit:    # Redis down: 0, no limit
-            raise RateLimited("too many wrong join codes; try again later")
+        # counted before the lookup (parallel sockets cannot slip past), given back if the code exists
+        counters = await self.guard.join_attempt(actor.id, remote, code)
         async with self.pool.acquire() as conn:
             hit = await store.case_of_code(conn, code)
         if hit is None:
-            await ratelimit.count(self.redis, fail_key, window_s)
             raise NotFound("no case with that join code")
+        await self.guard.refund(counters)
         case_id, slot_no = hit
 
         async def change(conn: Conn, case: Case) -> bool:
@@ -177,13 +195,17 @@ class MediationService:
     async def propose(self, actor: Account, case_id: str, text: str) -> dict[str, Any]:
         async def change(conn: Conn, case: Case) -> bool:
             p = rules.propose(case, actor, text)
-            code = new_sign_code()
-            ag_id = await store.insert_agreement(conn, case_id, p.text, p.sha256, code, actor.id)
+            # agreements.sign_code is texted to nobody: each SMS party gets a code of their own
+            ag_id = await store.insert_agreement(conn, case_id, p.text, p.sha256, new_sign_code(), actor.id)
             await store.update_case(conn, case_id, status=str(p.status), agreement_id=ag_id)
             await store.log_event(conn, case_id, actor.id, "agreement_proposed", agreement_id=ag_id,
                                   sha256=p.sha256)
-            await self._sms_parties(conn, case, CaseText.PROPOSAL, text=p.text, code=code,
-                                    public_url=self.public_url)
+            for aid, phone in await store.sms_phones(conn, case.id):
+                code = new_sign_code()
+                await store.insert_sign_code(conn, ag_id, aid, code)
+                await self.texts.enqueue(conn, phone, Template(CaseText.PROPOSAL, {
+                    "ref": case.ref_no, "text": p.text, "code": code, "public_url": self.public_url}),
+                    kind="case", case_id=case.id)
             return True
         return await self._mutate(actor, case_id, change)
 
@@ -366,38 +388,17 @@ class MediationService:
                         sender_name=party.name if party else actor.name, sender_role=actor.role,
                         client_msg_id=client_msg_id, body=body, via=via)
                     if self._texted(case, r):
+                        # someone's words reach a phone only if they are verified (issue 20 #1)
+                        me = await store.account(conn, actor.id)
+                        verified = bool(me and me["verified"])
                         await self._sms_parties(conn, case, CaseText.CHAT, skip=actor.id,
-                                                sender=msg["sender"]["name"], body=msg["body"])
+                                                sender=msg["sender"]["name"] if verified else "",
+                                                body=msg["body"] if verified else "", public_url=self.public_url)
             except asyncpg.UniqueViolationError:
                 return await self._sent_before(case_id, r.name, actor.id, client_msg_id)
         self._remember(case)
         await self._announce(case, r, msg)
         return msg
-
-    # ---------------------------------------------------------------- SMS parties
-    async def join_by_sms(self, phone: str, code: str) -> tuple[dict[str, Any], Account] | None:
-        """Join the case of this code as the phone's account; None if there is no such code."""
-        code = normalise_code(code)
-        if len(code) != CODE_LEN:
-            return None
-        async with self.pool.acquire() as conn:
-            hit = await store.case_of_code(conn, code)
-            if hit is None:
-                return None
-            async with conn.transaction():
-                acc = await store.resident_for_phone(conn, phone, await store.party_name(conn, *hit))
-        actor = Account(str(acc["id"]), acc["role"], acc["name"])
-        return await self.join(actor, code, via="sms"), actor
-
-    async def sms_cases(self, phone: str) -> list[tuple[str, Account]]:
-        async with self.pool.acquire() as conn:
-            rows = await store.sms_cases_of_phone(conn, phone)
-        return [(str(r["id"]), Account(str(r["account_id"]), r["role"], r["name"])) for r in rows]
-
-    async def agreement_for_code(self, case_ids: list[str], code: str) -> tuple[str, str, bool] | None:
-        """(case id, agreement id, whether it is the current proposal) for a sign code among these cases."""
-        async with self.pool.acquire() as conn:
-            return await store.agreement_of_sign_code(conn, case_ids, code)
 
     async def case_for(self, actor: Account, case_id: str) -> dict[str, Any]:
         async with self.pool.acquire() as conn:

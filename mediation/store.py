@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from infra.accounts import shown_name
 from infra.db import Conn, sql_list
 from infra.formats import iso
 from mediation.rules import FINAL, Agreement, Case, Party, Person, Signature, Status
@@ -171,7 +172,7 @@ async def log_event(conn: Conn, case_id: str, actor_id: str | None, kind: str, *
 
 
 async def account(conn: Conn, account_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT id, role, name, phone, disabled FROM accounts WHERE id = $1",
+    return await conn.fetchrow("SELECT id, role, name, phone, disabled, verified FROM accounts WHERE id = $1",
                                account_id)
 
 
@@ -206,7 +207,8 @@ async def sms_phones(conn: Conn, case_id: str) -> list[tuple[str, str]]:
 
 def message_view(r: asyncpg.Record) -> dict[str, Any]:
     return {"case_id": str(r["case_id"]), "room": r["room"], "seq": r["seq"],
-            "sender": {"id": str(r["sender_id"]), "name": r["sender_name"], "role": r["sender_role"]},
+            "sender": {"id": str(r["sender_id"]), "name": shown_name(r["sender_name"]) if r["sender_name"] else "",
+                       "role": r["sender_role"]},
             "body": r["body"], "via": r["via"], "sent_at": iso(r["sent_at"]),
             "client_msg_id": r["client_msg_id"]}
 
@@ -356,10 +358,20 @@ async def party_name(conn: Conn, case_id: str, slot: int) -> str:
     return str(name or "")
 
 
-async def agreement_of_sign_code(conn: Conn, case_ids: list[str], code: str) -> tuple[str, str, bool] | None:
-    """(case id, agreement id, whether it is the current proposal) for a sign code among these cases."""
+async def insert_sign_code(conn: Conn, agreement_id: str, account_id: str, code: str) -> None:
+    await conn.execute("INSERT INTO agreement_sign_codes (agreement_id, account_id, code) VALUES ($1, $2, $3)",
+                       agreement_id, account_id, code)
+
+
+async def agreement_of_sign_code(conn: Conn, parties: list[tuple[str, str]], code: str
+                                 ) -> tuple[str, str, bool] | None:
+    """(case id, agreement id, whether it is the current proposal) for the sign code of one of these
+    (case id, party account id) pairs: a code is only ever its own party's."""
     r = await conn.fetchrow(
-        "SELECT a.id, a.case_id, c.agreement_id = a.id AS current FROM agreements a"
-        " JOIN cases c ON c.id = a.case_id WHERE a.case_id = ANY($1::uuid[]) AND a.sign_code = $2"
-        " ORDER BY a.proposed_at DESC LIMIT 1", case_ids, code)
+        "SELECT a.id, a.case_id, c.agreement_id = a.id AS current FROM agreement_sign_codes sc"
+        " JOIN agreements a ON a.id = sc.agreement_id JOIN cases c ON c.id = a.case_id"
+        " JOIN unnest($1::uuid[], $2::uuid[]) AS p(case_id, account_id)"
+        "   ON p.case_id = a.case_id AND p.account_id = sc.account_id"
+        " WHERE sc.code = $3 ORDER BY a.proposed_at DESC LIMIT 1",
+        [c for c, _ in parties], [a for _, a in parties], code)
     return (str(r["case_id"]), str(r["id"]), bool(r["current"])) if r else None

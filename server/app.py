@@ -24,7 +24,7 @@ from handlers.connection import Hub
 from handlers.sms_routing import InboundRouter, for_mediation
 from infra import db
 from infra.bus import Bus
-from infra.config import Config, token_service
+from infra.config import Config, sms_countries, token_service
 from infra.keys import Keys
 from infra.metrics import Metrics
 from mediation.live import Feeds
@@ -61,10 +61,11 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         metrics = Metrics()
         bus = Bus(redis)
         dispatch = DispatchService(cfg, pool, redis, keys, bus.publish_many, metrics)
-        outbox = SmsOutbox(cfg, pool, make_gateway(cfg))   # every text, of every domain, goes out through it
+        outbox = SmsOutbox(cfg, pool, make_gateway(cfg), metrics)   # every text, of every domain, goes out through it
         # an SMS incident's status texts are queued in the transaction of each change (its report too)
         dispatch.on_change(StatusTexts(outbox), frozenset({"sms"}))
-        mediation = MediationService(pool, redis, keys, bus.publish_many, outbox, cfg.server.public_url)
+        mediation = MediationService(pool, redis, keys, bus.publish_many, outbox, cfg.server.public_url,
+                                     sms_countries(cfg))
         feeds = Feeds(mediation, bus, keys)
         mediation.feeds = feeds
         hub = Hub(app, cfg, pool, redis, bus, keys, metrics)

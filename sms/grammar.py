@@ -11,14 +11,14 @@ and tried against RULES from top to bottom; the first rule that matches decides 
     4           HELP    HELP SOS 求助 救命                          first word, then the text
     5           SAFE    SAFE 平安 取消                              first word, then the text
     6           SIGN    SIGN 签字 签名 签署 + 6 digits               the whole message
-    7           JOIN    [JOIN | 加入] + an 8-character code         the whole message
+    7           JOIN    [JOIN | 加入] + an 8/10-char code          the whole message
     8           OTHER   anything else                             (a note, or a chat message)
 
 Why this order: opt-outs first, because a carrier acts on them whatever we do, so we must
 never read STOP as anything else. SAFE after HELP, so that "HELP" is never a cancellation.
 An English keyword must end at a non-letter ("HELPFUL", "SAFETY" are no keywords); a Chinese
 one may run into the text ("救命啊"). SIGN before JOIN: the shapes never overlap (a sign code
-has six digits after a word; a join code normalises to eight letters and digits), so the order
+has six digits after a word; a join code normalises to 8 or 10 letters and digits), so the order
 is for the reader. JOIN and SIGN are *candidates*: the mediation side decides whether the code
 exists; if not, the text is handled as OTHER.
 
@@ -70,7 +70,7 @@ class Parsed:
     code: str = ""   # the code of SIGN and JOIN
 
 
-JOIN_CODE_LEN = 8    # what a join code normalises to (mediation makes them)
+JOIN_CODE_LENS = (8, 10)    # what a join code normalises to (mediation makes them; 10 since issue 20)
 
 SIGN = re.compile(r"^(?:SIGN|签字|签名|签署)\s*[:：]?\s*(\d{6})$", re.IGNORECASE)
 JOIN = re.compile(r"^(?:JOIN|加入)?\s*[:：]?\s*([A-Za-z0-9][A-Za-z0-9 -]{6,14}[A-Za-z0-9])$", re.IGNORECASE)
@@ -124,7 +124,7 @@ def _pattern(rule: Rule, t: str, whole: str, orig: str) -> Parsed | None:
     m = rule.pattern.match(orig)
     if m is None:
         return None
-    if rule.kind is Kind.JOIN and len(normalise_code(m.group(1))) != JOIN_CODE_LEN:
+    if rule.kind is Kind.JOIN and not is_join_code(normalise_code(m.group(1))):
         return None
     return Parsed(rule.kind, orig, m.group(1))
 
@@ -139,6 +139,11 @@ def _prefix_len(orig: str, kw: str) -> int:
         if unicodedata.normalize("NFKC", orig[:k]).upper() == kw:
             return k
     return len(kw)
+
+
+def is_join_code(code: str) -> bool:
+    """8 characters (codes before issue 20), or 10 with a digit among them: ten letters are a word."""
+    return len(code) == 8 or (len(code) == 10 and any(ch.isdigit() for ch in code))
 
 
 def normalise_code(code: str) -> str:

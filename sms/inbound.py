@@ -13,10 +13,15 @@ class Duplicate(Exception):
     """This MessageSid was already handled (by a concurrent request)."""
 
 
-async def previous_reply(conn: Conn, sid: str) -> tuple[bool, str | None]:
-    """(whether this MessageSid was seen, the reply it got)."""
-    row = await conn.fetchrow("SELECT reply FROM sms_inbound WHERE message_sid = $1", sid)
-    return (row is not None, row["reply"] if row else None)
+async def previous_reply(conn: Conn, sid: str) -> tuple[bool, bool, str | None]:
+    """(whether this MessageSid was seen, whether its handling finished, the reply it got)."""
+    row = await conn.fetchrow("SELECT action, reply FROM sms_inbound WHERE message_sid = $1", sid)
+    return (row is not None, row is not None and row["action"] != "", row["reply"] if row else None)
+
+
+async def reported_by_sms(conn: Conn, incident_id: str) -> bool:
+    """Whether the incident was reported by SMS (its status texts are tracked from its report on)."""
+    return await conn.fetchval("SELECT 1 FROM sms_incidents WHERE incident_id = $1", incident_id) is not None
 
 
 async def record(conn: Conn, sid: str, phone: str, body: str) -> None:
@@ -40,7 +45,7 @@ async def account_for_phone(conn: Conn, phone: str, create: bool) -> dict[str, o
     """The account of the sender's phone; with `create`, a new resident account on first sight."""
     row = await conn.fetchrow("SELECT id, role, name, disabled FROM accounts WHERE phone = $1", phone)
     if row is None and create:
-        row = await conn.fetchrow("INSERT INTO accounts (role, name, phone) VALUES ('resident', $1, $1)"
+        row = await conn.fetchrow("INSERT INTO accounts (role, name, phone) VALUES ('resident', '', $1)"
                                   " ON CONFLICT (phone) DO NOTHING RETURNING id, role, name, disabled", phone)
         row = row or await conn.fetchrow("SELECT id, role, name, disabled FROM accounts WHERE phone = $1", phone)
     return dict(row) if row is not None else None

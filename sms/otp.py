@@ -89,10 +89,10 @@ async def link_account(conn: Conn, phone: str, caller: dict[str, Any] | None) ->
                 await conn.execute("UPDATE accounts SET device_id = $2 WHERE id = $1", row["id"], dev)
         return await conn.fetchrow("UPDATE accounts SET verified = true WHERE id = $1 RETURNING *", row["id"])
     if device is not None:
-        got = await conn.fetchrow("UPDATE accounts SET phone = $2, verified = true,"
-                                  " name = COALESCE(NULLIF(name, ''), $2) WHERE id = $1 AND phone IS NULL"
-                                  " RETURNING *", device["id"], phone)
+        got = await conn.fetchrow("UPDATE accounts SET phone = $2, verified = true"
+                                  " WHERE id = $1 AND phone IS NULL RETURNING *", device["id"], phone)
         if got is not None:
             return got
-    return await conn.fetchrow("INSERT INTO accounts (role, name, phone, verified) VALUES ('resident', $1, $1, true)"
+    # the name stays empty: a phone number is never a name others could see (issue 20 #5)
+    return await conn.fetchrow("INSERT INTO accounts (role, name, phone, verified) VALUES ('resident', '', $1, true)"
                                " RETURNING *", phone)

@@ -24,6 +24,7 @@ from infra.accounts import normalise_phone
 from infra.config import Config
 from infra.db import Conn
 from infra.formats import mask_phone
+from infra.metrics import Metrics
 from infra.texts import Template
 from sms.contacts import set_opted_out
 from sms.gateway import Gateway, NotSent, ProviderError
@@ -36,6 +37,10 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 300.0
 LEASE_S = 60.0           # longer than the gateway's HTTP timeout: a live sender never loses its lease
 OPTED_OUT = 21610
+# the hourly budget (sms.hourly_budget, cluster-wide): these always go; the rest wait past it
+CRITICAL_KINDS = frozenset({"status", "otp", "reply"})
+HOLD_RETRY_S = 60.0      # a held text looks again this much later
+HOLD_MAX_S = 86400.0     # a text held back this long is dropped (expired)
 
 _CLAIM = """
 WITH due AS (
@@ -59,8 +64,9 @@ WHERE id = $1 AND status = 'claimed' AND lease_owner = $2 RETURNING status, atte
 class SmsOutbox:
     """The outbox: `enqueue` (the TextQueue port both domains write through) and its worker."""
 
-    def __init__(self, cfg: Config, pool: asyncpg.Pool, gateway: Gateway) -> None:
+    def __init__(self, cfg: Config, pool: asyncpg.Pool, gateway: Gateway, metrics: Metrics | None = None) -> None:
         self.cfg, self.pool, self.gateway = cfg, pool, gateway
+        self.metrics = metrics
         self.node_id = uuid.uuid4().hex
         self.poll_s = 1.0
         self.batch = 20
@@ -143,6 +149,8 @@ class SmsOutbox:
             if lost != "UPDATE 0":
                 log.warning("SMS outbox: %s texts whose sender vanished mid-send marked failed", lost.split()[-1])
             rows = await conn.fetch(_CLAIM, self.batch, self.node_id, LEASE_S)
+            if rows:
+                rows = await self._within_budget(conn, rows)
         if not rows:
             return None
         retries = await asyncio.gather(*(self._deliver(r) for r in rows))
@@ -150,6 +158,33 @@ class SmsOutbox:
             return 0.0
         pending = [r for r in retries if r is not None]
         return min(pending) if pending else None
+
+    async def _within_budget(self, conn: Conn, rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
+        """The claimed texts that may go now: critical ones always, the rest while the hour's budget lasts.
+        The others go back to pending for HOLD_RETRY_S (dropped as expired after HOLD_MAX_S)."""
+        sent = int(await conn.fetchval("SELECT count(*) FROM sms_outbox WHERE sent_at > now() - interval '1 hour'"
+                                       " OR status = 'sending'"))
+        room = self.cfg.sms.hourly_budget - sent
+        go, held = [], []
+        for r in rows:
+            if r["kind"] in CRITICAL_KINDS or room > 0:
+                go.append(r)
+                room -= 1
+            else:
+                held.append(r)
+        if held:
+            await conn.execute(
+                "UPDATE sms_outbox SET status = CASE WHEN created_at < now() - make_interval(secs => $3)"
+                " THEN 'expired' ELSE 'pending' END, lease_owner = NULL, lease_until = NULL,"
+                " due_at = now() + make_interval(secs => $2), error = 'waiting: the hourly SMS budget is spent',"
+                " updated_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in held], HOLD_RETRY_S, HOLD_MAX_S)
+            log.warning("SMS outbox: hourly budget of %d spent; %d texts wait", self.cfg.sms.hourly_budget, len(held))
+        if self.metrics is not None:
+            self.metrics.sms_sent_last_hour.set(sent)
+            self.metrics.sms_over_budget.set(1 if room <= 0 else 0)
+            for r in held:
+                self.metrics.sms_held.labels(kind=r["kind"]).inc()
+        return go
 
     async def _deliver(self, row: asyncpg.Record) -> float | None:
         """One text; returns the retry delay if it was rescheduled."""

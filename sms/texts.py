@@ -9,6 +9,7 @@ infra.texts.CaseText and the sms package renders them when they are queued.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "resolved": "Helpline {ref}: closed. Stay safe.",
         "cancelled": "Helpline {ref}: your request is cancelled.",
         "helper": "a helper",
+        "staff_help": "Helpline: this phone is a staff account. Use your app or call dispatch; "
+                      "in danger call {emergency}.",
+        "safe_app": "Helpline {ref}: this request was made in the app; cancel it there. We told the dispatcher.",
     },
     "zh": {
         "help_ok": "求助{ref}已收到，调度员会联系您。请回复您的地址。回复“平安”取消。",
@@ -62,6 +66,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "resolved": "求助{ref}：已处理完毕，请注意安全。",
         "cancelled": "求助{ref}：您的求助已取消。",
         "helper": "救助人员",
+        "staff_help": "求助热线：此号码属于工作人员账号，请用工作应用或联系调度；如有危险请拨打{emergency}。",
+        "safe_app": "求助{ref}是在应用中发起的，请在应用中取消。已告知调度员。",
     },
 }
 # incident status → what the reporter is told; queued and offered read the same
@@ -120,28 +126,70 @@ CASE_STATUS_WORDS = {"settled": "settled 已和解", "failed": "closed without a
                      "referred": "referred on 已转介", "withdrawn": "withdrawn 已撤回"}
 
 
+# Free text (a filer's name, a chat message, an agreement) reaches a phone only inside these templates:
+# a fixed prefix naming the service and the case, the text labelled as someone's words, links and
+# phone numbers cut out, and a length cap. The service passes free text only from verified senders
+# (mediation/service.py); from anyone else the fields arrive empty and the neutral wording is used.
+PREFIX = "Helpline mediation {ref}"
+MAX_NAME_SMS = 32
+MAX_CHAT_SMS = 300
+_LINK = re.compile(r"(?i)\b(?:[a-z][a-z0-9+.-]*://\S*|www\.\S*|(?:[a-z0-9-]+\.)+(?:[a-z]{2,24})(?:/\S*)?)")
+_PHONE_RUN = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _no_phone(m: re.Match[str]) -> str:
+    return "[number removed]" if sum(ch.isdigit() for ch in m.group(0)) >= 7 else m.group(0)
+
+
+def safe_fragment(text: str, cap: int, one_line: bool = True, numbers: bool = False) -> str:
+    """Someone's words made fit for a text from the city: no links, no phone numbers (7+ digits), capped."""
+    t = _CONTROL.sub("", text)
+    t = _LINK.sub("[link removed]", t)
+    if not numbers:
+        t = _PHONE_RUN.sub(_no_phone, t)
+    t = re.sub(r"\s+", " ", t) if one_line else re.sub(r"[ \t]+", " ", t)
+    t = t.strip()
+    return t if len(t) <= cap else t[:cap - 1].rstrip() + "…"
+
+
+def _prefix(ref: str) -> str:
+    return PREFIX.format(ref=ref)
+
+
 def _invitation(ref: str, category: str, filer: str, code: str, public_url: str) -> str:
-    return (f"[{ref}] {filer} 申请了一宗{category}调解并列您为当事人。回复 {code} 加入。"
-            f" {filer} asks you to take part in mediation ({category}). Reply {code} to join"
-            + (f", or enter it at {public_url}/mediate" if public_url else "") + ".")
+    name = safe_fragment(filer, MAX_NAME_SMS)
+    who_zh, who_en = (f"居民“{name}”", f'A resident, "{name}",') if name else ("一位居民", "A resident")
+    return (f"{_prefix(ref)}: {who_zh}申请了一宗{category}调解并列您为当事人。回复 {code} 加入。"
+            f" {who_en} asks you to take part in mediation ({category}). Reply {code} to join"
+            + (f", or enter it at {public_url}/mediate" if public_url else "") + ". STOP ends texts.")
 
 
 def _proposal(ref: str, text: str, code: str, public_url: str) -> str:
-    shown = text if len(text) <= MAX_AGREEMENT_SMS else text[:MAX_AGREEMENT_SMS] + "…" + (
+    body = safe_fragment(text, MAX_AGREEMENT_SMS, one_line=False, numbers=True)   # a mediator's terms
+    shown = body if len(text) <= MAX_AGREEMENT_SMS else body + (
         f" (全文 full text: {public_url}/mediate)" if public_url else "")
-    return (f"[{ref}] 调解协议 Proposed agreement:\n{shown}\n"
-            f"同意请回复 签字 {code} / Reply SIGN {code} to sign.")
+    return (f"{_prefix(ref)}: 调解协议 Proposed agreement:\n{shown}\n"
+            f"同意请回复 签字 {code} / Reply SIGN {code} to sign. The code is yours alone.")
+
+
+def _chat(ref: str, sender: str, body: str, public_url: str = "") -> str:
+    if not body.strip():     # an unverified sender: their words stay in the app
+        where = f" at {public_url}/mediate" if public_url else " in the app"
+        return f"{_prefix(ref)}: 新消息请在应用内查看。 A new message in your case; read it{where}."
+    return f"{_prefix(ref)} · {safe_fragment(sender, MAX_NAME_SMS) or 'Party'}: {safe_fragment(body, MAX_CHAT_SMS)}"
 
 
 CASE_TEXTS: dict[CaseText, Callable[..., str]] = {
     CaseText.INVITATION: _invitation,
-    CaseText.TAKEN: lambda ref, mediator: f"[{ref}] 调解员 {mediator} 已受理。 Mediator {mediator} has taken the case.",
+    CaseText.TAKEN: lambda ref, mediator: f"{_prefix(ref)}: 调解员 {safe_fragment(mediator, MAX_NAME_SMS)} 已受理。"
+                                          f" Mediator {safe_fragment(mediator, MAX_NAME_SMS)} has taken the case.",
     CaseText.PROPOSAL: _proposal,
     CaseText.SETTLED: lambda ref, sha256:
-        f"[{ref}] 各方均已签字，调解成功。 All parties signed: settled. SHA-256 {sha256[:16]}…",
+        f"{_prefix(ref)}: 各方均已签字，调解成功。 All parties signed: settled. SHA-256 {sha256[:16]}…",
     CaseText.CLOSED: lambda ref, status:
-        f"[{ref}] 案件{CASE_STATUS_WORDS.get(status, status)}. The case is {status}.",
-    CaseText.CHAT: lambda ref, sender, body: f"[{ref}] {sender}: {body}",
+        f"{_prefix(ref)}: 案件{CASE_STATUS_WORDS.get(status, status)}. The case is {status}.",
+    CaseText.CHAT: _chat,
 }
 
 

@@ -49,7 +49,7 @@ async def test_case_to_settlement_with_two_residents_a_mediator_and_an_agency(
     code_item = filer.get_by_test_id("invite-code")
     await expect(code_item).to_have_count(1)
     code = await code_item.get_attribute("data-code") or ""
-    assert re.fullmatch(r"[2-9A-Z]{8}", code), code
+    assert re.fullmatch(r"[2-9A-Z]{10}", code), code     # 10 since issue 20
     await expect(filer.get_by_test_id("room-tab")).to_have_count(2)  # joint + their own caucus
     await check(filer, lang, "mediate-filed")
     # the page sent case.open with a request_id, so a re-send after a lost answer cannot open it twice
