@@ -28,6 +28,8 @@ class Metrics:
                                   registry=r)
         self.shed = Counter("helpline_ws_commands_shed", "Commands answered `unavailable` because the node was"
                             " overloaded (server.max_commands_waiting)", registry=r)
+        self.flood_held = Counter("helpline_help_flood_held", "Unverified help requests held for a dispatcher's"
+                                  " look as a possible flood (dispatch.flood_* limits)", registry=r)
         self.slow_consumers = Counter("helpline_ws_slow_consumers", "Connections closed for not reading",
                                       registry=r)
 

@@ -7,6 +7,7 @@ an emergency service must not refuse help because its limiter is unavailable.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 from typing import Any
 
@@ -45,6 +46,24 @@ CONNECTION_BUCKETS: dict[str, tuple[float, float]] = {
     "location.update": (10, 2.0),
 }
 DEFAULT_BUCKET = (60.0, 30.0)
+
+# ---- dispatch: help floods from unverified residents (dispatch/matching.py counts them in the report's one
+# Redis round trip; the numbers are dispatch.flood_* in infra/config.py, docs/security.md states them).
+# A report past them is never refused: it is committed and held for a dispatcher's look.
+FLOOD_PREFIX_V4 = 24
+FLOOD_PREFIX_V6 = 64
+
+
+def address_prefix(remote: str) -> str:
+    """The network a client address belongs to for limits per prefix: its /24 (IPv4) or /64 (IPv6)."""
+    try:
+        ip = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    bits = FLOOD_PREFIX_V4 if ip.version == 4 else FLOOD_PREFIX_V6
+    return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
 
 
 async def count(redis: Any, key: str, window_s: int, add: int = 1) -> int:
