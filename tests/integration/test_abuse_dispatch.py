@@ -49,7 +49,7 @@ async def flood(clients: list[Client]) -> list[dict[str, Any]]:
 
 
 def held(inc: dict[str, Any]) -> bool:
-    return inc["status"] == "escalated" and inc["flags"] == ["possible_flood"]
+    return bool(inc["status"] == "escalated" and inc["flags"] == ["possible_flood"])
 
 
 async def test_flood_from_one_address_is_bounded_and_a_verified_resident_is_offered_at_once(hl):
