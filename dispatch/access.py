@@ -3,7 +3,7 @@
     reader                          incident.events / GET /api/incidents/{id}   told of each change
     its reporter                    yes                                         incident.updated
     its (assigned) responder        yes, audited                                incident.updated
-    the responder offered it        no (the offer carries the incident)         offer, offer.withdrawn
+    the responder offered it        yes, audited, while the offer is pending    offer, offer.withdrawn
     dispatchers, admins             yes, audited                                incident.updated (queue)
     anyone else                     forbidden                                   —
 
@@ -23,6 +23,7 @@ STAFF = frozenset({Role.DISPATCHER, Role.ADMIN})
 class Reader(StrEnum):
     REPORTER = "reporter"
     RESPONDER = "responder"
+    OFFERED = "offered"
     STAFF = "staff"
 
 
@@ -32,6 +33,7 @@ class Parties:
 
     reporter_id: str
     responder_id: str | None
+    offered_id: str | None = None     # the responder a pending offer asks, if any
 
 
 def reader_of(inc: Parties, who: Account) -> Reader:
@@ -42,6 +44,8 @@ def reader_of(inc: Parties, who: Account) -> Reader:
         return Reader.STAFF
     if inc.responder_id is not None and inc.responder_id == who.id:
         return Reader.RESPONDER
+    if inc.offered_id is not None and inc.offered_id == who.id:
+        return Reader.OFFERED
     raise Forbidden("not your incident")
 
 

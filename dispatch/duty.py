@@ -12,6 +12,7 @@ import asyncpg
 
 from dispatch import roster
 from dispatch import roster_store as rs
+from dispatch.lifecycle import check_position
 from dispatch.matching import Matcher
 from dispatch.notices import Notices
 from dispatch.roster import ResponderStatus as RS
@@ -30,6 +31,7 @@ class Duty:
         self.pass_on = pass_on
 
     async def start(self, who: Account, lat: float, lon: float, skills: list[str] | None) -> dict[str, Any]:
+        check_position(lat, lon)
         out = Outbox()
         async with self.pool.acquire() as conn, conn.transaction():
             old = await rs.lock_responder(conn, who.id, create=True)
@@ -61,6 +63,7 @@ class Duty:
         return resp
 
     async def move(self, who: Account, lat: float, lon: float) -> None:
+        check_position(lat, lon)
         out = Outbox()
         async with self.pool.acquire() as conn:
             row = await rs.move(conn, who.id, lat, lon)

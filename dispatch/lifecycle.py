@@ -90,10 +90,39 @@ class MakeOffer:
 
 @dataclass(frozen=True)
 class Escalate:
-    reason: str          # "no_candidate" | "max_offers" | "no_position"
+    reason: str          # "no_candidate" | "max_offers" | "no_position" | "bad_position" (| "flood_hold": store)
 
 
 Decision = MakeOffer | Escalate
+
+
+# The live index (Redis GEO, web Mercator) holds no position nearer a pole than this: a report there could
+# never be matched, so positions beyond it are refused at every edge, and one already stored is escalated.
+GEO_LAT_LIMIT = 85.05112878
+GEO_LON_LIMIT = 180.0
+
+
+def position_problem(lat: float | None, lon: float | None) -> str | None:
+    """Why the live index cannot hold this position (naming the field), or None if it can (or there is none)."""
+    if lat is None or lon is None:
+        return None
+    if not -GEO_LAT_LIMIT <= lat <= GEO_LAT_LIMIT:     # also false for NaN
+        return f"lat must be within ±{GEO_LAT_LIMIT}"
+    if not -GEO_LON_LIMIT <= lon <= GEO_LON_LIMIT:
+        return f"lon must be within ±{GEO_LON_LIMIT}"
+    return None
+
+
+def check_position(lat: float | None, lon: float | None) -> None:
+    problem = position_problem(lat, lon)
+    if problem is not None:
+        raise BadRequest(problem)
+
+
+def waits_for_presence(decision: object, fresh: bool) -> bool:
+    """Right after the live index was rebuilt (a Redis restart), responders' presence may not be back yet:
+    "no one online nearby" is then no reason to escalate; the incident waits queued for the sweeper."""
+    return fresh and isinstance(decision, Escalate) and decision.reason == "no_candidate"
 
 
 def rank(candidates: list[Candidate], already_offered: set[str], radius_km: float) -> list[Candidate]:

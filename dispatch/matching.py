@@ -7,8 +7,10 @@ it stays queued and the worker's orphan sweep matches it once Redis is back.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -22,18 +24,41 @@ log = logging.getLogger(__name__)
 
 GEO_COUNT = 25     # nearest first: more than max_offers ever needs, few enough for one round trip
 
-# One round trip before a report: count it against the reporter's limit (INCR, with the window's
-# expiry set by the first), and unless that is exceeded, the nearby responders with the skill and
-# whether each is online. Returns {count, id1, dist1, online1, ...}. The online keys are named inside
-# the script (not in KEYS): fine on one Redis, which is what helpline runs on.
+# One round trip before a report. KEYS: geo set, reporter's counter, address, prefix and global flood
+# counters, the live-index markers (ready, fresh). 1) Count the report against its reporter's limit
+# (INCR, the window's expiry set by the first); past it, stop. 2) If gated (an unverified channel with a
+# client address), count it per address and per /24 or /64; within both, count it against the cluster's
+# rate of automatic dispatches; past any of the three, it is held (bit 1). 3) The live index not rebuilt
+# since Redis lost it: bit 2, no search; rebuilt a moment ago (presence may still be coming back): bit 4.
+# 4) The nearby responders with the skill and whether each is online.
+# Returns {count, state, id1, dist1, online1, ...}. The online keys are named inside the script (not in
+# KEYS): fine on one Redis, which is what helpline runs on.
 NEARBY_LUA = """
-local out = {0}
+local out = {0, 0}
 if ARGV[7] ~= '' then
     local n = redis.call('INCR', KEYS[2])
     if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
     out[1] = n
     if n > tonumber(ARGV[7]) then return out end
 end
+if ARGV[8] ~= '' then
+    local a = redis.call('INCR', KEYS[3])
+    if a == 1 then redis.call('EXPIRE', KEYS[3], ARGV[8]) end
+    local p = redis.call('INCR', KEYS[4])
+    if p == 1 then redis.call('EXPIRE', KEYS[4], ARGV[8]) end
+    if a > tonumber(ARGV[9]) or p > tonumber(ARGV[10]) then
+        out[2] = 1
+    else
+        local g = redis.call('INCR', KEYS[5])
+        if g == 1 then redis.call('EXPIRE', KEYS[5], 60) end
+        if g > tonumber(ARGV[11]) then out[2] = 1 end
+    end
+end
+if redis.call('EXISTS', KEYS[6]) == 0 then
+    out[2] = out[2] + 2
+    return out
+end
+if redis.call('EXISTS', KEYS[7]) == 1 then out[2] = out[2] + 4 end
 if ARGV[1] == '' then return out end
 local hits = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[1], ARGV[2], 'BYRADIUS', ARGV[3], 'km',
                         'ASC', 'COUNT', ARGV[4], 'WITHDIST')
@@ -44,15 +69,50 @@ for _, h in ipairs(hits) do
 end
 return out
 """
+HOLD, NOT_READY, FRESH = 1, 2, 4
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Who a report is counted against for floods: an unverified channel's client address."""
+
+    address: str
+    per_address: int
+    per_prefix: int
+    window_s: int
+    per_min: int
+
+
+@dataclass(frozen=True)
+class Nearby:
+    """What the live index says before a report: the candidates, or None if it cannot say yet (not rebuilt
+    since Redis lost it); whether the report is held as a possible flood; whether presence may still be
+    coming back after a rebuild (then no one online is not a reason to escalate)."""
+
+    candidates: list[Candidate] | None
+    hold: bool = False
+    fresh: bool = False
+
 
 def candidates_of(flat: list[bytes | str | int]) -> list[Candidate]:
-    """The script's answer after its count, as candidates whose status the database will tell."""
+    """The script's answer after its count and state, as candidates whose status the database will tell."""
     out = []
-    for k in range(1, len(flat), 3):
+    for k in range(2, len(flat), 3):
         item = flat[k]
         rid = item.decode() if isinstance(item, bytes) else str(item)
         out.append(Candidate(rid, float(flat[k + 1]), "unknown", online=bool(flat[k + 2])))
     return out
+
+
+def normal_address(remote: str) -> str:
+    """One spelling per address (an IPv4 client seen through an IPv6 socket counts as itself)."""
+    try:
+        ip = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 class Matcher:
@@ -61,31 +121,56 @@ class Matcher:
         self._nearby = redis.register_script(NEARBY_LUA)
 
     async def nearby_counted(self, skill: str, lat: float | None, lon: float | None, radius_km: float,
-                             reporter_id: str | None = None) -> list[Candidate]:
-        """Count a report against its reporter's limit (if given) and search nearby, in one round trip.
+                             reporter_id: str | None = None, gate: Gate | None = None) -> Nearby:
+        """Count a report against its reporter's limit (if given) and its address's flood limits (if
+        gated), and search nearby, in one round trip.
 
-        Raises RateLimited past the limit, RedisError if Redis is down."""
+        Raises RateLimited past the reporter's limit, RedisError if Redis is down."""
         limit, window = ratelimit.ACCOUNT_LIMITS["help.request"]
         geo = self.keys.geo(skill)
         at: list[float | str] = [lon, lat] if lat is not None and lon is not None else ["", ""]  # "": count only
+        k = self.keys
+        if gate is not None:
+            addr = normal_address(gate.address)
+            flood_keys = [k.rate("help-addr", addr), k.rate("help-net", ratelimit.address_prefix(addr)),
+                          k.rate("help-unverified", "cluster")]
+            flood_args: list[int | str] = [gate.window_s, gate.per_address, gate.per_prefix, gate.per_min]
+        else:
+            flood_keys, flood_args = [geo, geo, geo], ["", "", "", ""]
         flat = await self._nearby(
-            keys=[geo, self.keys.rate("help.request", reporter_id) if reporter_id else geo],
-            args=[*at, radius_km, GEO_COUNT,
-                  self.keys.online(""), window, limit if reporter_id else ""])
+            keys=[geo, k.rate("help.request", reporter_id) if reporter_id else geo, *flood_keys,
+                  k.live_ready, k.live_fresh],
+            args=[*at, radius_km, GEO_COUNT, k.online(""), window, limit if reporter_id else "", *flood_args])
         if reporter_id and int(flat[0]) > limit:
             raise RateLimited("too many help.request from this account; wait a few minutes")
-        return candidates_of(flat)
+        state = int(flat[1])
+        if state & NOT_READY:
+            return Nearby(None, hold=bool(state & HOLD))
+        return Nearby(candidates_of(flat), hold=bool(state & HOLD), fresh=bool(state & FRESH))
 
     async def nearby(self, skill: str, lat: float | None, lon: float | None,
-                     radius_km: float) -> list[Candidate] | None:
-        """Nearby on-duty responders with the skill, from the live index; None if Redis is down."""
+                     radius_km: float) -> Nearby:
+        """Nearby on-duty responders with the skill, from the live index; candidates None if Redis is down
+        or the index not rebuilt yet."""
         if lat is None or lon is None:
-            return []
+            return Nearby([])
         try:
             return await self.nearby_counted(skill, lat, lon, radius_km)
         except RedisError as e:
             log.warning("GEO search failed, incident stays queued for the sweeper: %s", e)
-            return None
+            return Nearby(None)
+
+    async def mark_ready(self, grace_s: float) -> None:
+        """The live index is rebuilt: matching may trust it (presence gets `grace_s` to come back)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.keys.live_ready, "1")
+            if grace_s > 0:
+                pipe.set(self.keys.live_fresh, "1", px=int(grace_s * 1000))
+            await pipe.execute()
+
+    async def is_ready(self) -> bool:
+        """Whether the live index has been rebuilt since Redis last lost it; RedisError if Redis is down."""
+        return bool(await self.redis.exists(self.keys.live_ready))
 
     async def place(self, responder_id: str, lat: float | None, lon: float | None, skills: list[str],
                     old_skills: Iterable[str] = ()) -> None:

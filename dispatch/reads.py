@@ -28,7 +28,11 @@ async def incident_with_events(conn: Conn, who: Account, incident_id: str) -> di
     if row is None:
         raise NotFound("no such incident")
     responder = str(row["responder_id"]) if row["responder_id"] is not None else None
-    reader = access.reader_of(access.Parties(str(row["reporter_id"]), responder), who)
+    offered = None
+    if who.role == Role.RESPONDER and responder != who.id:   # the offered responder reads what they weigh up
+        pending = await rs.pending_for_incident(conn, incident_id)
+        offered = pending.responder_id if pending is not None else None
+    reader = access.reader_of(access.Parties(str(row["reporter_id"]), responder, offered), who)
     if access.audited(reader):
         await audit.record(conn, who.id, who.role, "read", "incident", incident_id)
     return {"incident": store.incident_view(row), "events": await store.events(conn, incident_id)}

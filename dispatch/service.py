@@ -29,7 +29,7 @@ from dispatch import lifecycle as lc
 from dispatch import offers, reads, roster, store
 from dispatch import roster_store as rs
 from dispatch.duty import Duty
-from dispatch.matching import Matcher
+from dispatch.matching import Gate, Matcher, Nearby
 from dispatch.notices import ChangeHook, InTxn, Notices, Tx
 from dispatch.offers import Reason
 from dispatch.roster import ResponderStatus as RS
@@ -60,6 +60,8 @@ class DispatchService:
         self.matcher = Matcher(redis, keys)
         self.notices = Notices(keys, metrics)
         self.duty = Duty(pool, self.matcher, self.notices, publish, self._pass_on)
+        self.refresh_presence: Callable[[], Awaitable[None]] | None = None
+        self._rebuilt = False
 
     def on_change(self, hook: ChangeHook, channels: frozenset[str]) -> None:
         """Run `hook` in the transaction of every change to an incident whose channel is in `channels`
@@ -85,14 +87,21 @@ class DispatchService:
         return result
 
     async def _advance(self, tx: Tx, row: asyncpg.Record, candidates: list[lc.Candidate],
-                       actor_id: str | None) -> asyncpg.Record:
-        """Offer the incident to the next candidate or escalate it, by its frozen plan; the row after."""
+                       actor_id: str | None, fresh: bool = False) -> asyncpg.Record:
+        """Offer the incident to the next candidate or escalate it, by its frozen plan; the row after.
+        `fresh`: the live index was just rebuilt; no one online is then a reason to wait queued, not escalate."""
         inc = store.rules_view(row)
         statuses, before = await rs.candidate_states(tx.conn, inc.id, [c.responder_id for c in candidates])
         pool = [lc.Candidate(c.responder_id, c.distance_km, statuses.get(c.responder_id, RS.OFF_DUTY), c.online)
                 for c in candidates]
         while True:
             decision = lc.next_offer(inc, pool, before, datetime.now(UTC))
+            if lc.waits_for_presence(decision, fresh):
+                if row["status"] == lc.Status.QUEUED:
+                    return row
+                row = await store.update_incident(tx.conn, inc.id, status=str(lc.Status.QUEUED))
+                await self.notices.incident(tx, row)
+                return row
             if isinstance(decision, lc.Escalate):
                 row = await store.update_incident(tx.conn, inc.id, status=str(lc.Status.ESCALATED),
                                                   event=("escalated", actor_id, {"reason": decision.reason}))
@@ -118,20 +127,24 @@ class DispatchService:
     # ---------------------------------------------------------------- residents
     async def request_help(self, who: Account, *, request_id: str, category: str, lat: float | None,
                            lon: float | None, accuracy_m: float | None, note: str, channel: str,
-                           also: InTxn | None = None) -> tuple[dict[str, Any], bool]:
+                           remote: str | None = None, also: InTxn | None = None) -> tuple[dict[str, Any], bool]:
         """(incident, created). Acknowledged only after commit; the same request_id returns the same
-        incident (and `also` does not run again)."""
+        incident (and `also` does not run again). `remote`: the client's address (WebSocket and HTTP),
+        counted against the flood limits; a report past them is held for a dispatcher, never refused."""
         t0 = time.perf_counter()
         cat = self.dcfg.categories.get(category)
         if cat is None:
             raise BadRequest(f"category must be one of {', '.join(self.dcfg.categories)}")
+        lc.check_position(lat, lon)
         plan = offers.freeze(self.dcfg)
-        try:   # the reporter's limit (every channel) and the nearby responders: one Redis round trip
-            candidates: list[lc.Candidate] | None = await self.matcher.nearby_counted(
-                cat.skill, lat, lon, plan.radius_km, who.id)
+        gate = (Gate(remote, self.dcfg.flood_per_address, self.dcfg.flood_per_prefix, self.dcfg.flood_window_s,
+                     self.dcfg.unverified_offers_per_min) if remote and channel != "sms" else None)
+        try:   # the reporter's limit (every channel), the flood limits and the nearby responders: one round trip
+            near = await self.matcher.nearby_counted(cat.skill, lat, lon, plan.radius_km, who.id, gate)
         except RedisError as e:   # the limiter lets help through; the sweeper matches it once Redis is back
             log.warning("Redis unavailable at a report, incident stays queued for the sweeper: %s", e)
-            candidates = None if lat is not None and lon is not None else []
+            near = Nearby(None if lat is not None and lon is not None else [])
+        candidates = near.candidates
         now = datetime.now(UTC)
         first: lc.OfferFirstAvailable | lc.Escalate | None = None
         if candidates is not None:
@@ -140,15 +153,18 @@ class DispatchService:
                               accuracy_m=accuracy_m, plan=plan)
             first = lc.plan_first_offer(new, candidates, radius_km=plan.radius_km, max_offers=plan.max_offers,
                                         now=now, offer_timeout_s=plan.offer_timeout_s)
+            if lc.waits_for_presence(first, near.fresh):
+                first = None
         offering = first if isinstance(first, lc.OfferFirstAvailable) else None
+        waits = first is None or (near.fresh and offering is not None)
         args: dict[str, Any] = {
             "reporter_id": who.id, "request_id": request_id, "category": category, "skill": cat.skill,
             "priority": cat.priority, "lat": lat, "lon": lon, "accuracy_m": accuracy_m, "note": note,
             "channel": channel, "plan": plan, "offer_to": list(offering.responder_ids) if offering else [],
-            "otherwise": lc.Status.QUEUED if first is None else lc.Status.ESCALATED,
+            "otherwise": lc.Status.QUEUED if waits else lc.Status.ESCALATED,
             "reason": first.reason if isinstance(first, lc.Escalate) else "no_candidate",
             "attempt": offering.attempt if offering else 1, "offer_id": str(uuid.uuid4()),
-            "expires_at": offering.expires_at if offering else now}
+            "expires_at": offering.expires_at if offering else now, "hold": near.hold}
         out = Outbox()
         try:
             async with self.pool.acquire() as conn:
@@ -175,6 +191,8 @@ class DispatchService:
             self.notices.responder(out, row, prefix="r_")
         elif row["status"] == lc.Status.ESCALATED:
             self.notices.outcome("escalated")
+            if self.metrics and store.POSSIBLE_FLOOD in row["flags"]:
+                self.metrics.flood_held.inc()
         await self.publish(out.items)
         if self.metrics and row["offer_id"] is not None:   # from the request reaching us to its offer's doorbell
             self.metrics.press_to_offer.observe(time.perf_counter() - t0)
@@ -223,8 +241,18 @@ class DispatchService:
         await self._end_offer(offer_id, Reason.OFF_DUTY, responder_id, via="ws")
 
     async def rebuild_index(self) -> int:
-        """Refill the GEO index from PostgreSQL (after a Redis restart); see Duty.rebuild_index."""
-        return await self.duty.rebuild_index()
+        """Refill the GEO index from PostgreSQL (after a Redis restart; see Duty.rebuild_index), refresh this
+        node's presence (`refresh_presence`, set by the composition root), then mark the index ready: until
+        then reports wait queued rather than escalate for want of responders. Other nodes' presence comes
+        back within dispatch.live_grace_s, during which no one online is no reason to escalate either."""
+        n = await self.duty.rebuild_index()
+        if self.refresh_presence is not None:
+            await self.refresh_presence()
+        # a node's first rebuild is at its start, before it holds any connection: nothing of its presence
+        # is missing (a node that lost Redis with connections rebuilds again, with the grace)
+        await self.matcher.mark_ready(self.dcfg.live_grace_s if self._rebuilt else 0)
+        self._rebuilt = True
+        return n
 
     async def accept(self, who: Account, offer_id: str, *, via: str = "ws") -> dict[str, Any]:
         async with self.pool.acquire() as conn:
@@ -267,7 +295,8 @@ class DispatchService:
         if pre is None:
             return False
         # Redis is asked before the lock is taken, so that no incident row waits on it
-        candidates = await self.matcher.nearby(pre["skill"], pre["lat"], pre["lon"], pre["radius_km"])
+        near = await self.matcher.nearby(pre["skill"], pre["lat"], pre["lon"], pre["radius_km"])
+        candidates = near.candidates
 
         async def decide(tx: Tx, row: asyncpg.Record) -> bool:
             got = await rs.offer(tx.conn, offer_id)
@@ -289,7 +318,7 @@ class DispatchService:
                 row = await store.update_incident(tx.conn, str(row["id"]), status=str(lc.Status.QUEUED))
                 await self.notices.incident(tx, row)
             else:
-                await self._advance(tx, row, candidates, None)
+                await self._advance(tx, row, candidates, None, near.fresh)
             return True
         try:
             return await self._change(str(pre["id"]), decide, actor_id=actor_id, via=via, skip_locked=only_if_due)
@@ -340,11 +369,13 @@ class DispatchService:
     async def locate(self, who: Account, incident_id: str, lat: float, lon: float, *,
                      via: str = "ws") -> dict[str, Any]:
         """A dispatcher sets the position of an incident that has none (or a wrong one); matching runs again."""
+        lc.check_position(lat, lon)
         async with self.pool.acquire() as conn:
             pre = await store.get_incident(conn, incident_id)
         if pre is None:
             raise NotFound("no such incident")
-        candidates = await self.matcher.nearby(pre["skill"], lat, lon, pre["radius_km"])
+        near = await self.matcher.nearby(pre["skill"], lat, lon, pre["radius_km"])
+        candidates = near.candidates
 
         async def decide(tx: Tx, row: asyncpg.Record) -> dict[str, Any]:
             lc.check_relocate(store.rules_view(row))
@@ -354,7 +385,7 @@ class DispatchService:
                                               event=("located", who.id, {"lat": lat, "lon": lon}))
             if candidates is None:
                 return await self.notices.incident(tx, row)
-            return store.incident_view(await self._advance(tx, row, candidates, who.id))
+            return store.incident_view(await self._advance(tx, row, candidates, who.id, near.fresh))
         return await self._change(incident_id, decide, actor_id=who.id, via=via)
 
     # ---------------------------------------------------------------- reading (dispatch/reads.py)
@@ -388,25 +419,48 @@ class DispatchService:
         return n
 
     async def sweep_orphans(self, limit: int = 100) -> int:
-        """Dispatch queued incidents that no node carried on (its node died, or Redis was down)."""
+        """Dispatch queued incidents that no node carried on (its node died, or Redis was down or lost the
+        live index). One incident that cannot be matched never holds up the others: a position the index
+        cannot hold is escalated at once; only Redis itself being unavailable ends the sweep early."""
+        if not await self._live_ready():
+            return 0
         async with self.pool.acquire() as conn:
             rows = await store.orphans(conn, self.dcfg.orphan_after_s, limit)
         n = 0
         for r in rows:
-            candidates = await self.matcher.nearby(r["skill"], r["lat"], r["lon"], r["radius_km"])
-            if candidates is None:
-                break
+            bad = lc.position_problem(r["lat"], r["lon"])
+            near = Nearby(None) if bad else await self.matcher.nearby(r["skill"], r["lat"], r["lon"], r["radius_km"])
+            if near.candidates is None and not bad:
+                break    # Redis is down or lost the index again: every other incident would fare the same
 
-            async def decide(tx: Tx, row: asyncpg.Record, candidates: list[lc.Candidate] = candidates) -> bool:
+            async def decide(tx: Tx, row: asyncpg.Record, near: Nearby = near, bad: str | None = bad) -> bool:
                 if row["status"] != lc.Status.QUEUED:
                     return False
-                await self._advance(tx, row, candidates, None)
+                if bad is not None or near.candidates is None:
+                    row = await store.update_incident(tx.conn, str(row["id"]), status=str(lc.Status.ESCALATED),
+                                                      event=("escalated", None, {"reason": "bad_position"}))
+                    await self.notices.incident(tx, row)
+                    self.notices.outcome("escalated")
+                    return True
+                await self._advance(tx, row, near.candidates, None, near.fresh)
                 return True
             try:
                 n += await self._change(str(r["id"]), decide, actor_id=None, via=SYSTEM, skip_locked=True)
             except _Held:
                 continue
         return n
+
+    async def _live_ready(self) -> bool:
+        """Whether the live index can be trusted; if Redis lost it (a restart, a flush), rebuild it first."""
+        try:
+            if await self.matcher.is_ready():
+                return True
+            log.warning("live index missing (Redis restarted or flushed): rebuilding it from PostgreSQL")
+            await self.rebuild_index()
+            return True
+        except RedisError as e:
+            log.warning("live index not ready, queued incidents wait: %s", e)
+            return False
 
     async def responder_gone(self, responder_id: str) -> None:
         """The responder's last connection closed: an offer waiting on them moves on."""

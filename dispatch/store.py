@@ -19,6 +19,9 @@ from infra.db import Conn, sql_list
 from infra.formats import iso
 
 FINAL_SQL = sql_list(lc.Status, lc.FINAL)
+FALSE_ALARM = "false_alarm"         # the disposition that makes a reporter not "known"
+POSSIBLE_FLOOD = "possible_flood"   # incidents.flags: held for a dispatcher's look (docs/protocol.md)
+FLOOD_HOLD = "flood_hold"           # its escalation reason
 WORKING_SQL = sql_list(lc.Status, lc.WORKING)
 
 INCIDENT_SELECT = """
@@ -42,6 +45,7 @@ def incident_view(r: asyncpg.Record) -> dict[str, Any]:
         "responder": ({"id": str(r["responder_id"]), "name": r["responder_name"]}
                       if r["responder_id"] else None),
         "offer_attempts": r["offer_attempts"], "version": r["version"], "disposition": r["disposition"],
+        "flags": list(r["flags"]),
     }
 
 
@@ -116,11 +120,19 @@ async def update_incident(conn: Conn, incident_id: str, *, event: Event | None =
 # ('escalated', or 'queued' when the live index was unreachable and the sweeper must carry it on).
 # Its `reported` event, then `offered` or `escalated`, in that order. A request_id already used
 # raises UniqueViolationError, so nothing is claimed for a duplicate.
+# t: whether the reporter is trusted (OTP-verified, or known: an earlier incident a responder was
+# assigned to that was not closed as a false alarm). $21: the live index held the report as a possible
+# flood; an untrusted reporter's held report claims no one and is born escalated `flood_hold`, flagged.
 REPORT_SQL = f"""
-WITH pick AS (
+WITH t AS (
+    SELECT $21::bool AND NOT (a.verified OR EXISTS (
+        SELECT 1 FROM incidents k WHERE k.reporter_id = a.id AND k.responder_id IS NOT NULL
+        AND k.disposition IS DISTINCT FROM '{FALSE_ALARM}')) AS held
+    FROM accounts a WHERE a.id = $1
+), pick AS (
     SELECT r.account_id FROM unnest($11::uuid[]) WITH ORDINALITY AS x(id, ord)
     JOIN responders r ON r.account_id = x.id
-    WHERE r.status = '{ResponderStatus.AVAILABLE}'
+    WHERE r.status = '{ResponderStatus.AVAILABLE}' AND NOT (SELECT held FROM t)
     ORDER BY x.ord LIMIT 1
     FOR UPDATE OF r SKIP LOCKED
 ), c AS (
@@ -130,12 +142,14 @@ WITH pick AS (
 ), u AS (
     INSERT INTO incidents (ref_no, reporter_id, request_id, status, category, skill, priority,
                            lat, lon, accuracy_m, note, channel, offer_attempts,
-                           radius_km, max_offers, offer_timeout_s)
+                           radius_km, max_offers, offer_timeout_s, flags)
     SELECT 'H-' || nextval('incident_ref_seq'), $1, $2,
-           CASE WHEN c.account_id IS NULL THEN $12 ELSE '{lc.Status.OFFERED}' END,
+           CASE WHEN c.account_id IS NOT NULL THEN '{lc.Status.OFFERED}'
+                WHEN t.held THEN '{lc.Status.ESCALATED}' ELSE $12 END,
            $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN c.account_id IS NULL THEN 0 ELSE $13::int END,
-           $18::float8, $19::int, $20::float8
-    FROM (SELECT 1) one LEFT JOIN c ON true
+           $18::float8, $19::int, $20::float8,
+           CASE WHEN t.held THEN ARRAY['{POSSIBLE_FLOOD}'] ELSE '{{}}'::text[] END
+    FROM t LEFT JOIN c ON true
     RETURNING *
 ), o AS (
     INSERT INTO offers (id, incident_id, responder_id, attempt, expires_at)
@@ -149,7 +163,9 @@ WITH pick AS (
         SELECT 2, NULL, 'offered', jsonb_build_object('responder_id', c.account_id::text, 'offer_id', $14::uuid::text,
                                                       'attempt', $13::int) FROM c
         UNION ALL
-        SELECT 2, NULL, 'escalated', jsonb_build_object('reason', $17::text) WHERE u.status = '{lc.Status.ESCALATED}'
+        SELECT 2, NULL, 'escalated', jsonb_build_object('reason', CASE WHEN u.flags @> ARRAY['{POSSIBLE_FLOOD}']
+                                                                       THEN '{FLOOD_HOLD}' ELSE $17::text END)
+        WHERE u.status = '{lc.Status.ESCALATED}'
     ) ev ORDER BY ev.ord
 )
 SELECT v.*, o.id AS offer_id, o.expires_at AS offer_expires_at,
@@ -162,16 +178,17 @@ FROM ({VIEW_OF_U}) v LEFT JOIN o ON true LEFT JOIN c ON true LEFT JOIN accounts 
 async def report(conn: Conn, *, reporter_id: str, request_id: str, category: str, skill: str, priority: int,
                  lat: float | None, lon: float | None, accuracy_m: float | None, note: str, channel: str,
                  plan: Plan, offer_to: list[str], otherwise: lc.Status, reason: str, attempt: int,
-                 offer_id: str, expires_at: datetime) -> asyncpg.Record:
+                 offer_id: str, expires_at: datetime, hold: bool = False) -> asyncpg.Record:
     """Insert the incident with its plan and make its first offer to the first of `offer_to` still
     available, else give it status `otherwise` (escalated with `reason`, or queued); one row: the
     incident in view shape plus offer_id / offer_expires_at and the claimed responder's r_* columns
-    (NULL if none)."""
+    (NULL if none). `hold`: the live index judged it a possible flood; if its reporter is not trusted it is
+    escalated `flood_hold` and flagged instead of offered."""
     row = await conn.fetchrow(
         REPORT_SQL, reporter_id, request_id, category, skill, priority, lat, lon, accuracy_m, note, channel,
         offer_to, str(otherwise), attempt, offer_id, expires_at,
         {"channel": channel, "category": category, "plan": plan.as_data()}, reason,
-        plan.radius_km, plan.max_offers, plan.offer_timeout_s)
+        plan.radius_km, plan.max_offers, plan.offer_timeout_s, hold)
     assert row is not None
     return row
 

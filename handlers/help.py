@@ -33,7 +33,7 @@ async def ping(ctx: Connection, msg: m.Empty) -> None:
 async def help_request(ctx: Connection, msg: m.HelpRequest) -> dict[str, Any]:
     inc, _ = await ctx.app[DISPATCH].request_help(
         ctx.who, request_id=msg.request_id, category=msg.category, lat=msg.lat, lon=msg.lon,
-        accuracy_m=msg.accuracy_m, note=msg.note, channel="ws")
+        accuracy_m=msg.accuracy_m, note=msg.note, channel="ws", remote=ctx.remote)
     return {"incident": inc}
 
 

@@ -267,7 +267,7 @@ async def post_help(request: web.Request) -> web.Response:
     inc, created = await request.app[DISPATCH].request_help(
         who_of(account), request_id=body.request_id,
         category=body.category, lat=body.lat, lon=body.lon, accuracy_m=body.accuracy_m, note=body.note,
-        channel="http")
+        channel="http", remote=request.remote or "-")
     return web.json_response({"incident": inc}, status=201 if created else 200)
 
 

@@ -6,7 +6,8 @@ from typing import Annotated
 import msgspec
 
 Ref = Annotated[str, msgspec.Meta(max_length=64)]
-Lat = Annotated[float, msgspec.Meta(ge=-90, le=90)]
+# what the live index (Redis GEO) can hold: nearer a pole a report could never be matched (docs/protocol.md)
+Lat = Annotated[float, msgspec.Meta(ge=-85.05112878, le=85.05112878)]
 Lon = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 Id = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)]

@@ -80,6 +80,13 @@ class Dispatch(msgspec.Struct, forbid_unknown_fields=True):
     radius_km: float = 10
     tick_s: float = 0.5
     orphan_after_s: float = 3
+    # help floods from unverified residents (docs/security.md): past any of these in its window a report is
+    # still committed but held (escalated `flood_hold`, flagged `possible_flood`) for a dispatcher's look
+    flood_per_address: int = 3           # per client address, per flood_window_s
+    flood_per_prefix: int = 10           # per /24 (IPv4) or /64 (IPv6), per flood_window_s
+    flood_window_s: int = 600
+    unverified_offers_per_min: int = 20  # automatic dispatches of unverified reports, whole cluster
+    live_grace_s: float = 20             # after a rebuild: presence comes back within the presence period (15 s)
     categories: dict[str, Category] = msgspec.field(default_factory=_default_categories)
 
 

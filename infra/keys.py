@@ -41,3 +41,14 @@ class Keys:
 
     def rate(self, scope: str, ident: str) -> str:
         return f"{self.prefix}rate:{scope}:{ident}"
+
+    @property
+    def live_ready(self) -> str:
+        """Set once the live index (GEO sets) has been rebuilt from PostgreSQL: absent after a Redis restart
+        or flush, and then reports wait queued instead of escalating for want of responders."""
+        return f"{self.prefix}live:ready"
+
+    @property
+    def live_fresh(self) -> str:
+        """Set, with a short expiry, by each rebuild: presence may still be coming back from the nodes."""
+        return f"{self.prefix}live:fresh"

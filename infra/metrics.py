@@ -36,6 +36,8 @@ class Metrics:
                                 " was spent", ["kind"], registry=r)
         self.sms_sent_last_hour = Gauge("helpline_sms_sent_last_hour", "Texts sent in the last hour (cluster)",
                                         registry=r)
+        self.flood_held = Counter("helpline_help_flood_held", "Unverified help requests held for a dispatcher's"
+                                  " look as a possible flood (dispatch.flood_* limits)", registry=r)
         self.slow_consumers = Counter("helpline_ws_slow_consumers", "Connections closed for not reading",
                                       registry=r)
 

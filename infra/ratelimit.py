@@ -55,6 +55,11 @@ LOGIN_FAILURES_PER_ACCOUNT = (100, 900)
 NEW_DEVICES_PER_ADDRESS = (30, 600)
 NEW_DEVICES_PER_NETWORK = (120, 600)       # per /24 (IPv4) or /64 (IPv6)
 
+# ---- dispatch: help floods from unverified residents (dispatch/matching.py counts them in the report's one
+# Redis round trip; the numbers are dispatch.flood_* in infra/config.py, docs/security.md states them).
+# A report past them is never refused: it is committed and held for a dispatcher's look; per prefix is
+# address_prefix() below.
+
 
 async def count(redis: Any, key: str, window_s: int, add: int = 1) -> int:
     """Add to the window's counter and return it (0 if Redis is unavailable).

@@ -69,6 +69,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         feeds = Feeds(mediation, bus, keys)
         mediation.feeds = feeds
         hub = Hub(app, cfg, pool, redis, bus, keys, metrics)
+        dispatch.refresh_presence = hub.refresh_presence   # the live index is ready only with presence back
         for key, value in ((k.POOL, pool), (k.REDIS, redis), (k.KEYS, keys), (k.METRICS, metrics), (k.BUS, bus),
                            (k.DISPATCH, dispatch), (k.MEDIATION, mediation), (k.FEEDS, feeds), (k.HUB, hub),
                            (k.SMS, outbox),

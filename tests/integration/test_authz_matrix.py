@@ -136,6 +136,10 @@ async def _offer(w: World) -> dict[str, Any]:
     return {"offer_id": (await w.offered())[1]}
 
 
+async def _offered_id(w: World) -> str:
+    return (await w.offered())[0]
+
+
 async def _assigned_progress(w: World) -> dict[str, Any]:
     return {"incident_id": await w.assigned(), "status": "en_route"}
 
@@ -155,6 +159,8 @@ WS_FIELDS: dict[str, Fields] = {
     "incident.close": lambda w, r: _staff_target(w, r, _close_fields),
     "incident.locate": lambda w, r: _staff_target(w, r, _locate_fields),
     "incident.events": once(lambda w: _wrap(w.assigned(), "incident_id")),
+    # the responder asked by a pending offer reads what they are weighing up (dispatch/access.py)
+    "incident.events offered": once(lambda w: _wrap(_offered_id(w), "incident_id")),
     "case.open": lambda w, r: _coro({"category": "consumer", "summary": "Broken fridge",
                                      "other_parties": [{"name": "Shop"}]}),
     "case.join": lambda w, r: _case_fields(w, lambda c: {"join_code": c["spare_code"]}),
@@ -232,6 +238,8 @@ def order(expected: dict[str, str]) -> list[str]:
     return sorted((r for r in ROLES if r != "none"), key=lambda r: expected[r] == "ok")
 
 
+# offers outlive the whole row (the `offered` rows read while the offer is pending)
+@pytest.mark.config(dispatch_offer_timeout_s=30)
 @pytest.mark.parametrize("row", sorted(WS_FIELDS))
 async def test_websocket_command_matrix(hl, row):
     expected = TABLE[row]
@@ -267,7 +275,7 @@ async def http_call(w: World, route: str, role: str) -> int:
     method, path = route.split(" ")[:2]
     if "{id}" in path:
         if "once" not in w.__dict__:
-            w.__dict__["once"] = await w.assigned()
+            w.__dict__["once"] = (await w.offered())[0] if route.endswith(" offered") else await w.assigned()
         path = path.replace("{id}", w.__dict__["once"])
     kw: dict[str, Any] = {}
     if path == "/api/help":
@@ -276,6 +284,7 @@ async def http_call(w: World, route: str, role: str) -> int:
     return status
 
 
+@pytest.mark.config(dispatch_offer_timeout_s=30)
 @pytest.mark.parametrize("route", [r for r in TABLE if r.split(" ")[0] in ("GET", "POST")])
 async def test_http_route_matrix(hl, route):
     expected = TABLE[route]

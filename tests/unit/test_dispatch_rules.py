@@ -167,6 +167,25 @@ def test_who_may_read_an_incident(who, reader):
         assert access.audited(reader) == (reader != access.Reader.REPORTER)
 
 
+def test_the_responder_a_pending_offer_asks_may_read_it_audited_and_no_one_else_by_it():
+    parties = access.Parties("res", None, "off")
+    assert access.reader_of(parties, Account("off", "responder")) == access.Reader.OFFERED
+    assert access.audited(access.Reader.OFFERED)
+    with pytest.raises(Forbidden):
+        access.reader_of(parties, Account("other", "responder"))
+
+
+def test_positions_the_live_index_cannot_hold_are_named():
+    from dispatch import lifecycle as lc
+
+    assert lc.position_problem(85.05, 180) is None and lc.position_problem(None, None) is None
+    assert "lat" in (lc.position_problem(85.06, 0) or "") and "lat" in (lc.position_problem(float("nan"), 0) or "")
+    assert "lon" in (lc.position_problem(0, 180.5) or "")
+    assert lc.waits_for_presence(lc.Escalate("no_candidate"), True)
+    assert not lc.waits_for_presence(lc.Escalate("no_candidate"), False)
+    assert not lc.waits_for_presence(lc.Escalate("max_offers"), True)
+
+
 def test_reporter_and_responder_are_told_of_changes():
     assert access.told(access.Parties("res", None)) == ["res"]
     assert access.told(access.Parties("res", "med")) == ["res", "med"]

@@ -160,7 +160,7 @@ function buildRow(inc, old) {
   },
   h('td', { class: `prio prio-${inc.priority}`, text: t('dispatch.priority', { n: inc.priority }) }),
   h('td', { class: 'age', data: { since: inc.created_at }, text: age(inc.created_at) }),
-  h('td', {}, h('span', { class: `badge badge-${inc.status}`, text: t(`status.${inc.status}`) })),
+  h('td', {}, h('span', { class: `badge badge-${inc.status}`, text: t(`status.${inc.status}`) }), (inc.flags || []).includes('possible_flood') ? h('span', { class: 'badge badge-flood', testid: 'flood-flag', text: t('dispatch.possibleFlood') }) : null),
   h('td', { text: t(`category.${inc.category}`) }),
   h('td', {}, h('button', {
     class: 'link ref', attrs: { type: 'button', 'aria-label': t('dispatch.showTimeline', { ref: inc.ref_no }) },

@@ -198,6 +198,7 @@ export default {
   'disposition.handled_by_phone': ['Handled by phone', '电话处理'],
   'disposition.referred': ['Referred to another service', '转交其他部门'],
   'disposition.false_alarm': ['False alarm', '误报'],
+  'dispatch.possibleFlood': ['Possible flood: check before sending', '疑似批量求助：请先核实'],
   'disposition.duplicate': ['Duplicate', '重复报告'],
   'disposition.cancelled': ['Cancelled', '已取消'],
 
