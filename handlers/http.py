@@ -216,9 +216,11 @@ async def get_incident(request: web.Request) -> web.Response:
 
 
 async def public_config(request: web.Request) -> web.Response:
-    w = request.app[CONFIG].web
+    cfg = request.app[CONFIG]
+    w = cfg.web
     return web.json_response({"map_tile_url": w.map_tile_url, "emergency_number": w.emergency_number,
-                              "city_center": [w.city_center_lat, w.city_center_lon]})
+                              "city_center": [w.city_center_lat, w.city_center_lon],
+                              "sms_number": cfg.sms.from_number})
 
 
 # ---------------------------------------------------------------- pages
@@ -235,6 +237,17 @@ def page(name: str) -> Any:
     return serve
 
 
+async def service_worker(request: web.Request) -> web.StreamResponse:
+    """The resident page's offline shell; served from the root so that its scope covers `/`."""
+    path = WEB / "sw.js"
+    if not path.is_file():
+        raise NotFound("page not built")
+    resp = web.FileResponse(path, headers={"Content-Type": "text/javascript; charset=utf-8"})
+    resp.headers["Service-Worker-Allowed"] = "/"
+    resp.headers["Cache-Control"] = "no-cache"  # a changed worker is picked up on the next visit
+    return resp
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/healthz", healthz)
@@ -248,5 +261,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/config", public_config)
     for path, name in PAGES.items():
         r.add_get(path, page(name))
+    r.add_get("/sw.js", service_worker)
     if WEB.is_dir():
         r.add_static("/static", WEB, follow_symlinks=False)
