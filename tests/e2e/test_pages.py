@@ -67,6 +67,7 @@ async def test_help_offer_accept_and_progress_seen_live_by_dispatch(node: Any, o
         await expect(row).to_have_attribute("data-status", step)
 
     await resp.get_by_test_id("progress-resolved").click()
+    await resp.get_by_test_id("resolve-confirm").click()  # resolving asks first
     await expect(status).to_have_attribute("data-status", "resolved")
     await expect(res.get_by_test_id("cancel-button")).to_be_hidden()
     await expect(disp.get_by_test_id("incident-row")).to_have_count(0)  # the queue holds open incidents only
