@@ -186,3 +186,28 @@ async def test_offline_load_shows_the_shell_with_call_and_text(node: Any, open_p
     await expect(res.locator("#offline-note")).to_be_visible(timeout=15000)
     await expect(res.locator("#offline-note")).to_contain_text("110")
     await assert_accessible(res, f"resident offline shell {lang}")
+
+
+SLOW_FIX = """(() => {
+  // the phone takes a while to find where it is
+  navigator.geolocation.getCurrentPosition = (ok) => setTimeout(() => ok({coords: {
+    latitude: 31.2304, longitude: 121.4737, accuracy: 20}}), 5000);
+})();"""
+
+
+async def test_cancelled_while_finding_the_position_nothing_is_sent(node: Any, open_page: OpenPage) -> None:
+    res = await open_page(node, "/", position=None, init=SLOW_FIX)
+    await expect(res.locator(".conn")).to_have_attribute("data-state", "live")
+    await res.get_by_test_id("help-button").click()
+    cancel = res.get_by_test_id("cancel-button")
+    await expect(cancel).to_be_enabled(timeout=4000)  # while the position is still being found
+    await cancel.click()
+    await res.get_by_test_id("cancel-confirm").click()
+    await expect(res.get_by_test_id("help-button")).to_be_visible()
+    await res.wait_for_timeout(4000)  # the position arrives now: it must go nowhere
+    assert await res.evaluate("localStorage.getItem('helpline.resident.pending')") is None
+    await expect(res.get_by_test_id("help-button")).to_be_visible()
+    await res.reload()
+    await expect(res.locator(".conn")).to_have_attribute("data-state", "live")
+    await res.wait_for_timeout(500)
+    await expect(res.get_by_test_id("incident-ref")).to_be_hidden()  # no incident for this device

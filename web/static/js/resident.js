@@ -48,6 +48,8 @@ let current = null; // the incident on screen
 let inflight = false;
 let armedAt = 0; // taps on the status card before this time are ignored
 let cancelOnAck = null; // request_id cancelled while its send was in flight
+let pressSeq = 0; // a press still finding its position is abandoned when this moves on
+let locating = false;
 let emergencyNumber = '110';
 
 // a stale device token is replaced with a new one (the same device id), after a jittered pause
@@ -59,16 +61,25 @@ async function pressHelp() {
   if (inflight || store.get(K.pending)) return;
   els.help.disabled = true;
   notify(els.msg, '');
+  const category = els.category.value; // what was chosen when HELP was pressed
+  const note = els.note.value.trim();
+  const mine = ++pressSeq;
+  locating = true;
   showSending();
-  const where = await locate();
+  let where;
+  try {
+    where = await locate();
+  } finally {
+    if (mine === pressSeq) locating = false;
+  }
+  if (mine !== pressSeq) return; // cancelled while the position was being found: nothing is sent
   const req = {
     request_id: newId(),
-    category: els.category.value,
+    category,
     lat: where.lat,
     lon: where.lon,
     accuracy_m: where.accuracy_m,
   };
-  const note = els.note.value.trim();
   if (note) req.note = note;
   store.set(K.pending, { req, located: where.located, at: Date.now() });
   els.posWarning.hidden = where.located;
@@ -198,7 +209,7 @@ function statusText(inc, name) {
 
 function cancellable() {
   if (current) return !FINAL.has(current.status);
-  return !!store.get(K.pending);
+  return locating || !!store.get(K.pending);
 }
 
 function paintCancel() {
@@ -232,10 +243,12 @@ async function confirmCancel() {
   if (els.yes.disabled) return;
   closeConfirm();
   const pending = store.get(K.pending);
-  if (!current && pending) {
+  if (!current && (pending || locating)) {
+    pressSeq += 1;
+    locating = false;
     // never acknowledged: drop it here; if its send is in flight, cancel it on arrival
     store.del(K.pending);
-    if (inflight) cancelOnAck = pending.req.request_id;
+    if (inflight && pending) cancelOnAck = pending.req.request_id;
     showStart();
     notify(els.msg, t('resident.notSent'), 'info');
     return;
