@@ -5,6 +5,7 @@ state reached.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -28,7 +29,8 @@ async def near(page: Any, a: Any, b: Any, limit: float = 200) -> None:
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
-async def test_sign_and_close_ask_first_and_residents_see_plain_words(node: Any, open_page: OpenPage, lang: str) -> None:
+async def test_sign_and_close_ask_first_and_residents_see_plain_words(
+        node: Any, open_page: OpenPage, lang: str) -> None:
     zh = lang == "zh"
     locale = "zh-CN" if zh else "en-US"
     await node.add_user("med1", "mediator", name="王芳" if zh else "Wang Fang")
@@ -99,7 +101,7 @@ async def test_sign_and_close_ask_first_and_residents_see_plain_words(node: Any,
     await assert_accessible(other, f"mediate settled party {lang}")
     await settlement.locator("details summary").click()
     await expect(other.get_by_test_id("settled-sha256")).to_be_visible()
-    await expect(other.get_by_test_id("settled-sha256")).to_have_text(__import__("re").compile(r"^[0-9a-f]{64}$"))
+    await expect(other.get_by_test_id("settled-sha256")).to_have_text(re.compile(r"^[0-9a-f]{64}$"))
 
 
 async def test_closing_a_case_asks_first(node: Any, open_page: OpenPage) -> None:
