@@ -54,6 +54,7 @@ export const els = {
   signBanner: $('sign-banner'),
   settlement: $('settlement'),
   caseMsg: $('case-msg'),
+  chatMsg: $('chat-msg'), // beside the message box: a failed send is said where it was typed
 };
 
 // The server names a filer who left the name blank "Applicant", in English: shown in the page's language.
@@ -175,7 +176,7 @@ export function createView(S, on) {
       const parts = [t(`mediate.final.${c.status}`)];
       if (c.closed_at) parts.push(fmtWhen(c.closed_at));
       if (c.outcome_note) parts.push(c.outcome_note);
-      els.finalBox.textContent = parts.join(' — ');
+      els.finalBox.textContent = parts.join(t('punct.dash'));
       els.finalBox.dataset.status = c.status;
     }
 

@@ -179,7 +179,7 @@ function openCase(id) {
     S.openId = id;
     S.chat = new Chat(id);
     notify(els.caseMsg, '');
-    for (const m of document.querySelectorAll('#case .local-msg')) notify(m, '');
+    for (const m of document.querySelectorAll('#case .local-msg, #chat-msg')) notify(m, '');
     els.withdrawConfirm.hidden = true;
     $('close-case-confirm-box').hidden = true;
     tid('close-case').hidden = false;

@@ -154,7 +154,7 @@ export default {
   'responder.needPosition': ['Your position is needed to go on duty. Allow location access and try again.', '值班需要您的位置。请允许定位后重试。'],
   'responder.positionShared': ['Sharing your position: {lat}, {lon}', '正在共享位置：{lat}, {lon}'],
   'responder.positionUnavailable': ['Position unavailable', '无法获取位置'],
-  'responder.offerGone': ['This call was taken by someone else or has ended.', '该任务已被他人接单或已结束。'],
+  'responder.offerGone': ['This offer has ended; nothing more to do for it.', '该派单已结束，无需再处理。'],
   'responder.withdrawn': ['The call was withdrawn.', '该任务已撤回。'],
   'responder.withdrawn.expired': ['The time to answer ran out.', '答复已超时。'],
   'responder.withdrawn.preempted': ['A dispatcher needed you for a more urgent call.', '调度员需要您处理一个更紧急的任务。'],
