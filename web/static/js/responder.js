@@ -168,7 +168,7 @@ function setOffer(o) {
 
 function describe(inc) {
   const d = distanceTo(inc);
-  return d ? `${t(`category.${inc.category}`)}, ${d}` : t(`category.${inc.category}`);
+  return d ? `${t(`category.${inc.category}`)}${t('punct.comma')}${d}` : t(`category.${inc.category}`);
 }
 
 /** Every offer and assignment is seen and heard: the banner at the top, a sound, a buzz. */

@@ -17,6 +17,7 @@ export default {
   'punct.open': [' (', '（'],
   'punct.close': [')', '）'],
   'punct.list': [', ', '、'],
+  'punct.comma': [', ', '，'],
   'conn.connecting': ['Connecting…', '正在连接…'],
   'conn.live': ['Live', '实时'],
   'conn.offline': ['Offline — reconnecting', '已断开——正在重连'],
