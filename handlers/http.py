@@ -284,9 +284,11 @@ async def get_incident(request: web.Request) -> web.Response:
 
 
 async def public_config(request: web.Request) -> web.Response:
-    w = request.app[CONFIG].web
+    cfg = request.app[CONFIG]
+    w = cfg.web
     return web.json_response({"map_tile_url": w.map_tile_url, "emergency_number": w.emergency_number,
-                              "city_center": [w.city_center_lat, w.city_center_lon]})
+                              "city_center": [w.city_center_lat, w.city_center_lon],
+                              "sms_number": cfg.sms.from_number})
 
 
 # ---------------------------------------------------------------- pages
@@ -305,6 +307,17 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     return request.app[STATIC].response(request, request.match_info["path"])
 
 
+async def service_worker(request: web.Request) -> web.StreamResponse:
+    """The resident page's offline shell; served from the root so that its scope covers `/`."""
+    path = WEB / "sw.js"
+    if not path.is_file():
+        raise NotFound("page not built")
+    resp = web.FileResponse(path, headers={"Content-Type": "text/javascript; charset=utf-8"})
+    resp.headers["Service-Worker-Allowed"] = "/"
+    resp.headers["Cache-Control"] = "no-cache"  # a changed worker is picked up on the next visit
+    return resp
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/healthz", healthz)
@@ -320,3 +333,4 @@ def add_routes(app: web.Application) -> None:
         r.add_get(path, page(name))
     app[STATIC] = StaticFiles(WEB)
     r.add_get("/static/{path:.+}", static_file)
+    r.add_get("/sw.js", service_worker)

@@ -127,11 +127,13 @@ async def test_case_to_settlement_with_two_residents_a_mediator_and_an_agency(
         await expect(page.get_by_test_id("case-status")).to_have_attribute("data-status", "agreement_proposed")
         await expect(page.get_by_test_id("agreement-shown")).to_have_text(text)
     await filer.get_by_test_id("sign").click()
+    await filer.get_by_test_id("sign-confirm").click()  # signing asks first
     await expect(filer.get_by_test_id("sign")).to_be_hidden()
     await expect(med.get_by_test_id("signatures").locator("li.signed")).to_have_count(1)
     await check(med, lang, "mediate-mediator-proposed")
     await check(other, lang, "mediate-party-proposed")
     await other.get_by_test_id("sign").click()
+    await other.get_by_test_id("sign-confirm").click()
 
     sha = hashlib.sha256(text.encode()).hexdigest()
     for page in (filer, other, med, agency):

@@ -67,6 +67,7 @@ async def test_help_offer_accept_and_progress_seen_live_by_dispatch(node: Any, o
         await expect(row).to_have_attribute("data-status", step)
 
     await resp.get_by_test_id("progress-resolved").click()
+    await resp.get_by_test_id("resolve-confirm").click()  # resolving asks first
     await expect(status).to_have_attribute("data-status", "resolved")
     await expect(res.get_by_test_id("cancel-button")).to_be_hidden()
     await expect(disp.get_by_test_id("incident-row")).to_have_count(0)  # the queue holds open incidents only
@@ -127,6 +128,8 @@ async def test_resident_reload_mid_incident_shows_the_same_incident(node: Any, o
 
     # cancelling, then asking again, gives a new incident
     await res.get_by_test_id("cancel-button").click()
+    await expect(status).not_to_have_attribute("data-status", "cancelled")  # it asks first
+    await res.get_by_test_id("cancel-confirm").click()
     await expect(status).to_have_attribute("data-status", "cancelled")
     await res.locator("#again").click()
     assert await ask_for_help(res, "other") != ref

@@ -1,5 +1,6 @@
-"""Every page in English and Chinese: no untranslated string keys, the right language, and
-screenshots in /tmp/shots (outside the repository) for a person to look at."""
+"""Every page in English and Chinese: no untranslated string keys, the right language, no axe-core
+violation, and screenshots in /tmp/shots (outside the repository) for a person to look at, on a
+390x844 phone and a 1280x800 desktop."""
 from __future__ import annotations
 
 import os
@@ -8,12 +9,14 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.a11y import assert_accessible
 from tests.e2e.helpers import CITY, NEARBY, SHOTS, OpenPage, ask_for_help, expect, go_on_duty, login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 
 PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
 # a dictionary key left on screen looks like "dispatch.colAge" or "status.en_route"
 RAW_KEY = re.compile(r"\b(?:common|conn|age|dist|error|category|skill|status|duty|channel|rstatus|resident|login|"
                      r"responder|dispatch|disposition|timeline|event|field|reason|by|mediate|case|casecat|outcome)\.[a-z_]\w*")
@@ -26,8 +29,19 @@ async def check(page: Any, lang: str, name: str) -> None:
     assert await page.evaluate("document.documentElement.lang") == ("zh-CN" if lang == "zh" else "en")
     if lang == "zh":
         assert CJK.search(text), name
+    await assert_accessible(page, f"{name}-{lang}")
     os.makedirs(SHOTS, exist_ok=True)
     await page.screenshot(path=f"{SHOTS}/{name}-{lang}.png", full_page=True)
+
+
+async def both_sizes(page: Any, lang: str, name: str) -> None:
+    """The page as it is now, on the phone and on the desktop."""
+    for size, suffix in ((PHONE, "phone"), (DESKTOP, "desktop")):
+        await page.set_viewport_size(size)
+        await page.wait_for_timeout(400)  # let the layout (and the map) settle
+        width = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], (name, suffix, width)  # no sideways scroll
+        await check(page, lang, f"{name}-{suffix}")
 
 
 @pytest.mark.config(dispatch_offer_timeout_s=60)
@@ -87,6 +101,17 @@ async def test_pages_in_both_languages(node: Any, open_page: OpenPage, lang: str
     # the case list, or (before mediation is served) a plain message saying it could not load
     await expect(med.locator("#cases-empty, #cases-msg, [data-testid=case-row]").first).to_be_visible()
     await check(med, lang, "mediate-cases")
+
+    # every page, both sizes
+    for page, name in ((res, "all-resident-en-route"), (res2, "all-resident-escalated"), (resp, "all-responder-job"),
+                       (other, "all-responder-available"), (disp, "all-dispatch"), (med, "all-mediate-cases")):
+        await both_sizes(page, lang, name)
+    start = await open_page(node, "/", locale=locale)
+    await both_sizes(start, lang, "all-resident-start")
+    out = await open_page(node, "/responder", locale=locale)
+    await both_sizes(out, lang, "all-responder-login")
+    mstart = await open_page(node, "/mediate", locale=locale)
+    await both_sizes(mstart, lang, "all-mediate-start")
 
 
 async def test_language_switch_is_live_and_remembered(node: Any, open_page: OpenPage) -> None:

@@ -1,5 +1,10 @@
-// The dispatcher's map: incidents and responders as circle markers on Leaflet (global L,
+// The dispatcher's map: incidents and responders as labelled markers on Leaflet (global L,
 // vendored). Works without tiles: markers on a plain background.
+//
+// Every kind differs in shape as well as colour (a colour-blind dispatcher, a grey screen):
+// incident = square with its reference, escalated = red diamond, available responder = green
+// circle, offer pending = amber hollow triangle, busy = grey square. Markers are buttons in
+// the tab order (Enter or Space selects); the selected incident is ringed.
 import { t } from './i18n.js';
 import { getConfig } from './api.js';
 import { FINAL } from './status.js';
@@ -14,6 +19,9 @@ export class DispatchMap {
     this.incidents = new Map(); // id -> marker
     this.responders = new Map();
     this.userMoved = false; // once the dispatcher pans or zooms, the map stops framing itself
+    this.selectedId = null;
+    this.zoom = null;
+    this.shown = new Map(); // id -> the incident last drawn, to redraw on selection
   }
 
   async init() {
@@ -21,7 +29,8 @@ export class DispatchMap {
     const cfg = await getConfig();
     const c = cfg.city_center || [cfg.city_center_lat, cfg.city_center_lon];
     const center = c && Number.isFinite(Number(c[0])) ? [Number(c[0]), Number(c[1])] : FALLBACK_CENTER;
-    this.map = L.map(this.el, { zoomControl: true, attributionControl: true }).setView(center, 12);
+    this.map = L.map(this.el, { zoomControl: false, attributionControl: true }).setView(center, 12);
+    this.translate();
     for (const ev of ['mousedown', 'wheel', 'touchstart', 'keydown']) {
       this.el.addEventListener(ev, () => { this.userMoved = true; }, { passive: true });
     }
@@ -43,23 +52,39 @@ export class DispatchMap {
     this._fit();
   }
 
+  /** Leaflet's own controls in the page's language (again after a switch). */
+  translate() {
+    if (!this.map) return;
+    if (this.zoom) this.zoom.remove();
+    this.zoom = L.control.zoom({ zoomInTitle: t('dispatch.zoomIn'), zoomOutTitle: t('dispatch.zoomOut') }).addTo(this.map);
+    this.map.attributionControl.setPrefix(false);
+  }
+
   setIncident(inc) {
     if (!this.map) return;
     this._drop(this.incidents, inc.id);
+    this.shown.delete(inc.id);
     if (inc.lat === null || inc.lat === undefined || FINAL.has(inc.status)) return;
-    const escalated = inc.status === 'escalated';
-    const m = L.circleMarker([inc.lat, inc.lon], {
-      radius: escalated ? 11 : 9,
-      color: '#ffffff',
-      weight: 2,
-      fillColor: escalated ? '#b3261e' : '#e8710a',
-      fillOpacity: 0.95,
-    });
-    m.bindTooltip(this._label(`${inc.ref_no} · ${t(`status.${inc.status}`)} · ${t(`category.${inc.category}`)}`));
+    this.shown.set(inc.id, inc);
+    const kind = inc.status === 'escalated' ? 'escalated' : 'incident';
+    const selected = inc.id === this.selectedId;
+    const name = `${inc.ref_no} · ${t(`status.${inc.status}`)} · ${t(`category.${inc.category}`)}`;
+    const m = this._marker([inc.lat, inc.lon], kind, inc.ref_no, name, selected);
     m.on('click', () => this.onSelect(inc.id));
     m.addTo(this.map);
+    this._keyboard(m, () => this.onSelect(inc.id));
     this.incidents.set(inc.id, m);
     this._fit();
+  }
+
+  /** Ring the selected incident (null: none). */
+  select(id) {
+    const before = this.selectedId;
+    this.selectedId = id;
+    for (const x of [before, id]) {
+      const inc = x && this.shown.get(x);
+      if (inc) this.setIncident(inc);
+    }
   }
 
   /** Pick mode: the next click on the map calls cb({lat, lon}); pickMode(false) ends it. */
@@ -95,14 +120,8 @@ export class DispatchMap {
     if (!this.map) return;
     this._drop(this.responders, r.id);
     if (r.lat === null || r.lat === undefined || r.status === 'off_duty') return;
-    const m = L.circleMarker([r.lat, r.lon], {
-      radius: 7,
-      color: '#ffffff',
-      weight: 2,
-      fillColor: r.status === 'available' ? '#1e7d32' : '#5f6368',
-      fillOpacity: 0.95,
-    });
-    m.bindTooltip(this._label(`${r.name} · ${t(`rstate.${r.status}`)}`));
+    const kind = ['available', 'offered'].includes(r.status) ? r.status : 'busy';
+    const m = this._marker([r.lat, r.lon], kind, '', `${r.name} · ${t(`rstate.${r.status}`)}`, false);
     m.addTo(this.map);
     this.responders.set(r.id, m);
     this._fit();
@@ -134,6 +153,38 @@ export class DispatchMap {
   showAll() {
     this.userMoved = false;
     this._fit();
+  }
+
+  _marker(at, kind, label, name, selected) {
+    const wrap = document.createElement('span');
+    wrap.className = `mk mk-${kind}${selected ? ' mk-selected' : ''}`;
+    const shape = document.createElement('span');
+    shape.className = 'mk-shape';
+    shape.setAttribute('aria-hidden', 'true');
+    wrap.append(shape);
+    if (label) {
+      const text = document.createElement('span');
+      text.className = 'mk-label';
+      text.textContent = label; // as text: Leaflet takes an element as it is
+      wrap.append(text);
+    }
+    const icon = L.divIcon({ html: wrap, className: 'mk-icon', iconSize: null, iconAnchor: [11, 11] });
+    const m = L.marker(at, { icon, keyboard: true, title: name, alt: name, riseOnHover: true,
+      zIndexOffset: selected ? 1000 : kind === 'escalated' ? 500 : 0 });
+    m.bindTooltip(this._label(name), { offset: [12, 0], direction: 'right' });
+    return m;
+  }
+
+  _keyboard(m, act) {
+    const el = m.getElement();
+    if (!el) return;
+    el.setAttribute('aria-label', m.options.title);
+    el.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' || e.key === ' ') {
+        e.preventDefault();
+        act();
+      }
+    });
   }
 
   _label(text) {

@@ -8,6 +8,7 @@ import { DispatchMap } from './dispatch-map.js';
 import { eventLine } from './timeline.js';
 import { FINAL, LOCATABLE, queueOrder } from './status.js';
 import { Versions, candidates as nearest, parseCoord } from './dispatch-state.js';
+import { closeControl } from './dispatch-close.js';
 
 const ROUGH_M = 1000; // a position this uncertain is worth fixing by hand
 
@@ -182,7 +183,7 @@ function assignControl(inc, chosen) {
   const select = h('select', { testid: 'assign-responder', attrs: { 'aria-label': t('dispatch.assignTo') } });
   if (!list.length) select.append(h('option', { attrs: { value: '' }, text: t('dispatch.noneAvailable') }));
   for (const { r, km } of list) {
-    const skills = (r.skills || []).map((s) => t(`skill.${s}`)).join(', ');
+    const skills = (r.skills || []).map((s) => t(`skill.${s}`)).join(t('punct.list'));
     select.append(h('option', { attrs: { value: r.id }, text: `${r.name} · ${fmtKm(km)}${skills ? ` · ${skills}` : ''}` }));
   }
   if (chosen && list.some((c) => c.r.id === chosen)) select.value = chosen;
@@ -224,7 +225,7 @@ function renderResponders() {
       .sort((a, b) => a.status.localeCompare(b.status) || a.name.localeCompare(b.name))
       .map((r) => h('tr', { testid: 'responder-row', data: { responderId: r.id, status: r.status } },
         h('td', { text: r.name }),
-        h('td', { text: (r.skills || []).map((s) => t(`skill.${s}`)).join(', ') }),
+        h('td', { text: (r.skills || []).map((s) => t(`skill.${s}`)).join(t('punct.list')) }),
         h('td', {}, h('span', { class: `badge badge-${r.status}`, text: t(`rstate.${r.status}`) })),
         h('td', { class: 'age', data: { since: r.updated_at }, text: age(r.updated_at) }))),
   );
@@ -247,6 +248,7 @@ function select(id) {
   events = [];
   for (const [rid, tr] of rows) tr.classList.toggle('selected', rid === id);
   paintDetail();
+  map.select(id);
   if (id) {
     map.focus(selectedIncident);
     loadTimeline(id);
@@ -293,13 +295,14 @@ function paintDetail() {
   document.getElementById('d-channel').textContent = t(`channel.${inc.channel}`);
   document.getElementById('d-location').textContent = inc.lat === null || inc.lat === undefined
     ? t('dispatch.noLocation')
-    : `${inc.lat.toFixed(5)}, ${inc.lon.toFixed(5)}${inc.accuracy_m ? ` (±${fmtKm(inc.accuracy_m / 1000)}${inc.accuracy_m > ROUGH_M ? `, ${t('dispatch.rough')}` : ''})` : ''}`;
+    : `${inc.lat.toFixed(5)}, ${inc.lon.toFixed(5)}${inc.accuracy_m ? `${t('punct.open')}±${fmtKm(inc.accuracy_m / 1000)}${inc.accuracy_m > ROUGH_M ? `${t('punct.list')}${t('dispatch.rough')}` : ''}${t('punct.close')}` : ''}`;
   paintLocate(inc);
   document.getElementById('d-note').textContent = inc.note || '—'; // resident text: as text
   els.timeline.replaceChildren(...events.map((ev) => h('li', {},
     h('time', { attrs: { datetime: ev.at }, text: fmtTime(ev.at) }), ' ',
     h('span', { text: eventLine(ev, nameOf) }))));
   els.closeForm.hidden = FINAL.has(inc.status);
+  closer.paint(inc);
 }
 
 // ---- setting the position of an incident (incident.locate) ------------------------------
@@ -372,19 +375,11 @@ els.locateForm.addEventListener('submit', async (ev) => {
   }
 });
 
-els.closeForm.addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  if (!selected) return;
-  const btn = tid('close');
-  btn.disabled = true;
-  try {
-    const r = await sock.request('incident.close', { incident_id: selected, disposition: els.disposition.value });
-    upsertIncident(r.incident);
-  } catch (e) {
-    notify(els.msg, `${t('dispatch.closeFailed')} ${errorText(e)}`, 'error');
-  } finally {
-    btn.disabled = false;
-  }
+const closer = closeControl({
+  form: els.closeForm,
+  selected: () => selectedIncident,
+  close: (id, disposition) => sock.request('incident.close', { incident_id: id, disposition }),
+  done: (inc) => upsertIncident(inc),
 });
 
 window.addEventListener('resize', () => map.resize());
@@ -394,5 +389,6 @@ onLangChange(() => {
   else els.locatePick.textContent = t('dispatch.locatePicking');
   renderAll();
   paintDetail();
+  map.translate();
   map.relabel(incidents.values(), responders.values());
 });

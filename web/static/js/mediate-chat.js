@@ -44,7 +44,7 @@ export function createChat(S, view) {
       }
     } catch (e) {
       // a dropped link is picked up again at the next welcome
-      if (S.chat === mine && !RETRY.has(e.code)) notify(els.caseMsg, `${t('mediate.chatFailed')} ${errorText(e)}`, 'error');
+      if (S.chat === mine && !RETRY.has(e.code)) notify(els.chatMsg, `${t('mediate.chatFailed')} ${errorText(e)}`, 'error');
     } finally {
       if (mine.endLoad(r, S.chat === mine)) subscribe(r);
     }
@@ -103,7 +103,7 @@ export function createChat(S, view) {
           }
           dropOutbox(o.client_msg_id); // refused: sending it again would not help
           if (o.case_id === S.chat.caseId) {
-            notify(els.caseMsg, `${t('mediate.sendFailed')} ${errorText(e)}`, 'error');
+            notify(els.chatMsg, `${t('mediate.sendFailed')} ${errorText(e)}`, 'error');
             const input = tid('message-input');
             if (!input.value) input.value = o.body; // give the words back
           }
@@ -123,7 +123,7 @@ export function createChat(S, view) {
     S.outbox.add({ case_id: S.chat.caseId, room: S.chat.current, client_msg_id: newId(), body });
     saveOutbox();
     input.value = '';
-    notify(els.caseMsg, '');
+    notify(els.chatMsg, '');
     view.paintMessages(true);
     flushOutbox();
   });

@@ -51,9 +51,17 @@ export const els = {
   proposeBox: $('propose-box'),
   proposeHint: $('propose-hint'),
   signBox: $('sign-box'),
+  signBanner: $('sign-banner'),
   settlement: $('settlement'),
   caseMsg: $('case-msg'),
+  chatMsg: $('chat-msg'), // beside the message box: a failed send is said where it was typed
 };
+
+// The server names a filer who left the name blank "Applicant", in English: shown in the page's language.
+const PLACEHOLDER_NAMES = new Set(['', 'Applicant']);
+export function shownName(name) {
+  return PLACEHOLDER_NAMES.has((name || '').trim()) ? t('mediate.applicant') : name;
+}
 
 function fmtWhen(iso) {
   const d = new Date(iso);
@@ -67,15 +75,15 @@ export function createView(S, on) {
     if (r === 'joint') return t('mediate.joint');
     if (partyOf(c, S.me())) return t('mediate.caucusMine');
     const party = caucusParty(c, r);
-    return t('mediate.caucus', { name: party ? party.name : '' });
+    return t('mediate.caucus', { name: party ? shownName(party.name) : '' });
   }
 
   function roomHint(c, r) {
     if (r === 'joint') return t('mediate.jointHint');
     if (partyOf(c, S.me())) return t('mediate.caucusMineHint');
     const party = caucusParty(c, r);
-    if (party && party.via === 'sms') return t('mediate.caucusSmsHint', { name: party.name });
-    return t('mediate.caucusHint', { name: party ? party.name : '' });
+    if (party && party.via === 'sms') return t('mediate.caucusSmsHint', { name: shownName(party.name) });
+    return t('mediate.caucusHint', { name: party ? shownName(party.name) : '' });
   }
 
   function caseRow(c) {
@@ -141,7 +149,7 @@ export function createView(S, on) {
 
     // who is in it: the joined parties, then those named but not joined yet
     const party = (p) => h('li', { class: p.id === you.id ? 'me' : '' },
-      h('span', { class: 'name', text: p.name || t('mediate.unnamed') }),
+      h('span', { class: 'name', text: shownName(p.name) }),
       p.id === you.id ? h('span', { class: 'tag', text: t('mediate.you') }) : null,
       p.filer ? h('span', { class: 'tag', text: t('mediate.filer') }) : null,
       p.via === 'sms' ? h('span', { class: 'tag', text: t('mediate.viaSms') }) : null,
@@ -153,7 +161,7 @@ export function createView(S, on) {
       i.phone ? h('span', { class: 'phone', text: i.phone }) : null));
     $('c-parties').replaceChildren(...(c.parties || []).map(party), ...waiting);
     $('c-mediator').textContent = c.mediator ? c.mediator.name : t('mediate.noMediator');
-    $('c-agencies').textContent = (c.agencies || []).map((a) => a.name).join(', ') || '—';
+    $('c-agencies').textContent = (c.agencies || []).map((a) => a.name).join(t('punct.list')) || '—';
 
     // the join codes, for the filer and the case's mediator while someone has not joined
     const codes = (c.invited || []).filter((i) => i.join_code && !i.joined);
@@ -168,7 +176,7 @@ export function createView(S, on) {
       const parts = [t(`mediate.final.${c.status}`)];
       if (c.closed_at) parts.push(fmtWhen(c.closed_at));
       if (c.outcome_note) parts.push(c.outcome_note);
-      els.finalBox.textContent = parts.join(' — ');
+      els.finalBox.textContent = parts.join(t('punct.dash'));
       els.finalBox.dataset.status = c.status;
     }
 
@@ -221,7 +229,7 @@ export function createView(S, on) {
       els.signatures.replaceChildren(...(ag ? (c.parties || []).map((p) => {
         const s = byParty.get(p.id);
         return h('li', { class: s || p.signed ? 'signed' : 'unsigned' },
-          h('span', { class: 'name', text: p.name }), ' — ',
+          h('span', { class: 'name', text: shownName(p.name) }), t('punct.dash'),
           s || p.signed
             ? h('span', { text: s ? t('mediate.signedAt', { when: fmtWhen(s.signed_at) }) : t('mediate.signed') })
             : h('span', { class: 'muted', text: t('mediate.notSigned') }));
@@ -229,7 +237,7 @@ export function createView(S, on) {
     } else {
       $('st-text').textContent = ag ? ag.text : '';
       $('st-signers').replaceChildren(...signatures.map((s) => h('li', {},
-        h('span', { class: 'name', text: s.name }), ' — ',
+        h('span', { class: 'name', text: shownName(s.name) }), t('punct.dash'),
         h('span', { text: t('mediate.signedAt', { when: fmtWhen(s.signed_at) }) }),
         s.via === 'sms' ? h('span', { class: 'tag', text: t('mediate.viaSms') }) : null)));
       const last = signatures.map((s) => s.signed_at).sort().pop();
@@ -253,7 +261,10 @@ export function createView(S, on) {
       els.proposeHint.hidden = !hint;
     }
     const p = partyOf(c, S.me());
-    els.signBox.hidden = !(p && ag && c.status === 'agreement_proposed' && !p.signed);
+    const mustSign = !!(p && ag && c.status === 'agreement_proposed' && !p.signed);
+    els.signBox.hidden = !mustSign;
+    els.signBanner.hidden = !mustSign; // at the top: on a phone the Sign button is far below
+    if (!mustSign) $('sign-confirm-box').hidden = true;
   }
 
   function messageItem(m) {
@@ -261,7 +272,7 @@ export function createView(S, on) {
     const role = (m.sender && m.sender.role) || 'resident';
     return h('li', { testid: 'message', class: `message${own ? ' mine' : ''} from-${role}`, data: { seq: m.seq } },
       h('div', { class: 'meta' },
-        h('span', { class: 'sender', text: own ? t('mediate.you') : (m.sender && m.sender.name) || '' }),
+        h('span', { class: 'sender', text: own ? t('mediate.you') : shownName(m.sender && m.sender.name) }),
         role !== 'resident' ? h('span', { class: 'tag', text: t(`role.${role}`) }) : null,
         m.via === 'sms' ? h('span', { class: 'tag', text: t('mediate.viaSms') }) : null,
         h('time', { attrs: { datetime: m.sent_at, title: fmtWhen(m.sent_at) }, text: fmtTime(m.sent_at) })),

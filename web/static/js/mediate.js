@@ -179,7 +179,10 @@ function openCase(id) {
     S.openId = id;
     S.chat = new Chat(id);
     notify(els.caseMsg, '');
+    for (const m of document.querySelectorAll('#case .local-msg, #chat-msg')) notify(m, '');
     els.withdrawConfirm.hidden = true;
+    $('close-case-confirm-box').hidden = true;
+    tid('close-case').hidden = false;
   }
   store.set(K.open, id);
   view.renderCases();
@@ -189,8 +192,16 @@ function openCase(id) {
 
 // ---- case commands ---------------------------------------------------------------------------------
 
+/** Where a control's result or error is said: beside it (its [data-local-msg] box), else under the case. */
+function msgFor(btn) {
+  const box = btn && btn.closest('[data-local-msg]');
+  return (box && box.querySelector('.local-msg')) || els.caseMsg;
+}
+
 async function act(btn, type, fields, messages = {}) {
+  const where = msgFor(btn);
   notify(els.caseMsg, '');
+  notify(where, '');
   if (btn) btn.disabled = true;
   try {
     const r = await S.active.sock.request(type, fields);
@@ -198,7 +209,7 @@ async function act(btn, type, fields, messages = {}) {
     return r;
   } catch (e) {
     const key = messages[e.code];
-    notify(els.caseMsg, key ? t(key) : errorText(e), 'error');
+    notify(where, key ? t(key) : errorText(e), 'error');
     return null;
   } finally {
     if (btn) btn.disabled = false;
@@ -212,7 +223,7 @@ $('invite-form').addEventListener('submit', async (ev) => {
   const input = tid('agency-id');
   const id = input.value.trim();
   if (!/^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(id)) {
-    notify(els.caseMsg, t('mediate.agencyIdBad'), 'error');
+    notify(msgFor(input), t('mediate.agencyIdBad'), 'error');
     return;
   }
   const r = await act(tid('invite'), 'case.invite', { case_id: S.openId, account_id: id }, {
@@ -220,12 +231,24 @@ $('invite-form').addEventListener('submit', async (ev) => {
   });
   if (r) {
     input.value = '';
-    notify(els.caseMsg, t('mediate.invited'), 'ok');
+    notify(msgFor(input), t('mediate.invited'), 'ok');
   }
 });
 
-$('close-case-form').addEventListener('submit', async (ev) => {
+// closing and signing are final: each asks first, with "keep" where the button was
+$('close-case-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
+  $('close-case-confirm-box').hidden = false;
+  tid('close-case').hidden = true;
+  tid('close-case-keep').focus();
+});
+tid('close-case-keep').addEventListener('click', () => {
+  $('close-case-confirm-box').hidden = true;
+  tid('close-case').hidden = false;
+});
+tid('close-case-confirm').addEventListener('click', async () => {
+  $('close-case-confirm-box').hidden = true;
+  tid('close-case').hidden = false;
   const fields = { case_id: S.openId, outcome: tid('close-outcome').value };
   const note = tid('close-note').value.trim();
   if (note) fields.note = note;
@@ -244,13 +267,24 @@ tid('withdraw-confirm').addEventListener('click', async () => {
 tid('propose').addEventListener('click', async () => {
   const text = tid('agreement-text').value.trim();
   if (!text) {
-    notify(els.caseMsg, t('mediate.agreementMissing'), 'error');
+    notify(msgFor(tid('propose')), t('mediate.agreementMissing'), 'error');
     return;
   }
   await act(tid('propose'), 'agreement.propose', { case_id: S.openId, text });
 });
 
 tid('sign').addEventListener('click', () => {
+  $('sign-confirm-box').hidden = false;
+  tid('sign').hidden = true;
+  tid('sign-keep').focus();
+});
+tid('sign-keep').addEventListener('click', () => {
+  $('sign-confirm-box').hidden = true;
+  tid('sign').hidden = false;
+});
+tid('sign-confirm').addEventListener('click', () => {
+  $('sign-confirm-box').hidden = true;
+  tid('sign').hidden = false;
   const c = S.book.get(S.openId);
   const fields = { case_id: S.openId };
   // sign exactly the text on screen: the server refuses if the proposal changed meanwhile

@@ -5,6 +5,7 @@ import { store } from './api.js';
 import { tid, notify, errorText, currentPosition, distanceKm, fmtKm, notOlder } from './ui.js';
 import { staffSession } from './staff.js';
 import { FINAL, PROGRESS, WORKING } from './status.js';
+import { chime, primeAudio, holdScreen } from './attention.js';
 
 const DUTY_KEY = 'helpline.responder.onduty';
 const LOCATION_EVERY_MS = 15000;
@@ -31,6 +32,13 @@ const els = {
   jobNote: document.getElementById('job-note'),
   dismiss: document.getElementById('job-dismiss'),
   msg: document.getElementById('msg'),
+  alert: tid('alert-banner'),
+  resolveBox: document.getElementById('resolve-confirm-box'),
+  resolveKeep: tid('resolve-keep'),
+  resolveYes: tid('resolve-confirm'),
+  logoutWarning: tid('logout-warning'),
+  logoutStay: tid('logout-stay'),
+  logoutAnyway: tid('logout-anyway'),
 };
 
 let me = null; // the responder object from the server ({status, ...})
@@ -39,11 +47,19 @@ let job = null; // the assigned incident
 let pos = null; // {lat, lon, at}
 let watchId = null;
 let busy = false; // a duty command is in flight
+let pendingLogout = null; // sign-out held while the responder confirms leaving a job
 
 const { sock, account } = staffSession({
   page: 'responder',
   roles: ['responder'],
   onWelcome,
+  holdLogout: (proceed) => {
+    if (!job || !WORKING.has(job.status)) return false;
+    pendingLogout = proceed;
+    els.logoutWarning.hidden = false;
+    els.logoutStay.focus();
+    return true;
+  },
   beforeLogout: async () => {
     if (store.get(DUTY_KEY)) await sock.request('duty.end', {}, { waitMs: 2000 });
   },
@@ -51,6 +67,8 @@ const { sock, account } = staffSession({
     store.del(DUTY_KEY);
     stopWatch();
     me = offer = job = null;
+    els.logoutWarning.hidden = true;
+    alertNow('');
     paint();
   },
 });
@@ -140,10 +158,27 @@ function setOffer(o) {
   }
   paint();
   if (fresh) {
+    notify(els.msg, ''); // an old "withdrawn" is not about this call
+    alertNow(t('responder.alertOffer', { what: describe(offer.incident) }));
     els.offer.focus(); // screen readers announce "Someone needs help"
-    const activated = !navigator.userActivation || navigator.userActivation.hasBeenActive;
-    if (navigator.vibrate && activated) navigator.vibrate([300, 100, 300]);
+  } else if (!o) {
+    alertNow('');
   }
+}
+
+function describe(inc) {
+  const d = distanceTo(inc);
+  return d ? `${t(`category.${inc.category}`)}${t('punct.comma')}${d}` : t(`category.${inc.category}`);
+}
+
+/** Every offer and assignment is seen and heard: the banner at the top, a sound, a buzz. */
+function alertNow(text) {
+  els.alert.textContent = text;
+  els.alert.hidden = !text;
+  if (!text) return;
+  if (chime()) els.alert.dataset.chimes = String(Number(els.alert.dataset.chimes || 0) + 1);
+  const activated = !navigator.userActivation || navigator.userActivation.hasBeenActive;
+  if (navigator.vibrate && activated) navigator.vibrate([300, 100, 300]);
 }
 
 function tick() {
@@ -164,6 +199,7 @@ async function answer(accept) {
     if (accept) {
       const r = await sock.request('offer.accept', { offer_id: id });
       if (notOlder(job, r.incident)) job = r.incident;
+      alertNow('');
     } else {
       await sock.request('offer.decline', { offer_id: id });
     }
@@ -184,6 +220,7 @@ async function answer(accept) {
 
 async function progress(status) {
   if (!job) return;
+  els.resolveBox.hidden = true;
   notify(els.msg, '');
   for (const s of PROGRESS.slice(1)) tid(`progress-${s}`).disabled = true;
   const noteBox = tid('progress-note');
@@ -247,6 +284,8 @@ sock.on('incident.updated', (m) => {
     paint();
   } else if (mine(m.incident) && (!job || FINAL.has(job.status))) {
     job = m.incident; // a dispatcher assigned it to us directly
+    notify(els.msg, '');
+    alertNow(t('responder.alertAssigned', { ref: job.ref_no, what: describe(job) }));
     paint();
   } else if (offer && offer.incident.id === m.incident.id) {
     offer = { ...offer, incident: m.incident };
@@ -290,6 +329,7 @@ function paint() {
   els.toggle.setAttribute('aria-pressed', String(onDuty()));
   els.toggle.classList.toggle('btn-secondary', onDuty());
   els.toggle.disabled = busy || sock.state !== 'live' || (!!job && !FINAL.has(job.status));
+  holdScreen(onDuty());
 
   els.offer.hidden = !offer;
   if (offer) {
@@ -313,11 +353,15 @@ function paint() {
     els.jobMap.href = `https://www.openstreetmap.org/?mlat=${job.lat}&mlon=${job.lon}#map=17/${job.lat}/${job.lon}`;
     els.jobNote.textContent = job.note || '—';
     const open = !FINAL.has(job.status);
+    const next = PROGRESS[idx + 1]; // only the next step: a skipped one cannot be tapped by mistake
+    const confirming = !els.resolveBox.hidden;
     for (const s of PROGRESS.slice(1)) {
       const b = tid(`progress-${s}`);
-      b.hidden = !open;
-      b.disabled = PROGRESS.indexOf(s) <= idx;
+      b.hidden = !open || s !== next || confirming;
+      b.disabled = false;
     }
+    if (!open) els.resolveBox.hidden = true;
+    if (!open && els.alert.textContent.includes(job.ref_no)) alertNow('');
     els.dismiss.hidden = open;
     document.getElementById('progress-note-field').hidden = !open;
   }
@@ -328,7 +372,30 @@ function paint() {
 els.toggle.addEventListener('click', toggleDuty);
 els.accept.addEventListener('click', () => answer(true));
 els.decline.addEventListener('click', () => answer(false));
-for (const s of PROGRESS.slice(1)) tid(`progress-${s}`).addEventListener('click', () => progress(s));
+for (const s of ['en_route', 'on_scene']) tid(`progress-${s}`).addEventListener('click', () => progress(s));
+// resolving ends the job and tells the resident it is over: asked first
+tid('progress-resolved').addEventListener('click', () => {
+  els.resolveBox.hidden = false;
+  paint();
+  els.resolveKeep.focus();
+});
+els.resolveKeep.addEventListener('click', () => {
+  els.resolveBox.hidden = true;
+  paint();
+});
+els.resolveYes.addEventListener('click', () => progress('resolved'));
+els.logoutStay.addEventListener('click', () => {
+  pendingLogout = null;
+  els.logoutWarning.hidden = true;
+});
+els.logoutAnyway.addEventListener('click', () => {
+  const go = pendingLogout;
+  pendingLogout = null;
+  els.logoutWarning.hidden = true;
+  if (go) go();
+});
+document.addEventListener('pointerdown', primeAudio, { capture: true });
+document.addEventListener('keydown', primeAudio, { capture: true });
 els.dismiss.addEventListener('click', () => {
   job = null;
   paint();

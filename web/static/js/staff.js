@@ -11,10 +11,11 @@ import { tid, setupChrome, notify } from './ui.js';
  * @param {string[]} o.roles    roles allowed on this page
  * @param {(welcome) => void} o.onWelcome   after every successful hello
  * @param {() => Promise<void>} [o.beforeLogout]
+ * @param {(proceed: () => void) => boolean} [o.holdLogout]  true: the page asks first, and calls proceed if confirmed
  * @param {() => void} [o.onLogout]
  * @returns {{sock: Socket, account: () => object|null, token: () => string|null}}
  */
-export function staffSession({ page, roles, onWelcome, beforeLogout, onLogout }) {
+export function staffSession({ page, roles, onWelcome, beforeLogout, onLogout, holdLogout }) {
   const key = `helpline.${page}.session`;
   const loginView = document.getElementById('login');
   const appView = document.getElementById('app');
@@ -70,7 +71,7 @@ export function staffSession({ page, roles, onWelcome, beforeLogout, onLogout })
     }
   });
 
-  logoutBtn.addEventListener('click', async () => {
+  async function logout() {
     if (beforeLogout) {
       try {
         await beforeLogout();
@@ -83,6 +84,11 @@ export function staffSession({ page, roles, onWelcome, beforeLogout, onLogout })
     sock.stop();
     if (onLogout) onLogout();
     showLogin('');
+  }
+
+  logoutBtn.addEventListener('click', () => {
+    if (holdLogout && holdLogout(logout)) return;
+    logout();
   });
 
   sock.on('welcome', (w) => {

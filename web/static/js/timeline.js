@@ -31,7 +31,9 @@ export function eventLine(ev, nameOf = () => null) {
     const text = value(k, v, nameOf);
     if (text === null) continue;
     const label = has(`field.${k}`) ? t(`field.${k}`) : k;
-    details.push(`${label}: ${text}`);
+    details.push(`${label}${t('punct.colon')}${text}`);
   }
-  return `${who} — ${what}${details.length ? ` (${details.join('; ')})` : ''}`;
+  // Chinese takes its own punctuation (——：；（）), not ASCII's
+  const more = details.length ? `${t('punct.open')}${details.join(t('punct.semi'))}${t('punct.close')}` : '';
+  return `${who}${t('punct.dash')}${what}${more}`;
 }
