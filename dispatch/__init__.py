@@ -11,5 +11,6 @@
     service.py       DispatchService: thin commands around one change helper
     duty.py          duty start / end and positions
     reads.py         the queue snapshot, an incident with its log, a client's welcome state
+    sweeps.py        offer deadlines and orphaned incidents, driven from PostgreSQL
     worker.py        the offer-deadline and orphan worker every node runs
 """

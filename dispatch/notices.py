@@ -86,3 +86,10 @@ class Notices:
     def outcome(self, outcome: str) -> None:
         if self.metrics:
             self.metrics.offer_outcome(str(outcome))
+
+
+SYSTEM = "system"     # `via` of the changes the worker and disconnects make
+
+
+class Held(Exception):
+    """Another node holds the incident right now (the worker skips it and comes back next tick)."""

@@ -56,3 +56,28 @@ async def welcome_state(conn: Conn, who: Account) -> dict[str, Any]:
     if responder is not None:
         state["responder"] = rs.responder_view(responder)
     return state
+
+
+class Reads:
+    """The reads above, each on a connection of its own from the pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def snapshot(self, who: Account | None = None) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            return await snapshot(conn, who)
+
+    async def incident_with_events(self, who: Account, incident_id: str) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            return await incident_with_events(conn, who, incident_id)
+
+    async def latest_open(self, reporter_id: str) -> tuple[str, str] | None:
+        """(id, ref_no) of the reporter's latest unfinished incident (what a follow-up text adds to)."""
+        async with self.pool.acquire() as conn:
+            return await store.latest_open_of(conn, reporter_id)
+
+    async def welcome_state(self, who: Account) -> dict[str, Any]:
+        """What a (re)connecting client needs to pick up where it was."""
+        async with self.pool.acquire() as conn:
+            return await welcome_state(conn, who)

@@ -26,13 +26,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from dispatch import lifecycle as lc
-from dispatch import offers, reads, roster, store
+from dispatch import offers, roster, store
 from dispatch import roster_store as rs
 from dispatch.duty import Duty
 from dispatch.matching import Gate, Matcher, Nearby
-from dispatch.notices import ChangeHook, InTxn, Notices, Tx
+from dispatch.notices import SYSTEM, ChangeHook, Held, InTxn, Notices, Tx
 from dispatch.offers import Reason
+from dispatch.reads import Reads
 from dispatch.roster import ResponderStatus as RS
+from dispatch.sweeps import Sweeps
 from infra.config import Config
 from infra.errors import BadRequest, Conflict, NotFound
 from infra.events import Outbox
@@ -44,13 +46,6 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[list[tuple[str, str]]], Awaitable[None]]
 T = TypeVar("T")
-SYSTEM = "system"     # `via` of the changes the worker and disconnects make
-
-
-class _Held(Exception):
-    """Another node holds the incident right now (the worker skips it and comes back next tick)."""
-
-
 class DispatchService:
     def __init__(self, cfg: Config, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys,
                  publish: Publish, metrics: Metrics | None = None) -> None:
@@ -58,6 +53,8 @@ class DispatchService:
         self.publish, self.metrics = publish, metrics
         self.dcfg = cfg.dispatch
         self.matcher = Matcher(redis, keys)
+        self.reads = Reads(pool)                # what clients read: dispatch/reads.py
+        self.sweeps = Sweeps(self)              # deadlines and orphans, every node: dispatch/sweeps.py
         self.notices = Notices(keys, metrics)
         self.duty = Duty(pool, self.matcher, self.notices, publish, self._pass_on)
         self.refresh_presence: Callable[[], Awaitable[None]] | None = None
@@ -72,12 +69,12 @@ class DispatchService:
     async def _change(self, incident_id: str, decide: Callable[[Tx, asyncpg.Record], Awaitable[T]], *,
                       actor_id: str | None, via: str, also: InTxn | None = None, skip_locked: bool = False) -> T:
         """Lock the incident, let `decide` judge and write (queuing its events on tx), run `also`,
-        commit, publish. NotFound if there is no such incident; _Held if skip_locked and it is locked."""
+        commit, publish. NotFound if there is no such incident; Held if skip_locked and it is locked."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await store.lock_incident(conn, incident_id, skip_locked=skip_locked)
             if row is None:
                 if skip_locked:
-                    raise _Held(incident_id)
+                    raise Held(incident_id)
                 raise NotFound("no such incident")
             tx = Tx(conn, Outbox(), actor_id, via)
             result = await decide(tx, row)
@@ -322,7 +319,7 @@ class DispatchService:
             return True
         try:
             return await self._change(str(pre["id"]), decide, actor_id=actor_id, via=via, skip_locked=only_if_due)
-        except _Held:
+        except Held:
             return False
 
     async def progress(self, who: Account, incident_id: str, status: str, note: str | None, *,
@@ -387,80 +384,6 @@ class DispatchService:
                 return await self.notices.incident(tx, row)
             return store.incident_view(await self._advance(tx, row, candidates, who.id, near.fresh))
         return await self._change(incident_id, decide, actor_id=who.id, via=via)
-
-    # ---------------------------------------------------------------- reading (dispatch/reads.py)
-    async def snapshot(self, who: Account | None = None) -> dict[str, Any]:
-        async with self.pool.acquire() as conn:
-            return await reads.snapshot(conn, who)
-
-    async def incident_with_events(self, who: Account, incident_id: str) -> dict[str, Any]:
-        async with self.pool.acquire() as conn:
-            return await reads.incident_with_events(conn, who, incident_id)
-
-    async def latest_open(self, reporter_id: str) -> tuple[str, str] | None:
-        """(id, ref_no) of the reporter's latest unfinished incident (what a follow-up text adds to)."""
-        async with self.pool.acquire() as conn:
-            return await store.latest_open_of(conn, reporter_id)
-
-    async def welcome_state(self, who: Account) -> dict[str, Any]:
-        """What a (re)connecting client needs to pick up where it was."""
-        async with self.pool.acquire() as conn:
-            return await reads.welcome_state(conn, who)
-
-    # ---------------------------------------------------------------- background work (any node: dispatch/worker.py)
-    async def expire_due(self, limit: int = 100) -> int:
-        """Expire offers past their deadline; several nodes may run this at once."""
-        async with self.pool.acquire() as conn:
-            due = await rs.due_offers(conn, limit)
-        n = 0
-        for offer_id in due:
-            if await self._end_offer(offer_id, Reason.EXPIRED, None, via=SYSTEM, only_if_due=True):
-                n += 1
-        return n
-
-    async def sweep_orphans(self, limit: int = 100) -> int:
-        """Dispatch queued incidents that no node carried on (its node died, or Redis was down or lost the
-        live index). One incident that cannot be matched never holds up the others: a position the index
-        cannot hold is escalated at once; only Redis itself being unavailable ends the sweep early."""
-        if not await self._live_ready():
-            return 0
-        async with self.pool.acquire() as conn:
-            rows = await store.orphans(conn, self.dcfg.orphan_after_s, limit)
-        n = 0
-        for r in rows:
-            bad = lc.position_problem(r["lat"], r["lon"])
-            near = Nearby(None) if bad else await self.matcher.nearby(r["skill"], r["lat"], r["lon"], r["radius_km"])
-            if near.candidates is None and not bad:
-                break    # Redis is down or lost the index again: every other incident would fare the same
-
-            async def decide(tx: Tx, row: asyncpg.Record, near: Nearby = near, bad: str | None = bad) -> bool:
-                if row["status"] != lc.Status.QUEUED:
-                    return False
-                if bad is not None or near.candidates is None:
-                    row = await store.update_incident(tx.conn, str(row["id"]), status=str(lc.Status.ESCALATED),
-                                                      event=("escalated", None, {"reason": "bad_position"}))
-                    await self.notices.incident(tx, row)
-                    self.notices.outcome("escalated")
-                    return True
-                await self._advance(tx, row, near.candidates, None, near.fresh)
-                return True
-            try:
-                n += await self._change(str(r["id"]), decide, actor_id=None, via=SYSTEM, skip_locked=True)
-            except _Held:
-                continue
-        return n
-
-    async def _live_ready(self) -> bool:
-        """Whether the live index can be trusted; if Redis lost it (a restart, a flush), rebuild it first."""
-        try:
-            if await self.matcher.is_ready():
-                return True
-            log.warning("live index missing (Redis restarted or flushed): rebuilding it from PostgreSQL")
-            await self.rebuild_index()
-            return True
-        except RedisError as e:
-            log.warning("live index not ready, queued incidents wait: %s", e)
-            return False
 
     async def responder_gone(self, responder_id: str) -> None:
         """The responder's last connection closed: an offer waiting on them moves on."""

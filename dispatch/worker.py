@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 class Duties(Protocol):
-    """What the worker drives (dispatch.service.DispatchService)."""
+    """What the worker drives (dispatch.sweeps.Sweeps)."""
 
     async def expire_due(self, limit: int = 100) -> int: ...
     async def sweep_orphans(self, limit: int = 100) -> int: ...

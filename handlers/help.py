@@ -9,7 +9,7 @@ from handlers.context import DISPATCH
 
 
 async def welcome_state(ctx: Connection) -> dict[str, Any]:
-    return await ctx.app[DISPATCH].welcome_state(ctx.who)
+    return await ctx.app[DISPATCH].reads.welcome_state(ctx.who)
 
 
 async def resync(ctx: Connection) -> None:
@@ -23,7 +23,7 @@ async def resync(ctx: Connection) -> None:
     for inc in state["open_incidents"]:
         ctx.send({"type": "incident.updated", "incident": inc})
     if ctx.state.get("watching_queue"):
-        ctx.send({"type": "queue.snapshot", **await ctx.app[DISPATCH].snapshot()})
+        ctx.send({"type": "queue.snapshot", **await ctx.app[DISPATCH].reads.snapshot()})
 
 
 async def ping(ctx: Connection, msg: m.Empty) -> None:
@@ -69,7 +69,7 @@ async def queue_watch(ctx: Connection, msg: m.Empty) -> dict[str, Any]:
     # subscribe first, then read: a change between the two arrives as a push (clients keep the higher version)
     await ctx.listen(ctx.hub.keys.dispatch_channel)
     ctx.state["watching_queue"] = True
-    return await ctx.app[DISPATCH].snapshot(ctx.who)
+    return await ctx.app[DISPATCH].reads.snapshot(ctx.who)
 
 
 async def incident_assign(ctx: Connection, msg: m.Assign) -> dict[str, Any]:
@@ -81,7 +81,7 @@ async def incident_close(ctx: Connection, msg: m.Close) -> dict[str, Any]:
 
 
 async def incident_events(ctx: Connection, msg: m.IncidentRef) -> dict[str, Any]:
-    return await ctx.app[DISPATCH].incident_with_events(ctx.who, msg.incident_id)
+    return await ctx.app[DISPATCH].reads.incident_with_events(ctx.who, msg.incident_id)
 
 
 async def incident_locate(ctx: Connection, msg: m.Locate) -> dict[str, Any]:

@@ -278,7 +278,7 @@ async def get_incident(request: web.Request) -> web.Response:
         msgspec.convert(iid, m.Id)
     except msgspec.ValidationError:
         raise NotFound("no such incident") from None
-    data = await request.app[DISPATCH].incident_with_events(
+    data = await request.app[DISPATCH].reads.incident_with_events(
         who_of(account), iid)
     return web.json_response(data)
 

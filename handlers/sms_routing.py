@@ -118,7 +118,7 @@ class InboundRouter:
             # reporter, and a spoofed sender could use it; staff use their app or call dispatch
             await self._claim(ib)
             return "staff", render(lang, "staff_help", emergency=self.emergency)
-        open_inc = await self.dispatch.latest_open(who.id) if who else None
+        open_inc = await self.dispatch.reads.latest_open(who.id) if who else None
 
         if p.kind == Kind.HELP and who is not None:
             if open_inc is not None:   # a second HELP adds to the open request instead of opening another

@@ -98,7 +98,8 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
             await dispatch.rebuild_index()
         await feeds.start()
         outbox.start()
-        workers = [asyncio.create_task(dispatch_worker.run(dispatch, cfg.dispatch.tick_s), name="dispatch-worker"),
+        workers = [asyncio.create_task(dispatch_worker.run(dispatch.sweeps, cfg.dispatch.tick_s),
+                                       name="dispatch-worker"),
                    asyncio.create_task(_presence_worker(hub), name="presence-worker"),
                    asyncio.create_task(_session_worker(hub, cfg.server.session_recheck_s), name="session-worker")]
         try:
