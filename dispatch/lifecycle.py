@@ -41,12 +41,15 @@ WAITING = frozenset({Status.QUEUED, Status.OFFERED})          # for the next off
 RELOCATABLE = frozenset({Status.QUEUED, Status.ESCALATED})    # no offer out, no responder
 WORKING = frozenset({Status.ASSIGNED, Status.EN_ROUTE, Status.ON_SCENE})
 
-# what a responder may report, from where
+# what a responder may report, from where: one step at a time, so that a hurried tap on "resolved" right after
+# accepting cannot tell a resident "closed" while no one has arrived (a dispatcher's incident.close still can)
 PROGRESS: dict[Status, frozenset[Status]] = {
     Status.EN_ROUTE: frozenset({Status.ASSIGNED}),
-    Status.ON_SCENE: frozenset({Status.ASSIGNED, Status.EN_ROUTE}),
-    Status.RESOLVED: frozenset({Status.ASSIGNED, Status.EN_ROUTE, Status.ON_SCENE}),
+    Status.ON_SCENE: frozenset({Status.EN_ROUTE}),
+    Status.RESOLVED: frozenset({Status.ON_SCENE}),
 }
+# the one step a responder may report next, from each working status
+NEXT_STEP: dict[Status, Status] = {frm: to for to, froms in PROGRESS.items() for frm in froms}
 
 # dispatcher dispositions for incident.close, and the status each leads to
 DISPOSITIONS: dict[str, Status] = {
@@ -204,7 +207,9 @@ def check_progress(inc: Incident, actor_id: str, target: str) -> Status:
     if inc.responder_id != actor_id:
         raise Forbidden("you are not this incident's responder")
     if inc.status not in PROGRESS[to]:
-        raise Conflict(f"cannot go from {inc.status} to {to}")
+        nxt = NEXT_STEP.get(inc.status)
+        hint = f"; the next step is {nxt}" if nxt is not None else ""
+        raise Conflict(f"cannot go from {inc.status} to {to}{hint}")
     return to
 
 

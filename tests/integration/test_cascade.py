@@ -99,7 +99,8 @@ async def test_duty_rules(hl):
     offer = await r.push("offer")
     await r.ok("offer.accept", offer_id=offer["offer_id"])
     await r.error("duty.end", "conflict")  # busy: finish the incident first
-    await r.ok("incident.progress", incident_id=inc["id"], status="resolved")
+    for step in ("en_route", "on_scene", "resolved"):
+        await r.ok("incident.progress", incident_id=inc["id"], status=step)
     ended = (await r.ok("duty.end"))["responder"]
     assert ended["status"] == "off_duty"
 

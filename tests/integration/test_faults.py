@@ -62,7 +62,8 @@ async def test_redis_restart_mid_traffic(private_redis_app):
     first = (await resident.ok("help.request", request_id="before", category="medical", **near(0)))["incident"]
     offer = await medic.push("offer")
     await medic.ok("offer.accept", offer_id=offer["offer_id"])
-    await medic.ok("incident.progress", incident_id=first["id"], status="resolved")
+    for step in ("en_route", "on_scene", "resolved"):
+        await medic.ok("incident.progress", incident_id=first["id"], status=step)
 
     r.kill()
     st, body = await wait_until(lambda: _down(app))
@@ -252,7 +253,8 @@ async def test_node_killed_mid_surge_loses_nothing(cluster):
             with contextlib.suppress(Exception):
                 ans = await r.call("offer.accept", offer_id=offer["offer_id"])
                 if ans["type"] == "ok":
-                    await r.ok("incident.progress", incident_id=ans["incident"]["id"], status="resolved")
+                    for step in ("en_route", "on_scene", "resolved"):
+                        await r.ok("incident.progress", incident_id=ans["incident"]["id"], status=step)
     acceptors = [asyncio.create_task(auto_accept(r)) for r in responders]
 
     devices = [f"surge-{i}-{uuid.uuid4().hex[:6]}" for i in range(30)]

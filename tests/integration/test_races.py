@@ -77,7 +77,8 @@ async def test_accept_against_dispatcher_assign(hl):
         st = await disp.ok("incident.events", incident_id=inc["id"])
         assert st["incident"]["responder"]["id"] == winner.account_id
         # free both for the next round
-        await winner.ok("incident.progress", incident_id=inc["id"], status="resolved")
+        for step in ("en_route", "on_scene", "resolved"):
+            await winner.ok("incident.progress", incident_id=inc["id"], status=step)
         await a.ok("duty.end")
         await b.ok("duty.end")
     await invariants(hl.database_url)

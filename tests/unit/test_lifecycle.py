@@ -78,8 +78,9 @@ def test_accept_only_own_open_unexpired_offer():
 
 
 @pytest.mark.parametrize("frm,to,ok", [
-    ("assigned", "en_route", True), ("assigned", "on_scene", True), ("assigned", "resolved", True),
-    ("en_route", "on_scene", True), ("on_scene", "resolved", True), ("on_scene", "en_route", False),
+    ("assigned", "en_route", True), ("assigned", "on_scene", False), ("assigned", "resolved", False),
+    ("en_route", "on_scene", True), ("en_route", "resolved", False),
+    ("on_scene", "resolved", True), ("on_scene", "en_route", False),
     ("resolved", "resolved", False), ("en_route", "en_route", False), ("cancelled", "on_scene", False),
 ])
 def test_progress_moves_forward_only(frm, to, ok):
@@ -89,6 +90,14 @@ def test_progress_moves_forward_only(frm, to, ok):
     else:
         with pytest.raises(Conflict):
             lc.check_progress(i, "r1", to)
+
+
+def test_a_skipped_step_names_the_next_one():
+    for frm, nxt in (("assigned", "en_route"), ("en_route", "on_scene")):
+        with pytest.raises(Conflict, match=f"next step is {nxt}"):
+            lc.check_progress(inc(frm, responder="r1"), "r1", "resolved")
+    assert lc.NEXT_STEP == {lc.Status.ASSIGNED: lc.Status.EN_ROUTE, lc.Status.EN_ROUTE: lc.Status.ON_SCENE,
+                            lc.Status.ON_SCENE: lc.Status.RESOLVED}
 
 
 def test_progress_only_by_the_assigned_responder_and_to_known_states():
