@@ -248,6 +248,12 @@ def note_text(text: str) -> str:
     return text
 
 
+def check_note(inc: Incident, actor_id: str) -> None:
+    """Only the reporter adds to their own report (incident.note); whether it is still open: append_note."""
+    if inc.reporter_id != actor_id:
+        raise Forbidden("only the reporter may add to this incident")
+
+
 def append_note(inc: Incident, note: str | None, text: str) -> str:
     """The whole note after a follow-up is added to an open incident."""
     if inc.status in FINAL:

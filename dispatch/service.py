@@ -221,11 +221,13 @@ class DispatchService:
         return await self.notices.incident(tx, row)
 
     async def add_note(self, actor_id: str | None, incident_id: str, text: str, *, via: str,
-                       also: InTxn | None = None) -> dict[str, Any]:
-        """Append a follow-up (e.g. an SMS from the reporter) to an open incident's note."""
+                       also: InTxn | None = None, reporter_only: bool = False) -> dict[str, Any]:
+        """Append a follow-up (an SMS from the reporter, or their incident.note) to an open incident's note."""
         text = lc.note_text(text)
 
         async def decide(tx: Tx, row: asyncpg.Record) -> dict[str, Any]:
+            if reporter_only:
+                lc.check_note(store.rules_view(row), actor_id or "")
             note = lc.append_note(store.rules_view(row), row["note"], text)
             row = await store.update_incident(tx.conn, incident_id, note=note,
                                               event=("note_added", actor_id, {"text": text, "via": via}))

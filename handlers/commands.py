@@ -24,6 +24,7 @@ COMMANDS: dict[str, Command] = table(
     # help and dispatch (contract §3)
     command("help.request", m.HelpRequest, {RESIDENT}, h.help_request),
     command("help.cancel", m.IncidentRef, {RESIDENT}, h.help_cancel),
+    command("incident.note", m.AddNote, {RESIDENT}, h.incident_note),
     command("duty.start", m.DutyStart, {RESPONDER}, h.duty_start),
     command("duty.end", m.Empty, {RESPONDER}, h.duty_end),
     command("location.update", m.LocationUpdate, {RESPONDER}, h.location_update),

@@ -41,6 +41,12 @@ async def help_cancel(ctx: Connection, msg: m.IncidentRef) -> dict[str, Any]:
     return {"incident": await ctx.app[DISPATCH].cancel(ctx.who, msg.incident_id)}
 
 
+async def incident_note(ctx: Connection, msg: m.AddNote) -> dict[str, Any]:
+    """Extension (contract §12): the reporter adds to their open report; its responder and dispatchers see it."""
+    return {"incident": await ctx.app[DISPATCH].add_note(ctx.who.id, msg.incident_id, msg.text, via="ws",
+                                                          reporter_only=True)}
+
+
 async def duty_start(ctx: Connection, msg: m.DutyStart) -> dict[str, Any]:
     return {"responder": await ctx.app[DISPATCH].duty.start(ctx.who, msg.lat, msg.lon, msg.skills)}
 

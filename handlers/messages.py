@@ -78,6 +78,11 @@ class Progress(Msg, kw_only=True):
     note: Note | None = None
 
 
+class AddNote(Msg, kw_only=True):
+    incident_id: Id
+    text: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+
+
 class Assign(Msg, kw_only=True):
     incident_id: Id
     responder_id: Id

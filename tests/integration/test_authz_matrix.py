@@ -140,6 +140,10 @@ async def _offered_id(w: World) -> str:
     return (await w.offered())[0]
 
 
+async def _note_fields(w: World) -> dict[str, Any]:
+    return {"incident_id": await w.assigned(), "text": "third floor, blue door"}
+
+
 async def _assigned_progress(w: World) -> dict[str, Any]:
     return {"incident_id": await w.assigned(), "status": "en_route"}
 
@@ -148,6 +152,7 @@ WS_FIELDS: dict[str, Fields] = {
     "ping": nothing,
     "help.request": lambda w, r: _coro({"request_id": uuid.uuid4().hex, "category": "other", **near(0)}),
     "help.cancel": once(lambda w: _wrap(w.escalated(), "incident_id")),
+    "incident.note": once(lambda w: _note_fields(w)),
     "duty.start": lambda w, r: _coro(near(0.003)),
     "duty.end": nothing,
     "location.update": lambda w, r: _coro(near(0.004)),

@@ -100,6 +100,13 @@ def test_a_skipped_step_names_the_next_one():
                             lc.Status.ON_SCENE: lc.Status.RESOLVED}
 
 
+def test_only_the_reporter_adds_a_note():
+    lc.check_note(inc("assigned", responder="r1"), "res")
+    for other in ("r1", "someone"):
+        with pytest.raises(Forbidden):
+            lc.check_note(inc("assigned", responder="r1"), other)
+
+
 def test_progress_only_by_the_assigned_responder_and_to_known_states():
     with pytest.raises(Forbidden):
         lc.check_progress(inc("assigned", responder="r1"), "r2", "en_route")
