@@ -42,6 +42,7 @@ class Reason(StrEnum):
     CANCELLED = "cancelled"        # the incident ended (reporter or dispatcher)
     TAKEN = "taken"                # a dispatcher assigned the incident
     DISCONNECTED = "disconnected"  # the responder's last connection closed
+    PREEMPTED = "preempted"        # the responder was wanted for a more urgent incident (contract §12)
 
 
 # the state each way of ending leaves the offer in
@@ -53,6 +54,7 @@ ENDS: dict[Reason, OfferState] = {
     Reason.CANCELLED: OfferState.WITHDRAWN,
     Reason.TAKEN: OfferState.WITHDRAWN,
     Reason.DISCONNECTED: OfferState.WITHDRAWN,
+    Reason.PREEMPTED: OfferState.WITHDRAWN,
 }
 
 

@@ -59,10 +59,9 @@ def skills_after(old: list[str], new: list[str] | None) -> list[str]:
 def as_assignee(status: ResponderStatus | None, holds_this_offer: bool) -> ResponderStatus | None:
     """The status a dispatcher's assign is judged by (lifecycle.check_assign).
 
-    A responder answering another incident's offer cannot be assigned this one now; one holding this
-    incident's own offer is as good as available (the offer is withdrawn as `taken`)."""
+    A responder holding an offer is as good as available: this incident's own offer is withdrawn as
+    `taken`; another incident's as `preempted` (contract §12: a dispatcher's choice wins over a pending
+    offer, and that other incident goes back to matching)."""
     if status == ResponderStatus.OFFERED:
-        if not holds_this_offer:
-            raise Conflict("that responder is answering another offer; try again in a moment")
         return ResponderStatus.AVAILABLE
     return status

@@ -26,8 +26,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from dispatch import lifecycle as lc
-from dispatch import offers, roster, store
+from dispatch import offers, store
 from dispatch import roster_store as rs
+from dispatch.assign import Assigning
 from dispatch.duty import Duty
 from dispatch.matching import Gate, Matcher, Nearby
 from dispatch.notices import SYSTEM, ChangeHook, Held, InTxn, Notices, Tx
@@ -55,6 +56,7 @@ class DispatchService:
         self.matcher = Matcher(redis, keys)
         self.reads = Reads(pool)                # what clients read: dispatch/reads.py
         self.sweeps = Sweeps(self)              # deadlines and orphans, every node: dispatch/sweeps.py
+        self.assigning = Assigning(self)        # a dispatcher's assign, preempting an offer: dispatch/assign.py
         self.notices = Notices(keys, metrics)
         self.duty = Duty(pool, self.matcher, self.notices, publish, self._pass_on)
         self.refresh_presence: Callable[[], Awaitable[None]] | None = None
@@ -295,7 +297,6 @@ class DispatchService:
             return False
         # Redis is asked before the lock is taken, so that no incident row waits on it
         near = await self.matcher.nearby(pre["skill"], pre["lat"], pre["lon"], pre["radius_km"])
-        candidates = near.candidates
 
         async def decide(tx: Tx, row: asyncpg.Record) -> bool:
             got = await rs.offer(tx.conn, offer_id)
@@ -303,26 +304,31 @@ class DispatchService:
             offer, db_now = got
             if not offers.may_end(offer, db_now, only_if_due=only_if_due):
                 return False
-            state = offers.ENDS[reason]
-            await rs.end_offer(tx.conn, offer_id, state, reason)
-            await store.log_event(tx.conn, str(row["id"]), actor_id, f"offer_{state}",
-                                  responder_id=offer.responder_id, offer_id=offer_id, reason=str(reason))
-            if offers.tells_responder(reason):
-                self.notices.withdrawn(tx.out, offer, reason)
-            else:
-                self.notices.outcome(reason)
-            self.notices.responder(tx.out, await rs.set_responder_status(tx.conn, offer.responder_id,
-                                                                          RS.AVAILABLE, (RS.OFFERED,)))
-            if candidates is None:
-                row = await store.update_incident(tx.conn, str(row["id"]), status=str(lc.Status.QUEUED))
-                await self.notices.incident(tx, row)
-            else:
-                await self._advance(tx, row, candidates, None, near.fresh)
+            await self._ended(tx, row, offer, reason, actor_id, near)
             return True
         try:
             return await self._change(str(pre["id"]), decide, actor_id=actor_id, via=via, skip_locked=only_if_due)
         except Held:
             return False
+
+    async def _ended(self, tx: Tx, row: asyncpg.Record, offer: offers.Offer, reason: Reason,
+                     actor_id: str | None, near: Nearby) -> None:
+        """End the incident's pending offer (its row locked), free the responder, move the incident on."""
+        state = offers.ENDS[reason]
+        await rs.end_offer(tx.conn, offer.id, state, reason)
+        await store.log_event(tx.conn, str(row["id"]), actor_id, f"offer_{state}",
+                              responder_id=offer.responder_id, offer_id=offer.id, reason=str(reason))
+        if offers.tells_responder(reason):
+            self.notices.withdrawn(tx.out, offer, reason)
+        else:
+            self.notices.outcome(reason)
+        self.notices.responder(tx.out, await rs.set_responder_status(tx.conn, offer.responder_id,
+                                                                      RS.AVAILABLE, (RS.OFFERED,)))
+        if near.candidates is None:
+            row = await store.update_incident(tx.conn, str(row["id"]), status=str(lc.Status.QUEUED))
+            await self.notices.incident(tx, row)
+        else:
+            await self._advance(tx, row, near.candidates, None, near.fresh)
 
     async def progress(self, who: Account, incident_id: str, status: str, note: str | None, *,
                        via: str = "ws") -> dict[str, Any]:
@@ -338,26 +344,7 @@ class DispatchService:
 
     # ---------------------------------------------------------------- dispatchers
     async def assign(self, who: Account, incident_id: str, responder_id: str, *, via: str = "ws") -> dict[str, Any]:
-        async def decide(tx: Tx, row: asyncpg.Record) -> dict[str, Any]:
-            resp = await rs.lock_responder(tx.conn, responder_id)
-            pending = await rs.pending_for_incident(tx.conn, incident_id)
-            status = roster.as_assignee(roster.status_of(resp["status"]) if resp else None,
-                                        pending is not None and pending.responder_id == responder_id)
-            lc.check_assign(store.rules_view(row), status)
-            if pending is not None:
-                await rs.end_offer(tx.conn, pending.id, offers.ENDS[Reason.TAKEN], Reason.TAKEN)
-                self.notices.withdrawn(tx.out, pending, Reason.TAKEN)
-                if pending.responder_id != responder_id:
-                    self.notices.responder(tx.out, await rs.set_responder_status(
-                        tx.conn, pending.responder_id, RS.AVAILABLE, (RS.OFFERED,)))
-            busy = await rs.set_responder_status(tx.conn, responder_id, RS.BUSY)
-            row = await store.update_incident(
-                tx.conn, incident_id, status=str(lc.Status.ASSIGNED), responder_id=responder_id,
-                event=("assigned", who.id, {"responder_id": responder_id, "by": "dispatcher"}))
-            inc = await self.notices.incident(tx, row)
-            self.notices.responder(tx.out, busy)
-            return inc
-        return await self._change(incident_id, decide, actor_id=who.id, via=via)
+        return await self.assigning.assign(who, incident_id, responder_id, via=via)
 
     async def close(self, who: Account, incident_id: str, disposition: str, *, via: str = "ws") -> dict[str, Any]:
         async def decide(tx: Tx, row: asyncpg.Record) -> dict[str, Any]:

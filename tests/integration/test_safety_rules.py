@@ -2,11 +2,13 @@
 preemption of a pending offer for a more urgent incident."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 from testkit.client import Client, incident_is
 from testkit.geo import near
+from tests.integration.test_races import invariants
 
 
 async def _assigned(hl: Any, category: str = "medical") -> tuple[Client, Client, dict[str, Any]]:
@@ -64,3 +66,72 @@ async def test_the_reporter_adds_a_note_seen_live_by_responder_and_dispatcher(hl
     # once closed, nothing more is added
     await disp.ok("incident.close", incident_id=inc["id"], disposition="resolved")
     await resident.error("incident.note", "conflict", incident_id=inc["id"], text="one more thing")
+
+
+async def _held_offer(hl: Any, medic: Client) -> tuple[Client, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A P1-like incident nobody can be offered (escalated: `other` needs `general`) and a medical one whose
+    offer `medic` holds: (dispatcher, escalated incident, offered incident, the offer)."""
+    disp = await hl.user("dispatcher")
+    await disp.ok("queue.watch")
+    urgent = (await (await hl.resident()).ok("help.request", request_id=uuid.uuid4().hex, category="other",
+                                             **near(0)))["incident"]
+    assert urgent["status"] == "escalated"
+    minor = (await (await hl.resident()).ok("help.request", request_id=uuid.uuid4().hex, category="medical",
+                                            **near(0)))["incident"]
+    offer = await medic.push("offer", lambda m: m["incident"]["id"] == minor["id"])
+    return disp, urgent, minor, offer
+
+
+async def test_a_dispatchers_assign_preempts_the_offer_and_the_other_incident_moves_on(hl):
+    medic = await hl.user("responder", skills=["medical"])
+    await medic.ok("duty.start", **near(0.001))
+    disp, urgent, minor, offer = await _held_offer(hl, medic)
+    medic2 = await hl.user("responder", skills=["medical"])       # on duty only now: minor's next candidate
+    await medic2.ok("duty.start", **near(0.002))
+    got = (await disp.ok("incident.assign", incident_id=urgent["id"], responder_id=medic.account_id))["incident"]
+    assert got["status"] == "assigned" and got["responder"]["id"] == medic.account_id
+    gone = await medic.push("offer.withdrawn", lambda m: m["offer_id"] == offer["offer_id"])
+    assert gone["reason"] == "preempted"
+    await medic.error("offer.accept", "conflict", offer_id=offer["offer_id"])
+    nxt = await medic2.push("offer", lambda m: m["incident"]["id"] == minor["id"])
+    st = await disp.ok("incident.events", incident_id=minor["id"])
+    assert st["incident"]["status"] == "offered" and st["incident"]["offer_attempts"] == 2
+    withdrawn = [e for e in st["events"] if e["kind"] == "offer_withdrawn"]
+    assert withdrawn and withdrawn[0]["data"]["reason"] == "preempted", st["events"]
+    await medic2.ok("offer.accept", offer_id=nxt["offer_id"])
+    await invariants(hl.database_url)
+
+
+async def test_preempted_with_no_one_else_the_other_incident_escalates(hl):
+    medic = await hl.user("responder", skills=["medical"])
+    await medic.ok("duty.start", **near(0.001))
+    disp, urgent, minor, offer = await _held_offer(hl, medic)
+    await disp.ok("incident.assign", incident_id=urgent["id"], responder_id=medic.account_id)
+    assert (await medic.push("offer.withdrawn"))["reason"] == "preempted"
+    await disp.push("incident.updated", incident_is(minor["id"], "escalated"))
+    await invariants(hl.database_url)
+
+
+async def test_assign_racing_the_accept_of_the_other_offer_ends_with_one_outcome_each(hl):
+    for _ in range(6):
+        medic = await hl.user("responder", skills=["medical"])
+        await medic.ok("duty.start", **near(0.001))
+        disp, urgent, minor, offer = await _held_offer(hl, medic)
+        answers = await asyncio.gather(
+            medic.call("offer.accept", offer_id=offer["offer_id"]),
+            disp.call("incident.assign", incident_id=urgent["id"], responder_id=medic.account_id))
+        assert sorted(a["type"] for a in answers) == ["error", "ok"], answers
+        assert all(a["code"] == "conflict" for a in answers if a["type"] == "error"), answers
+        a = (await disp.ok("incident.events", incident_id=urgent["id"]))["incident"]
+        b = (await disp.ok("incident.events", incident_id=minor["id"]))["incident"]
+        if answers[0]["type"] == "ok":      # the accept won: the responder is on the minor one
+            assert b["status"] == "assigned" and b["responder"]["id"] == medic.account_id
+            assert a["status"] == "escalated" and a["responder"] is None
+        else:                               # the assign won: the minor one went back to matching
+            assert a["status"] == "assigned" and a["responder"]["id"] == medic.account_id
+            assert b["status"] == "escalated" and b["responder"] is None
+        await invariants(hl.database_url)
+        # leave nothing open for the next round
+        for inc in (a, b):
+            await disp.ok("incident.close", incident_id=inc["id"], disposition="resolved")
+        await medic.ok("duty.end")

@@ -1,0 +1,85 @@
+"""A dispatcher's assign (contract §3), which may preempt an offer the responder holds (contract §12).
+
+The responder may be holding an offer for another incident: that offer is withdrawn as `preempted` and
+that incident moves on (the next candidate, or escalated) in the same transaction as the assign. This
+incident's row is locked first (the change helper); the other's is taken with SKIP LOCKED, never waited
+on, so two transactions each holding one incident cannot deadlock; when it is held, the whole assign is
+tried again from a fresh look. This module is the service's friend, like dispatch/sweeps.py.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from dispatch import lifecycle as lc
+from dispatch import offers, roster, store
+from dispatch import roster_store as rs
+from dispatch.matching import Nearby
+from dispatch.notices import Held, Tx
+from dispatch.offers import Reason
+from dispatch.roster import ResponderStatus as RS
+from infra.errors import Conflict
+from infra.identity import Account
+
+if TYPE_CHECKING:
+    from dispatch.service import DispatchService
+
+PREEMPT_TRIES = 20   # an assign is tried again while the incident it preempts is locked by another change
+
+
+class Assigning:
+    def __init__(self, svc: DispatchService) -> None:
+        self.svc = svc
+
+    async def assign(self, who: Account, incident_id: str, responder_id: str, *, via: str = "ws") -> dict[str, Any]:
+        """Assign; an offer the responder holds for another incident is withdrawn as `preempted` in the same
+        transaction, and that incident moves on (contract §12). Its row is taken with SKIP LOCKED after this
+        one's: never waited on, so two incidents' locks cannot deadlock; when it is busy, all is tried again."""
+        for attempt in range(PREEMPT_TRIES):
+            async with self.svc.pool.acquire() as conn:
+                held = await rs.pending_for_responder(conn, responder_id)
+                other = (await store.get_incident(conn, held.incident_id)
+                         if held is not None and held.incident_id != incident_id else None)
+            near = (await self.svc.matcher.nearby(other["skill"], other["lat"], other["lon"], other["radius_km"])
+                    if other is not None else None)
+            try:
+                return await self._assign(who, incident_id, responder_id, held if near is not None else None, near, via)
+            except Held:
+                await asyncio.sleep(0.01 * (attempt + 1))
+        raise Conflict("that responder is answering another offer; try again in a moment")
+
+    async def _assign(self, who: Account, incident_id: str, responder_id: str, held: offers.Offer | None,
+                      near: Nearby | None, via: str) -> dict[str, Any]:
+        async def decide(tx: Tx, row: asyncpg.Record) -> dict[str, Any]:
+            other = None
+            if held is not None:   # lock the other incident before the responder, as its own changes do
+                other = await store.lock_incident(tx.conn, held.incident_id, skip_locked=True)
+                if other is None:
+                    raise Held(held.incident_id)
+            resp = await rs.lock_responder(tx.conn, responder_id)
+            pending = await rs.pending_for_incident(tx.conn, incident_id)
+            now_held = await rs.pending_for_responder(tx.conn, responder_id)
+            if now_held is not None and now_held.incident_id != incident_id and (
+                    held is None or now_held.id != held.id):
+                raise Held(now_held.incident_id)   # a new offer since the look: look again
+            status = roster.as_assignee(roster.status_of(resp["status"]) if resp else None,
+                                        pending is not None and pending.responder_id == responder_id)
+            lc.check_assign(store.rules_view(row), status)
+            if other is not None and now_held is not None and near is not None:
+                await self.svc._ended(tx, other, now_held, Reason.PREEMPTED, who.id, near)
+            if pending is not None:
+                await rs.end_offer(tx.conn, pending.id, offers.ENDS[Reason.TAKEN], Reason.TAKEN)
+                self.svc.notices.withdrawn(tx.out, pending, Reason.TAKEN)
+                if pending.responder_id != responder_id:
+                    self.svc.notices.responder(tx.out, await rs.set_responder_status(
+                        tx.conn, pending.responder_id, RS.AVAILABLE, (RS.OFFERED,)))
+            busy = await rs.set_responder_status(tx.conn, responder_id, RS.BUSY)
+            row = await store.update_incident(
+                tx.conn, incident_id, status=str(lc.Status.ASSIGNED), responder_id=responder_id,
+                event=("assigned", who.id, {"responder_id": responder_id, "by": "dispatcher"}))
+            inc = await self.svc.notices.incident(tx, row)
+            self.svc.notices.responder(tx.out, busy)
+            return inc
+        return await self.svc._change(incident_id, decide, actor_id=who.id, via=via)
