@@ -17,7 +17,7 @@ from dispatch import lifecycle as lc
 from dispatch import offers, roster, store
 from dispatch import roster_store as rs
 from dispatch.matching import Nearby
-from dispatch.notices import Held, Tx
+from dispatch.notices import SYSTEM, Held, Tx
 from dispatch.offers import Reason
 from dispatch.roster import ResponderStatus as RS
 from infra.errors import Conflict
@@ -83,3 +83,45 @@ class Assigning:
             self.svc.notices.responder(tx.out, busy)
             return inc
         return await self.svc._change(incident_id, decide, actor_id=who.id, via=via)
+
+    # ------------------------------------------------------------ automatic preemption (dispatch.preempt)
+    async def preempt(self, tx: Tx, row: asyncpg.Record, pool: list[lc.Candidate], before: set[str]) -> str | None:
+        """For a priority-1 incident (row locked) no available responder can take: withdraw, as `preempted`,
+        the pending offer of a lower-priority incident held by the nearest responder in range. That incident
+        is queued now and matched again after commit. The responder freed, or None."""
+        if not self.svc.dcfg.preempt or row["priority"] != lc.PREEMPTING_PRIORITY:
+            return None
+        offered = [c.responder_id for c in pool if c.status == RS.OFFERED]
+        if not offered:
+            return None
+        held = await rs.held_offers(tx.conn, offered)
+        target = lc.preemption_target(row["priority"], pool, {k: p for k, (_, p) in held.items()}, before,
+                                      store.plan_of(row).radius_km)
+        if target is None:
+            return None
+        offer = held[target.responder_id][0]
+        other = await store.lock_incident(tx.conn, offer.incident_id, skip_locked=True)
+        if other is None:     # in a change of its own right now: never waited on (lock order); escalate instead
+            return None
+        got = await rs.offer(tx.conn, offer.id)
+        if got is None or got[0].state != offers.OfferState.PENDING:
+            return None
+        await self.svc._ended(tx, other, offer, Reason.PREEMPTED, tx.actor_id, Nearby(None))
+        tx.rematch.append(offer.incident_id)
+        return target.responder_id
+
+    async def after_report(self, incident_id: str, candidates: list[lc.Candidate],
+                           fresh: bool) -> dict[str, Any] | None:
+        """A priority-1 report escalated with responders in range, none available: preempt one if it may, and
+        offer it this incident. The incident after, or None if nothing changed."""
+        async def decide(tx: Tx, row: asyncpg.Record) -> dict[str, Any] | None:
+            if row["status"] != lc.Status.ESCALATED:
+                return None
+            statuses, before = await rs.candidate_states(tx.conn, incident_id, [c.responder_id for c in candidates])
+            pool = [lc.Candidate(c.responder_id, c.distance_km, statuses.get(c.responder_id, RS.OFF_DUTY), c.online)
+                    for c in candidates]
+            if await self.preempt(tx, row, pool, before) is None:
+                return None
+            row = await store.update_incident(tx.conn, incident_id, status=str(lc.Status.QUEUED))
+            return store.incident_view(await self.svc._advance(tx, row, candidates, None, fresh))
+        return await self.svc._change(incident_id, decide, actor_id=None, via=SYSTEM)

@@ -161,6 +161,22 @@ def next_offer(inc: Incident, candidates: list[Candidate], already_offered: set[
                      now=now, offer_timeout_s=p.offer_timeout_s)
 
 
+PREEMPTING_PRIORITY = 1   # only the most urgent incidents take a responder from another's pending offer
+
+
+def preemption_target(priority: int, candidates: list[Candidate], held_priority: dict[str, int],
+                      already_offered: set[str], radius_km: float) -> Candidate | None:
+    """For an incident no available responder can take: the nearest online responder in range holding a
+    pending offer of a lower-priority incident (a larger number), if this incident is priority 1; else None.
+    `held_priority`: the priority of the incident each offered candidate's pending offer is for."""
+    if priority != PREEMPTING_PRIORITY:
+        return None
+    ok = [c for c in candidates
+          if c.status == ResponderStatus.OFFERED and c.online and c.distance_km <= radius_km
+          and c.responder_id not in already_offered and held_priority.get(c.responder_id, priority) > priority]
+    return min(ok, key=lambda c: (c.distance_km, c.responder_id)) if ok else None
+
+
 @dataclass(frozen=True)
 class OfferFirstAvailable:
     """Offer the first of these responders (nearest first) that is still available when claimed;

@@ -3,7 +3,7 @@ change hooks other domains hang on it (run inside its transaction)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ class Tx:
     out: Outbox
     actor_id: str | None
     via: str
+    rematch: list[str] = field(default_factory=list)   # incidents to match again once this change commits
 
 
 class Notices:

@@ -118,6 +118,13 @@ async def pending_for_responder(conn: Conn, responder_id: str) -> Offer | None:
     return offer_of(r) if r is not None else None
 
 
+async def held_offers(conn: Conn, ids: list[str]) -> dict[str, tuple[Offer, int]]:
+    """The pending offer each of these responders holds, with its incident's priority."""
+    rows = await conn.fetch(f"SELECT o.*, i.priority FROM offers o JOIN incidents i ON i.id = o.incident_id"
+                            f" WHERE o.responder_id = ANY($1::uuid[]) AND o.state = '{PENDING}'", ids)
+    return {str(r["responder_id"]): (offer_of(r), r["priority"]) for r in rows}
+
+
 async def due_offers(conn: Conn, limit: int) -> list[str]:
     """Pending offers past their deadline, oldest first."""
     rows = await conn.fetch(f"SELECT id FROM offers WHERE state = '{PENDING}' AND expires_at <= now()"

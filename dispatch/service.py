@@ -18,6 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -83,6 +84,8 @@ class DispatchService:
             if also is not None:
                 await also(conn)
         await self.publish(tx.out.items)
+        for other in tx.rematch:    # an incident preempted here goes back to matching (the sweeper's backstop)
+            await self.sweeps.rematch(other)
         return result
 
     async def _advance(self, tx: Tx, row: asyncpg.Record, candidates: list[lc.Candidate],
@@ -93,6 +96,7 @@ class DispatchService:
         statuses, before = await rs.candidate_states(tx.conn, inc.id, [c.responder_id for c in candidates])
         pool = [lc.Candidate(c.responder_id, c.distance_km, statuses.get(c.responder_id, RS.OFF_DUTY), c.online)
                 for c in candidates]
+        preempted = False
         while True:
             decision = lc.next_offer(inc, pool, before, datetime.now(UTC))
             if lc.waits_for_presence(decision, fresh):
@@ -101,6 +105,12 @@ class DispatchService:
                 row = await store.update_incident(tx.conn, inc.id, status=str(lc.Status.QUEUED))
                 await self.notices.incident(tx, row)
                 return row
+            if isinstance(decision, lc.Escalate) and decision.reason == "no_candidate" and not preempted:
+                freed = await self.assigning.preempt(tx, row, pool, before)
+                if freed is not None:    # a priority-1 incident took a responder from a lesser one's offer
+                    preempted = True
+                    pool = [replace(c, status=RS.AVAILABLE) if c.responder_id == freed else c for c in pool]
+                    continue
             if isinstance(decision, lc.Escalate):
                 row = await store.update_incident(tx.conn, inc.id, status=str(lc.Status.ESCALATED),
                                                   event=("escalated", actor_id, {"reason": decision.reason}))
@@ -193,6 +203,9 @@ class DispatchService:
             if self.metrics and store.POSSIBLE_FLOOD in row["flags"]:
                 self.metrics.flood_held.inc()
         await self.publish(out.items)
+        if (offering is not None and not near.hold and row["status"] == lc.Status.ESCALATED and candidates
+                and cat.priority == lc.PREEMPTING_PRIORITY and self.dcfg.preempt):
+            inc = await self.assigning.after_report(str(row["id"]), candidates, near.fresh) or inc
         if self.metrics and row["offer_id"] is not None:   # from the request reaching us to its offer's doorbell
             self.metrics.press_to_offer.observe(time.perf_counter() - t0)
         if self.metrics:

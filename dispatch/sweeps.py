@@ -50,28 +50,46 @@ class Sweeps:
             rows = await store.orphans(conn, self.svc.dcfg.orphan_after_s, limit)
         n = 0
         for r in rows:
-            bad = lc.position_problem(r["lat"], r["lon"])
-            near = (Nearby(None) if bad
-                    else await self.svc.matcher.nearby(r["skill"], r["lat"], r["lon"], r["radius_km"]))
-            if near.candidates is None and not bad:
+            done = await self._match(r)
+            if done is None:
                 break    # Redis is down or lost the index again: every other incident would fare the same
-
-            async def decide(tx: Tx, row: asyncpg.Record, near: Nearby = near, bad: str | None = bad) -> bool:
-                if row["status"] != lc.Status.QUEUED:
-                    return False
-                if bad is not None or near.candidates is None:
-                    row = await store.update_incident(tx.conn, str(row["id"]), status=str(lc.Status.ESCALATED),
-                                                      event=("escalated", None, {"reason": "bad_position"}))
-                    await self.svc.notices.incident(tx, row)
-                    self.svc.notices.outcome("escalated")
-                    return True
-                await self.svc._advance(tx, row, near.candidates, None, near.fresh)
-                return True
-            try:
-                n += await self.svc._change(str(r["id"]), decide, actor_id=None, via=SYSTEM, skip_locked=True)
-            except Held:
-                continue
+            n += done
         return n
+
+    async def rematch(self, incident_id: str) -> None:
+        """Match a queued incident again now (one preempted by a more urgent one); if this fails, the orphan
+        sweep picks it up after dispatch.orphan_after_s."""
+        try:
+            async with self.svc.pool.acquire() as conn:
+                r = await store.get_incident(conn, incident_id)
+            if r is not None:
+                await self._match(r)
+        except RedisError as e:
+            log.warning("rematch of a preempted incident left to the sweeper: %s", e)
+
+    async def _match(self, r: asyncpg.Record) -> int | None:
+        """1 if the queued incident was matched (offered or escalated), 0 if not, None if Redis cannot say."""
+        bad = lc.position_problem(r["lat"], r["lon"])
+        near = (Nearby(None) if bad
+                else await self.svc.matcher.nearby(r["skill"], r["lat"], r["lon"], r["radius_km"]))
+        if near.candidates is None and not bad:
+            return None
+
+        async def decide(tx: Tx, row: asyncpg.Record, near: Nearby = near, bad: str | None = bad) -> bool:
+            if row["status"] != lc.Status.QUEUED:
+                return False
+            if bad is not None or near.candidates is None:
+                row = await store.update_incident(tx.conn, str(row["id"]), status=str(lc.Status.ESCALATED),
+                                                  event=("escalated", None, {"reason": "bad_position"}))
+                await self.svc.notices.incident(tx, row)
+                self.svc.notices.outcome("escalated")
+                return True
+            await self.svc._advance(tx, row, near.candidates, None, near.fresh)
+            return True
+        try:
+            return int(await self.svc._change(str(r["id"]), decide, actor_id=None, via=SYSTEM, skip_locked=True))
+        except Held:
+            return 0
 
     async def live_ready(self) -> bool:
         """Whether the live index can be trusted; if Redis lost it (a restart, a flush), rebuild it first."""

@@ -87,6 +87,9 @@ class Dispatch(msgspec.Struct, forbid_unknown_fields=True):
     flood_window_s: int = 600
     unverified_offers_per_min: int = 20  # automatic dispatches of unverified reports, whole cluster
     live_grace_s: float = 20             # after a rebuild: presence comes back within the presence period (15 s)
+    # safety (contract §12): a priority-1 incident no available responder can take may withdraw a pending
+    # offer of a lower-priority incident; that incident goes back to matching
+    preempt: bool = True
     categories: dict[str, Category] = msgspec.field(default_factory=_default_categories)
 
 

@@ -6,6 +6,8 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
+
 from testkit.client import Client, incident_is
 from testkit.geo import near
 from tests.integration.test_races import invariants
@@ -135,3 +137,57 @@ async def test_assign_racing_the_accept_of_the_other_offer_ends_with_one_outcome
         for inc in (a, b):
             await disp.ok("incident.close", incident_id=inc["id"], disposition="resolved")
         await medic.ok("duty.end")
+
+
+async def _p3_offered(hl: Any) -> tuple[Client, Client, dict[str, Any], dict[str, Any]]:
+    """A responder (medical and general) holding the offer of a priority-3 `other` incident; a dispatcher."""
+    disp = await hl.user("dispatcher")
+    await disp.ok("queue.watch")
+    medic = await hl.user("responder", skills=["medical", "general"])
+    await medic.ok("duty.start", **near(0.001))
+    minor = (await (await hl.resident()).ok("help.request", request_id=uuid.uuid4().hex, category="other",
+                                            **near(0)))["incident"]
+    assert minor["priority"] == 3 and minor["status"] == "offered"
+    offer = await medic.push("offer", lambda m: m["incident"]["id"] == minor["id"])
+    return disp, medic, minor, offer
+
+
+async def test_a_priority_1_report_preempts_a_lower_priority_offer(hl):
+    disp, medic, minor, offer = await _p3_offered(hl)
+    urgent = (await (await hl.resident()).ok("help.request", request_id=uuid.uuid4().hex, category="medical",
+                                             **near(0.0005)))["incident"]
+    assert urgent["priority"] == 1
+    gone = await medic.push("offer.withdrawn", lambda m: m["offer_id"] == offer["offer_id"])
+    assert gone["reason"] == "preempted"
+    await medic.error("offer.accept", "conflict", offer_id=offer["offer_id"])
+    new = await medic.push("offer", lambda m: m["incident"]["id"] == urgent["id"])
+    assert urgent["status"] == "offered"                    # the reporter's answer already says so
+    # the lesser incident went back to matching: no one else is free, so a dispatcher has it
+    await disp.push("incident.updated", incident_is(minor["id"], "escalated"))
+    await medic.ok("offer.accept", offer_id=new["offer_id"])
+    await invariants(hl.database_url)
+
+
+async def test_a_priority_1_report_never_preempts_an_offer_of_equal_priority(hl):
+    disp = await hl.user("dispatcher")
+    medic = await hl.user("responder", skills=["medical", "fire"])
+    await medic.ok("duty.start", **near(0.001))
+    first = (await (await hl.resident()).ok("help.request", request_id=uuid.uuid4().hex, category="medical",
+                                            **near(0)))["incident"]
+    offer = await medic.push("offer", lambda m: m["incident"]["id"] == first["id"])
+    second = (await (await hl.resident()).ok("help.request", request_id=uuid.uuid4().hex, category="fire",
+                                             **near(0)))["incident"]
+    assert second["status"] == "escalated"
+    await medic.no_push("offer.withdrawn", wait=0.3)
+    await medic.ok("offer.accept", offer_id=offer["offer_id"])
+    assert (await disp.ok("incident.events", incident_id=second["id"]))["incident"]["status"] == "escalated"
+
+
+@pytest.mark.config(dispatch_preempt="false")
+async def test_automatic_preemption_can_be_turned_off(hl):
+    disp, medic, minor, offer = await _p3_offered(hl)
+    urgent = (await (await hl.resident()).ok("help.request", request_id=uuid.uuid4().hex, category="medical",
+                                             **near(0)))["incident"]
+    assert urgent["status"] == "escalated"
+    await medic.no_push("offer.withdrawn", wait=0.3)
+    await medic.ok("offer.accept", offer_id=offer["offer_id"])

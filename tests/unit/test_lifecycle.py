@@ -180,3 +180,14 @@ def test_planned_first_offer_picks_whom_next_step_picks(cands, has_position, acc
         assert known == lc.Escalate("no_candidate")
     else:
         assert known == lc.MakeOffer(claimed, plan.attempt, plan.expires_at)
+
+
+def test_only_a_priority_1_incident_preempts_the_nearest_lower_priority_offer():
+    pool = [cand("far", 2.0, "offered"), cand("near", 1.0, "offered"), cand("same", 0.5, "offered"),
+            cand("busy", 0.1, "busy"), cand("gone", 0.2, "offered", online=False), cand("out", 20.0, "offered"),
+            cand("asked", 0.3, "offered")]
+    held = {"far": 3, "near": 2, "same": 1, "gone": 3, "out": 3, "asked": 3}
+    got = lc.preemption_target(1, pool, held, {"asked"}, radius_km=10)
+    assert got is not None and got.responder_id == "near"
+    assert lc.preemption_target(2, pool, held, set(), radius_km=10) is None
+    assert lc.preemption_target(1, pool, {"same": 1}, set(), radius_km=10) is None
