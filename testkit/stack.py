@@ -17,6 +17,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -179,3 +180,16 @@ class BenchStack:
 
     async def connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.database_url)
+
+
+class HasDatabase(Protocol):
+    database_url: str
+
+
+async def query(app: HasDatabase, sql: str, *args: Any) -> list[asyncpg.Record]:
+    """Rows of one statement on an app's (or node's) database, on a connection of its own."""
+    conn = await asyncpg.connect(app.database_url)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()

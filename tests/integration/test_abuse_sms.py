@@ -17,18 +17,11 @@ import pytest
 from infra import ratelimit as rl
 from testkit.client import Client, http
 from testkit.runtime import until
+from testkit.stack import query as q
 from testkit.twilio import FakeTwilio, sms_app, sms_in
 
 BO = "+8613912345678"
 CY = "+8613812345670"
-
-
-async def q(app: Any, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(app.database_url)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def texts_to(app: Any, phone: str) -> list[str]:

@@ -13,18 +13,11 @@ from sms import texts as sms_mod
 from testkit.client import http, incident_is
 from testkit.geo import near
 from testkit.runtime import until
+from testkit.stack import query as q
 from testkit.twilio import TW_FROM, FakeTwilio, sms_in, status_in, twilio_signature
 
 PHONE = "+8613800138000"
 PHONE_US = "+14155550100"
-
-
-async def q(app: Any, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(app.database_url)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def outbox(app: Any, phone: str) -> list[asyncpg.Record]:

@@ -4,21 +4,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import asyncpg
-
 from testkit.client import http
 from testkit.runtime import until
+from testkit.stack import query as q
 from testkit.twilio import sms_in
 
 PHONE = "+8613800138000"
-
-
-async def q(app: Any, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(app.database_url)
-    try:
-        return await conn.fetch(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def request_code(app: Any, fake: Any, phone: str = PHONE, as_written: str | None = None) -> str:
