@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from infra.formats import seal
 from infra.texts import CaseText, Template
 
 MAX_BODY = 1600          # Twilio's limit for one message (several segments)
@@ -177,7 +178,8 @@ def _chat(ref: str, sender: str, body: str, public_url: str = "") -> str:
     if not body.strip():     # an unverified sender: their words stay in the app
         where = f" at {public_url}/mediate" if public_url else " in the app"
         return f"{_prefix(ref)}: 新消息请在应用内查看。 A new message in your case; read it{where}."
-    return f"{_prefix(ref)} · {safe_fragment(sender, MAX_NAME_SMS) or 'Party'}: {safe_fragment(body, MAX_CHAT_SMS)}"
+    who = safe_fragment(sender, MAX_NAME_SMS) or "当事人 Party"    # a party without a name
+    return f"{_prefix(ref)} · {who}: {safe_fragment(body, MAX_CHAT_SMS)}"
 
 
 CASE_TEXTS: dict[CaseText, Callable[..., str]] = {
@@ -186,7 +188,8 @@ CASE_TEXTS: dict[CaseText, Callable[..., str]] = {
                                           f" Mediator {safe_fragment(mediator, MAX_NAME_SMS)} has taken the case.",
     CaseText.PROPOSAL: _proposal,
     CaseText.SETTLED: lambda ref, sha256:
-        f"{_prefix(ref)}: 各方均已签字，调解成功。 All parties signed: settled. SHA-256 {sha256[:16]}…",
+        f"{_prefix(ref)}: 各方均已签字，调解成功。协议参考号 {seal(sha256)}。"
+        f" All parties signed: settled. Agreement reference {seal(sha256)}.",
     CaseText.CLOSED: lambda ref, status:
         f"{_prefix(ref)}: 案件{CASE_STATUS_WORDS.get(status, status)}. The case is {status}.",
     CaseText.CHAT: _chat,

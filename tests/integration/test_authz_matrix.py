@@ -169,6 +169,8 @@ WS_FIELDS: dict[str, Fields] = {
     "case.open": lambda w, r: _coro({"category": "consumer", "summary": "Broken fridge",
                                      "other_parties": [{"name": "Shop"}]}),
     "case.join": lambda w, r: _case_fields(w, lambda c: {"join_code": c["spare_code"]}),
+    "case.add_party": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"], "name": f"Added by {r}"}),
+    "cases.claim": nothing,
     "cases.watch": nothing,
     "cases.mine": nothing,
     "case.take": lambda w, r: _take_fields(w, r),
