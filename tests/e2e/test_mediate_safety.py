@@ -205,6 +205,9 @@ async def test_a_party_added_after_filing_and_the_case_reached_again_from_anothe
     laptop = await open_page(node, "/mediate", locale=locale, viewport=DESKTOP)
     await expect(laptop.locator("#reclaim")).to_be_visible()
     await assert_accessible(laptop, f"mediate landing with the way back {lang}")
+    await laptop.set_viewport_size(PHONE)
+    await laptop.screenshot(path=f"{SHOTS}/mediate-landing-{lang}-phone.png", full_page=True)
+    await laptop.set_viewport_size(DESKTOP)
     await laptop.get_by_test_id("reclaim-phone").fill(phone[3:])               # as people write it
     before = await otp_sent(node, phone)
     await laptop.get_by_test_id("reclaim-send").click()
@@ -258,3 +261,4 @@ async def test_the_mediator_adds_a_party_and_residents_read_a_short_reference(
     ref = filer.get_by_test_id("settled-ref")
     await expect(ref).to_have_text(re.compile(r"^M-\d+ · [0-9A-F]{4}-[0-9A-F]{4}$"))
     await assert_accessible(filer, "mediate settled with a reference")
+    await filer.screenshot(path=f"{SHOTS}/mediate-settled-ref-en-phone.png", full_page=True)
