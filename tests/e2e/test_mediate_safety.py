@@ -133,7 +133,8 @@ async def texted_code(node: Any, phone: str, before: int) -> str:
         rows = await query(node, "SELECT body FROM sms_outbox WHERE to_phone = $1 AND kind = 'otp' ORDER BY id",
                            phone)
         return [m.group(1) for r in rows[before:] if (m := re.search(r"(\d{6})", r["body"]))]
-    return (await until(codes, what="the login code"))[-1]
+    got: list[str] = await until(codes, what="the login code")
+    return got[-1]
 
 
 async def otp_sent(node: Any, phone: str) -> int:

@@ -150,7 +150,8 @@ async def send_code(app: Any, fake: Any, phone: str) -> str:
     assert st == 202, body
     def codes() -> list[str]:           # the phone may also be getting its invitation meanwhile
         return [m.group(1) for t in fake.to(phone)[before:] if (m := re.search(r"验证码：(\d{6})", t["Body"]))]
-    return (await until(codes, what="code SMS"))[-1]
+    got: list[str] = await until(codes, what="code SMS")
+    return got[-1]
 
 
 async def verify(app: Any, phone: str, code: str, token: str | None = None, **kw: Any) -> tuple[int, Any]:
