@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.a11y import assert_accessible
-from tests.e2e.helpers import NEARBY, OpenPage, expect, go_on_duty, login
 from testkit.client import http
 from testkit.geo import near
 from testkit.stack import query
 from testkit.webpush import FakePushService
+from tests.e2e.a11y import assert_accessible
+from tests.e2e.helpers import NEARBY, OpenPage, expect, go_on_duty, login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180), pytest.mark.config(push_allow_http_endpoints="true")]
 
