@@ -98,7 +98,8 @@ HOSTS = ("fcm.googleapis.com", "push.apple.com")
 def test_endpoints_must_be_a_push_services(endpoint, allow_http, ok):
     p256dh, auth = keys()
     if ok:
-        assert rules.check_subscription(endpoint, p256dh, auth, "zh-CN", allow_http=allow_http, hosts=HOSTS).lang == "zh"
+        sub = rules.check_subscription(endpoint, p256dh, auth, "zh-CN", allow_http=allow_http, hosts=HOSTS)
+        assert sub.lang == "zh"
     else:
         with pytest.raises(BadRequest):
             rules.check_subscription(endpoint, p256dh, auth, None, allow_http=allow_http, hosts=HOSTS)
