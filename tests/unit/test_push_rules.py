@@ -75,10 +75,13 @@ def test_messages_are_in_the_subscribers_language():
     assert [rules.lang_of(x) for x in ("zh-CN", "ZH", "en-US", None, "fr")] == ["zh", "zh", "en", "en", "en"]
 
 
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
 def keys() -> tuple[str, str]:
     point = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
     return b64(point), b64(os.urandom(16))
 
 
