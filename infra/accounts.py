@@ -147,6 +147,8 @@ async def update(conn: Conn, username: str, *, role: str | None = None, name: st
             " password_hash = coalesce($4, password_hash), disabled = coalesce($5, disabled),"
             " session_epoch = session_epoch + $6 WHERE id = $1",
             row["id"], role, name, hash_password(password) if password else None, disabled, 1 if ends else 0)
+        if ends:   # as at logout: no more push alerts to the devices of the sessions that just ended
+            await conn.execute("DELETE FROM push_subscriptions WHERE account_id = $1", row["id"])
         if role == "responder":
             await conn.execute("INSERT INTO responders (account_id) VALUES ($1) ON CONFLICT DO NOTHING", row["id"])
         if (role not in (None, "responder") or disabled) and row["role"] == "responder":

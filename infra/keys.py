@@ -42,6 +42,11 @@ class Keys:
     def rate(self, scope: str, ident: str) -> str:
         return f"{self.prefix}rate:{scope}:{ident}"
 
+    def push_once(self, what: str) -> str:
+        """Set NX by the node that sends a dispatchers' push (`what`: an escalation event, a new P1
+        incident), so that it goes out once across the cluster however often the state is published."""
+        return f"{self.prefix}push:once:{what}"
+
     @property
     def live_ready(self) -> str:
         """Set once the live index (GEO sets) has been rebuilt from PostgreSQL: absent after a Redis restart

@@ -41,6 +41,18 @@ class Metrics:
         self.slow_consumers = Counter("helpline_ws_slow_consumers", "Connections closed for not reading",
                                       registry=r)
 
+        # issue 12: offers by the channels they went out on; Web Push (push/service.py)
+        self.offers_sent = Counter("helpline_offers_sent", "Offers sent, by channel (an offer that went out on"
+                                   " several channels counts once on each)", ["channel"], registry=r)
+        self.push_sent = Counter("helpline_push_sent", "Web Push messages a push service accepted, by what they"
+                                 " told (offer, escalated, priority1)", ["kind"], registry=r)
+        self.push_failed = Counter("helpline_push_failed", "Web Push messages not delivered to the push service,"
+                                   " by reason (timeout, error, status_NNN, queue_full)", ["kind", "reason"],
+                                   registry=r)
+        self.push_dropped = Counter("helpline_push_subscriptions_dropped", "Push subscriptions dropped, by why"
+                                    " (gone: the push service answered 404/410; logout; limit; unsubscribed)",
+                                    ["reason"], registry=r)
+
     def offer_outcome(self, outcome: str) -> None:
         self.offers.labels(outcome=outcome).inc()
 

@@ -9,6 +9,7 @@ import { eventLine } from './timeline.js';
 import { FINAL, LOCATABLE, queueOrder } from './status.js';
 import { Versions, candidates as nearest, parseCoord } from './dispatch-state.js';
 import { closeControl } from './dispatch-close.js';
+import { pushAlerts } from './push.js';
 
 const ROUGH_M = 1000; // a position this uncertain is worth fixing by hand
 
@@ -41,12 +42,17 @@ let selectedIncident = null; // kept even after it leaves the queue
 let events = [];
 
 const map = new DispatchMap(document.getElementById('map'), { onSelect: select });
+const alerts = pushAlerts({ container: els.app, token: () => token() }); // escalations with the screen off
 
 const { sock, token } = staffSession({
   page: 'dispatch',
   roles: ['dispatcher', 'admin'],
-  onWelcome: watch,
+  onWelcome: (w) => {
+    alerts.refresh();
+    return watch(w);
+  },
   onLogout: () => {
+    alerts.signedOut();
     incidents.clear();
     responders.clear();
     map.clear();

@@ -28,6 +28,16 @@ export default {
   'age.hours': ['{h} h {m} min', '{h} 小时 {m} 分'],
   'dist.m': ['{n} m', '{n} 米'],
   'dist.km': ['{n} km', '{n} 公里'],
+  // Web Push opt-in (push.js), on the responder and dispatch pages
+  'push.title': ['Alerts on this device', '本机提醒'],
+  'push.turnOn': ['Get alerts when the screen is off', '锁屏时也提醒我'],
+  'push.turnOff': ['Stop alerts on this device', '关闭本机提醒'],
+  'push.state.off': ['Alerts are off: with the screen locked, this device will not ring.', '提醒未开启：锁屏时本机不会提醒。'],
+  'push.state.working': ['Setting up alerts…', '正在设置提醒…'],
+  'push.state.on': ['Alerts are on: this device is told even with the screen off.', '提醒已开启：锁屏时本机也会收到提醒。'],
+  'push.state.denied': ['This browser blocks notifications for this site. Allow them in the browser settings to get alerts.', '浏览器已禁止本站通知。请在浏览器设置中允许通知以接收提醒。'],
+  'push.state.unsupported': ['This browser cannot alert you with the screen off. Keep this page open.', '此浏览器不支持锁屏提醒，请保持本页打开。'],
+  'push.state.failed': ['Alerts could not be set up. Try again, or keep this page open.', '提醒设置失败。请重试，或保持本页打开。'],
 
   'error.bad_request': ['The request was not understood.', '请求无法识别。'],
   'error.unauthorized': ['Please sign in again.', '请重新登录。'],
