@@ -1,0 +1,50 @@
+"""SQL of the console alarm: acknowledgements (a column of incidents) and the supervisor sweep's reads."""
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from dispatch import lifecycle as lc
+from dispatch.alarm import Ack, Escalation
+from infra.db import Conn
+
+SUPERVISOR_ALERTED = "supervisor_alerted"     # the incident log's record of a supervisor text
+ACKNOWLEDGED = "acknowledged"                 # ... of a dispatcher's "I'm on it"
+
+# every escalated incident with its latest escalation and whether supervisors were told of that one;
+# FOR UPDATE OF i SKIP LOCKED is appended when the rows are taken (an incident in a change is left alone)
+_ESCALATIONS = f"""
+SELECT i.id, i.ref_no, i.category, i.status, i.acknowledged_by, esc.at AS escalated_at,
+       EXISTS (SELECT 1 FROM incident_events s WHERE s.incident_id = i.id AND s.kind = '{SUPERVISOR_ALERTED}'
+               AND s.id > esc.id) AS alerted
+FROM incidents i
+CROSS JOIN LATERAL (SELECT e.id, e.at FROM incident_events e WHERE e.incident_id = i.id AND e.kind = 'escalated'
+                    ORDER BY e.id DESC LIMIT 1) esc
+WHERE i.status = '{lc.Status.ESCALATED}'
+ORDER BY esc.at, i.id LIMIT $1"""
+
+
+def acks_of(r: asyncpg.Record) -> list[Ack]:
+    return [Ack.of(a) for a in r["acknowledged_by"]]
+
+
+def escalation(r: asyncpg.Record) -> Escalation:
+    return Escalation(str(r["id"]), r["status"], tuple(acks_of(r)), r["escalated_at"], r["alerted"])
+
+
+async def escalations(conn: Conn, limit: int, *, lock: bool = False) -> list[asyncpg.Record]:
+    """Escalated incidents, the longest waiting first (`lock`: their rows taken, skipping locked ones)."""
+    return await conn.fetch(_ESCALATIONS + (" FOR UPDATE OF i SKIP LOCKED" if lock else ""), limit)
+
+
+async def supervisor_phones(conn: Conn) -> list[tuple[str, str]]:
+    """(account id, phone) of every supervisor who can be texted."""
+    rows = await conn.fetch("SELECT id, phone FROM accounts WHERE supervisor AND phone IS NOT NULL"
+                            " AND NOT disabled ORDER BY id")
+    return [(str(r["id"]), str(r["phone"])) for r in rows]
+
+
+async def display_name(conn: Conn, account_id: str) -> str | None:
+    name: Any = await conn.fetchval("SELECT name FROM accounts WHERE id = $1", account_id)
+    return str(name) if name is not None else None
