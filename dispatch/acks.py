@@ -63,7 +63,7 @@ class Alarms:
             if not alarm.supervisor_batch(seen, datetime.now(UTC), after_s):
                 return 0
             async with conn.transaction():
-                rows = await als.escalations(conn, SCAN_LIMIT, lock=True)
+                rows = await als.lock_escalations(conn, SCAN_LIMIT)
                 now = datetime.now(UTC)
                 batch = alarm.supervisor_batch([als.escalation(r) for r in rows], now, after_s)
                 if not batch:
