@@ -3,6 +3,7 @@ console, and the supervisors texted about an escalation nobody took, through the
 CLI and the Twilio stand-in."""
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import uuid
@@ -247,3 +248,27 @@ async def test_supervisor_flags_through_the_cli_refuse_what_makes_no_sense(hl):
     token = await hl.login("boss3")
     c = await hl.connect(token)
     assert c.welcome["account"]["supervisor"] is True
+
+
+TEXTED = "SELECT 1 FROM sms_outbox WHERE kind = 'supervisor' HAVING count(*) >= $1"
+
+
+@pytest.mark.config(dispatch_supervisor_after_s=1)
+async def test_two_nodes_text_each_burst_of_escalations_once(cluster):
+    """Both nodes' sweepers look every tick; each burst is texted once, each incident logged alerted once."""
+    nodes = [await cluster.start_node(), await cluster.start_node()]
+    assert cluster.cli("user", "add", "boss", "--role", "admin", "--password", "Pw-123456!",
+                       "--phone", SUP_PHONE, "--supervisor").returncode == 0
+    disp = await nodes[0].user("dispatcher")
+    seen: list[str] = []
+    for burst in range(4):
+        incs = [await escalated(nodes[i % 2]) for i in range(3)]
+        seen += [i["id"] for i in incs]
+        await until(functools.partial(query, cluster, TEXTED, burst + 1), timeout=20, what=f"text {burst + 1}")
+        for inc in incs:
+            assert len(await events(disp, inc["id"], "supervisor_alerted")) == 1
+    rows = await query(cluster, "SELECT to_phone, incident_id FROM sms_outbox WHERE kind = 'supervisor' ORDER BY id")
+    assert len(rows) == 4 and {r["to_phone"] for r in rows} == {SUP_PHONE}
+    alerted = await query(cluster, "SELECT incident_id, count(*) AS n FROM incident_events"
+                                   " WHERE kind = 'supervisor_alerted' GROUP BY incident_id")
+    assert sorted(str(r["incident_id"]) for r in alerted) == sorted(seen) and {r["n"] for r in alerted} == {1}
