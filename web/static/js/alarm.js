@@ -13,6 +13,11 @@ import { store } from './api.js';
 import { MUTE_MS, alarmState, fmtLeft, muteLeft, ringing, takenBy, takenElsewhere, target } from './alarm-state.js';
 
 const MUTE_KEY = 'helpline.dispatch.alarmMuteUntil';
+
+/** Only a real change is written: the bar repaints twice a second, and a live region must not repeat itself. */
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
 const RING_EVERY_MS = 2000;
 
 // ---- sound ------------------------------------------------------------------------------
@@ -103,15 +108,15 @@ export function consoleAlarm({ root, me, ack, acked, select, selected }) {
     const sound = soundState();
     root.dataset.state = state;
     root.dataset.sound = sound;
-    els.text.textContent = list.length ? t('alarm.ringing', { n: list.length }) : t('alarm.quiet');
+    setText(els.text, list.length ? t('alarm.ringing', { n: list.length }) : t('alarm.quiet'));
     const tgt = target(list, selected());
     els.ackBtn.hidden = !tgt;
     els.ackBtn.disabled = busy;
-    if (tgt) els.ackBtn.textContent = t('alarm.ack', { ref: tgt.ref_no });
+    if (tgt) setText(els.ackBtn, t('alarm.ack', { ref: tgt.ref_no }));
     els.mute.setAttribute('aria-pressed', left > 0 ? 'true' : 'false');
-    els.mute.textContent = left > 0 ? t('alarm.unmute') : t('alarm.mute');
+    setText(els.mute, left > 0 ? t('alarm.unmute') : t('alarm.mute'));
     els.muteLeftEl.hidden = left <= 0;
-    els.muteLeftEl.textContent = left > 0 ? t('alarm.muteLeft', { left: fmtLeft(left) }) : '';
+    setText(els.muteLeftEl, left > 0 ? t('alarm.muteLeft', { left: fmtLeft(left) }) : '');
     els.sound.hidden = sound !== 'blocked';
   }
 
