@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from dispatch import lifecycle as lc
 from dispatch import offers, store
 from dispatch import roster_store as rs
+from dispatch.acks import Alarms
 from dispatch.assign import Assigning
 from dispatch.duty import Duty
 from dispatch.matching import Gate, Matcher, Nearby
@@ -43,6 +44,7 @@ from infra.events import Outbox
 from infra.identity import Account
 from infra.keys import Keys
 from infra.metrics import Metrics
+from infra.texts import TextQueue
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ class DispatchService:
         self.reads = Reads(pool)                # what clients read: dispatch/reads.py
         self.sweeps = Sweeps(self)              # deadlines and orphans, every node: dispatch/sweeps.py
         self.assigning = Assigning(self)        # a dispatcher's assign, preempting an offer: dispatch/assign.py
+        self.alarms = Alarms(self)              # "I'm on it", supervisors texted: dispatch/acks.py
+        self.texts: TextQueue | None = None     # the SMS outbox, set by the composition root
         self.notices = Notices(keys, metrics)
         self.duty = Duty(pool, self.matcher, self.notices, publish, self._pass_on)
         self.refresh_presence: Callable[[], Awaitable[None]] | None = None

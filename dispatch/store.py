@@ -46,6 +46,7 @@ def incident_view(r: asyncpg.Record) -> dict[str, Any]:
                       if r["responder_id"] else None),
         "offer_attempts": r["offer_attempts"], "version": r["version"], "disposition": r["disposition"],
         "flags": list(r["flags"]),
+        "acknowledged_by": list(r["acknowledged_by"]),   # dispatchers who said "I'm on it" (dispatch/alarm.py)
     }
 
 

@@ -36,6 +36,7 @@ COMMANDS: dict[str, Command] = table(
     command("incident.close", m.Close, STAFF_DISPATCH, h.incident_close),
     command("incident.events", m.IncidentRef, {RESIDENT, RESPONDER, DISPATCHER, ADMIN}, h.incident_events),
     command("incident.locate", m.Locate, STAFF_DISPATCH, h.incident_locate),
+    command("incident.ack", m.IncidentRef, STAFF_DISPATCH, h.incident_ack),
     # mediation (contract §3 and docs/mediation.md)
     command("case.open", mm.CaseOpen, {RESIDENT}, med.case_open),
     command("case.join", mm.CaseJoin, {RESIDENT}, med.case_join),

@@ -90,6 +90,9 @@ class Dispatch(msgspec.Struct, forbid_unknown_fields=True):
     # safety (contract §12): a priority-1 incident no available responder can take may withdraw a pending
     # offer of a lower-priority incident; that incident goes back to matching
     preempt: bool = True
+    # the console alarm (issue 12): an escalated incident no dispatcher acknowledged this long is texted to the
+    # supervisors (accounts marked --supervisor, with a phone); 0: never
+    supervisor_after_s: float = 60
     categories: dict[str, Category] = msgspec.field(default_factory=_default_categories)
 
 

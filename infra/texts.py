@@ -4,9 +4,9 @@ The sms package implements `TextQueue`; dispatch and mediation receive one and c
 inside the transaction of the change that causes the text, so the text is stored exactly when
 the change commits and is lost with it when it rolls back. Sending is the sms package's worker.
 
-A domain either passes finished wording, or (mediation) a `Template`: a key of the sms package's
-one catalogue of texts plus the fields to fill in. The keys are listed here because both sides
-must agree on them; the wording lives only in sms/texts.py.
+A domain either passes finished wording, or (mediation; dispatch's supervisor texts) a `Template`:
+a key of the sms package's one catalogue of texts plus the fields to fill in. The keys are listed here
+because both sides must agree on them; the wording lives only in sms/texts.py.
 """
 from __future__ import annotations
 
@@ -29,9 +29,15 @@ class CaseText(StrEnum):
     CHAT = "case.chat"                # ref, sender, body
 
 
+class IncidentText(StrEnum):
+    """Dispatch's texts to staff (fields in brackets)."""
+
+    SUPERVISOR = "incident.supervisor"  # ref, category, minutes, more, public_url: an escalation nobody took
+
+
 @dataclass(frozen=True)
 class Template:
-    key: CaseText
+    key: CaseText | IncidentText
     fields: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -73,6 +73,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         outbox = SmsOutbox(cfg, pool, make_gateway(cfg), metrics)   # every text, of every domain, goes out through it
         # an SMS incident's status texts are queued in the transaction of each change (its report too)
         dispatch.on_change(StatusTexts(outbox), frozenset({"sms"}))
+        dispatch.texts = outbox      # supervisors texted about escalations nobody took (dispatch/acks.py)
         mediation = MediationService(pool, redis, keys, bus.publish_many, outbox, cfg.server.public_url,
                                      sms_countries(cfg))
         feeds = Feeds(mediation, bus, keys)

@@ -38,7 +38,7 @@ BACKOFF_CAP_S = 300.0
 LEASE_S = 60.0           # longer than the gateway's HTTP timeout: a live sender never loses its lease
 OPTED_OUT = 21610
 # the hourly budget (sms.hourly_budget, cluster-wide): these always go; the rest wait past it
-CRITICAL_KINDS = frozenset({"status", "otp", "reply"})
+CRITICAL_KINDS = frozenset({"status", "otp", "reply", "supervisor"})
 HOLD_RETRY_S = 60.0      # a held text looks again this much later
 HOLD_MAX_S = 86400.0     # a text held back this long is dropped (expired)
 

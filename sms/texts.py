@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from infra.formats import seal
-from infra.texts import CaseText, Template
+from infra.texts import CaseText, IncidentText, Template
 
 MAX_BODY = 1600          # Twilio's limit for one message (several segments)
 MAX_AGREEMENT_SMS = 1200
@@ -197,7 +197,32 @@ CASE_TEXTS: dict[CaseText, Callable[..., str]] = {
 
 
 def render_case(t: Template) -> str:
+    if isinstance(t.key, IncidentText):
+        return INCIDENT_TEXTS[t.key](**t.fields)
     return CASE_TEXTS[t.key](**t.fields)
+
+
+# ------------------------------------------------------------------ dispatch's texts to staff (both languages)
+
+CATEGORY_WORDS = {"medical": ("medical", "医疗急救"), "fire": ("fire", "火警"), "police": ("police", "治安报警"),
+                  "dispute": ("dispute", "纠纷"), "other": ("other", "其他")}
+
+
+def _supervisor(ref: str, category: str, minutes: str, more: str = "0", public_url: str = "") -> str:
+    """An escalated incident no dispatcher took (dispatch/alarm.py): its reference, category and how long it
+    has waited, how many more wait, where to act. Never the resident's number or words."""
+    en, zh = CATEGORY_WORDS.get(category, (category, category))
+    n = int(more) if more.isdigit() else 0
+    where = f"{public_url}/dispatch" if public_url else "the dispatch console"
+    return (f"Helpline {ref}: {en} incident escalated {minutes} min ago, no dispatcher has taken it"
+            + (f" (+{n} more waiting)" if n else "") + f". Open {where}. "
+            f"求助热线{ref}：{zh}求助已升级{minutes}分钟，尚无调度员接手" + (f"（另有{n}起待处理）" if n else "")
+            + "。请打开调度台。")
+
+
+INCIDENT_TEXTS: dict[IncidentText, Callable[..., str]] = {
+    IncidentText.SUPERVISOR: _supervisor,
+}
 
 
 # replies to a party's inbound text (the webhook answers with them)

@@ -163,6 +163,7 @@ WS_FIELDS: dict[str, Fields] = {
     "incident.assign": lambda w, r: _staff_target(w, r, _assign_fields),
     "incident.close": lambda w, r: _staff_target(w, r, _close_fields),
     "incident.locate": lambda w, r: _staff_target(w, r, _locate_fields),
+    "incident.ack": lambda w, r: _staff_target(w, r, lambda w: _wrap(w.escalated(), "incident_id")),
     "incident.events": once(lambda w: _wrap(w.assigned(), "incident_id")),
     # the responder asked by a pending offer reads what they are weighing up (dispatch/access.py)
     "incident.events offered": once(lambda w: _wrap(_offered_id(w), "incident_id")),
