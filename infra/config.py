@@ -90,6 +90,11 @@ class Dispatch(msgspec.Struct, forbid_unknown_fields=True):
     # safety (contract §12): a priority-1 incident no available responder can take may withdraw a pending
     # offer of a lower-priority incident; that incident goes back to matching
     preempt: bool = True
+    # reaching responders who are not looking at a page (contract §7, issue 12): offers by SMS to a responder
+    # with a phone (`offline`: when no connection of theirs is open; `always`; `never`), and a phone call as
+    # well, when off line, for incidents of this priority or more urgent (a smaller number)
+    offer_sms: str = "offline"
+    voice_priority: int = 1
     categories: dict[str, Category] = msgspec.field(default_factory=_default_categories)
 
 
@@ -256,6 +261,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("sms.allowed_countries must name at least one region (e.g. CN); sms.hourly_budget >= 1")
     if cfg.sms.provider not in ("twilio", "console"):
         raise ConfigError("sms.provider must be 'twilio' or 'console'")
+    if cfg.dispatch.offer_sms not in ("offline", "always", "never"):
+        raise ConfigError("dispatch.offer_sms must be 'offline', 'always' or 'never'")
     for name, cat in cfg.dispatch.categories.items():
         if not cat.skill:
             raise ConfigError(f"dispatch.categories.{name}.skill is empty")

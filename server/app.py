@@ -31,6 +31,7 @@ from mediation.live import Feeds
 from mediation.service import MediationService
 from server import gcwatch
 from sms.gateway import make_gateway
+from sms.offers import OfferTexts
 from sms.outbox import SmsOutbox
 from sms.status import StatusTexts
 
@@ -64,6 +65,10 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         outbox = SmsOutbox(cfg, pool, make_gateway(cfg), metrics)   # every text, of every domain, goes out through it
         # an SMS incident's status texts are queued in the transaction of each change (its report too)
         dispatch.on_change(StatusTexts(outbox), frozenset({"sms"}))
+        # an offer to a responder off line (or with dispatch.offer_sms always) is texted and, if urgent, called,
+        # in the offer's transaction; neither goes out once the offer has ended
+        dispatch.on_offer(OfferTexts(outbox, cfg))
+        outbox.offer_open = dispatch.reads.offer_open
         mediation = MediationService(pool, redis, keys, bus.publish_many, outbox, cfg.server.public_url,
                                      sms_countries(cfg))
         feeds = Feeds(mediation, bus, keys)
