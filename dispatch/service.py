@@ -317,16 +317,17 @@ class DispatchService:
         async with self.pool.acquire() as conn:
             got = await rs.offer(conn, offer_id)
         offers.check_own(got[0] if got else None, who.id)
-        if not await self._end_offer(offer_id, Reason.DECLINED, who.id, via=via, also=also):
+        if not await self._end_offer(offer_id, Reason.DECLINED, who.id, via=via, also=also, strict=True):
             raise Conflict("the offer is no longer open")
         self.notices.answered(via, "declined")
 
     async def _end_offer(self, offer_id: str, reason: Reason, actor_id: str | None, *, via: str,
-                         only_if_due: bool = False, also: InTxn | None = None) -> bool:
+                         only_if_due: bool = False, also: InTxn | None = None, strict: bool = False) -> bool:
         """Close a pending offer (declined, expired, withdrawn) and move the incident on.
 
         False if the offer was no longer pending (someone else handled it), or, with
-        only_if_due, if it is not due or another node holds the incident right now.
+        only_if_due, if it is not due or another node holds the incident right now. `strict`: Conflict
+        instead of False once the change has begun, so that `also` rolls back with it.
         """
         async with self.pool.acquire() as conn:
             pre = await store.incident_of_offer(conn, offer_id)
@@ -340,6 +341,8 @@ class DispatchService:
             assert got is not None
             offer, db_now = got
             if not offers.may_end(offer, db_now, only_if_due=only_if_due):
+                if strict:
+                    raise Conflict("the offer is no longer open")
                 return False
             await self._ended(tx, row, offer, reason, actor_id, near)
             return True

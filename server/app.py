@@ -17,7 +17,7 @@ from aiohttp import web
 from dispatch import worker as dispatch_worker
 from dispatch.service import DispatchService
 from handlers import context as k
-from handlers import http, sms_otp, ws
+from handlers import http, sms_otp, voice, ws
 from handlers import sms as sms_handlers
 from handlers.admission import Admission
 from handlers.connection import Hub
@@ -136,6 +136,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     app.router.add_get("/ws", ws.ws_handler)
     sms_handlers.add_routes(app)
     sms_otp.add_routes(app)
+    voice.add_routes(app)
     return app
 
 

@@ -112,7 +112,7 @@ OFFER_WORDS: dict[str, dict[str, str]] = {
         "voice_offer": "Helpline. An offer: {category}, {distance}reference {ref_spoken}. "
                        "Press 1 to accept. Press 2 to decline.",
         "voice_none": "No answer. The offer stays open until its deadline. Goodbye.",
-        "voice_accepted": "It is yours. The details follow by text. Goodbye.",
+        "voice_accepted": "It is yours. Open the app, or text O T W when on the way. Goodbye.",
         "voice_declined": "Declined. Thank you. Goodbye.",
         "voice_ended": "This offer has ended. Nothing changed. Goodbye.",
         "voice_unknown": "Not understood. The offer stays open until its deadline. Goodbye.",
@@ -124,7 +124,7 @@ OFFER_WORDS: dict[str, dict[str, str]] = {
         "cat_medical": "医疗", "cat_fire": "火警", "cat_police": "治安", "cat_dispute": "纠纷", "cat_other": "其他",
         "voice_offer": "求助热线派单：{category}，{distance}编号{ref_spoken}。接受请按1，拒绝请按2。",
         "voice_none": "没有收到按键。派单在截止前仍然有效。再见。",
-        "voice_accepted": "已派给您，详情将以短信发送。再见。",
+        "voice_accepted": "已派给您。请打开应用，或出发时回复短信“出发”。再见。",
         "voice_declined": "已拒绝，谢谢。再见。",
         "voice_ended": "此派单已结束，未作任何更改。再见。",
         "voice_unknown": "没有听懂。派单在截止前仍然有效。再见。",

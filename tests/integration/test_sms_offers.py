@@ -19,7 +19,7 @@ from testkit.nodes import InProcess
 from testkit.runtime import until
 from testkit.stack import Stack
 from testkit.stack import query as q
-from testkit.twilio import FakeTwilio, sms_app, sms_in
+from testkit.twilio import FakeTwilio, sms_app, sms_in, voice_in
 
 MEDIC_PHONE = "+14155550111"
 OTHER_PHONE = "+14155550122"
@@ -314,3 +314,126 @@ async def test_without_a_phone_an_off_line_responder_is_no_candidate(make_app, f
     await off_line_responder(app, None)
     _, inc = await report(app)
     assert inc["status"] == "escalated"
+
+
+# ---------------------------------------------------------------- voice (priority <= dispatch.voice_priority)
+
+async def test_p1_off_line_gets_a_call_and_digits_1_accepts(make_app, fake):
+    app = await make_app()
+    rid = await off_line_responder(app, MEDIC_PHONE)
+    resident, inc = await report(app, category="medical")          # priority 1
+    (call,) = await until(lambda: fake.calls_to(MEDIC_PHONE), what="the call")
+    await until(lambda: fake.to(MEDIC_PHONE), what="the text as well")
+    offer_id = str((await q(app, "SELECT id FROM offers WHERE responder_id = $1", rid))[0]["id"])
+    twiml = call["Twiml"]
+    assert f'action="{app.base}/voice/offer?offer={offer_id}"' in twiml and 'numDigits="1"' in twiml
+    assert "<Say" in twiml and "Press 1 to accept" in twiml and call["From"] == "+15005550006"
+    log = await events(app, inc["id"])
+    assert log[1][1]["channels"] == ["sms", "voice"]
+
+    st, xml = await voice_in(app.base, offer_id, "1", to=MEDIC_PHONE)
+    assert st == 200 and "It is yours" in xml and xml.startswith("<?xml")
+    got = await resident.push("incident.updated", incident_is(inc["id"], "assigned"))
+    assert got["incident"]["responder"]["id"] == rid
+    log = await events(app, inc["id"])
+    assert log[-1][0] == "assigned" and log[-1][1]["via"] == "voice"
+    # too late now, whoever asks: told so, nothing changes
+    st, xml = await sms_in(app.base, MEDIC_PHONE, "2")
+    assert "this offer has ended" in xml
+    st, xml = await voice_in(app.base, offer_id, "2", to=MEDIC_PHONE)
+    assert "This offer has ended" in xml and await status_of(app, inc["id"]) == "assigned"
+    st, metrics = await http("GET", app.base + "/metrics")
+    assert 'helpline_offers_sent_total{channel="voice"} 1.0' in metrics
+    assert 'helpline_offer_answers_total{answer="accepted",channel="voice"} 1.0' in metrics
+    assert 'helpline_offer_sms_seconds_count{kind="call"} 1.0' in metrics
+    assert len(fake.calls_to(MEDIC_PHONE)) == 1          # one call per offer
+
+
+async def test_voice_webhook_must_be_signed_and_a_call_sid_counts_once(make_app, fake):
+    app = await make_app()
+    rid = await off_line_responder(app, MEDIC_PHONE)
+    resident, inc = await report(app, category="medical")
+    await until(lambda: fake.calls_to(MEDIC_PHONE), what="the call")
+    offer_id = str((await q(app, "SELECT id FROM offers WHERE responder_id = $1", rid))[0]["id"])
+    for sig in ("", "forged"):
+        st, body = await voice_in(app.base, offer_id, "1", signature=sig)
+        assert st == 403 and '"forbidden"' in body
+    st, _ = await voice_in(app.base, offer_id, "1", token="d" * 32)
+    assert st == 403
+    st, _ = await voice_in(app.base, "not-an-offer", "1")
+    assert st == 400
+    assert await status_of(app, inc["id"]) == "offered"
+    assert await q(app, "SELECT 1 FROM voice_inbound") == []
+
+    sid = "CA" + uuid.uuid4().hex
+    replies = await asyncio.gather(*(voice_in(app.base, offer_id, "2", call_sid=sid) for _ in range(3)))
+    assert {r for r in replies} == {replies[0]} and "Declined" in replies[0][1]
+    # the same CallSid again, even with another key: the first answer, nothing done
+    assert await voice_in(app.base, offer_id, "1", call_sid=sid) == replies[0]
+    log = await events(app, inc["id"])
+    assert [d["via"] for k, d in log if k == "offer_declined"] == ["voice"]
+    assert [k for k, _ in log].count("assigned") == 0
+    await resident.push("incident.updated", incident_is(inc["id"], "escalated"))   # no one else to ask
+    # no key pressed, or another key: the offer waits for its deadline
+    rid2 = await off_line_responder(app, OTHER_PHONE, at=0.0, name="Second")   # nearer than the first
+    _, inc2 = await report(app, category="medical")
+    await until(lambda: fake.calls_to(OTHER_PHONE), what="the second call")
+    offer2 = str((await q(app, "SELECT id FROM offers WHERE responder_id = $1", rid2))[0]["id"])
+    st, xml = await voice_in(app.base, offer2, None)
+    assert "No answer" in xml
+    st, xml = await voice_in(app.base, offer2, "9")
+    assert "Not understood" in xml
+    assert await status_of(app, inc2["id"]) == "offered"
+
+
+async def test_a_slow_call_provider_delays_nothing(make_app, fake):
+    """The Calls API answers after 10 s: meanwhile texts go out and other offers keep flowing."""
+    app = await make_app()
+    fake.call_delay_s = 10.0
+    await off_line_responder(app, MEDIC_PHONE, skills=("medical",))
+    _, urgent = await report(app, category="medical")                 # a call (slow) and a text
+    await until(lambda: fake.to(MEDIC_PHONE), what="the urgent offer's text")
+    await off_line_responder(app, OTHER_PHONE, skills=("general",), name="Second")
+    _, other = await report(app, category="other")                   # a text only
+    await until(lambda: fake.to(OTHER_PHONE), what="the other offer's text")
+    online = await app.user("responder", skills=["police"])
+    await online.ok("duty.start", **near(0.001))
+    _, third = await report(app, category="police")
+    await online.push("offer", lambda m: m["incident"]["id"] == third["id"])
+    st, xml = await sms_in(app.base, OTHER_PHONE, "1")
+    assert "it is yours" in xml
+    assert fake.calls == []                      # all of that while the first call is still being placed
+    await until(lambda: fake.calls_to(MEDIC_PHONE), timeout=30, what="the slow call, in the end")
+    assert urgent["status"] == other["status"] == "offered"
+
+
+async def test_no_call_once_the_offer_has_ended_and_one_per_offer(make_app, fake):
+    from handlers.context import SMS
+
+    app = await make_app()
+    rid = await off_line_responder(app, MEDIC_PHONE)
+    _, inc = await report(app)                                        # priority 3: a text, no call
+    await until(lambda: fake.to(MEDIC_PHONE), what="the text")
+    offer_id = str((await q(app, "SELECT id FROM offers WHERE responder_id = $1", rid))[0]["id"])
+    await sms_in(app.base, MEDIC_PHONE, "2")
+    outbox = app.app[SMS]
+    conn = await asyncpg_connect(app)
+    try:
+        a = await outbox.enqueue(conn, MEDIC_PHONE, "<Response/>", kind="call", offer_id=offer_id)
+        b = await outbox.enqueue(conn, MEDIC_PHONE, "<Response/>", kind="call", offer_id=offer_id)
+    finally:
+        await conn.close()
+    assert a == b                                  # at most one call per offer
+    await until(lambda: _outbox_status(app, a, "expired"), what="the late call dropped")
+    (row,) = await q(app, "SELECT error FROM sms_outbox WHERE id = $1", a)
+    assert row["error"] == "the offer has ended" and fake.calls == []
+
+
+async def asyncpg_connect(app: InProcess) -> Any:
+    import asyncpg
+    return await asyncpg.connect(app.database_url)
+
+
+async def _outbox_status(app: InProcess, oid: int, status: str) -> bool:
+    rows = await q(app, "SELECT status FROM sms_outbox WHERE id = $1", oid)
+    return bool(rows) and rows[0]["status"] == status
