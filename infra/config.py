@@ -93,6 +93,11 @@ class Dispatch(msgspec.Struct, forbid_unknown_fields=True):
     # the console alarm (issue 12): an escalated incident no dispatcher acknowledged this long is texted to the
     # supervisors (accounts marked --supervisor, with a phone); 0: never
     supervisor_after_s: float = 60
+    # reaching responders who are not looking at a page (contract §7, issue 12): offers by SMS to a responder
+    # with a phone (`offline`: when no connection of theirs is open; `always`; `never`), and a phone call as
+    # well, when off line, for incidents of this priority or more urgent (a smaller number)
+    offer_sms: str = "offline"
+    voice_priority: int = 1
     categories: dict[str, Category] = msgspec.field(default_factory=_default_categories)
 
 
@@ -281,6 +286,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("push.vapid_subject must be a mailto: or https: URL (the push services' contact)")
     if cfg.push.send_timeout_s <= 0 or cfg.push.queue_size < 1 or cfg.push.max_in_flight < 1:
         raise ConfigError("push.send_timeout_s must be positive, push.queue_size and push.max_in_flight at least 1")
+    if cfg.dispatch.offer_sms not in ("offline", "always", "never"):
+        raise ConfigError("dispatch.offer_sms must be 'offline', 'always' or 'never'")
     for name, cat in cfg.dispatch.categories.items():
         if not cat.skill:
             raise ConfigError(f"dispatch.categories.{name}.skill is empty")

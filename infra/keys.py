@@ -39,6 +39,11 @@ class Keys:
         """Set while the account has a live connection on some node (expires if that node dies)."""
         return f"{self.prefix}online:{account_id}"
 
+    @property
+    def pageable(self) -> str:
+        """Set of responders on duty with a phone: candidates while off line, reached by SMS and voice (issue 12)."""
+        return f"{self.prefix}pageable"
+
     def rate(self, scope: str, ident: str) -> str:
         return f"{self.prefix}rate:{scope}:{ident}"
 

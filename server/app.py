@@ -17,7 +17,7 @@ from aiohttp import web
 from dispatch import worker as dispatch_worker
 from dispatch.service import DispatchService
 from handlers import context as k
-from handlers import http, sms_otp, ws
+from handlers import http, sms_otp, voice, ws
 from handlers import push as push_handlers
 from handlers import sms as sms_handlers
 from handlers.admission import Admission
@@ -33,6 +33,7 @@ from mediation.service import MediationService
 from push.service import PushService
 from server import gcwatch
 from sms.gateway import make_gateway
+from sms.offers import OfferTexts
 from sms.outbox import SmsOutbox
 from sms.status import StatusTexts
 
@@ -74,6 +75,10 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         # an SMS incident's status texts are queued in the transaction of each change (its report too)
         dispatch.on_change(StatusTexts(outbox), frozenset({"sms"}))
         dispatch.texts = outbox      # supervisors texted about escalations nobody took (dispatch/acks.py)
+        # an offer to a responder off line (or with dispatch.offer_sms always) is texted and, if urgent, called,
+        # in the offer's transaction; neither goes out once the offer has ended
+        dispatch.on_offer(OfferTexts(outbox, cfg))
+        outbox.offer_open = dispatch.reads.offer_open
         mediation = MediationService(pool, redis, keys, bus.publish_many, outbox, cfg.server.public_url,
                                      sms_countries(cfg))
         feeds = Feeds(mediation, bus, keys)
@@ -144,6 +149,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     sms_handlers.add_routes(app)
     sms_otp.add_routes(app)
     push_handlers.add_routes(app)
+    voice.add_routes(app)
     return app
 
 
