@@ -82,3 +82,10 @@ class Reach:
             await self.offered(tx, offer.id, responder_id, store.incident_view(row), got[0].expires_at, None,
                                channels)
         await self.svc._change(offer.incident_id, decide, actor_id=None, via=SYSTEM)
+
+    async def pushed(self, incident_id: str, offer_id: str, responder_id: str) -> None:
+        """An offer went out by Web Push (sent after commit, by the push package): record it in the incident's
+        log beside the channels the `offered` event names, so the log says every way the offer went."""
+        async with self.svc.pool.acquire() as conn:
+            await store.log_event(conn, incident_id, None, "offer_sent", offer_id=offer_id,
+                                  responder_id=responder_id, channels=[str(Channel.PUSH)], why="push")

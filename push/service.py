@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +54,8 @@ class PushService:
         self._posts = asyncio.Semaphore(self.cfg.max_in_flight)
         self._sending: set[asyncio.Task[None]] = set()
         self._worker: asyncio.Task[None] | None = None
+        # told of each offer a push service took (incident, offer, responder): the composition root logs it
+        self.on_offer_pushed: Callable[[str, str, str], Awaitable[None]] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._account_prefix = keys.account_channel("")
         self._dispatch_channel = keys.dispatch_channel
@@ -189,8 +192,14 @@ class PushService:
 
     async def _send_all(self, notice: Notice, subs: list[asyncpg.Record], ttl: int) -> None:
         sent = await asyncio.gather(*(self._send(notice, s, ttl) for s in subs), return_exceptions=True)
-        if notice.kind == "offer" and any(ok is True for ok in sent) and self.metrics:
-            self.metrics.offers_sent.labels(channel="push").inc()
+        if notice.kind == "offer" and any(ok is True for ok in sent):
+            if self.metrics:
+                self.metrics.offers_sent.labels(channel="push").inc()
+            if self.on_offer_pushed is not None and notice.offer_id and notice.account_id:
+                try:
+                    await self.on_offer_pushed(notice.incident_id, notice.offer_id, notice.account_id)
+                except Exception as e:   # the push went; only its line in the incident's log is missing
+                    log.warning("push: could not log the offer sent by push: %s", e)
 
     async def _send(self, notice: Notice, sub: asyncpg.Record, ttl: int) -> bool:
         """POST one message; whether the push service took it."""

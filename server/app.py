@@ -71,6 +71,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
             await bus.publish_many(items)
 
         dispatch = DispatchService(cfg, pool, redis, keys, publish, metrics)
+        push.on_offer_pushed = dispatch.reach.pushed    # the incident's log names push among an offer's channels
         outbox = SmsOutbox(cfg, pool, make_gateway(cfg), metrics)   # every text, of every domain, goes out through it
         # an SMS incident's status texts are queued in the transaction of each change (its report too)
         dispatch.on_change(StatusTexts(outbox), frozenset({"sms"}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -203,6 +204,16 @@ async def test_an_offer_reaches_the_responders_push_service_signed_and_encrypted
     text = await metrics(hl)
     assert 'helpline_push_sent_total{kind="offer"} 2.0' in text
     assert 'helpline_offers_sent_total{channel="push"} 1.0' in text
+    # the incident's log names push among the ways this offer went out (the `offered` event names ws)
+    logged: list[object] = []
+    for _ in range(50):
+        logged = [json.loads(r["data"]) for r in await query(
+            hl, "SELECT data FROM incident_events WHERE incident_id = $1 AND kind = 'offer_sent'", inc["id"])]
+        if logged:
+            break
+        await asyncio.sleep(0.1)
+    medic_id = str((await query(hl, "SELECT id FROM accounts WHERE username = $1", username))[0]["id"])
+    assert logged == [{"offer_id": offer["offer_id"], "responder_id": medic_id, "channels": ["push"], "why": "push"}]
 
 
 @HTTP_OK
