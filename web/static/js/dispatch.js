@@ -9,6 +9,7 @@ import { eventLine } from './timeline.js';
 import { FINAL, LOCATABLE, queueOrder } from './status.js';
 import { Versions, candidates as nearest, parseCoord } from './dispatch-state.js';
 import { closeControl } from './dispatch-close.js';
+import { escalationReason, handedBack } from './job-facts.js';
 
 const ROUGH_M = 1000; // a position this uncertain is worth fixing by hand
 
@@ -161,7 +162,7 @@ function buildRow(inc, old) {
   },
   h('td', { class: `prio prio-${inc.priority}`, text: t('dispatch.priority', { n: inc.priority }) }),
   h('td', { class: 'age', data: { since: inc.created_at }, text: age(inc.created_at) }),
-  h('td', {}, h('span', { class: `badge badge-${inc.status}`, text: t(`status.${inc.status}`) }), (inc.flags || []).includes('possible_flood') ? h('span', { class: 'badge badge-flood', testid: 'flood-flag', text: t('dispatch.possibleFlood') }) : null),
+  h('td', {}, h('span', { class: `badge badge-${inc.status}`, text: t(`status.${inc.status}`) }), (inc.flags || []).includes('possible_flood') ? h('span', { class: 'badge badge-flood', testid: 'flood-flag', text: t('dispatch.possibleFlood') }) : null, whyWaiting(inc)),
   h('td', { text: t(`category.${inc.category}`) }),
   h('td', {}, h('button', {
     class: 'link ref', attrs: { type: 'button', 'aria-label': t('dispatch.showTimeline', { ref: inc.ref_no }) },
@@ -172,6 +173,14 @@ function buildRow(inc, old) {
   tr.dataset.sig = sig;
   if (old) old.replaceWith(tr);
   return tr;
+}
+
+/** Why it waits for a dispatcher (escalated), or that a responder gave it back: said truly, never guessed. */
+function whyWaiting(inc) {
+  const reason = escalationReason(inc);
+  if (reason) return h('span', { class: 'escalation-reason', testid: 'escalation-reason', data: { reason }, text: t(`escalation.${reason}`) });
+  if (handedBack(inc)) return h('span', { class: 'badge badge-handed-back', testid: 'handed-back', text: t('dispatch.handedBack') });
+  return null;
 }
 
 function candidates(inc) {
