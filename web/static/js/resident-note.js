@@ -30,8 +30,7 @@ export function noteBox({ sock, current, show, noPosition }) {
     if (sending || !inc || FINAL.has(inc.status)) return;
     const text = els.text.value.trim();
     if (!text) {
-      notify(els.status, t('resident.addNoteEmpty'), 'error');
-      els.text.focus();
+      els.text.focus(); // nothing to send (a stray tap lands here too): no alarm, just the box to write in
       return;
     }
     sending = true;

@@ -138,7 +138,6 @@ export default {
   'resident.addNoteSend': ['Send to your helper', '发送给救助人员'],
   'resident.addNoteSending': ['Sending…', '正在发送…'],
   'resident.addNoteSent': ['Received at {time}. Your helper and the dispatcher can read it.', '已于{time}收到，救助人员和调度员都能看到。'],
-  'resident.addNoteEmpty': ['Write something first.', '请先填写内容。'],
   'resident.addNoteFailed': ['Not sent.', '未发送。'],
   'resident.addNoteClosed': ['This request is closed: nothing more can be added. If you need help again, press “I need help again”.', '本次求助已结束，无法再补充。如需帮助，请点击“我还需要帮助”。'],
 
