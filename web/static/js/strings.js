@@ -135,9 +135,9 @@ export default {
   'resident.cancelFailed': ['Could not cancel.', '取消失败。'],
   'resident.addNoteLabel': ['Tell us more, or where you are (street, building, floor, a landmark)', '补充情况或告诉我们您在哪里（街道、楼栋、楼层、标志性建筑）'],
   'resident.addNoteLabelNoPos': ['Where are you? We could not get your location: street, building, floor, a landmark', '您在哪里？我们无法获取您的位置：请写街道、楼栋、楼层或标志性建筑'],
-  'resident.addNoteSend': ['Send to your helper', '发送给救助人员'],
+  'resident.addNoteSend': ['Send', '发送'],
   'resident.addNoteSending': ['Sending…', '正在发送…'],
-  'resident.addNoteSent': ['Received at {time}. Your helper and the dispatcher can read it.', '已于{time}收到，救助人员和调度员都能看到。'],
+  'resident.addNoteSent': ['Received at {time}. It is with your request: the dispatcher and your helper can read it.', '已于{time}收到，已加入您的求助：调度员和救助人员都能看到。'],
   'resident.addNoteFailed': ['Not sent.', '未发送。'],
   'resident.addNoteClosed': ['This request is closed: nothing more can be added. If you need help again, press “I need help again”.', '本次求助已结束，无法再补充。如需帮助，请点击“我还需要帮助”。'],
 
