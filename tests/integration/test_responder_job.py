@@ -29,14 +29,16 @@ def record(c: Client) -> list[dict[str, Any]]:
 
 
 def phone_of(inc: dict[str, Any]) -> str | None:
-    return inc["reporter"].get("phone")
+    phone: str | None = inc["reporter"].get("phone")
+    return phone
 
 
 async def verified_resident(app: Any, fake: Any) -> Client:
     """A resident who proved their phone by one-time code, as the resident page's OTP does."""
     st, got = await verify(app, await request_code(app, fake))
     assert st == 200 and got["account"]["verified"] is True
-    return await app.connect(got["token"])
+    client: Client = await app.connect(got["token"])
+    return client
 
 
 async def report(resident: Client, category: str = "medical") -> dict[str, Any]:
