@@ -7,13 +7,19 @@
     dispatchers, admins             yes, audited                                incident.updated (queue)
     anyone else                     forbidden                                   —
 
+The reporter's phone (when known: an SMS reporter, an OTP-verified resident) is in no incident view but
+the one its assigned responder gets while the job is open (assigned, en_route, on_scene), so that they
+can call: not the responder only offered it, not after it ends, not other readers (`with_phone`).
+
 docs/authorization.md holds the whole matrix the tests check.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from dispatch.lifecycle import WORKING
 from infra.errors import Forbidden
 from infra.identity import Account, Role
 
@@ -57,3 +63,16 @@ def audited(reader: Reader) -> bool:
 def told(inc: Parties) -> list[str]:
     """The accounts pushed `incident.updated` (besides the dispatchers' queue channel)."""
     return [inc.reporter_id] + ([inc.responder_id] if inc.responder_id else [])
+
+
+def sees_phone(responder_id: str | None, status: str, who_id: str | None) -> bool:
+    """Whether `who_id` may see the reporter's phone: the assigned responder, while they work the job."""
+    return who_id is not None and responder_id == who_id and status in WORKING
+
+
+def with_phone(inc: dict[str, Any], phone: str | None, who_id: str | None) -> dict[str, Any]:
+    """The incident view as `who_id` may see it: with `reporter.phone` if sees_phone, else unchanged."""
+    responder = inc["responder"]["id"] if inc["responder"] else None
+    if not phone or not sees_phone(responder, inc["status"], who_id):
+        return inc
+    return {**inc, "reporter": {**inc["reporter"], "phone": phone}}

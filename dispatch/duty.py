@@ -22,13 +22,14 @@ from infra.identity import Account
 
 Publish = Callable[[list[tuple[str, str]]], Awaitable[None]]
 PassOn = Callable[[str, str], Awaitable[None]]      # (offer id, responder id): decline it as off_duty
+GiveBack = Callable[[str, str], Awaitable[int]]     # (responder id, why): hand their jobs back (handback.py)
 
 
 class Duty:
     def __init__(self, pool: asyncpg.Pool, matcher: Matcher, notices: Notices, publish: Publish,
-                 pass_on: PassOn) -> None:
+                 pass_on: PassOn, give_back: GiveBack) -> None:
         self.pool, self.matcher, self.notices, self.publish = pool, matcher, notices, publish
-        self.pass_on = pass_on
+        self.pass_on, self.give_back = pass_on, give_back
 
     async def start(self, who: Account, lat: float, lon: float, skills: list[str] | None) -> dict[str, Any]:
         check_position(lat, lon)
@@ -54,19 +55,27 @@ class Duty:
             return None
         return await self.start(who, row["lat"], row["lon"], None)
 
-    async def end(self, who: Account) -> dict[str, Any]:
+    async def end(self, who: Account, hand_back: str | None = None) -> dict[str, Any]:
+        """Off duty; an offer held passes on. With a job in hand only with `hand_back` (why: `signed_out` or
+        `off_duty`): the job goes back to dispatch first (roster.check_end_duty)."""
         async with self.pool.acquire() as conn:
             row = await rs.get_responder(conn, who.id)
-            roster.check_end_duty(roster.status_of(row["status"]) if row else None)
+            status = roster.status_of(row["status"]) if row else None
+            roster.check_end_duty(status, hand_back is not None)
             offer = await rs.pending_for_responder(conn, who.id)
         if offer is not None:
             await self.pass_on(offer.id, who.id)
+        gave_back = await self.give_back(who.id, hand_back) if hand_back is not None and status == RS.BUSY else 0
         out = Outbox()
         async with self.pool.acquire() as conn, conn.transaction():
             row = await rs.set_responder_status(conn, who.id, RS.OFF_DUTY, tuple(roster.MAY_END_DUTY))
+            if row is None and gave_back:    # the hand-back already left them off duty
+                row = await rs.get_responder(conn, who.id)
+                if row is not None and row["status"] != RS.OFF_DUTY:
+                    row = None
             if row is None:
                 raise Conflict("your status changed meanwhile; try again")
-            resp = self.notices.responder(out, row)
+            resp = rs.responder_view(row) if gave_back else self.notices.responder(out, row)
         await self.matcher.place(who.id, None, None, list(row["skills"]), old_skills=list(row["skills"]),
                                  pageable=False)
         await self.publish(out.items)

@@ -11,6 +11,9 @@ may read an incident in dispatch/access.py):
        │   decline/expire/disconnect: next offer, or escalated after max_offers
        ▼                ▼  │                  ▼           ▼
     escalated ◀─────────┘  └── (dispatcher assigns)    cancelled (reporter or dispatcher)
+
+A responder leaving duty with a job in hand (assigned, en_route, on_scene) hands it back: it is queued and
+matched over without them (`check_hand_back`). An escalation always says truly why (ESCALATION_REASONS).
 """
 from __future__ import annotations
 
@@ -99,10 +102,36 @@ class MakeOffer:
 
 @dataclass(frozen=True)
 class Escalate:
-    reason: str          # "no_candidate" | "max_offers" | "no_position" | "bad_position" (| "flood_hold": store)
+    reason: str          # see ESCALATION_REASONS
 
 
 Decision = MakeOffer | Escalate
+
+# Why an incident waits for a dispatcher (the `reason` of its `escalated` event, and its view's
+# `escalation_reason`). The pages word each one; none may claim what did not happen: "no responder nearby"
+# is said only when nobody was asked at all.
+NOBODY_ELSE_AFTER: dict[str, str] = {   # no one else free in range, after the previous try ended like this
+    "declined": "declined",             # the responder asked said no
+    "off_duty": "declined",             # ... or went off duty holding the offer
+    "expired": "no_answer",             # the responder asked did not answer in time
+    "disconnected": "no_answer",        # ... or their app went away before answering
+    "preempted": "preempted",           # the responder asked was taken for a more urgent incident
+    "handed_back": "handed_back",       # the responder who had it handed it back (signed out, went off duty)
+}
+NO_CANDIDATE = "no_candidate"           # no free responder with the skill in range, and nobody was asked
+NOBODY_ELSE = frozenset({NO_CANDIDATE, *NOBODY_ELSE_AFTER.values()})
+ESCALATION_REASONS = NOBODY_ELSE | {
+    "max_offers",      # the plan's number of responders were asked; none took it
+    "no_position",     # no position, or one too rough for "nearest" to mean anything
+    "bad_position",    # a stored position the live index cannot hold (dispatch/sweeps.py)
+    "flood_hold",      # held for a dispatcher's look as a possible flood (dispatch/store.py)
+}
+
+
+def nobody_else(after: str | None) -> str:
+    """The escalation reason when no one else can be asked, given how the previous try ended (None: there
+    was none, or it is not known, e.g. an incident the orphan sweep matches)."""
+    return NOBODY_ELSE_AFTER.get(after or "", NO_CANDIDATE)
 
 
 # The live index (Redis GEO, web Mercator) holds no position nearer a pole than this: a report there could
@@ -131,7 +160,7 @@ def check_position(lat: float | None, lon: float | None) -> None:
 def waits_for_presence(decision: object, fresh: bool) -> bool:
     """Right after the live index was rebuilt (a Redis restart), responders' presence may not be back yet:
     "no one online nearby" is then no reason to escalate; the incident waits queued for the sweeper."""
-    return fresh and isinstance(decision, Escalate) and decision.reason == "no_candidate"
+    return fresh and isinstance(decision, Escalate) and decision.reason in NOBODY_ELSE
 
 
 # An off-line responder (reached by SMS or a call: seconds to notice, unlock, read) counts as this much farther
@@ -155,8 +184,11 @@ def rank(candidates: list[Candidate], already_offered: set[str], radius_km: floa
 
 
 def next_step(inc: Incident, candidates: list[Candidate], already_offered: set[str], *,
-              radius_km: float, max_offers: int, now: datetime, offer_timeout_s: float) -> Decision:
-    """After a report, or after an offer ended unanswered: offer the next candidate or escalate."""
+              radius_km: float, max_offers: int, now: datetime, offer_timeout_s: float,
+              after: str | None = None) -> Decision:
+    """After a report, or after an offer ended unanswered: offer the next candidate or escalate.
+    `after`: how the previous try ended (an offer's end reason, or "handed_back"), so that an escalation
+    says truly why no one is coming (`nobody_else`)."""
     if inc.status not in WAITING:
         raise Conflict(f"incident is {inc.status}, not waiting for an offer")
     if not inc.has_position or (inc.accuracy_m is not None and inc.accuracy_m > radius_km * 1000):
@@ -165,18 +197,19 @@ def next_step(inc: Incident, candidates: list[Candidate], already_offered: set[s
         return Escalate("max_offers")
     ranked = rank(candidates, already_offered, radius_km)
     if not ranked:
-        return Escalate("no_candidate")
+        return Escalate(nobody_else(after))
     return MakeOffer(ranked[0].responder_id, inc.offer_attempts + 1,
                      now + timedelta(seconds=offer_timeout_s))
 
 
-def next_offer(inc: Incident, candidates: list[Candidate], already_offered: set[str], now: datetime) -> Decision:
+def next_offer(inc: Incident, candidates: list[Candidate], already_offered: set[str], now: datetime,
+               after: str | None = None) -> Decision:
     """`next_step` by the incident's own frozen plan: the configuration of the day plays no part."""
     if inc.plan is None:
         raise ValueError("an incident in flight always has its plan")
     p = inc.plan
     return next_step(inc, candidates, already_offered, radius_km=p.radius_km, max_offers=p.max_offers,
-                     now=now, offer_timeout_s=p.offer_timeout_s)
+                     now=now, offer_timeout_s=p.offer_timeout_s, after=after)
 
 
 PREEMPTING_PRIORITY = 1   # only the most urgent incidents take a responder from another's pending offer
@@ -245,6 +278,19 @@ def check_progress(inc: Incident, actor_id: str, target: str) -> Status:
         hint = f"; the next step is {nxt}" if nxt is not None else ""
         raise Conflict(f"cannot go from {inc.status} to {to}{hint}")
     return to
+
+
+HANDED_BACK = "handed_back"     # incidents.flags: a responder who had it gave it back to dispatch
+HAND_BACK_REASONS = {"signed_out": "responder_signed_out", "off_duty": "responder_off_duty"}
+
+
+def check_hand_back(inc: Incident, responder_id: str) -> None:
+    """A responder leaving duty with a job in hand gives it back: only their own, only while they work it.
+    The incident starts matching over (a fresh count of offers, like a dispatcher's relocate), without them."""
+    if inc.responder_id != responder_id:
+        raise Conflict("this incident is no longer yours")
+    if inc.status not in WORKING:
+        raise Conflict(f"incident is {inc.status}; there is nothing to hand back")
 
 
 def check_cancel(inc: Incident, actor_id: str) -> None:

@@ -74,17 +74,25 @@ class Notices:
                 await hook(tx.conn, inc, tx.actor_id, tx.via)
 
     async def incident(self, tx: Tx, row: asyncpg.Record) -> dict[str, Any]:
-        """Run the change hooks and queue incident.updated; the incident's view."""
+        """Run the change hooks and queue incident.updated; the incident's view as the change's actor may see
+        it (with the reporter's phone for its responder working it: access.with_phone)."""
         inc = store.incident_view(row)
         await self.run_hooks(tx, inc)
-        self.queue_incident(tx.out, inc)
-        return inc
+        phone = store.reporter_phone(row)
+        self.queue_incident(tx.out, inc, phone)
+        return access.with_phone(inc, phone, tx.actor_id)
 
-    def queue_incident(self, out: Outbox, inc: dict[str, Any]) -> None:
+    def queue_incident(self, out: Outbox, inc: dict[str, Any], phone: str | None = None) -> None:
+        """incident.updated to those told of it; the responder's copy carries the reporter's phone while
+        they work it (access.with_phone), nobody else's does."""
         responder = inc["responder"]["id"] if inc["responder"] else None
         told = access.told(access.Parties(inc["reporter"]["id"], responder))
-        out.add_to([self.keys.account_channel(a) for a in told] + [self.keys.dispatch_channel],
+        theirs = access.with_phone(inc, phone, responder)
+        plain = [a for a in told if theirs is inc or a != responder]
+        out.add_to([self.keys.account_channel(a) for a in plain] + [self.keys.dispatch_channel],
                    {"type": "incident.updated", "incident": inc})
+        if theirs is not inc and responder is not None:
+            out.add(self.keys.account_channel(responder), {"type": "incident.updated", "incident": theirs})
         if self.metrics:
             self.metrics.incident_status(inc["status"])
 

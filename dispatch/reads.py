@@ -36,7 +36,8 @@ async def incident_with_events(conn: Conn, who: Account, incident_id: str) -> di
     reader = access.reader_of(access.Parties(str(row["reporter_id"]), responder, offered), who)
     if access.audited(reader):
         await audit.record(conn, who.id, who.role, "read", "incident", incident_id)
-    return {"incident": store.incident_view(row), "events": await store.events(conn, incident_id)}
+    inc = access.with_phone(store.incident_view(row), store.reporter_phone(row), who.id)
+    return {"incident": inc, "events": await store.events(conn, incident_id)}
 
 
 async def welcome_state(conn: Conn, who: Account) -> dict[str, Any]:
@@ -53,7 +54,8 @@ async def welcome_state(conn: Conn, who: Account) -> dict[str, Any]:
             assert inc is not None
             offer = {"offer_id": o.id, "incident": store.incident_view(inc), "expires_at": iso(o.expires_at)}
         responder = await rs.get_responder(conn, who.id)
-    state: dict[str, Any] = {"open_incidents": [store.incident_view(r) for r in rows], "offer": offer}
+    state: dict[str, Any] = {"open_incidents": [access.with_phone(store.incident_view(r), store.reporter_phone(r),
+                                                                  who.id) for r in rows], "offer": offer}
     if responder is not None:
         state["responder"] = rs.responder_view(responder)
     return state

@@ -1,9 +1,10 @@
 """The responder roster, as pure code: who is on duty and free to be offered an incident.
 
     off_duty ──duty.start──▶ available ──offer──▶ offered ──accept / assign──▶ busy
-        ▲                      │  ▲                  │                          │
-        └──────duty.end────────┘  └─offer ended──────┘                          │
-                                  └───────────── incident resolved / closed ────┘
+        ▲ ▲                    │  ▲                  │                          │
+        │ └──────duty.end──────┘  └─offer ended──────┘                          │
+        │                         └───────────── incident resolved / closed ────┘
+        └──────────────── duty.end with hand_back: the job goes back to dispatch ───┘
 
 A responder holds at most one offer and one incident at a time; only `available`
 responders are offered anything (lifecycle.rank).
@@ -38,11 +39,14 @@ def start_duty(status: ResponderStatus | None) -> ResponderStatus:
     return status
 
 
-def check_end_duty(status: ResponderStatus | None) -> None:
+def check_end_duty(status: ResponderStatus | None, hand_back: bool = False) -> None:
+    """duty.end: a busy responder leaves only by saying so (`hand_back`), and then hands the job back
+    (dispatch/handback.py); a plain duty.end while busy is refused, so no job is dropped by a stray tap."""
     if status is None or status == ResponderStatus.OFF_DUTY:
         raise Conflict("you are not on duty")
-    if status == ResponderStatus.BUSY:
-        raise Conflict("finish your current incident (or ask a dispatcher) before going off duty")
+    if status == ResponderStatus.BUSY and not hand_back:
+        raise Conflict("finish your current incident (or ask a dispatcher) before going off duty,"
+                       " or hand it back to dispatch (duty.end with hand_back)")
 
 
 def check_located(updated: bool) -> None:

@@ -32,6 +32,7 @@ from dispatch import roster_store as rs
 from dispatch.acks import Alarms
 from dispatch.assign import Assigning
 from dispatch.duty import Duty
+from dispatch.handback import HandingBack
 from dispatch.matching import Gate, Matcher, Nearby
 from dispatch.notices import ChangeHook, Held, InTxn, Notices, OfferHook, Tx
 from dispatch.offers import Reason
@@ -65,7 +66,8 @@ class DispatchService:
         self.texts: TextQueue | None = None     # the SMS outbox, set by the composition root
         self.reach = Reach(self)                # offers by SMS and voice too: dispatch/reach.py
         self.notices = Notices(keys, metrics)
-        self.duty = Duty(pool, self.matcher, self.notices, publish, self._pass_on)
+        self.handing_back = HandingBack(self)   # a responder leaving with a job gives it back: dispatch/handback.py
+        self.duty = Duty(pool, self.matcher, self.notices, publish, self._pass_on, self.handing_back.hand_back)
         self.refresh_presence: Callable[[], Awaitable[None]] | None = None
         self._rebuilt = False
 
@@ -99,22 +101,23 @@ class DispatchService:
         return result
 
     async def _advance(self, tx: Tx, row: asyncpg.Record, candidates: list[lc.Candidate],
-                       actor_id: str | None, fresh: bool = False) -> asyncpg.Record:
+                       actor_id: str | None, fresh: bool = False, after: str | None = None) -> asyncpg.Record:
         """Offer the incident to the next candidate or escalate it, by its frozen plan; the row after.
-        `fresh`: the live index was just rebuilt; no one online is then a reason to wait queued, not escalate."""
+        `fresh`: the live index was just rebuilt; no one online is then a reason to wait queued, not escalate.
+        `after`: how the previous try ended (lifecycle.nobody_else), for a true escalation reason."""
         inc = store.rules_view(row)
         statuses, before = await rs.candidate_states(tx.conn, inc.id, [c.responder_id for c in candidates])
         pool = [replace(c, status=statuses.get(c.responder_id, RS.OFF_DUTY)) for c in candidates]
         preempted = False
         while True:
-            decision = lc.next_offer(inc, pool, before, datetime.now(UTC))
+            decision = lc.next_offer(inc, pool, before, datetime.now(UTC), after)
             if lc.waits_for_presence(decision, fresh):
                 if row["status"] == lc.Status.QUEUED:
                     return row
                 row = await store.update_incident(tx.conn, inc.id, status=str(lc.Status.QUEUED))
                 await self.notices.incident(tx, row)
                 return row
-            if isinstance(decision, lc.Escalate) and decision.reason == "no_candidate" and not preempted:
+            if isinstance(decision, lc.Escalate) and decision.reason in lc.NOBODY_ELSE and not preempted:
                 freed = await self.assigning.preempt(tx, row, pool, before)
                 if freed is not None:    # a priority-1 incident took a responder from a lesser one's offer
                     preempted = True
@@ -122,6 +125,7 @@ class DispatchService:
                     continue
             if isinstance(decision, lc.Escalate):
                 row = await store.update_incident(tx.conn, inc.id, status=str(lc.Status.ESCALATED),
+                                                  escalation_reason=decision.reason,
                                                   event=("escalated", actor_id, {"reason": decision.reason}))
                 await self.notices.incident(tx, row)
                 self.notices.outcome("escalated")
@@ -185,7 +189,7 @@ class DispatchService:
             "priority": cat.priority, "lat": lat, "lon": lon, "accuracy_m": accuracy_m, "note": note,
             "channel": channel, "plan": plan, "offer_to": list(offering.responder_ids) if offering else [],
             "otherwise": lc.Status.QUEUED if waits else lc.Status.ESCALATED,
-            "reason": first.reason if isinstance(first, lc.Escalate) else "no_candidate",
+            "reason": first.reason if isinstance(first, lc.Escalate) else lc.NO_CANDIDATE,
             "attempt": offering.attempt if offering else 1, "offer_id": str(uuid.uuid4()),
             "expires_at": offering.expires_at if offering else now, "hold": near.hold,
             "channels": {rid: list(ch) for rid, ch in reach.items()}}
@@ -373,7 +377,7 @@ class DispatchService:
             row = await store.update_incident(tx.conn, str(row["id"]), status=str(lc.Status.QUEUED))
             await self.notices.incident(tx, row)
         else:
-            await self._advance(tx, row, near.candidates, None, near.fresh)
+            await self._advance(tx, row, near.candidates, None, near.fresh, after=str(reason))
 
     async def progress(self, who: Account, incident_id: str, status: str, note: str | None, *,
                        via: str = "ws", also: InTxn | None = None) -> dict[str, Any]:

@@ -25,7 +25,7 @@ FLOOD_HOLD = "flood_hold"           # its escalation reason
 WORKING_SQL = sql_list(lc.Status, lc.WORKING)
 
 INCIDENT_SELECT = """
-SELECT i.*, ra.name AS reporter_name, sa.name AS responder_name,
+SELECT i.*, ra.name AS reporter_name, ra.phone AS reporter_phone, sa.name AS responder_name,
        (SELECT count(*) FROM incidents f WHERE f.reporter_id = i.reporter_id
         AND f.disposition = 'false_alarm') AS reporter_false_alarms
 FROM incidents i
@@ -35,6 +35,7 @@ LEFT JOIN accounts sa ON sa.id = i.responder_id
 
 
 def incident_view(r: asyncpg.Record) -> dict[str, Any]:
+    """The incident as everyone told of it sees it: never the reporter's phone (reporter_phone below)."""
     return {
         "id": str(r["id"]), "ref_no": r["ref_no"], "status": r["status"], "category": r["category"],
         "priority": r["priority"], "lat": r["lat"], "lon": r["lon"], "accuracy_m": r["accuracy_m"],
@@ -47,7 +48,14 @@ def incident_view(r: asyncpg.Record) -> dict[str, Any]:
         "offer_attempts": r["offer_attempts"], "version": r["version"], "disposition": r["disposition"],
         "flags": list(r["flags"]),
         "acknowledged_by": list(r["acknowledged_by"]),   # dispatchers who said "I'm on it" (dispatch/alarm.py)
+        "escalation_reason": r["escalation_reason"] if r["status"] == lc.Status.ESCALATED else None,
     }
+
+
+def reporter_phone(r: asyncpg.Record) -> str | None:
+    """The reporter's phone, when known (an SMS reporter, an OTP-verified resident): for access.with_phone."""
+    phone = r["reporter_phone"]
+    return str(phone) if phone else None
 
 
 def plan_of(r: asyncpg.Record) -> Plan:
@@ -85,7 +93,7 @@ async def incident_of_offer(conn: Conn, offer_id: str) -> asyncpg.Record | None:
 Event = tuple[str, "str | None", dict[str, Any]]   # (kind, actor id, data) for the incident log
 
 VIEW_OF_U = """
-SELECT u.*, ra.name AS reporter_name, sa.name AS responder_name,
+SELECT u.*, ra.name AS reporter_name, ra.phone AS reporter_phone, sa.name AS responder_name,
        (SELECT count(*) FROM incidents f WHERE f.reporter_id = u.reporter_id AND f.id <> u.id
         AND f.disposition = 'false_alarm')
        + (u.disposition IS NOT DISTINCT FROM 'false_alarm')::int AS reporter_false_alarms
@@ -145,13 +153,15 @@ WITH t AS (
 ), u AS (
     INSERT INTO incidents (ref_no, reporter_id, request_id, status, category, skill, priority,
                            lat, lon, accuracy_m, note, channel, offer_attempts,
-                           radius_km, max_offers, offer_timeout_s, flags)
+                           radius_km, max_offers, offer_timeout_s, flags, escalation_reason)
     SELECT 'H-' || nextval('incident_ref_seq'), $1, $2,
            CASE WHEN c.account_id IS NOT NULL THEN '{lc.Status.OFFERED}'
                 WHEN t.held THEN '{lc.Status.ESCALATED}' ELSE $12 END,
            $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN c.account_id IS NULL THEN 0 ELSE $13::int END,
            $18::float8, $19::int, $20::float8,
-           CASE WHEN t.held THEN ARRAY['{POSSIBLE_FLOOD}'] ELSE '{{}}'::text[] END
+           CASE WHEN t.held THEN ARRAY['{POSSIBLE_FLOOD}'] ELSE '{{}}'::text[] END,
+           CASE WHEN c.account_id IS NOT NULL THEN NULL WHEN t.held THEN '{FLOOD_HOLD}'
+                WHEN $12 = '{lc.Status.ESCALATED}' THEN $17::text END
     FROM t LEFT JOIN c ON true
     RETURNING *
 ), o AS (

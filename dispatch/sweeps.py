@@ -68,12 +68,13 @@ class Sweeps:
             async with self.svc.pool.acquire() as conn:
                 r = await store.get_incident(conn, incident_id)
             if r is not None:
-                await self._match(r)
+                await self._match(r, after="preempted")
         except RedisError as e:
             log.warning("rematch of a preempted incident left to the sweeper: %s", e)
 
-    async def _match(self, r: asyncpg.Record) -> int | None:
-        """1 if the queued incident was matched (offered or escalated), 0 if not, None if Redis cannot say."""
+    async def _match(self, r: asyncpg.Record, after: str | None = None) -> int | None:
+        """1 if the queued incident was matched (offered or escalated), 0 if not, None if Redis cannot say.
+        `after`: how its previous try ended, when known (lifecycle.nobody_else)."""
         bad = lc.position_problem(r["lat"], r["lon"])
         near = (Nearby(None) if bad
                 else await self.svc.matcher.nearby(r["skill"], r["lat"], r["lon"], r["radius_km"]))
@@ -85,11 +86,12 @@ class Sweeps:
                 return False
             if bad is not None or near.candidates is None:
                 row = await store.update_incident(tx.conn, str(row["id"]), status=str(lc.Status.ESCALATED),
+                                                  escalation_reason="bad_position",
                                                   event=("escalated", None, {"reason": "bad_position"}))
                 await self.svc.notices.incident(tx, row)
                 self.svc.notices.outcome("escalated")
                 return True
-            await self.svc._advance(tx, row, near.candidates, None, near.fresh)
+            await self.svc._advance(tx, row, near.candidates, None, near.fresh, after=after)
             return True
         try:
             return int(await self.svc._change(str(r["id"]), decide, actor_id=None, via=SYSTEM, skip_locked=True))

@@ -26,7 +26,7 @@ COMMANDS: dict[str, Command] = table(
     command("help.cancel", m.IncidentRef, {RESIDENT}, h.help_cancel),
     command("incident.note", m.AddNote, {RESIDENT}, h.incident_note),
     command("duty.start", m.DutyStart, {RESPONDER}, h.duty_start),
-    command("duty.end", m.Empty, {RESPONDER}, h.duty_end),
+    command("duty.end", m.DutyEnd, {RESPONDER}, h.duty_end),
     command("location.update", m.LocationUpdate, {RESPONDER}, h.location_update),
     command("offer.accept", m.OfferRef, {RESPONDER}, h.offer_accept),
     command("offer.decline", m.OfferRef, {RESPONDER}, h.offer_decline),

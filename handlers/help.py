@@ -51,8 +51,9 @@ async def duty_start(ctx: Connection, msg: m.DutyStart) -> dict[str, Any]:
     return {"responder": await ctx.app[DISPATCH].duty.start(ctx.who, msg.lat, msg.lon, msg.skills)}
 
 
-async def duty_end(ctx: Connection, msg: m.Empty) -> dict[str, Any]:
-    return {"responder": await ctx.app[DISPATCH].duty.end(ctx.who)}
+async def duty_end(ctx: Connection, msg: m.DutyEnd) -> dict[str, Any]:
+    """With a job in hand only with `hand_back` (extension, issue 19): the job goes back to dispatch."""
+    return {"responder": await ctx.app[DISPATCH].duty.end(ctx.who, msg.hand_back)}
 
 
 async def location_update(ctx: Connection, msg: m.LocationUpdate) -> None:

@@ -1,7 +1,7 @@
 """Typed client commands of contract §3 (help and dispatch), decoded once at the edge."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -61,6 +61,12 @@ class DutyStart(Msg, kw_only=True):
 
 class Empty(Msg, kw_only=True):
     pass
+
+
+class DutyEnd(Msg, kw_only=True):
+    """duty.end; `hand_back` (why a responder with a job in hand leaves) gives the job back to dispatch."""
+
+    hand_back: Literal["signed_out", "off_duty"] | None = None
 
 
 class LocationUpdate(Msg, kw_only=True):

@@ -4,6 +4,7 @@ every state reached.
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.helpers import CITY, WS_REFUSED, OpenPage, ask_for_help, expect, login
+from tests.e2e.helpers import CITY, SHOTS, WS_REFUSED, OpenPage, ask_for_help, expect, login
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -57,12 +58,15 @@ async def test_a_second_tap_on_help_does_not_cancel(node: Any, open_page: OpenPa
 
     # later, Cancel asks first; a double tap on it lands on "keep"
     await expect(cancel).to_be_enabled(timeout=5000)
+    await cancel.scroll_into_view_if_needed()  # on a phone it sits below the note box, well away from HELP
     cbox = await cancel.bounding_box()
     assert cbox
     await res.mouse.dblclick(cbox["x"] + cbox["width"] / 2, cbox["y"] + cbox["height"] / 2)
     await res.wait_for_timeout(700)
     await expect(status).not_to_have_attribute("data-status", "cancelled")  # a double tap only asks
-    await res.get_by_test_id("cancel-keep").click()
+    # (its second tap may land on "keep", which answers the question: on a phone the page scrolls to it)
+    if await res.get_by_test_id("cancel-keep").is_visible():
+        await res.get_by_test_id("cancel-keep").click()
     await expect(res.get_by_test_id("cancel-confirm")).to_be_hidden()
     await expect(status).not_to_have_attribute("data-status", "cancelled")
     await cancel.click()
@@ -211,3 +215,61 @@ async def test_cancelled_while_finding_the_position_nothing_is_sent(node: Any, o
     await expect(res.locator(".conn")).to_have_attribute("data-state", "live")
     await res.wait_for_timeout(500)
     await expect(res.get_by_test_id("incident-ref")).to_be_hidden()  # no incident for this device
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_with_location_refused_the_resident_says_where_they_are_and_it_is_received(
+        node: Any, open_page: OpenPage, lang: str) -> None:
+    disp = await node.user("dispatcher")
+    await disp.ok("queue.watch")
+    res = await open_page(node, "/", locale=LOCALES[lang], viewport=PHONE, position=None)  # location refused
+    await ask_for_help(res, "medical", note="chest pain")
+    status = res.get_by_test_id("incident-status")
+    await expect(status).to_have_attribute("data-status", "escalated")
+    # the truth: nobody knows where they are, and where to say it
+    await expect(status).to_contain_text("We do not know where you are" if lang == "en" else "我们不知道您在哪里")
+    box = res.get_by_test_id("add-note")
+    await expect(box).to_be_visible()
+    await expect(res.locator("#add-note-label")).to_contain_text("Where are you?" if lang == "en" else "您在哪里")
+    await assert_accessible(res, f"resident where-am-i {lang}")
+
+    # a stray tap on Send with nothing written sends nothing and raises no alarm
+    await res.get_by_test_id("add-note-send").click()
+    await expect(res.get_by_test_id("add-note-status")).to_be_hidden()
+    where = "北门外，图书馆旁" if lang == "zh" else "Outside the library, north gate"
+    await box.fill(where)
+    await res.get_by_test_id("add-note-send").click()
+    said = res.get_by_test_id("add-note-status")
+    await expect(said).to_contain_text("Received at" if lang == "en" else "已于")
+    await expect(box).to_have_value("")                          # sent: the box is ready for more
+    await expect(res.get_by_test_id("incident-note")).to_contain_text(where)
+    await expect(res.get_by_test_id("incident-note")).to_contain_text("chest pain")   # the first note stays
+    seen = await disp.push("incident.updated", lambda m: where in (m["incident"]["note"] or ""))
+    assert seen["incident"]["status"] == "escalated"              # the dispatcher reads it live
+    await assert_accessible(res, f"resident note received {lang}")
+    os.makedirs(SHOTS, exist_ok=True)
+    await res.screenshot(path=f"{SHOTS}/resident-note-received-{lang}.png", full_page=True)
+
+    # still there for more, and after a reload
+    await res.reload()
+    await expect(res.get_by_test_id("add-note")).to_be_visible()
+    await expect(res.get_by_test_id("incident-note")).to_contain_text(where)
+    # once closed, the box goes: nothing can be added to a closed request
+    await disp.ok("incident.close", incident_id=seen["incident"]["id"], disposition="handled_by_phone")
+    await expect(status).to_have_attribute("data-status", "resolved")
+    await expect(res.get_by_test_id("add-note-form")).to_be_hidden()
+
+
+async def test_the_note_box_reaches_the_responder_on_the_way(node: Any, open_page: OpenPage) -> None:
+    medic = await node.user("responder", skills=["medical"])
+    await medic.ok("duty.start", lat=CITY["latitude"] + 0.002, lon=CITY["longitude"])
+    res = await open_page(node, "/", viewport=PHONE)
+    ref = await ask_for_help(res, "medical")
+    offer = await medic.push("offer", lambda m: m["incident"]["ref_no"] == ref)
+    await medic.ok("offer.accept", offer_id=offer["offer_id"])
+    await expect(res.get_by_test_id("incident-status")).to_have_attribute("data-status", "assigned")
+    await res.get_by_test_id("add-note").fill("Ring twice, the bell is broken")
+    await res.get_by_test_id("add-note-send").click()
+    await expect(res.get_by_test_id("add-note-status")).to_contain_text("the dispatcher and your helper can read it")
+    got = await medic.push("incident.updated", lambda m: "Ring twice" in (m["incident"]["note"] or ""))
+    assert got["incident"]["ref_no"] == ref

@@ -14,11 +14,14 @@ async def invariants(database_url: str) -> None:
     """What must hold in PostgreSQL after any race."""
     conn = await asyncpg.connect(database_url)
     try:
-        # at most one accepted offer per incident, and it names the assigned responder
+        # at most one accepted offer per incident (since a responder last handed it back), and it names the
+        # assigned responder
         bad = await conn.fetch("""
             SELECT i.id, i.responder_id, count(o.*) FILTER (WHERE o.state = 'accepted') AS accepted,
                    array_agg(o.responder_id) FILTER (WHERE o.state = 'accepted') AS who
-            FROM incidents i LEFT JOIN offers o ON o.incident_id = i.id GROUP BY i.id
+            FROM incidents i LEFT JOIN offers o ON o.incident_id = i.id AND o.answered_at > coalesce(
+                (SELECT max(e.at) FROM incident_events e WHERE e.incident_id = i.id AND e.kind = 'handed_back'),
+                '-infinity') GROUP BY i.id
             HAVING count(o.*) FILTER (WHERE o.state = 'accepted') > 1""")
         assert not bad, bad
         # no responder works two incidents at once; busy exactly when working one

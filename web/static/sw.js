@@ -9,13 +9,15 @@
 // Network first, always: a working server is never answered from the cache, so a new
 // deploy is seen at once. Only the resident page's own files are kept; every other request
 // (the staff pages, /ws, /api/*) goes to the network untouched.
-const CACHE = 'helpline-shell-v1';
+const CACHE = 'helpline-shell-v2';
 const SHELL = [
   '/',
   '/api/config',
   '/static/app.css',
   '/static/js/resident.js',
   '/static/js/resident-position.js',
+  '/static/js/resident-note.js',
+  '/static/js/job-facts.js',
   '/static/js/i18n.js',
   '/static/js/strings.js',
   '/static/js/api.js',

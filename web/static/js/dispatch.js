@@ -12,6 +12,7 @@ import { closeControl } from './dispatch-close.js';
 import { pushAlerts } from './push.js';
 import { consoleAlarm, takenBadge } from './alarm.js';
 import { rings } from './alarm-state.js';
+import { escalationReason, handedBack } from './job-facts.js';
 
 const ROUGH_M = 1000; // a position this uncertain is worth fixing by hand
 
@@ -181,7 +182,7 @@ function buildRow(inc, old) {
   },
   h('td', { class: `prio prio-${inc.priority}`, text: t('dispatch.priority', { n: inc.priority }) }),
   h('td', { class: 'age', data: { since: inc.created_at }, text: age(inc.created_at) }),
-  h('td', {}, h('span', { class: `badge badge-${inc.status}`, text: t(`status.${inc.status}`) }), (inc.flags || []).includes('possible_flood') ? h('span', { class: 'badge badge-flood', testid: 'flood-flag', text: t('dispatch.possibleFlood') }) : null, takenBadge(inc)),
+  h('td', {}, h('span', { class: `badge badge-${inc.status}`, text: t(`status.${inc.status}`) }), (inc.flags || []).includes('possible_flood') ? h('span', { class: 'badge badge-flood', testid: 'flood-flag', text: t('dispatch.possibleFlood') }) : null, takenBadge(inc), whyWaiting(inc)),
   h('td', { text: t(`category.${inc.category}`) }),
   h('td', {}, h('button', {
     class: 'link ref', attrs: { type: 'button', 'aria-label': t('dispatch.showTimeline', { ref: inc.ref_no }) },
@@ -192,6 +193,14 @@ function buildRow(inc, old) {
   tr.dataset.sig = sig;
   if (old) old.replaceWith(tr);
   return tr;
+}
+
+/** Why it waits for a dispatcher (escalated), or that a responder gave it back: said truly, never guessed. */
+function whyWaiting(inc) {
+  const reason = escalationReason(inc);
+  if (reason) return h('span', { class: 'escalation-reason', testid: 'escalation-reason', data: { reason }, text: t(`escalation.${reason}`) });
+  if (handedBack(inc)) return h('span', { class: 'badge badge-handed-back', testid: 'handed-back', text: t('dispatch.handedBack') });
+  return null;
 }
 
 function candidates(inc) {

@@ -10,6 +10,8 @@ import { tid, setupChrome, notify, errorText, notOlder } from './ui.js';
 import { deviceToken, deviceSocket } from './device.js';
 import { FINAL } from './status.js';
 import { locate, prewarmPosition } from './resident-position.js';
+import { escalationReason, handedBack } from './job-facts.js';
+import { noteBox } from './resident-note.js';
 
 const K = {
   pending: 'helpline.resident.pending', // {req, located, at}: sent but not yet acknowledged
@@ -54,6 +56,14 @@ let emergencyNumber = '110';
 
 // a stale device token is replaced with a new one (the same device id), after a jittered pause
 const sock = deviceSocket({ retryAfterMs: () => 1000 + Math.random() * 2000 });
+
+// the box for adding to a sent request (incident.note): stays while it is open
+const noteForm = noteBox({
+  sock,
+  current: () => current,
+  show: (inc) => showIncident(inc),
+  noPosition: () => !els.posWarning.hidden || ['no_position', 'bad_position'].includes(escalationReason(current)),
+});
 
 // ---- sending ------------------------------------------------------------------
 
@@ -146,6 +156,7 @@ function showStart() {
   els.start.hidden = false;
   els.incident.hidden = true;
   els.help.disabled = false;
+  noteForm.paint();
 }
 
 function arm() {
@@ -167,6 +178,7 @@ function showSending() {
   els.again.hidden = true;
   closeConfirm();
   paintCancel();
+  noteForm.paint();
 }
 
 function showIncident(inc) {
@@ -197,14 +209,20 @@ function paintIncident() {
     closeConfirm();
   }
   paintCancel();
+  noteForm.paint();
 }
 
-/** What is true: a dispatcher's close says so and how; escalated is waiting, not handled. */
+/** What is true: a dispatcher's close says so and how; escalated is waiting, not handled, and says why
+ * (the server's escalation_reason); a helper who gave the request back is not said to be coming. */
 function statusText(inc, name) {
   if (FINAL.has(inc.status) && inc.disposition) {
     return t('rstatus.closedBy', { d: t(`disposition.${inc.disposition}`) });
   }
-  return t(`rstatus.${inc.status}${name ? '' : '.noname'}`, { name: name || '', number: emergencyNumber });
+  const vars = { name: name || '', number: emergencyNumber, n: inc.offer_attempts };
+  const reason = escalationReason(inc);
+  if (reason) return t(`rstatus.escalated.${reason}`, vars);
+  if (handedBack(inc)) return t('rstatus.handedBack', vars);
+  return t(`rstatus.${inc.status}${name ? '' : '.noname'}`, vars);
 }
 
 function cancellable() {

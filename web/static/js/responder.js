@@ -7,9 +7,13 @@ import { staffSession } from './staff.js';
 import { FINAL, PROGRESS, WORKING } from './status.js';
 import { chime, primeAudio, holdScreen } from './attention.js';
 import { pushAlerts } from './push.js';
+import { paintJobFacts } from './responder-job.js';
+import { leaveGuard } from './responder-leave.js';
 
 const DUTY_KEY = 'helpline.responder.onduty';
 const LOCATION_EVERY_MS = 15000;
+// a preempted call is followed at once by the more urgent one: its note stays up beside that for a while
+const PREEMPT_NOTE_MS = 15000;
 
 const els = {
   dutyStatus: document.getElementById('duty-status'),
@@ -24,22 +28,12 @@ const els = {
   accept: tid('accept'),
   decline: tid('decline'),
   job: document.getElementById('job'),
-  jobRef: document.getElementById('job-ref'),
-  jobStatus: tid('incident-status'),
-  jobCategory: document.getElementById('job-category'),
-  jobReporter: document.getElementById('job-reporter'),
-  jobDistance: document.getElementById('job-distance'),
-  jobMap: document.getElementById('job-map'),
-  jobNote: document.getElementById('job-note'),
   dismiss: document.getElementById('job-dismiss'),
   msg: document.getElementById('msg'),
   alert: tid('alert-banner'),
   resolveBox: document.getElementById('resolve-confirm-box'),
   resolveKeep: tid('resolve-keep'),
   resolveYes: tid('resolve-confirm'),
-  logoutWarning: tid('logout-warning'),
-  logoutStay: tid('logout-stay'),
-  logoutAnyway: tid('logout-anyway'),
 };
 
 let me = null; // the responder object from the server ({status, ...})
@@ -48,34 +42,44 @@ let job = null; // the assigned incident
 let pos = null; // {lat, lon, at}
 let watchId = null;
 let busy = false; // a duty command is in flight
-let pendingLogout = null; // sign-out held while the responder confirms leaving a job
+let preemptedAt = 0; // when an offer was last withdrawn for a more urgent call
 
 const { sock, account, token } = staffSession({
   page: 'responder',
   roles: ['responder'],
   onWelcome,
-  holdLogout: (proceed) => {
-    if (!job || !WORKING.has(job.status)) return false;
-    pendingLogout = proceed;
-    els.logoutWarning.hidden = false;
-    els.logoutStay.focus();
-    return true;
-  },
+  holdLogout: (proceed) => leave.ask('signout', proceed),
   beforeLogout: async () => {
-    if (store.get(DUTY_KEY)) await sock.request('duty.end', {}, { waitMs: 2000 });
+    // a job in hand was handed back first (leaveAnyway); this only ends plain duty
+    if (store.get(DUTY_KEY) && onDuty() && !onJob()) await sock.request('duty.end', {}, { waitMs: 2000 });
   },
   onLogout: () => {
     alerts.signedOut();
     store.del(DUTY_KEY);
     stopWatch();
     me = offer = job = null;
-    els.logoutWarning.hidden = true;
+    leave.close();
     alertNow('');
     paint();
   },
 });
 
 const alerts = pushAlerts({ container: document.getElementById('app'), token }); // offers with the screen off
+function onJob() {
+  return !!job && WORKING.has(job.status);
+}
+
+const leave = leaveGuard({
+  sock,
+  onJob,
+  paint: () => paint(),
+  handedBack: (responder) => {
+    me = responder;
+    job = null;
+    store.del(DUTY_KEY);
+    stopWatch();
+  },
+});
 
 // ---- duty and position ---------------------------------------------------------
 
@@ -131,7 +135,7 @@ async function endDuty() {
 }
 
 async function toggleDuty() {
-  if (busy) return;
+  if (busy || leave.ask('offduty', null)) return;
   busy = true;
   els.toggle.disabled = true;
   notify(els.msg, '');
@@ -162,8 +166,9 @@ function setOffer(o) {
   }
   paint();
   if (fresh) {
-    notify(els.msg, ''); // an old "withdrawn" is not about this call
-    alertNow(t('responder.alertOffer', { what: describe(offer.incident) }));
+    const urgent = justPreempted();
+    if (!urgent) notify(els.msg, ''); // an old "withdrawn" is not about this call; a preempted one is
+    alertNow(t(urgent ? 'responder.alertUrgent' : 'responder.alertOffer', { what: describe(offer.incident) }));
     els.offer.focus(); // screen readers announce "Someone needs help"
   } else if (!o) {
     alertNow('');
@@ -274,8 +279,14 @@ function mine(inc) {
   return !!a && !!inc.responder && inc.responder.id === a.id && WORKING.has(inc.status);
 }
 
+function justPreempted() {
+  return Date.now() - preemptedAt < PREEMPT_NOTE_MS;
+}
+
 sock.on('offer.withdrawn', (m) => {
   if (!offer || offer.offer_id !== m.offer_id) return;
+  // preempted: a dispatcher or a priority-1 incident needs this responder; the new call follows at once
+  preemptedAt = m.reason === 'preempted' ? Date.now() : 0;
   const key = `responder.withdrawn.${m.reason}`;
   notify(els.msg, t(has(key) ? key : 'responder.withdrawn'), 'info');
   setOffer(null);
@@ -289,7 +300,7 @@ sock.on('incident.updated', (m) => {
     paint();
   } else if (mine(m.incident) && (!job || FINAL.has(job.status))) {
     job = m.incident; // a dispatcher assigned it to us directly
-    notify(els.msg, '');
+    if (!justPreempted()) notify(els.msg, '');
     alertNow(t('responder.alertAssigned', { ref: job.ref_no, what: describe(job) }));
     paint();
   } else if (offer && offer.incident.id === m.incident.id) {
@@ -333,7 +344,7 @@ function paint() {
   els.toggle.textContent = onDuty() ? t('responder.goOff') : t('responder.goOn');
   els.toggle.setAttribute('aria-pressed', String(onDuty()));
   els.toggle.classList.toggle('btn-secondary', onDuty());
-  els.toggle.disabled = busy || sock.state !== 'live' || (!!job && !FINAL.has(job.status));
+  els.toggle.disabled = busy || sock.state !== 'live';
   holdScreen(onDuty());
 
   els.offer.hidden = !offer;
@@ -349,14 +360,7 @@ function paint() {
   els.job.hidden = !job;
   if (job) {
     const idx = PROGRESS.indexOf(job.status);
-    els.jobRef.textContent = job.ref_no;
-    els.jobStatus.dataset.status = job.status;
-    els.jobStatus.textContent = t(`status.${job.status}`);
-    els.jobCategory.textContent = t(`category.${job.category}`);
-    els.jobReporter.textContent = (job.reporter && job.reporter.name) || t('common.anonymous');
-    els.jobDistance.textContent = distanceTo(job) || `${job.lat.toFixed(5)}, ${job.lon.toFixed(5)}`;
-    els.jobMap.href = `https://www.openstreetmap.org/?mlat=${job.lat}&mlon=${job.lon}#map=17/${job.lat}/${job.lon}`;
-    els.jobNote.textContent = job.note || '—';
+    paintJobFacts(job, distanceTo(job));
     const open = !FINAL.has(job.status);
     const next = PROGRESS[idx + 1]; // only the next step: a skipped one cannot be tapped by mistake
     const confirming = !els.resolveBox.hidden;
@@ -389,16 +393,6 @@ els.resolveKeep.addEventListener('click', () => {
   paint();
 });
 els.resolveYes.addEventListener('click', () => progress('resolved'));
-els.logoutStay.addEventListener('click', () => {
-  pendingLogout = null;
-  els.logoutWarning.hidden = true;
-});
-els.logoutAnyway.addEventListener('click', () => {
-  const go = pendingLogout;
-  pendingLogout = null;
-  els.logoutWarning.hidden = true;
-  if (go) go();
-});
 document.addEventListener('pointerdown', primeAudio, { capture: true });
 document.addEventListener('keydown', primeAudio, { capture: true });
 els.dismiss.addEventListener('click', () => {
@@ -409,5 +403,6 @@ sock.onState(() => paint());
 onLangChange(() => {
   paint();
   paintPosition();
+  leave.paint();
 });
 paint();

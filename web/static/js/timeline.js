@@ -3,7 +3,7 @@ import { t, has } from './i18n.js';
 
 const SKIP = new Set(['incident_id', 'id', 'offer_id']);
 
-function value(key, v, nameOf) {
+function value(key, v, nameOf, kind) {
   if (v === null || v === undefined || v === '') return null;
   if (typeof v === 'object') {
     if (v.name) return v.name;
@@ -13,6 +13,8 @@ function value(key, v, nameOf) {
   if ((key === 'status' || key === 'from' || key === 'to') && has(`status.${v}`)) return t(`status.${v}`);
   if (key === 'responder_id') return nameOf(v) || String(v).slice(0, 8);
   if (key === 'by' && has(`by.${v}`)) return t(`by.${v}`);
+  // an escalation's reason says why nobody is coming (not the word an offer ended with)
+  if (key === 'reason' && kind === 'escalated' && has(`escalation.${v}`)) return t(`escalation.${v}`);
   if (key === 'reason' && has(`reason.${v}`)) return t(`reason.${v}`);
   if (key === 'disposition' && has(`disposition.${v}`)) return t(`disposition.${v}`);
   if (key === 'category' && has(`category.${v}`)) return t(`category.${v}`);
@@ -28,7 +30,7 @@ export function eventLine(ev, nameOf = () => null) {
   const details = [];
   for (const [k, v] of Object.entries(ev.data || {})) {
     if (SKIP.has(k)) continue;
-    const text = value(k, v, nameOf);
+    const text = value(k, v, nameOf, ev.kind);
     if (text === null) continue;
     const label = has(`field.${k}`) ? t(`field.${k}`) : k;
     details.push(`${label}${t('punct.colon')}${text}`);
