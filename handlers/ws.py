@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from handlers import help as help_handlers
 from handlers import mediation as mediation_handlers
 from handlers import messages as m
-from handlers import wire
+from handlers import transport, wire
 from handlers.commands import COMMANDS
 from handlers.connection import Connection, Hub, authenticate
 from handlers.context import ADMISSION, CONFIG, DISPATCH, FEEDS, HUB
@@ -103,11 +103,13 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     hub.pending += 1
     try:
         await ws.prepare(request)
+        transport.set_busy(request.transport, False)    # no session yet: evictable at the node's TCP cap
         first = await _hello_of(app, ws)
     finally:
         hub.pending -= 1
     if first is None:
         return ws
+    transport.set_busy(request.transport, True)         # a session: never evicted
     account, claims = first
     conn = Connection(hub, ws, account, claims, request.remote or "-")
     hub.add(conn)

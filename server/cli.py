@@ -35,6 +35,7 @@ def _loop_policy() -> None:
 async def _serve(cfg: Any, database_url: str, redis_url: str, max_open: int) -> None:
     from aiohttp import web
 
+    from handlers.context import METRICS
     from handlers.transport import ConnectionCaps
     from server.app import create_app
 
@@ -45,7 +46,12 @@ async def _serve(cfg: Any, database_url: str, redis_url: str, max_open: int) -> 
                            keepalive_timeout=cfg.server.keepalive_timeout_s)
     await runner.setup()
     assert runner.server is not None
-    caps = ConnectionCaps(cfg.server.max_connections_per_address, max_open, config_mod.exempt_networks(cfg))
+    if cfg.server.max_open_connections > 0:
+        max_open = min(max_open, cfg.server.max_open_connections) if max_open else cfg.server.max_open_connections
+    metrics = app[METRICS]
+    caps = ConnectionCaps(cfg.server.max_connections_per_address, max_open, config_mod.exempt_networks(cfg),
+                          evicted=metrics.tcp_evicted, refused=metrics.tcp_refused)
+    metrics.tcp_open.set_function(lambda: caps.open)
     loop = asyncio.get_running_loop()
     # not a web.TCPSite: the connection caps wrap aiohttp's protocol factory (handlers/transport.py)
     listener = await loop.create_server(caps.wrap(runner.server), cfg.server.host, cfg.server.port,
