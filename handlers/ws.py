@@ -115,7 +115,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     hub.add(conn)
     try:
         await conn.listen(hub.keys.account_channel(conn.id))
-        if conn.role == "responder":   # presence only matters for who can be offered incidents
+        if conn.role == "responder" and hub.bus.connected:   # who can be offered incidents (and hear them)
             with contextlib.suppress(Exception):
                 key = hub.keys.online(conn.id)
                 await hub.bus.batch.run(lambda pipe: pipe.set(key, "1", ex=60), 1)

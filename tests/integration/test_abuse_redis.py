@@ -1,0 +1,98 @@
+"""Issue 20: Redis killed for real (SIGKILL) and started again empty, under a `helpline serve` process
+with responders on duty. Reports made during the outage and right after it are acknowledged and kept,
+none escalates `no_candidate` while the live index and presence are rebuilt, and once Redis is back
+every one of them is offered to the responders on duty; /readyz says not ready meanwhile."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from testkit import stack as stack_mod
+from testkit.client import Client, http, incident_is
+from testkit.geo import near
+from testkit.nodes import Cluster, NodeProcess
+from testkit.private import PrivateRedis
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+async def redis_node(stack, clean_db):
+    r = PrivateRedis().start()
+    s = stack_mod.Stack(admin_url=stack.admin_url, base_url=stack.base_url, database=stack.database,
+                        redis_url=r.url, prefix=stack.prefix)
+    cluster = Cluster(s, dispatch_offer_timeout_s=60)    # offers wait for their answer: no expiry in play
+    try:
+        yield await cluster.start_node(), r
+    finally:
+        await cluster.stop()
+        r.kill()
+
+
+async def readyz(node: NodeProcess) -> tuple[int, Any]:
+    return await http("GET", node.base + "/readyz")
+
+
+async def report(resident: Client, tag: str) -> dict[str, Any]:
+    ans = await resident.call("help.request", timeout=15, request_id=tag, category="medical", **near(0))
+    assert ans["type"] == "ok", ans             # acknowledged: committed to PostgreSQL
+    inc: dict[str, Any] = ans["incident"]
+    return inc
+
+
+async def test_redis_killed_and_restarted_empty_loses_no_report_and_escalates_none(redis_node):
+    node, r = redis_node
+    responders = []
+    for i in range(6):
+        c = await node.user("responder", name=f"R{i}", skills=["medical"])
+        await c.ok("duty.start", **near(0.002 * (i + 1)))
+        responders.append(c)
+    dispatcher = await node.user("dispatcher")
+    await dispatcher.ok("queue.watch")
+    residents = [await node.resident() for _ in range(6)]     # device tokens minted while Redis is up
+
+    r.kill()                                                   # SIGKILL: no shutdown, nothing saved
+    for _ in range(100):
+        st, body = await readyz(node)
+        if st == 503:
+            break
+        await asyncio.sleep(0.1)
+    assert st == 503 and body["failed"].keys() == {"redis"}, (st, body)
+    during = [await report(c, f"during-{i}") for i, c in enumerate(residents[:3])]
+    assert all(i["status"] == "queued" for i in during), [i["status"] for i in during]
+    st, _ = await readyz(node)
+    assert st == 503
+
+    r.start()                                                  # empty, same address
+    # at once, before the node has rebuilt the live index and presence: these must wait, not escalate
+    after = [await report(c, f"after-{i}") for i, c in enumerate(residents[3:])]
+    assert all(i["status"] in ("queued", "offered") for i in after), [i["status"] for i in after]
+    incidents = {i["id"] for i in during + after}
+
+    # every report is offered to a responder on duty, each to one, and accepted
+    async def take(c: Client) -> str:
+        offer = await c.push("offer", lambda m: m["incident"]["id"] in incidents, timeout=30)
+        await c.ok("offer.accept", offer_id=offer["offer_id"])
+        return str(offer["incident"]["id"])
+    taken = await asyncio.gather(*(take(c) for c in responders))
+    assert set(taken) == incidents
+    for c, inc in zip(residents, during + after, strict=True):     # and each reporter is told
+        await c.push("incident.updated", incident_is(inc["id"], "assigned"), timeout=10)
+    st, _ = await readyz(node)
+    assert st == 200
+
+    conn = await asyncpg.connect(node.database_url)
+    try:
+        rows = await conn.fetch("SELECT request_id, status FROM incidents WHERE id = ANY($1::uuid[])",
+                                [uuid.UUID(i) for i in incidents])
+        escalations = await conn.fetch("SELECT incident_id, data FROM incident_events WHERE kind = 'escalated'")
+    finally:
+        await conn.close()
+    assert sorted((x["request_id"], x["status"]) for x in rows) == sorted(
+        [(f"during-{i}", "assigned") for i in range(3)] + [(f"after-{i}", "assigned") for i in range(3)])
+    assert escalations == [], [dict(e) for e in escalations]
+    assert not [ln for ln in node.log_problems() if "Traceback" in ln or " ERROR " in ln]
