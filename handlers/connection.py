@@ -95,6 +95,9 @@ class Hub:
         self.by_account: dict[str, set[Connection]] = {}
         self.count = 0
         self.pending = 0        # upgraded sockets still waiting for their hello (they hold descriptors too)
+        # WebSockets this node takes, both kinds: server.max_connections_per_node, lowered by `serve` to leave
+        # room for plain HTTP under its TCP cap (handlers/transport.py socket_cap)
+        self.max_sockets = cfg.server.max_connections_per_node
 
     def add(self, conn: Connection) -> None:
         self.count += 1

@@ -219,6 +219,21 @@ class _Capped(asyncio.Protocol):
         self.inner.resume_writing()
 
 
+def http_headroom(per_node: int, total: int) -> int:
+    """TCP places the node keeps from WebSockets for plain HTTP (/healthz, POST /api/help, the upgrades
+    themselves): a twentieth of the smaller cap, at least one."""
+    return max(1, min(per_node, total) // 20)
+
+
+def socket_cap(per_node: int, total: int) -> int:
+    """WebSockets (with a session or waiting for hello) the node takes: server.max_connections_per_node,
+    lowered if need be to leave `http_headroom` of the node's TCP cap `total` (0: none) to plain HTTP.
+    Sessions are never evicted, so without this they alone could fill the node and lock /healthz out."""
+    if not total:
+        return per_node
+    return max(1, min(per_node, total - http_headroom(per_node, total)))
+
+
 def set_busy(transport: asyncio.BaseTransport | None, busy: bool) -> None:
     """Mark the connection of `transport` busy (a request is being handled, a WebSocket has its
     session: never evicted) or idle (evictable at the node's cap). Nothing for connections not made

@@ -92,7 +92,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     if not _origin_ok(request):
         raise web.HTTPForbidden(text='{"error":{"code":"forbidden","message":"origin not allowed"}}',
                                 content_type="application/json")
-    if hub.count + hub.pending >= hub.cfg.server.max_connections_per_node:
+    if hub.count + hub.pending >= hub.max_sockets:
         raise web.HTTPServiceUnavailable(
             text='{"error":{"code":"unavailable","message":"this node is full; try another"}}',
             content_type="application/json", headers={"Retry-After": "5"})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import resource
 import subprocess
 import sys
@@ -156,6 +157,37 @@ async def test_at_the_nodes_cap_idle_sockets_make_room_for_healthz_and_new_clien
     for _, w in flood:
         w.close()
     bw.close()
+
+
+@pytest.mark.config(server_max_open_connections=40, server_max_connections_per_node=1000)
+async def test_websocket_sessions_cannot_fill_the_node(node):
+    """Sessions are never evicted, so the node takes at most 38 WebSockets of its 40 connections
+    (server.max_connections_per_node is 1000 here): past them /ws answers 503 and /healthz, a report over
+    HTTP and (once a session leaves) a new session still get in."""
+    token = await node.device_token()
+    held = []
+    while True:
+        try:
+            held.append(await websockets.connect(node.ws_url))
+        except websockets.InvalidStatus as e:
+            assert e.response.status_code == 503
+            break
+        assert len(held) <= 40
+    assert len(held) == 38
+    for ws in held[:-1]:                                 # 37 sessions and one socket still without its hello
+        await ws.send(json.dumps({"type": "hello", "token": token}))
+        assert json.loads(await ws.recv())["type"] == "welcome"
+    st, body = await asyncio.wait_for(_healthz_from(node.port, "127.0.0.2"), 5)
+    assert st == 200
+    st, body = await http("POST", node.base + "/api/help", token=token,
+                          json={"request_id": "over-http", "category": "other", "lat": 31.23, "lon": 121.47})
+    assert st == 201, body
+    await held.pop().close()
+    await asyncio.sleep(0.3)
+    client = await node.connect(token)
+    await client.ok("ping")
+    for ws in held:
+        await ws.close()
 
 
 def test_descriptor_limit_is_checked_against_the_caps(cluster):

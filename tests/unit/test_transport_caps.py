@@ -104,3 +104,14 @@ def test_counts_stay_consistent_through_churn() -> None:
             lose(x)
             live.remove(x)
     assert caps.open == len(live) == sum(caps.by_address.values()) <= 50
+
+
+def test_websockets_always_leave_room_for_plain_http() -> None:
+    from handlers.transport import socket_cap
+
+    assert socket_cap(20000, 0) == 20000                   # no TCP cap known: the configured one
+    assert socket_cap(20000, 40000) == 20000
+    assert socket_cap(20000, 20000) == 19000               # a twentieth of the node for HTTP
+    assert socket_cap(1000, 40) == 38
+    assert socket_cap(4, 40) == 4
+    assert socket_cap(1000, 1) == 1
