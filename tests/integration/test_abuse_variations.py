@@ -2,13 +2,15 @@
 login codes (another route to the city's number), from one address and from its network."""
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 
 from testkit.nodes import InProcess
 
 
-async def otp_request(hl: InProcess, phone: str, source: str = "127.0.0.1") -> tuple[int, dict[str, object]]:
+async def otp_request(hl: InProcess, phone: str, source: str = "127.0.0.1") -> tuple[int, Any]:
     conn = aiohttp.TCPConnector(local_addr=(source, 0))
     async with aiohttp.ClientSession(connector=conn) as s:
         async with s.post(hl.base + "/api/auth/otp/request", json={"phone": phone}) as r:
