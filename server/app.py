@@ -48,10 +48,11 @@ def redis_client(url: str) -> aioredis.Redis:
     fails — a doorbell not rung (a client not told of its offer or its responder until it reconnects),
     a report left for the sweeper. A command the old server might have run before it went away is
     at worst repeated: a PUBLISH (the clients take the newer version) or a counter counted twice."""
+    # not on a timeout: a Redis that hangs must not cost each command twice
+    once_on_a_dead_connection = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
     pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=5, health_check_interval=10,
                                                     socket_connect_timeout=3, socket_timeout=5,
-                                                    retry=Retry(NoBackoff(), 1),
-                                                    retry_on_error=[RedisConnectionError])
+                                                    retry=once_on_a_dead_connection)
     return aioredis.Redis(connection_pool=pool)
 
 

@@ -1,10 +1,13 @@
 """Issue 20: Redis killed for real (SIGKILL) and started again empty, under a `helpline serve` process
 with responders on duty. Reports made during the outage and right after it are acknowledged and kept,
 none escalates `no_candidate` while the live index and presence are rebuilt, and once Redis is back
-every one of them is offered to the responders on duty; /readyz says not ready meanwhile."""
+every one of them is offered to the responders on duty; /readyz says not ready meanwhile. And a Redis
+that hangs (SIGSTOP) does not hold a report for its socket timeout."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
 from typing import Any
 
@@ -14,7 +17,7 @@ import pytest
 from testkit import stack as stack_mod
 from testkit.client import Client, http, incident_is
 from testkit.geo import near
-from testkit.nodes import Cluster, NodeProcess
+from testkit.nodes import Cluster, InProcess, NodeProcess
 from testkit.private import PrivateRedis
 
 pytestmark = pytest.mark.cluster
@@ -96,3 +99,30 @@ async def test_redis_killed_and_restarted_empty_loses_no_report_and_escalates_no
         [(f"during-{i}", "assigned") for i in range(3)] + [(f"after-{i}", "assigned") for i in range(3)])
     assert escalations == [], [dict(e) for e in escalations]
     assert not [ln for ln in node.log_problems() if "Traceback" in ln or " ERROR " in ln]
+
+
+async def test_a_hung_redis_does_not_hold_a_report(stack, clean_db):
+    """Redis stopped (SIGSTOP), not gone: its socket timeout is 5 s, and a report used to wait for it twice
+    (the nearby search, then the doorbell): 10 s, past the 6 s after which the resident page gives up on
+    the socket. Now each waits at most 1 s; the report is committed, acknowledged queued, and offered
+    once Redis answers again."""
+    r = PrivateRedis().start()
+    s = stack_mod.Stack(admin_url=stack.admin_url, base_url=stack.base_url, database=stack.database,
+                        redis_url=r.url, prefix=stack.prefix)
+    app = await InProcess(s).start()
+    assert r.proc is not None
+    pid = r.proc.pid
+    try:
+        medic = await app.user("responder", skills=["medical"])
+        await medic.ok("duty.start", **near(0.001))
+        resident = await app.resident()
+        os.kill(pid, signal.SIGSTOP)
+        ans = await resident.call("help.request", timeout=6, request_id="hung", category="medical", **near(0))
+        assert ans["type"] == "ok" and ans["incident"]["status"] == "queued", ans
+        os.kill(pid, signal.SIGCONT)
+        offer = await medic.push("offer", lambda m: m["incident"]["id"] == ans["incident"]["id"], timeout=30)
+        await medic.ok("offer.accept", offer_id=offer["offer_id"])
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        await app.stop()
+        r.kill()
