@@ -9,6 +9,7 @@ tried again from a fresh look. This module is the service's friend, like dispatc
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -20,7 +21,7 @@ from dispatch.matching import Nearby
 from dispatch.notices import SYSTEM, Held, Tx
 from dispatch.offers import Reason
 from dispatch.roster import ResponderStatus as RS
-from infra.errors import Conflict
+from infra.errors import Conflict, NotFound
 from infra.identity import Account
 
 if TYPE_CHECKING:
@@ -84,6 +85,28 @@ class Assigning:
             return inc
         return await self.svc._change(incident_id, decide, actor_id=who.id, via=via)
 
+    async def locate(self, who: Account, incident_id: str, lat: float, lon: float, *,
+                     via: str = "ws") -> dict[str, Any]:
+        """A dispatcher sets the position of an incident that has none (or a wrong one); matching runs again."""
+        lc.check_position(lat, lon)
+        async with self.svc.pool.acquire() as conn:
+            pre = await store.get_incident(conn, incident_id)
+        if pre is None:
+            raise NotFound("no such incident")
+        near = await self.svc.matcher.nearby(pre["skill"], lat, lon, pre["radius_km"])
+        candidates = near.candidates
+
+        async def decide(tx: Tx, row: asyncpg.Record) -> dict[str, Any]:
+            lc.check_relocate(store.rules_view(row))
+            # the dispatcher's position is exact: a rough accuracy the resident's device reported no longer applies
+            row = await store.update_incident(tx.conn, incident_id, lat=lat, lon=lon, accuracy_m=None,
+                                              status=str(lc.Status.QUEUED), offer_attempts=0,
+                                              event=("located", who.id, {"lat": lat, "lon": lon}))
+            if candidates is None:
+                return await self.svc.notices.incident(tx, row)
+            return store.incident_view(await self.svc._advance(tx, row, candidates, who.id, near.fresh))
+        return await self.svc._change(incident_id, decide, actor_id=who.id, via=via)
+
     # ------------------------------------------------------------ automatic preemption (dispatch.preempt)
     async def preempt(self, tx: Tx, row: asyncpg.Record, pool: list[lc.Candidate], before: set[str]) -> str | None:
         """For an incident (row locked) no available responder can take: withdraw, as `preempted`, the pending
@@ -125,8 +148,7 @@ class Assigning:
             if row["status"] != lc.Status.ESCALATED or store.POSSIBLE_FLOOD in row["flags"]:
                 return None
             statuses, before = await rs.candidate_states(tx.conn, incident_id, [c.responder_id for c in candidates])
-            pool = [lc.Candidate(c.responder_id, c.distance_km, statuses.get(c.responder_id, RS.OFF_DUTY), c.online)
-                    for c in candidates]
+            pool = [replace(c, status=statuses.get(c.responder_id, RS.OFF_DUTY)) for c in candidates]
             if await self.preempt(tx, row, pool, before) is None:
                 return None
             row = await store.update_incident(tx.conn, incident_id, status=str(lc.Status.QUEUED))

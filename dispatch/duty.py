@@ -38,11 +38,21 @@ class Duty:
             assert old is not None
             new_skills = roster.skills_after(list(old["skills"]), skills)
             status = roster.start_duty(roster.status_of(old["status"]))
-            resp = self.notices.responder(out, await rs.save_duty(conn, who.id, status, lat, lon, new_skills))
-        await self.matcher.place(who.id, lat, lon, new_skills, old_skills=list(old["skills"]))
+            saved = await rs.save_duty(conn, who.id, status, lat, lon, new_skills)
+            resp = self.notices.responder(out, saved)
+        await self.matcher.place(who.id, lat, lon, new_skills, old_skills=list(old["skills"]),
+                                 pageable=saved["phone"] is not None)
         await self.publish(out.items)
         assert resp is not None
         return resp
+
+    async def resume(self, who: Account) -> dict[str, Any] | None:
+        """Start duty at the last known position (duty by SMS: `ON`); None if there is none."""
+        async with self.pool.acquire() as conn:
+            row = await rs.get_responder(conn, who.id)
+        if row is None or row["lat"] is None or row["lon"] is None:
+            return None
+        return await self.start(who, row["lat"], row["lon"], None)
 
     async def end(self, who: Account) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
@@ -57,7 +67,8 @@ class Duty:
             if row is None:
                 raise Conflict("your status changed meanwhile; try again")
             resp = self.notices.responder(out, row)
-        await self.matcher.place(who.id, None, None, list(row["skills"]), old_skills=list(row["skills"]))
+        await self.matcher.place(who.id, None, None, list(row["skills"]), old_skills=list(row["skills"]),
+                                 pageable=False)
         await self.publish(out.items)
         assert resp is not None
         return resp
@@ -80,5 +91,6 @@ class Duty:
         """
         async with self.pool.acquire() as conn:
             rows = await rs.placed_on_duty(conn)
-        await self.matcher.refill([(str(r["account_id"]), list(r["skills"]), r["lat"], r["lon"]) for r in rows])
+        await self.matcher.refill([(str(r["account_id"]), list(r["skills"]), r["lat"], r["lon"]) for r in rows],
+                                  [str(r["account_id"]) for r in rows if r["phone"]])
         return len(rows)

@@ -14,7 +14,7 @@ may read an incident in dispatch/access.py):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -82,6 +82,12 @@ class Candidate:
     distance_km: float
     status: str          # a ResponderStatus, or "unknown" before the claim (plan_first_offer)
     online: bool = True
+    pageable: bool = False   # on duty with a phone (and offers by SMS not off): reachable while off line
+
+    @property
+    def reachable(self) -> bool:
+        """Whether an offer can reach them now: an open connection, or a phone to text and call."""
+        return self.online or self.pageable
 
 
 @dataclass(frozen=True)
@@ -128,12 +134,24 @@ def waits_for_presence(decision: object, fresh: bool) -> bool:
     return fresh and isinstance(decision, Escalate) and decision.reason == "no_candidate"
 
 
+# An off-line responder (reached by SMS or a call: seconds to notice, unlock, read) counts as this much farther
+# than one with the page open: at similar distances the one looking at the page is asked first, while a
+# responder by SMS who is clearly nearer still is (contract §7, issue 12; docs/protocol.md "Matching")
+OFFLINE_PENALTY_KM = 1.0
+
+
+def reach_km(c: Candidate) -> float:
+    """The distance a candidate is ranked by: their own, plus OFFLINE_PENALTY_KM when off line."""
+    return c.distance_km + (0.0 if c.online else OFFLINE_PENALTY_KM)
+
+
 def rank(candidates: list[Candidate], already_offered: set[str], radius_km: float) -> list[Candidate]:
-    """Eligible candidates, nearest first: available, online, in range, not offered this incident before."""
+    """Eligible candidates, best first: available, reachable (on line, or pageable by phone), in range, not
+    offered this incident before; ordered by reach_km (on-line responders first at similar distances)."""
     ok = [c for c in candidates
-          if c.status == ResponderStatus.AVAILABLE and c.online and c.distance_km <= radius_km
+          if c.status == ResponderStatus.AVAILABLE and c.reachable and c.distance_km <= radius_km
           and c.responder_id not in already_offered]
-    return sorted(ok, key=lambda c: (c.distance_km, c.responder_id))
+    return sorted(ok, key=lambda c: (reach_km(c), c.responder_id))
 
 
 def next_step(inc: Incident, candidates: list[Candidate], already_offered: set[str], *,
@@ -219,7 +237,7 @@ def plan_first_offer(inc: Incident, candidates: list[Candidate], *, radius_km: f
     the same responder `next_step` would choose with those statuses in hand (a property test
     holds the two together), without reading the statuses first.
     """
-    assumed = [Candidate(c.responder_id, c.distance_km, ResponderStatus.AVAILABLE, c.online) for c in candidates]
+    assumed = [replace(c, status=ResponderStatus.AVAILABLE) for c in candidates]
     decision = next_step(inc, assumed, set(), radius_km=radius_km, max_offers=max_offers, now=now,
                          offer_timeout_s=offer_timeout_s)
     if isinstance(decision, Escalate):

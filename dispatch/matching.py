@@ -33,9 +33,10 @@ NEARBY_WAIT_S = 1.0   # the report's one Redis round trip takes well under a mil
 # client address), count it per address and per /24 or /64; within both, count it against the cluster's
 # rate of automatic dispatches; past any of the three, it is held (bit 1). 3) The live index not rebuilt
 # since Redis lost it: bit 2, no search; rebuilt a moment ago (presence may still be coming back): bit 4.
-# 4) The nearby responders with the skill and whether each is online.
-# Returns {count, state, id1, dist1, online1, ...}. The online keys are named inside the script (not in
-# KEYS): fine on one Redis, which is what helpline runs on.
+# 4) The nearby responders with the skill, whether each is online, and whether each is pageable (on duty
+# with a phone: reached by SMS while off line; ARGV[12] the set, '' when offers by SMS are off).
+# Returns {count, state, id1, dist1, online1, pageable1, ...}. The online keys and the pageable set are named
+# inside the script (not in KEYS): fine on one Redis, which is what helpline runs on.
 NEARBY_LUA = """
 local out = {0, 0}
 if ARGV[7] ~= '' then
@@ -69,6 +70,7 @@ for _, h in ipairs(hits) do
     out[#out + 1] = h[1]
     out[#out + 1] = h[2]
     out[#out + 1] = redis.call('EXISTS', ARGV[5] .. h[1])
+    if ARGV[12] ~= '' then out[#out + 1] = redis.call('SISMEMBER', ARGV[12], h[1]) else out[#out + 1] = 0 end
 end
 return out
 """
@@ -100,10 +102,11 @@ class Nearby:
 def candidates_of(flat: list[bytes | str | int]) -> list[Candidate]:
     """The script's answer after its count and state, as candidates whose status the database will tell."""
     out = []
-    for k in range(2, len(flat), 3):
+    for k in range(2, len(flat), 4):
         item = flat[k]
         rid = item.decode() if isinstance(item, bytes) else str(item)
-        out.append(Candidate(rid, float(flat[k + 1]), "unknown", online=bool(flat[k + 2])))
+        out.append(Candidate(rid, float(flat[k + 1]), "unknown", online=bool(flat[k + 2]),
+                             pageable=bool(flat[k + 3])))
     return out
 
 
@@ -119,8 +122,9 @@ def normal_address(remote: str) -> str:
 
 
 class Matcher:
-    def __init__(self, redis: aioredis.Redis, keys: Keys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, paging: bool = True) -> None:
         self.redis, self.keys = redis, keys
+        self.paging = paging      # off-line responders with a phone are candidates (dispatch.offer_sms not never)
         self._nearby = redis.register_script(NEARBY_LUA)
 
     async def nearby_counted(self, skill: str, lat: float | None, lon: float | None, radius_km: float,
@@ -144,7 +148,8 @@ class Matcher:
             flat = await asyncio.wait_for(self._nearby(
                 keys=[geo, k.rate("help.request", reporter_id) if reporter_id else geo, *flood_keys,
                       k.live_ready, k.live_fresh],
-                args=[*at, radius_km, GEO_COUNT, k.online(""), window, limit if reporter_id else "", *flood_args]),
+                args=[*at, radius_km, GEO_COUNT, k.online(""), window, limit if reporter_id else "", *flood_args,
+                      k.pageable if self.paging else ""]),
                 NEARBY_WAIT_S)
         except TimeoutError:
             raise RedisTimeoutError(f"no answer from Redis within {NEARBY_WAIT_S} s") from None
@@ -180,10 +185,15 @@ class Matcher:
         return bool(await self.redis.exists(self.keys.live_ready))
 
     async def place(self, responder_id: str, lat: float | None, lon: float | None, skills: list[str],
-                    old_skills: Iterable[str] = ()) -> None:
-        """Index the responder under each skill at this position (None: take them out); best effort."""
+                    old_skills: Iterable[str] = (), pageable: bool | None = None) -> None:
+        """Index the responder under each skill at this position (None: take them out), and as pageable
+        (on duty with a phone) or not (None: unchanged); best effort."""
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
+                if pageable is True:
+                    pipe.sadd(self.keys.pageable, responder_id)
+                elif pageable is False:
+                    pipe.srem(self.keys.pageable, responder_id)
                 for s in set(old_skills) - set(skills):
                     pipe.zrem(self.keys.geo(s), responder_id)
                 if lat is not None and lon is not None:
@@ -196,12 +206,16 @@ class Matcher:
         except RedisError as e:
             log.warning("GEO index update for %s failed (rebuilt on reconnect): %s", responder_id, e)
 
-    async def refill(self, placed: list[tuple[str, list[str], float, float]]) -> None:
-        """Put (id, skills, lat, lon) back into the index; RedisError if Redis is not taking writes yet."""
-        if not placed:
+    async def refill(self, placed: list[tuple[str, list[str], float, float]], pageable: Iterable[str] = ()) -> None:
+        """Put (id, skills, lat, lon) back into the index, and the pageable responders into their set;
+        RedisError if Redis is not taking writes yet."""
+        pageable = list(pageable)
+        if not placed and not pageable:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for rid, skills, lat, lon in placed:
                 for skill in skills:
                     pipe.geoadd(self.keys.geo(skill), (lon, lat, rid))
+            if pageable:
+                pipe.sadd(self.keys.pageable, *pageable)
             await pipe.execute()

@@ -17,12 +17,15 @@ from infra.events import Outbox
 from infra.formats import iso
 from infra.keys import Keys
 from infra.metrics import Metrics
+from infra.texts import OfferNotice
 
 # work of the caller's own, run in the transaction of the change before it commits; if it raises,
 # the change rolls back and the exception propagates
 InTxn = Callable[[Conn], Awaitable[None]]
 # hook(conn, incident_view, actor_id, via), run in the transaction of a change to an incident
 ChangeHook = Callable[[Conn, dict[str, Any], "str | None", str], Awaitable[None]]
+# hook(conn, notice), run in the transaction of an offer that goes out by SMS or voice (dispatch/reach.py)
+OfferHook = Callable[[Conn, OfferNotice], Awaitable[None]]
 
 
 @dataclass
@@ -41,10 +44,29 @@ class Notices:
         self.keys, self.metrics = keys, metrics
         self._hooks: list[tuple[ChangeHook, frozenset[str]]] = []
         self.hooked: frozenset[str] = frozenset()     # channels some hook covers
+        self.offer_hooks: list[OfferHook] = []
 
     def on_change(self, hook: ChangeHook, channels: frozenset[str]) -> None:
         self._hooks.append((hook, channels))
         self.hooked |= channels
+
+    def on_offer(self, hook: OfferHook) -> None:
+        self.offer_hooks.append(hook)
+
+    async def run_offer_hooks(self, tx: Tx, notice: OfferNotice) -> None:
+        for hook in self.offer_hooks:
+            await hook(tx.conn, notice)
+
+    def sent(self, channels: tuple[str, ...]) -> None:
+        """Count an offer by each channel it went out on."""
+        if self.metrics:
+            for ch in channels:
+                self.metrics.offers_sent.labels(channel=ch).inc()
+
+    def answered(self, via: str, answer: str) -> None:
+        """Count a responder's answer (accepted, declined) by the channel it came back on."""
+        if self.metrics:
+            self.metrics.offer_answers.labels(channel=via, answer=answer).inc()
 
     async def run_hooks(self, tx: Tx, inc: dict[str, Any]) -> None:
         for hook, channels in self._hooks:

@@ -121,6 +121,46 @@ def may_end(offer: Offer, now: datetime, *, only_if_due: bool) -> bool:
     return offer.state == OfferState.PENDING and (not only_if_due or is_due(offer.expires_at, now))
 
 
+class OfferSms(StrEnum):
+    """dispatch.offer_sms: when an offer also goes out by SMS (to a responder with a phone)."""
+
+    OFFLINE = "offline"    # only when none of their connections is open at offer time (the default)
+    ALWAYS = "always"      # every offer, connected or not
+    NEVER = "never"        # never (and then off-line responders are no candidates: nothing would reach them)
+
+
+class Channel(StrEnum):
+    """How an offer reaches its responder (the `channels` of the `offered` event, the metrics' label)."""
+
+    WS = "ws"          # the `offer` push on their open connection(s)
+    SMS = "sms"        # a text (sms/offers.py), through the outbox inside the offer's transaction
+    VOICE = "voice"    # a phone call (TwiML <Gather>), placed by the outbox's call worker
+    PUSH = "push"      # Web Push: sent after commit by the push sender, which observes the published offer;
+    #                    it is not decided here (issue 12, push part) and joins the label set of the metrics
+
+
+# the channels an offer hook carries out inside the offer's transaction
+REMOTE = frozenset({Channel.SMS, Channel.VOICE})
+
+
+def channels(*, online: bool, has_phone: bool, priority: int, offer_sms: str,
+             voice_priority: int) -> tuple[Channel, ...]:
+    """The channels an offer goes out on, decided at offer time (contract §7):
+
+        ws     while a connection of theirs is open
+        sms    with a phone: when off line (`offline`), or always (`always`); never with `never`
+        voice  with a phone, off line, and the incident's priority <= dispatch.voice_priority
+               (a smaller number is more urgent); not with `never`
+    """
+    out = [Channel.WS] if online else []
+    if has_phone and offer_sms != OfferSms.NEVER:
+        if offer_sms == OfferSms.ALWAYS or not online:
+            out.append(Channel.SMS)
+        if not online and priority <= voice_priority:
+            out.append(Channel.VOICE)
+    return tuple(out)
+
+
 def tells_responder(reason: Reason) -> bool:
     """Whether the responder gets `offer.withdrawn`: not when they declined it themselves."""
     return reason != Reason.DECLINED

@@ -8,8 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from dispatch import access, store
+from dispatch import access, offers, store
 from dispatch import roster_store as rs
+from dispatch.offers import Offer
 from infra import audit
 from infra.db import Conn
 from infra.errors import NotFound
@@ -81,3 +82,30 @@ class Reads:
         """What a (re)connecting client needs to pick up where it was."""
         async with self.pool.acquire() as conn:
             return await welcome_state(conn, who)
+
+    async def offer_open(self, offer_id: str) -> bool:
+        """Whether the offer is still pending and within its deadline (a text or call about it may go)."""
+        async with self.pool.acquire() as conn:
+            got = await rs.offer(conn, offer_id)
+        return got is not None and offers.may_end(got[0], got[1], only_if_due=False) \
+            and not offers.is_due(got[0].expires_at, got[1])
+
+    async def offer_for_phone(self, responder_id: str) -> tuple[Offer | None, Offer | None, str | None]:
+        """(the responder's pending offer, their latest offer, the latest one's incident ref_no): what an
+        answer by SMS is about."""
+        async with self.pool.acquire() as conn:
+            pending = await rs.pending_for_responder(conn, responder_id)
+            latest = pending or await rs.latest_offer_for(conn, responder_id)
+            ref = (await conn.fetchval("SELECT ref_no FROM incidents WHERE id = $1", latest.incident_id)
+                   if latest is not None else None)
+        return pending, latest, ref
+
+    async def offer(self, offer_id: str) -> Offer | None:
+        async with self.pool.acquire() as conn:
+            got = await rs.offer(conn, offer_id)
+        return got[0] if got is not None else None
+
+    async def working(self, responder_id: str) -> list[dict[str, Any]]:
+        """A responder's incidents in hand (assigned, en route, on scene), oldest first."""
+        async with self.pool.acquire() as conn:
+            return [store.incident_view(r) for r in await store.assigned_working(conn, responder_id)]

@@ -19,7 +19,7 @@ OFF_DUTY, AVAILABLE, OFFERED = ResponderStatus.OFF_DUTY, ResponderStatus.AVAILAB
 PENDING = OfferState.PENDING
 
 RESPONDER_SELECT = """
-SELECT r.*, a.name FROM responders r JOIN accounts a ON a.id = r.account_id
+SELECT r.*, a.name, a.phone FROM responders r JOIN accounts a ON a.id = r.account_id
 """
 
 
@@ -85,9 +85,10 @@ async def on_duty(conn: Conn) -> list[dict[str, Any]]:
 
 
 async def placed_on_duty(conn: Conn) -> list[asyncpg.Record]:
-    """Every responder the live GEO index should hold."""
-    return await conn.fetch("SELECT account_id, skills, lat, lon FROM responders"
-                            f" WHERE status <> '{OFF_DUTY}' AND lat IS NOT NULL")
+    """Every responder the live GEO index should hold (`phone`: whether they are pageable)."""
+    return await conn.fetch("SELECT r.account_id, r.skills, r.lat, r.lon, a.phone IS NOT NULL AS phone"
+                            " FROM responders r JOIN accounts a ON a.id = r.account_id"
+                            f" WHERE r.status <> '{OFF_DUTY}' AND r.lat IS NOT NULL")
 
 
 async def candidate_states(conn: Conn, incident_id: str, ids: list[str]) -> tuple[dict[str, str], set[str]]:
@@ -115,6 +116,13 @@ async def pending_for_incident(conn: Conn, incident_id: str) -> Offer | None:
 
 async def pending_for_responder(conn: Conn, responder_id: str) -> Offer | None:
     r = await conn.fetchrow(f"SELECT * FROM offers WHERE responder_id = $1 AND state = '{PENDING}'", responder_id)
+    return offer_of(r) if r is not None else None
+
+
+async def latest_offer_for(conn: Conn, responder_id: str) -> Offer | None:
+    """The responder's most recent offer, whatever its state."""
+    r = await conn.fetchrow("SELECT * FROM offers WHERE responder_id = $1 ORDER BY created_at DESC LIMIT 1",
+                            responder_id)
     return offer_of(r) if r is not None else None
 
 

@@ -29,11 +29,13 @@ from redis.exceptions import RedisError
 from dispatch import lifecycle as lc
 from dispatch import offers, store
 from dispatch import roster_store as rs
+from dispatch.acks import Alarms
 from dispatch.assign import Assigning
 from dispatch.duty import Duty
 from dispatch.matching import Gate, Matcher, Nearby
-from dispatch.notices import SYSTEM, ChangeHook, Held, InTxn, Notices, Tx
+from dispatch.notices import ChangeHook, Held, InTxn, Notices, OfferHook, Tx
 from dispatch.offers import Reason
+from dispatch.reach import Reach
 from dispatch.reads import Reads
 from dispatch.roster import ResponderStatus as RS
 from dispatch.sweeps import Sweeps
@@ -43,6 +45,7 @@ from infra.events import Outbox
 from infra.identity import Account
 from infra.keys import Keys
 from infra.metrics import Metrics
+from infra.texts import TextQueue
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +57,13 @@ class DispatchService:
         self.cfg, self.pool, self.keys = cfg, pool, keys
         self.publish, self.metrics = publish, metrics
         self.dcfg = cfg.dispatch
-        self.matcher = Matcher(redis, keys)
+        self.matcher = Matcher(redis, keys, paging=self.dcfg.offer_sms != offers.OfferSms.NEVER)
         self.reads = Reads(pool)                # what clients read: dispatch/reads.py
         self.sweeps = Sweeps(self)              # deadlines and orphans, every node: dispatch/sweeps.py
         self.assigning = Assigning(self)        # a dispatcher's assign, preempting an offer: dispatch/assign.py
+        self.alarms = Alarms(self)              # "I'm on it", supervisors texted: dispatch/acks.py
+        self.texts: TextQueue | None = None     # the SMS outbox, set by the composition root
+        self.reach = Reach(self)                # offers by SMS and voice too: dispatch/reach.py
         self.notices = Notices(keys, metrics)
         self.duty = Duty(pool, self.matcher, self.notices, publish, self._pass_on)
         self.refresh_presence: Callable[[], Awaitable[None]] | None = None
@@ -67,6 +73,10 @@ class DispatchService:
         """Run `hook` in the transaction of every change to an incident whose channel is in `channels`
         (its report included)."""
         self.notices.on_change(hook, channels)
+
+    def on_offer(self, hook: OfferHook) -> None:
+        """Run `hook` in the transaction of every offer that goes out by SMS or voice (dispatch/reach.py)."""
+        self.notices.on_offer(hook)
 
     # ---------------------------------------------------------------- the one change helper
     async def _change(self, incident_id: str, decide: Callable[[Tx, asyncpg.Record], Awaitable[T]], *,
@@ -94,8 +104,7 @@ class DispatchService:
         `fresh`: the live index was just rebuilt; no one online is then a reason to wait queued, not escalate."""
         inc = store.rules_view(row)
         statuses, before = await rs.candidate_states(tx.conn, inc.id, [c.responder_id for c in candidates])
-        pool = [lc.Candidate(c.responder_id, c.distance_km, statuses.get(c.responder_id, RS.OFF_DUTY), c.online)
-                for c in candidates]
+        pool = [replace(c, status=statuses.get(c.responder_id, RS.OFF_DUTY)) for c in candidates]
         preempted = False
         while True:
             decision = lc.next_offer(inc, pool, before, datetime.now(UTC))
@@ -122,12 +131,16 @@ class DispatchService:
             if offer is not None:
                 break
             before.add(decision.responder_id)  # taken by a concurrent dispatch: try the next one
+        chosen = next(c for c in pool if c.responder_id == decision.responder_id)
+        channels = self.reach.channels_of(chosen, row["priority"])
         row = await store.update_incident(
             tx.conn, inc.id, status=str(lc.Status.OFFERED), offer_attempts=decision.attempt,
             event=("offered", actor_id, {"responder_id": decision.responder_id, "offer_id": str(offer["id"]),
-                                         "attempt": decision.attempt}))
+                                         "attempt": decision.attempt, "channels": list(channels)}))
         inc_view = await self.notices.incident(tx, row)
         self.notices.offer(tx.out, decision.responder_id, str(offer["id"]), inc_view, offer["expires_at"])
+        await self.reach.offered(tx, str(offer["id"]), decision.responder_id, inc_view, offer["expires_at"],
+                                 chosen.distance_km, channels)
         self.notices.responder(tx.out, await rs.get_responder(tx.conn, decision.responder_id))
         if self.metrics and decision.attempt == 1:
             self.metrics.press_to_offer.observe(max(0.0, (offer["created_at"] - row["created_at"]).total_seconds()))
@@ -166,6 +179,7 @@ class DispatchService:
                 first = None
         offering = first if isinstance(first, lc.OfferFirstAvailable) else None
         waits = first is None or (near.fresh and offering is not None)
+        reach = self.reach.plan(cat.priority, candidates or [], offering.responder_ids if offering else ())
         args: dict[str, Any] = {
             "reporter_id": who.id, "request_id": request_id, "category": category, "skill": cat.skill,
             "priority": cat.priority, "lat": lat, "lon": lon, "accuracy_m": accuracy_m, "note": note,
@@ -173,18 +187,28 @@ class DispatchService:
             "otherwise": lc.Status.QUEUED if waits else lc.Status.ESCALATED,
             "reason": first.reason if isinstance(first, lc.Escalate) else "no_candidate",
             "attempt": offering.attempt if offering else 1, "offer_id": str(uuid.uuid4()),
-            "expires_at": offering.expires_at if offering else now, "hold": near.hold}
+            "expires_at": offering.expires_at if offering else now, "hold": near.hold,
+            "channels": {rid: list(ch) for rid, ch in reach.items()}}
         out = Outbox()
         try:
             async with self.pool.acquire() as conn:
-                if also is None and channel not in self.notices.hooked:
+                if also is None and channel not in self.notices.hooked and not any(map(self.reach.remote,
+                                                                                       reach.values())):
                     row = await store.report(conn, **args)     # the fast path: one statement, no transaction
                     inc = store.incident_view(row)
-                else:
+                    if row["offer_id"] is not None:
+                        self.notices.sent(reach.get(str(row["r_account_id"]), ()))
+                else:   # a hook covers the channel, the caller adds work, or the offer may go out by phone
                     async with conn.transaction():
                         row = await store.report(conn, **args)
                         inc = store.incident_view(row)
-                        await self.notices.run_hooks(Tx(conn, out, who.id, channel), inc)
+                        tx = Tx(conn, out, who.id, channel)
+                        await self.notices.run_hooks(tx, inc)
+                        if row["offer_id"] is not None:
+                            rid = str(row["r_account_id"])
+                            await self.reach.offered(tx, str(row["offer_id"]), rid, inc, row["offer_expires_at"],
+                                                     next(c.distance_km for c in candidates or []
+                                                          if c.responder_id == rid), reach.get(rid, ()))
                         if also is not None:
                             await also(conn)
         except asyncpg.UniqueViolationError:   # this request_id was seen before (a retry, or a concurrent one)
@@ -268,7 +292,8 @@ class DispatchService:
         self._rebuilt = True
         return n
 
-    async def accept(self, who: Account, offer_id: str, *, via: str = "ws") -> dict[str, Any]:
+    async def accept(self, who: Account, offer_id: str, *, via: str = "ws",
+                     also: InTxn | None = None) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
             got = await rs.offer(conn, offer_id)
         mine = offers.check_own(got[0] if got else None, who.id)
@@ -283,26 +308,30 @@ class DispatchService:
             resp = await rs.set_responder_status(tx.conn, who.id, RS.BUSY)
             row = await store.update_incident(tx.conn, str(row["id"]), status=str(lc.Status.ASSIGNED),
                                               responder_id=who.id,
-                                              event=("assigned", who.id, {"offer_id": offer_id, "by": "accept"}))
+                                              event=("assigned", who.id, {"offer_id": offer_id, "by": "accept",
+                                                                          "via": via}))
             inc = await self.notices.incident(tx, row)
             self.notices.responder(tx.out, resp)
             self.notices.outcome("accepted")
+            self.notices.answered(via, "accepted")
             return inc
-        return await self._change(mine.incident_id, decide, actor_id=who.id, via=via)
+        return await self._change(mine.incident_id, decide, actor_id=who.id, via=via, also=also)
 
-    async def decline(self, who: Account, offer_id: str, *, via: str = "ws") -> None:
+    async def decline(self, who: Account, offer_id: str, *, via: str = "ws", also: InTxn | None = None) -> None:
         async with self.pool.acquire() as conn:
             got = await rs.offer(conn, offer_id)
         offers.check_own(got[0] if got else None, who.id)
-        if not await self._end_offer(offer_id, Reason.DECLINED, who.id, via=via):
+        if not await self._end_offer(offer_id, Reason.DECLINED, who.id, via=via, also=also, strict=True):
             raise Conflict("the offer is no longer open")
+        self.notices.answered(via, "declined")
 
     async def _end_offer(self, offer_id: str, reason: Reason, actor_id: str | None, *, via: str,
-                         only_if_due: bool = False) -> bool:
+                         only_if_due: bool = False, also: InTxn | None = None, strict: bool = False) -> bool:
         """Close a pending offer (declined, expired, withdrawn) and move the incident on.
 
         False if the offer was no longer pending (someone else handled it), or, with
-        only_if_due, if it is not due or another node holds the incident right now.
+        only_if_due, if it is not due or another node holds the incident right now. `strict`: Conflict
+        instead of False once the change has begun, so that `also` rolls back with it.
         """
         async with self.pool.acquire() as conn:
             pre = await store.incident_of_offer(conn, offer_id)
@@ -316,11 +345,14 @@ class DispatchService:
             assert got is not None
             offer, db_now = got
             if not offers.may_end(offer, db_now, only_if_due=only_if_due):
+                if strict:
+                    raise Conflict("the offer is no longer open")
                 return False
             await self._ended(tx, row, offer, reason, actor_id, near)
             return True
         try:
-            return await self._change(str(pre["id"]), decide, actor_id=actor_id, via=via, skip_locked=only_if_due)
+            return await self._change(str(pre["id"]), decide, actor_id=actor_id, via=via, skip_locked=only_if_due,
+                                      also=also)
         except Held:
             return False
 
@@ -330,7 +362,7 @@ class DispatchService:
         state = offers.ENDS[reason]
         await rs.end_offer(tx.conn, offer.id, state, reason)
         await store.log_event(tx.conn, str(row["id"]), actor_id, f"offer_{state}",
-                              responder_id=offer.responder_id, offer_id=offer.id, reason=str(reason))
+                              responder_id=offer.responder_id, offer_id=offer.id, reason=str(reason), via=tx.via)
         if offers.tells_responder(reason):
             self.notices.withdrawn(tx.out, offer, reason)
         else:
@@ -344,16 +376,17 @@ class DispatchService:
             await self._advance(tx, row, near.candidates, None, near.fresh)
 
     async def progress(self, who: Account, incident_id: str, status: str, note: str | None, *,
-                       via: str = "ws") -> dict[str, Any]:
+                       via: str = "ws", also: InTxn | None = None) -> dict[str, Any]:
         async def decide(tx: Tx, row: asyncpg.Record) -> dict[str, Any]:
             to = lc.check_progress(store.rules_view(row), who.id, status)
             row = await store.update_incident(tx.conn, incident_id, status=str(to),
-                                              event=(str(to), who.id, {"note": note} if note else {}))
+                                              event=(str(to), who.id, {"note": note, "via": via} if note else
+                                                     {"via": via}))
             if to == lc.Status.RESOLVED:
                 self.notices.responder(tx.out, await rs.set_responder_status(tx.conn, who.id, RS.AVAILABLE,
                                                                               (RS.BUSY,)))
             return await self.notices.incident(tx, row)
-        return await self._change(incident_id, decide, actor_id=who.id, via=via)
+        return await self._change(incident_id, decide, actor_id=who.id, via=via, also=also)
 
     # ---------------------------------------------------------------- dispatchers
     async def assign(self, who: Account, incident_id: str, responder_id: str, *, via: str = "ws") -> dict[str, Any]:
@@ -367,29 +400,8 @@ class DispatchService:
 
     async def locate(self, who: Account, incident_id: str, lat: float, lon: float, *,
                      via: str = "ws") -> dict[str, Any]:
-        """A dispatcher sets the position of an incident that has none (or a wrong one); matching runs again."""
-        lc.check_position(lat, lon)
-        async with self.pool.acquire() as conn:
-            pre = await store.get_incident(conn, incident_id)
-        if pre is None:
-            raise NotFound("no such incident")
-        near = await self.matcher.nearby(pre["skill"], lat, lon, pre["radius_km"])
-        candidates = near.candidates
-
-        async def decide(tx: Tx, row: asyncpg.Record) -> dict[str, Any]:
-            lc.check_relocate(store.rules_view(row))
-            # the dispatcher's position is exact: a rough accuracy the resident's device reported no longer applies
-            row = await store.update_incident(tx.conn, incident_id, lat=lat, lon=lon, accuracy_m=None,
-                                              status=str(lc.Status.QUEUED), offer_attempts=0,
-                                              event=("located", who.id, {"lat": lat, "lon": lon}))
-            if candidates is None:
-                return await self.notices.incident(tx, row)
-            return store.incident_view(await self._advance(tx, row, candidates, who.id, near.fresh))
-        return await self._change(incident_id, decide, actor_id=who.id, via=via)
+        return await self.assigning.locate(who, incident_id, lat, lon, via=via)
 
     async def responder_gone(self, responder_id: str) -> None:
-        """The responder's last connection closed: an offer waiting on them moves on."""
-        async with self.pool.acquire() as conn:
-            offer = await rs.pending_for_responder(conn, responder_id)
-        if offer is not None:
-            await self._end_offer(offer.id, Reason.DISCONNECTED, responder_id, via=SYSTEM)
+        """The responder's last connection closed: an offer waiting on them goes out by phone, or moves on."""
+        await self.reach.gone(responder_id)

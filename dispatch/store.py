@@ -46,6 +46,7 @@ def incident_view(r: asyncpg.Record) -> dict[str, Any]:
                       if r["responder_id"] else None),
         "offer_attempts": r["offer_attempts"], "version": r["version"], "disposition": r["disposition"],
         "flags": list(r["flags"]),
+        "acknowledged_by": list(r["acknowledged_by"]),   # dispatchers who said "I'm on it" (dispatch/alarm.py)
     }
 
 
@@ -138,6 +139,8 @@ async def untrusted_reports(conn: Conn, incident_ids: list[str]) -> set[str]:
 # t: whether the reporter is trusted (OTP-verified, or known: an earlier incident a responder was
 # assigned to that was not closed as a false alarm). $21: the live index held the report as a possible
 # flood; an untrusted reporter's held report claims no one and is born escalated `flood_hold`, flagged.
+# $22: the channels an offer to each candidate goes out on ({id: ["ws", "sms", ...]}, dispatch/reach.py),
+# recorded in the `offered` event.
 REPORT_SQL = f"""
 WITH t AS (
     SELECT $21::bool AND NOT (a.verified OR EXISTS (
@@ -176,7 +179,9 @@ WITH t AS (
         SELECT 1 AS ord, $1::uuid AS actor_id, 'reported' AS kind, $16::jsonb AS data
         UNION ALL
         SELECT 2, NULL, 'offered', jsonb_build_object('responder_id', c.account_id::text, 'offer_id', $14::uuid::text,
-                                                      'attempt', $13::int) FROM c
+                                                      'attempt', $13::int,
+                                                      'channels', COALESCE($22::jsonb -> c.account_id::text,
+                                                                           '["ws"]'::jsonb)) FROM c
         UNION ALL
         SELECT 2, NULL, 'escalated', jsonb_build_object('reason', CASE WHEN u.flags @> ARRAY['{POSSIBLE_FLOOD}']
                                                                        THEN '{FLOOD_HOLD}' ELSE $17::text END)
@@ -193,7 +198,8 @@ FROM ({VIEW_OF_U}) v LEFT JOIN o ON true LEFT JOIN c ON true LEFT JOIN accounts 
 async def report(conn: Conn, *, reporter_id: str, request_id: str, category: str, skill: str, priority: int,
                  lat: float | None, lon: float | None, accuracy_m: float | None, note: str, channel: str,
                  plan: Plan, offer_to: list[str], otherwise: lc.Status, reason: str, attempt: int,
-                 offer_id: str, expires_at: datetime, hold: bool = False) -> asyncpg.Record:
+                 offer_id: str, expires_at: datetime, hold: bool = False,
+                 channels: dict[str, list[str]] | None = None) -> asyncpg.Record:
     """Insert the incident with its plan and make its first offer to the first of `offer_to` still
     available, else give it status `otherwise` (escalated with `reason`, or queued); one row: the
     incident in view shape plus offer_id / offer_expires_at and the claimed responder's r_* columns
@@ -203,7 +209,7 @@ async def report(conn: Conn, *, reporter_id: str, request_id: str, category: str
         REPORT_SQL, reporter_id, request_id, category, skill, priority, lat, lon, accuracy_m, note, channel,
         offer_to, str(otherwise), attempt, offer_id, expires_at,
         {"channel": channel, "category": category, "plan": plan.as_data()}, reason,
-        plan.radius_km, plan.max_offers, plan.offer_timeout_s, hold)
+        plan.radius_km, plan.max_offers, plan.offer_timeout_s, hold, channels or {})
     assert row is not None
     return row
 

@@ -1,5 +1,6 @@
 """The work every node does in the background, from PostgreSQL: offers past their deadline expire,
-and queued incidents nobody carried on are matched (dispatch/worker.py runs both every tick).
+queued incidents nobody carried on are matched, and supervisors are texted about escalations nobody
+took (dispatch/worker.py runs them every tick).
 
 Rows are claimed with FOR UPDATE SKIP LOCKED through the service's one change helper, so several
 nodes share the work and a stale or duplicate tick does nothing. This module is the service's
@@ -55,6 +56,10 @@ class Sweeps:
                 break    # Redis is down or lost the index again: every other incident would fare the same
             n += done
         return n
+
+    async def alert_supervisors(self) -> int:
+        """Text the supervisors about escalated incidents no dispatcher took in time (dispatch/acks.py)."""
+        return await self.svc.alarms.alert_supervisors()
 
     async def rematch(self, incident_id: str) -> None:
         """Match a queued incident again now (one preempted by a more urgent one); if this fails, the orphan

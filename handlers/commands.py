@@ -36,9 +36,12 @@ COMMANDS: dict[str, Command] = table(
     command("incident.close", m.Close, STAFF_DISPATCH, h.incident_close),
     command("incident.events", m.IncidentRef, {RESIDENT, RESPONDER, DISPATCHER, ADMIN}, h.incident_events),
     command("incident.locate", m.Locate, STAFF_DISPATCH, h.incident_locate),
+    command("incident.ack", m.IncidentRef, STAFF_DISPATCH, h.incident_ack),
     # mediation (contract §3 and docs/mediation.md)
     command("case.open", mm.CaseOpen, {RESIDENT}, med.case_open),
     command("case.join", mm.CaseJoin, {RESIDENT}, med.case_join),
+    command("case.add_party", mm.CaseAddParty, {RESIDENT, MEDIATOR}, med.case_add_party),
+    command("cases.claim", m.Empty, {RESIDENT}, med.cases_claim),
     command("cases.watch", m.Empty, {MEDIATOR}, med.cases_watch),
     command("cases.mine", m.Empty, PARTICIPANTS, med.cases_mine),
     command("case.take", mm.CaseRef, {MEDIATOR}, med.case_take),

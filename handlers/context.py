@@ -20,6 +20,7 @@ from infra.keys import Keys
 from infra.metrics import Metrics
 from mediation.live import Feeds
 from mediation.service import MediationService
+from push.service import PushService
 from sms.outbox import SmsOutbox
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ DISPATCH = web.AppKey("dispatch", DispatchService)
 MEDIATION = web.AppKey("mediation", MediationService)
 FEEDS = web.AppKey("feeds", Feeds)
 SMS = web.AppKey("sms", SmsOutbox)
+PUSH = web.AppKey("push", PushService)
 SMS_ROUTER: web.AppKey[InboundRouter] = web.AppKey("sms_router")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 ADMISSION: web.AppKey[Admission] = web.AppKey("admission")

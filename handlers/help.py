@@ -93,3 +93,8 @@ async def incident_events(ctx: Connection, msg: m.IncidentRef) -> dict[str, Any]
 async def incident_locate(ctx: Connection, msg: m.Locate) -> dict[str, Any]:
     """Extension: set the position of an incident reported without one (SMS), then match again."""
     return {"incident": await ctx.app[DISPATCH].locate(ctx.who, msg.incident_id, msg.lat, msg.lon)}
+
+
+async def incident_ack(ctx: Connection, msg: m.IncidentRef) -> dict[str, Any]:
+    """Extension (issue 12): "I'm on it": the console alarm goes quiet for this incident on every console."""
+    return {"incident": await ctx.app[DISPATCH].alarms.acknowledge(ctx.who, msg.incident_id)}

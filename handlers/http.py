@@ -17,7 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from handlers import messages as m
 from handlers import transport, wire
 from handlers.connection import authenticate
-from handlers.context import BUS, CONFIG, DISPATCH, KEYS, METRICS, POOL, REDIS, TOKENS
+from handlers.context import BUS, CONFIG, DISPATCH, KEYS, METRICS, POOL, PUSH, REDIS, TOKENS
 from handlers.static import StaticFiles, compress_json
 from handlers.wire import NUL_MESSAGE
 from infra import accounts, ratelimit
@@ -254,13 +254,15 @@ async def device(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    """Revoke this token: it is refused from now on, and its open connections close (1008)."""
+    """Revoke this token: it is refused from now on, and its open connections close (1008); the account's
+    push subscriptions are dropped (no alerts on a device nobody is signed in on)."""
     account, claims = await bearer_claims(request)
     app = request.app
     async with app[POOL].acquire() as conn:
         await conn.execute("INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, to_timestamp($2))"
                            " ON CONFLICT DO NOTHING", claims.token_id, claims.expires_at)
     await app[BUS].publish(app[KEYS].account_channel(account["id"]), session_ended(claims.token_id))
+    await app[PUSH].drop_account(account["id"], "logout")
     return web.Response(status=204)
 
 

@@ -35,6 +35,16 @@ async def case_join(ctx: Connection, msg: m.CaseJoin) -> dict[str, Any]:
     return {"case": await ctx.app[MEDIATION].join(ctx.who, msg.join_code, remote=ctx.remote)}
 
 
+async def case_add_party(ctx: Connection, msg: m.CaseAddParty) -> dict[str, Any]:
+    """Extension: one more party after filing, with a join code of its own (shown to the one who added it)."""
+    return await ctx.app[MEDIATION].add_party(ctx.who, msg.case_id.lower(), msg.name, msg.phone, remote=ctx.remote)
+
+
+async def cases_claim(ctx: Connection, msg: Empty) -> dict[str, Any]:
+    """Extension: a verified resident takes the parties named with their phone that nobody has joined."""
+    return await ctx.app[MEDIATION].claim_by_phone(ctx.who)
+
+
 async def cases_watch(ctx: Connection, msg: Empty) -> dict[str, Any]:
     # listen first, then read: a change in between arrives as a push (keep the higher `version`)
     await ctx.app[FEEDS].watch(ctx)

@@ -25,6 +25,13 @@ class CaseOpen(Msg, kw_only=True):
     request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None   # extension: idempotency
 
 
+class CaseAddParty(Msg, kw_only=True):
+    """Extension: the filer or the case's mediator names one more party."""
+    case_id: Id
+    name: Name
+    phone: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+
+
 class CaseJoin(Msg, kw_only=True):
     join_code: Annotated[str, msgspec.Meta(min_length=4, max_length=32)]
 

@@ -27,6 +27,7 @@ class OtpRequest(msgspec.Struct):
 class OtpVerify(msgspec.Struct):
     phone: Annotated[str, msgspec.Meta(min_length=3, max_length=32)]
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    keep: bool = False    # extension: link the phone to the caller's own account, or 409 (docs/protocol.md)
 
 
 async def otp_request(request: web.Request) -> web.Response:
@@ -66,8 +67,10 @@ async def otp_verify(request: web.Request) -> web.Response:
     if await ratelimit.peek(app[REDIS], by_address) >= ratelimit.OTP_FAILURES_PER_ADDRESS[0]:
         raise RateLimited("too many wrong codes from this address; try again later")
     caller = await _caller(request)
+    if body.keep and caller is None:
+        raise Unauthorized("keep: send the account's token")
     async with app[POOL].acquire() as conn, conn.transaction():
-        row = await otp.check_code(conn, app[CONFIG].auth.jwt_secret, phone, code, caller)
+        row = await otp.check_code(conn, app[CONFIG].auth.jwt_secret, phone, code, caller, body.keep)
     if row is None:
         await ratelimit.count(app[REDIS], by_address, ratelimit.OTP_FAILURES_PER_ADDRESS[1])
         raise Unauthorized("wrong or expired code")

@@ -2,7 +2,8 @@
 chat), or to the phone's own state (STOP, START). An edge: it calls both domains and the sms package.
 
 Which word a text is, and which wins, is decided by sms.grammar alone; this module only carries
-it out, in this order: opt-outs and opt-ins; HELP (a second one adds to the open request); SAFE;
+it out, in this order: opt-outs and opt-ins; a responder's words (handlers/sms_responder.py);
+HELP (a second one adds to the open request); SAFE;
 any other text to the sender's open incident as a note; else to mediation; else the usage text.
 Each MessageSid is recorded in the transaction of its effect (the `also` of a dispatch call), so a
 replay is answered with the first answer and never acted on twice.
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from dispatch.service import DispatchService
+from handlers import sms_responder
 from infra.db import Conn
 from infra.errors import Conflict, HelplineError, RateLimited
 from infra.formats import mask_phone
@@ -27,7 +29,7 @@ from mediation.rules import MAX_BODY as MAX_CHAT_BODY
 from mediation.service import MediationService
 from sms import inbound as store
 from sms.contacts import contact, remember_lang, set_opted_out
-from sms.grammar import Kind, Parsed, guess_category, parse
+from sms.grammar import RESPONDER_KINDS, Kind, Parsed, guess_category, parse
 from sms.texts import MAX_BODY, case_reply, detect_lang, render
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,10 @@ class InboundRouter:
             if seen:
                 return reply if done else await self._first_reply(sid)
             stored_lang, opted_out = await contact(conn, phone)
-        p = parse(body)
+            sender = await store.account_for_phone(conn, phone, create=False)
+        # the sender's account decides which words are theirs: a responder's number reads `1`, `ON`... as
+        # responder words (docs/sms.md, "Whose words"); any other number reads the resident grammar
+        p = parse(body, str(sender["role"]) if sender is not None and not sender["disabled"] else None)
         lang = detect_lang(body, stored_lang)
         ib = Inbound(sid, phone, body[:MAX_BODY])
         try:
@@ -118,6 +123,8 @@ class InboundRouter:
             # reporter, and a spoofed sender could use it; staff use their app or call dispatch
             await self._claim(ib)
             return "staff", render(lang, "staff_help", emergency=self.emergency)
+        if who is not None and p.kind in RESPONDER_KINDS:
+            return await sms_responder.answer(self.dispatch, who, p.kind, lang, ib)
         open_inc = await self.dispatch.reads.latest_open(who.id) if who else None
 
         if p.kind == Kind.HELP and who is not None:

@@ -18,7 +18,15 @@ SKILL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 def account_view(r: asyncpg.Record) -> dict[str, Any]:
     return {"id": str(r["id"]), "role": r["role"], "name": r["name"], "username": r["username"],
-            "verified": r["verified"]}
+            "verified": r["verified"], "supervisor": bool(r.get("supervisor"))}
+
+
+SUPERVISOR_ROLES = frozenset({"dispatcher", "admin"})   # who may be marked a supervisor (texted about escalations)
+
+
+def check_supervisor(role: str, supervisor: bool | None) -> None:
+    if supervisor and role not in SUPERVISOR_ROLES:
+        raise BadRequest(f"only {' and '.join(sorted(SUPERVISOR_ROLES))} accounts can be supervisors")
 
 
 # ---- names are never phone numbers (issue 20 #5): 7 or more digits, however spaced, dashed or bracketed,
@@ -58,7 +66,7 @@ def normalise_phone(raw: str, region: str = "CN") -> str:
 
 
 async def create(conn: Conn, *, username: str, role: str, password: str, name: str | None = None,
-                 skills: list[str] | None = None, phone: str | None = None) -> str:
+                 skills: list[str] | None = None, phone: str | None = None, supervisor: bool = False) -> str:
     if not USERNAME.match(username):
         raise BadRequest("username: 1-64 letters, digits, _ . @ - (starting with a letter or digit)")
     if role not in ROLES:
@@ -70,15 +78,16 @@ async def create(conn: Conn, *, username: str, role: str, password: str, name: s
             raise BadRequest(f"skill {s!r}: lower-case letters, digits, _ or -")
     if skills and role != "responder":
         raise BadRequest("only responders have skills")
+    check_supervisor(role, supervisor)
     e164 = normalise_phone(phone) if phone else None
     if name is not None:
         check_name(name)
     try:
         async with conn.transaction():
             acc_id = await conn.fetchval(
-                "INSERT INTO accounts (username, role, name, password_hash, phone, verified)"
-                " VALUES ($1, $2, $3, $4, $5, true) RETURNING id",
-                username, role, name or username, hash_password(password), e164)
+                "INSERT INTO accounts (username, role, name, password_hash, phone, verified, supervisor)"
+                " VALUES ($1, $2, $3, $4, $5, true, $6) RETURNING id",
+                username, role, name or username, hash_password(password), e164, supervisor)
             if role == "responder":
                 await conn.execute("INSERT INTO responders (account_id, skills) VALUES ($1, $2)",
                                    acc_id, sorted(set(skills or [])))
@@ -128,13 +137,24 @@ async def for_device(conn: Conn, device_id: str) -> asyncpg.Record:
 
 
 async def update(conn: Conn, username: str, *, role: str | None = None, name: str | None = None,
-                 password: str | None = None, disabled: bool | None = None) -> tuple[str, bool]:
-    """(account id, whether its sessions were ended). Role, password and suspension changes end sessions."""
+                 password: str | None = None, disabled: bool | None = None,
+                 supervisor: bool | None = None, phone: str | None = None) -> tuple[str, bool]:
+    """(account id, whether its sessions were ended). Role, password and suspension changes end sessions.
+    A role change away from dispatch staff also ends being a supervisor. `phone`: staff only (a resident's
+    phone is proven by a code), "" removes it."""
     row = await by_username(conn, username)
     if row is None:
         raise NotFound(f"no account {username!r}")
     if role is not None and role not in ROLES:
         raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+    check_supervisor(role or row["role"], supervisor)
+    e164 = None
+    if phone is not None:
+        if (role or row["role"]) == "resident":
+            raise BadRequest("a resident's phone is set by the resident, with a code sent to it")
+        e164 = normalise_phone(phone) if phone else ""
+    if supervisor is None and role is not None and role not in SUPERVISOR_ROLES and row["supervisor"]:
+        supervisor = False
     if password is not None and len(password) < 8:
         raise BadRequest("password must be at least 8 characters")
     if name is not None:
@@ -142,11 +162,18 @@ async def update(conn: Conn, username: str, *, role: str | None = None, name: st
     ends = ((role is not None and role != row["role"]) or password is not None
             or (disabled is not None and disabled != row["disabled"]))
     async with conn.transaction():
-        await conn.execute(
-            "UPDATE accounts SET role = coalesce($2, role), name = coalesce($3, name),"
-            " password_hash = coalesce($4, password_hash), disabled = coalesce($5, disabled),"
-            " session_epoch = session_epoch + $6 WHERE id = $1",
-            row["id"], role, name, hash_password(password) if password else None, disabled, 1 if ends else 0)
+        try:
+            await conn.execute(
+                "UPDATE accounts SET role = coalesce($2, role), name = coalesce($3, name),"
+                " password_hash = coalesce($4, password_hash), disabled = coalesce($5, disabled),"
+                " session_epoch = session_epoch + $6, supervisor = coalesce($7, supervisor),"
+                " phone = CASE WHEN $8::text IS NULL THEN phone ELSE nullif($8, '') END WHERE id = $1",
+                row["id"], role, name, hash_password(password) if password else None, disabled, 1 if ends else 0,
+                supervisor, e164)
+        except asyncpg.UniqueViolationError:
+            raise Conflict("an account with that phone already exists") from None
+        if ends:   # as at logout: no more push alerts to the devices of the sessions that just ended
+            await conn.execute("DELETE FROM push_subscriptions WHERE account_id = $1", row["id"])
         if role == "responder":
             await conn.execute("INSERT INTO responders (account_id) VALUES ($1) ON CONFLICT DO NOTHING", row["id"])
         if (role not in (None, "responder") or disabled) and row["role"] == "responder":

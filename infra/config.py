@@ -93,6 +93,14 @@ class Dispatch(msgspec.Struct, forbid_unknown_fields=True):
     # safety (contract §12): a priority-1 incident no available responder can take may withdraw a pending
     # offer of a lower-priority incident; that incident goes back to matching
     preempt: bool = True
+    # the console alarm (issue 12): an escalated incident no dispatcher acknowledged this long is texted to the
+    # supervisors (accounts marked --supervisor, with a phone); 0: never
+    supervisor_after_s: float = 60
+    # reaching responders who are not looking at a page (contract §7, issue 12): offers by SMS to a responder
+    # with a phone (`offline`: when no connection of theirs is open; `always`; `never`), and a phone call as
+    # well, when off line, for incidents of this priority or more urgent (a smaller number)
+    offer_sms: str = "offline"
+    voice_priority: int = 1
     categories: dict[str, Category] = msgspec.field(default_factory=_default_categories)
 
 
@@ -127,6 +135,23 @@ def sms_countries(cfg: Config) -> frozenset[str]:
     return frozenset(c.strip().upper() for c in cfg.sms.allowed_countries.split(",") if c.strip())
 
 
+# the push services of the browsers in use (a subscription's endpoint must be on one of them, or under one)
+PUSH_SERVICE_HOSTS = ("fcm.googleapis.com,updates.push.services.mozilla.com,push.services.mozilla.com,"
+                      "notify.windows.com,push.apple.com")
+
+
+class Push(msgspec.Struct, forbid_unknown_fields=True):
+    """Web Push (issue 12): offers to responders, escalations and priority-1 incidents to dispatchers."""
+
+    vapid_private_key: str = ""          # PEM or base64url; empty: generated once, kept in PostgreSQL (cluster-wide)
+    vapid_subject: str = "mailto:helpline@example.org"   # who the push services may contact (mailto: or https:)
+    allow_http_endpoints: bool = False   # tests only: accept http:// endpoints (a local stand-in push service)
+    endpoint_hosts: str = PUSH_SERVICE_HOSTS   # comma-separated hosts (and their subdomains); "" allows any
+    send_timeout_s: float = 10           # one POST to a push service; a slower one counts as failed
+    queue_size: int = 1000               # notices waiting per node; past it a notice is dropped (and counted)
+    max_in_flight: int = 64              # POSTs to push services at once per node
+
+
 class Privacy(msgspec.Struct, forbid_unknown_fields=True):
     retention_days: int = 180
 
@@ -141,6 +166,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     sms: Sms = msgspec.field(default_factory=Sms)
     web: Web = msgspec.field(default_factory=Web)
     privacy: Privacy = msgspec.field(default_factory=Privacy)
+    push: Push = msgspec.field(default_factory=Push)
 
 
 def config_path(env: dict[str, str]) -> Path | None:
@@ -259,6 +285,12 @@ def validate(cfg: Config) -> None:
         raise ConfigError("sms.allowed_countries must name at least one region (e.g. CN); sms.hourly_budget >= 1")
     if cfg.sms.provider not in ("twilio", "console"):
         raise ConfigError("sms.provider must be 'twilio' or 'console'")
+    if not cfg.push.vapid_subject.startswith(("mailto:", "https:")):
+        raise ConfigError("push.vapid_subject must be a mailto: or https: URL (the push services' contact)")
+    if cfg.push.send_timeout_s <= 0 or cfg.push.queue_size < 1 or cfg.push.max_in_flight < 1:
+        raise ConfigError("push.send_timeout_s must be positive, push.queue_size and push.max_in_flight at least 1")
+    if cfg.dispatch.offer_sms not in ("offline", "always", "never"):
+        raise ConfigError("dispatch.offer_sms must be 'offline', 'always' or 'never'")
     for name, cat in cfg.dispatch.categories.items():
         if not cat.skill:
             raise ConfigError(f"dispatch.categories.{name}.skill is empty")

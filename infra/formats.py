@@ -19,3 +19,14 @@ def mask_phone(phone: str | None) -> str | None:
     if len(phone) <= head + 4:
         return "*" * len(phone)
     return phone[:head] + "*" * (len(phone) - head - 4) + phone[-4:]
+
+
+def seal(sha256: str | None) -> str | None:
+    """A signed text's short reference for people: the first 8 hex digits of its SHA-256, `3F2A-9C1B`.
+
+    What residents read (on the page, in the settlement text) instead of 64 hex characters; staff
+    keep the full SHA-256 to prove a copy."""
+    if not sha256:
+        return None
+    head = sha256[:8].upper()
+    return f"{head[:4]}-{head[4:]}"

@@ -39,8 +39,18 @@ class Keys:
         """Set while the account has a live connection on some node (expires if that node dies)."""
         return f"{self.prefix}online:{account_id}"
 
+    @property
+    def pageable(self) -> str:
+        """Set of responders on duty with a phone: candidates while off line, reached by SMS and voice (issue 12)."""
+        return f"{self.prefix}pageable"
+
     def rate(self, scope: str, ident: str) -> str:
         return f"{self.prefix}rate:{scope}:{ident}"
+
+    def push_once(self, what: str) -> str:
+        """Set NX by the node that sends a dispatchers' push (`what`: an escalation event, a new P1
+        incident), so that it goes out once across the cluster however often the state is published."""
+        return f"{self.prefix}push:once:{what}"
 
     @property
     def live_ready(self) -> str:

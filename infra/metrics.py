@@ -20,6 +20,14 @@ class Metrics:
             "From a help request reaching the node to its first offer published (offers made later, e.g. by"
             " the sweeper after a Redis outage: from the request's commit)",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=r)
+        # issue 12: offers that reach responders who are not looking at a page
+        self.offers_sent = Counter("helpline_offers_sent", "Offers by each channel they went out on (ws, sms,"
+                                   " voice, push); one offer may go out on several", ["channel"], registry=r)
+        self.offer_answers = Counter("helpline_offer_answers", "Responders' answers to offers by the channel they"
+                                     " came back on", ["channel", "answer"], registry=r)
+        self.offer_sms_seconds = Histogram(
+            "helpline_offer_sms_seconds", "An offer's text (or call), from queued to handed to the provider",
+            ["kind"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
         self.commands = Counter("helpline_ws_commands", "WebSocket commands handled", ["type", "result"], registry=r)
         self.command_seconds = Histogram("helpline_ws_command_seconds", "WebSocket command handling time",
                                          ["type"], registry=r)
@@ -47,6 +55,16 @@ class Metrics:
                                    " connection cap (server.max_open_connections)", registry=r)
         self.tcp_refused = Counter("helpline_tcp_refused", "Connections refused at once: past the cap per"
                                    " address, or at the node's cap with nothing idle to evict", registry=r)
+
+        # issue 12: Web Push (push/service.py); it counts its offers in offers_sent{channel="push"} above
+        self.push_sent = Counter("helpline_push_sent", "Web Push messages a push service accepted, by what they"
+                                 " told (offer, escalated, priority1)", ["kind"], registry=r)
+        self.push_failed = Counter("helpline_push_failed", "Web Push messages not delivered to the push service,"
+                                   " by reason (timeout, error, status_NNN, queue_full)", ["kind", "reason"],
+                                   registry=r)
+        self.push_dropped = Counter("helpline_push_subscriptions_dropped", "Push subscriptions dropped, by why"
+                                    " (gone: the push service answered 404/410; logout; limit; unsubscribed)",
+                                    ["reason"], registry=r)
 
     def offer_outcome(self, outcome: str) -> None:
         self.offers.labels(outcome=outcome).inc()

@@ -108,6 +108,11 @@ SIGN_GUESSES_PER_PHONE = (5, 3600)         # SIGN codes texted in by one phone t
 
 Limit = tuple[int, int]
 
+# ---- Web Push (issue 12; push/service.py): subscribing is a few calls per device and login; the server
+# POSTs to what is stored, so an account may not churn endpoints. Each account keeps at most
+# push.rules.MAX_PER_ACCOUNT subscriptions (a new one replaces its least recently renewed).
+PUSH_SUBSCRIBES_PER_ACCOUNT = (30, 3600)
+
 
 def address_prefix(remote: str) -> str:
     """The /24 (IPv4) or /64 (IPv6) network of an address: what one subscriber line or host typically

@@ -29,11 +29,12 @@ def region_of(e164: str) -> str | None:
         return None
 
 
-def check_destinations(phones: list[str | None], allowed: frozenset[str]) -> None:
+def check_destinations(phones: list[str | None], allowed: frozenset[str], field: str = "other_parties[{i}].phone"
+                       ) -> None:
     """BadRequest naming the field of the first phone outside the allowed regions."""
     for i, phone in enumerate(phones):
         if phone is not None and region_of(phone) not in allowed:
-            raise BadRequest(f"other_parties[{i}].phone: only numbers in {', '.join(sorted(allowed))}"
+            raise BadRequest(f"{field.format(i=i)}: only numbers in {', '.join(sorted(allowed))}"
                              " can be invited by text; leave the phone out and give them the join code")
 
 

@@ -238,6 +238,29 @@ def check_join(case: Case, slot: Party, actor: Account) -> bool:
     return False
 
 
+def check_add_party(case: Case, actor: Account, name: str) -> None:
+    """Raise unless the actor may name one more party now: the filer or the case's mediator, on an open
+    case with fewer than MAX_OTHER_PARTIES named parties."""
+    if not (actor.role == "resident" and actor.id == case.filer_id) and case.role_of(actor) != Role.MEDIATOR:
+        raise Forbidden("only the filer or the case's mediator may add a party")
+    if case.status in FINAL:
+        raise Conflict(f"case is {case.status}")
+    if not name.strip():
+        raise BadRequest("name: every party needs a name")
+    if sum(1 for p in case.parties if p.slot > 0) >= MAX_OTHER_PARTIES:
+        raise Conflict(f"a case names at most {MAX_OTHER_PARTIES} other parties")
+
+
+def may_claim(case: Case, slot: Party, actor: Account) -> bool:
+    """Whether a verified resident whose phone is the number given for this slot takes it by that phone.
+
+    Only a slot nobody has joined, of an open case the actor is not yet a party of: the phone stands in
+    for the join code that was texted to it. A joined party is never moved to another account, whoever
+    holds it (docs/security.md, "Back into a case")."""
+    return (actor.role == "resident" and slot.slot > 0 and not slot.joined and case.status not in FINAL
+            and case.party(actor.id) is None)
+
+
 def take(case: Case, actor: Account) -> Status | None:
     """The status after a mediator takes the case; None if they already hold it."""
     if actor.role != "mediator":

@@ -39,6 +39,7 @@ from mediation import rules, store, views
 from mediation.chatbatch import ChatBatch
 from mediation.codes import new_join_code, new_sign_code, normalise_code
 from mediation.guard import Guard, check_destinations
+from mediation.parties import Parties
 from mediation.rules import Case
 from mediation.sms_parties import SmsParties
 
@@ -48,7 +49,7 @@ CASES_IN_MEMORY = 10_000                            # cases a node keeps for cha
 Change = Callable[[Conn, Case], Awaitable[bool]]
 
 
-class MediationService(SmsParties):
+class MediationService(SmsParties, Parties):
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys,
                  publish: Callable[[list[tuple[str, str]]], Awaitable[None]], texts: TextQueue,
                  public_url: str = "", sms_countries: frozenset[str] = frozenset({"CN"})) -> None:
@@ -115,7 +116,8 @@ class MediationService(SmsParties):
         texted = set() if again else await self.guard.opening(actor.id, remote, [o.phone for o in others])
         async with self.pool.acquire() as conn, conn.transaction():
             me = await store.account(conn, actor.id)
-            filer_name = check_name(name or "") or shown_name(me["name"] if me else "", "Applicant")
+            # no name: stored empty, and each page says "Applicant" in its own language
+            filer_name = check_name(name or "") or shown_name(me["name"] if me else "", "")
             verified = bool(me and me["verified"])
             case_id = await store.insert_case(conn, actor.id, category, summary, request_id)
             if case_id is None:    # opened before under this request_id (its answer was lost): that case

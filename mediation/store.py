@@ -119,6 +119,20 @@ async def insert_party(conn: Conn, case_id: str, slot: int, name: str, phone: st
         case_id, slot, name, phone, join_code, account_id)
 
 
+async def next_slot(conn: Conn, case_id: str) -> int:
+    """The slot number for one more named party (the caller holds the case row FOR UPDATE)."""
+    return int(await conn.fetchval("SELECT COALESCE(max(slot), 0) + 1 FROM case_parties WHERE case_id = $1",
+                                   case_id))
+
+
+async def open_slots_of_phone(conn: Conn, phone: str) -> list[tuple[str, int, str | None]]:
+    """(case id, slot, holder account id or None) of the named parties given this phone, in open cases."""
+    rows = await conn.fetch(
+        f"SELECT cp.case_id, cp.slot, cp.account_id FROM case_parties cp JOIN cases c ON c.id = cp.case_id"
+        f" WHERE cp.phone = $1 AND cp.slot > 0 AND c.status NOT IN ({FINAL_SQL}) ORDER BY c.created_at", phone)
+    return [(str(r["case_id"]), r["slot"], str(r["account_id"]) if r["account_id"] else None) for r in rows]
+
+
 async def code_exists(conn: Conn, code: str) -> bool:
     return await conn.fetchval("SELECT 1 FROM case_parties WHERE join_code = $1", code) is not None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from infra.formats import iso, mask_phone
+from infra.formats import iso, mask_phone, seal
 from mediation.rules import Case, Party, Signature
 
 
@@ -61,6 +61,7 @@ def case_view(case: Case, viewer: Viewer) -> dict[str, Any]:
             "id": ag.id, "text": ag.text, "proposed_at": iso(ag.proposed_at), "sha256": ag.sha256,
             "signatures": [_signature(s) for s in ag.signatures]},
         "settled_sha256": case.settled_sha256,
+        "settled_ref": seal(case.settled_sha256),
         "join_code": named[0].join_code if sees_codes and named else None,
         "outcome_note": case.outcome_note,
         "version": case.version,

@@ -20,7 +20,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from dispatch import worker as dispatch_worker
 from dispatch.service import DispatchService
 from handlers import context as k
-from handlers import http, sms_otp, ws
+from handlers import http, sms_otp, voice, ws
+from handlers import push as push_handlers
 from handlers import sms as sms_handlers
 from handlers.admission import Admission
 from handlers.connection import Hub
@@ -32,8 +33,10 @@ from infra.keys import Keys
 from infra.metrics import Metrics
 from mediation.live import Feeds
 from mediation.service import MediationService
+from push.service import PushService
 from server import gcwatch
 from sms.gateway import make_gateway
+from sms.offers import OfferTexts
 from sms.outbox import SmsOutbox
 from sms.status import StatusTexts
 
@@ -72,10 +75,22 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         keys = Keys(cfg.redis.key_prefix)
         metrics = Metrics()
         bus = Bus(redis)
-        dispatch = DispatchService(cfg, pool, redis, keys, bus.publish_many, metrics)
+        push = PushService(cfg, pool, redis, keys, metrics)
+
+        async def publish(items: list[tuple[str, str]]) -> None:
+            """Dispatch's events, after commit: Web Push looks at them (queues, never waits), Redis rings."""
+            push.observe(items)
+            await bus.publish_many(items)
+
+        dispatch = DispatchService(cfg, pool, redis, keys, publish, metrics)
         outbox = SmsOutbox(cfg, pool, make_gateway(cfg), metrics)   # every text, of every domain, goes out through it
         # an SMS incident's status texts are queued in the transaction of each change (its report too)
         dispatch.on_change(StatusTexts(outbox), frozenset({"sms"}))
+        dispatch.texts = outbox      # supervisors texted about escalations nobody took (dispatch/acks.py)
+        # an offer to a responder off line (or with dispatch.offer_sms always) is texted and, if urgent, called,
+        # in the offer's transaction; neither goes out once the offer has ended
+        dispatch.on_offer(OfferTexts(outbox, cfg))
+        outbox.offer_open = dispatch.reads.offer_open
         mediation = MediationService(pool, redis, keys, bus.publish_many, outbox, cfg.server.public_url,
                                      sms_countries(cfg))
         feeds = Feeds(mediation, bus, keys)
@@ -84,7 +99,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         dispatch.refresh_presence = hub.refresh_presence   # the live index is ready only with presence back
         for key, value in ((k.POOL, pool), (k.REDIS, redis), (k.KEYS, keys), (k.METRICS, metrics), (k.BUS, bus),
                            (k.DISPATCH, dispatch), (k.MEDIATION, mediation), (k.FEEDS, feeds), (k.HUB, hub),
-                           (k.SMS, outbox),
+                           (k.SMS, outbox), (k.PUSH, push),
                            (k.SMS_ROUTER, InboundRouter(pool, dispatch, for_mediation(mediation),
                                                         cfg.web.emergency_number)),
                            (k.ADMISSION, Admission(cfg.server.max_commands_in_flight,
@@ -110,6 +125,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
             await dispatch.rebuild_index()
         await feeds.start()
         outbox.start()
+        await push.start()
         workers = [asyncio.create_task(dispatch_worker.run(dispatch.sweeps, cfg.dispatch.tick_s),
                                        name="dispatch-worker"),
                    asyncio.create_task(_presence_worker(hub), name="presence-worker"),
@@ -125,6 +141,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
                     await t
             await feeds.close()
             await outbox.stop()
+            await push.stop()
             await bus.close()
             await redis.aclose()
             await pool.close()
@@ -143,6 +160,8 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     app.router.add_get("/ws", ws.ws_handler)
     sms_handlers.add_routes(app)
     sms_otp.add_routes(app)
+    push_handlers.add_routes(app)
+    voice.add_routes(app)
     return app
 
 

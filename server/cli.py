@@ -163,7 +163,7 @@ def cmd_user_add(cfg: Any, args: argparse.Namespace) -> int:
 
     async def go(conn: Any) -> str:
         return await accounts.create(conn, username=args.username, role=args.role, password=args.password,
-                                     name=args.name, skills=skills, phone=args.phone)
+                                     name=args.name, skills=skills, phone=args.phone, supervisor=args.supervisor)
     print(_with_db(cfg, go))
     return 0
 
@@ -174,7 +174,8 @@ def cmd_user_set(cfg: Any, args: argparse.Namespace) -> int:
 
     async def go(conn: Any) -> Any:
         return await accounts.update(conn, args.username, role=args.role, name=args.name, password=args.password,
-                                     disabled=True if args.disable else False if args.enable else None)
+                                     disabled=True if args.disable else False if args.enable else None,
+                                     supervisor=args.supervisor, phone=args.phone)
     account_id, ended = _with_db(cfg, go)
     if ended:
         _announce_session_end(cfg, account_id)
@@ -249,6 +250,8 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--name")
     add.add_argument("--skills", help="comma-separated, responders only (e.g. medical,general)")
     add.add_argument("--phone", help="+E164")
+    add.add_argument("--supervisor", action="store_true",
+                     help="dispatchers and admins: texted about escalated incidents nobody took")
     upd = user.add_parser("set", help="change an account (ends its sessions on role, password or suspension)")
     upd.add_argument("username")
     upd.add_argument("--role", choices=["resident", "responder", "dispatcher", "mediator", "agency", "admin"])
@@ -257,6 +260,9 @@ def parser() -> argparse.ArgumentParser:
     state = upd.add_mutually_exclusive_group()
     state.add_argument("--disable", action="store_true", help="suspend the account")
     state.add_argument("--enable", action="store_true", help="lift a suspension")
+    upd.add_argument("--phone", help='+E164 (staff; "" removes it)')
+    upd.add_argument("--supervisor", action=argparse.BooleanOptionalAction, default=None,
+                     help="mark (or with --no-supervisor unmark) a dispatcher or admin as a supervisor")
     tok = sub.add_parser("token", help="print a signed JWT for an account")
     tok.add_argument("username")
     pur = sub.add_parser("purge", help="anonymise closed incidents and cases past privacy.retention_days")

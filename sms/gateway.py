@@ -30,6 +30,10 @@ class Gateway(Protocol):
         else when the outcome is unknown."""
         ...
 
+    async def call(self, to: str, twiml: str) -> Sent:
+        """Place one phone call that plays this TwiML; errors as for `send`."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -111,6 +115,16 @@ class TwilioGateway:
             raise ProviderError(e.status, e.code, str(getattr(e, "msg", "") or getattr(e, "title", ""))) from e
         return Sent(str(msg.sid), str(msg.status or "queued"))
 
+    async def call(self, to: str, twiml: str) -> Sent:
+        """The Calls API (same host as Messages, so the rebased client reaches the stand-in too)."""
+        try:
+            c = await self.client.calls.create_async(to=to, from_=self.from_number, twiml=twiml)
+        except (TwilioRestException, TwilioServiceException) as e:
+            if e.status == 429:
+                raise NotSent(f"HTTP 429 (code {e.code})") from e
+            raise ProviderError(e.status, e.code, str(getattr(e, "msg", "") or getattr(e, "title", ""))) from e
+        return Sent(str(c.sid), str(c.status or "queued"))
+
     async def close(self) -> None:
         await self.http.close()
 
@@ -121,6 +135,10 @@ class ConsoleGateway:
     async def send(self, to: str, body: str, status_callback: str | None) -> Sent:
         log.info("SMS (console) to %s: %s", to, body)
         return Sent("console-" + uuid.uuid4().hex, "sent")
+
+    async def call(self, to: str, twiml: str) -> Sent:
+        log.info("call (console) to %s: %s", to, twiml)
+        return Sent("console-call-" + uuid.uuid4().hex, "queued")
 
     async def close(self) -> None:
         return None

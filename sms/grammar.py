@@ -3,16 +3,23 @@
 An inbound text is normalised (NFKC: full-width letters and digits read as ASCII; case folded)
 and tried against RULES from top to bottom; the first rule that matches decides its Kind:
 
-    precedence  kind    words                                     how it must appear
-    1           STOP    STOP STOPALL UNSUBSCRIBE CANCEL END QUIT  the whole message (as Twilio
-                        退订 取消订阅                                reads opt-outs)
-    2           START   START UNSTOP                              the whole message
-    3           YES     YES                                       the whole message
-    4           HELP    HELP SOS 求助 救命                          first word, then the text
-    5           SAFE    SAFE 平安 取消                              first word, then the text
-    6           SIGN    SIGN 签字 签名 签署 + 6 digits               the whole message
-    7           JOIN    [JOIN | 加入] + an 8/10-char code          the whole message
-    8           OTHER   anything else                             (a note, or a chat message)
+    precedence  kind      words                                     how it must appear
+    1           STOP      STOP STOPALL UNSUBSCRIBE CANCEL END QUIT  the whole message (as Twilio
+                          退订 取消订阅                                reads opt-outs)
+    2           START     START UNSTOP                              the whole message
+    3r          ACCEPT    1 Y YES 是 接受                             the whole message; responders only
+    4r          DECLINE   2 N NO 否 拒绝                              the whole message; responders only
+    5r          EN_ROUTE  OTW 出发                                    the whole message; responders only
+    6r          ON_SCENE  ARR 到达                                    the whole message; responders only
+    7r          RESOLVED  DONE 完成                                   the whole message; responders only
+    8r          DUTY_ON   ON 上班                                     the whole message; responders only
+    9r          DUTY_OFF  OFF 下班                                    the whole message; responders only
+    10          YES       YES                                       the whole message
+    11          HELP      HELP SOS 求助 救命                          first word, then the text
+    12          SAFE      SAFE 平安 取消                              first word, then the text
+    13          SIGN      SIGN 签字 签名 签署 + 6 digits               the whole message
+    14          JOIN      [JOIN | 加入] + an 8/10-char code          the whole message
+    15          OTHER     anything else                             (a note, or a chat message)
 
 Why this order: opt-outs first, because a carrier acts on them whatever we do, so we must
 never read STOP as anything else. SAFE after HELP, so that "HELP" is never a cancellation.
@@ -22,11 +29,13 @@ has six digits after a word; a join code normalises to 8 or 10 letters and digit
 is for the reader. JOIN and SIGN are *candidates*: the mediation side decides whether the code
 exists; if not, the text is handled as OTHER.
 
-Words that depend on who sends them (a later issue: responders answering offers by SMS, e.g.
-`1` `Y` `YES` `是` `接受`, `2` `N` `NO` `否` `拒绝`, `OTW` `出发`, `ARR` `到达`, `DONE` `完成`,
-`ON` `上班`, `OFF` `下班`) are Rules with `roles={"responder"}`, placed above the rows they
-must win over (above YES for `YES`); `parse(body, role=...)` skips rules of other roles, so a
-resident's YES stays an opt-in.
+Words that depend on who sends them (the rows marked r: a responder answering an offer, moving
+their incident on, going on and off duty by SMS; issue 12) are Rules with `roles={"responder"}`,
+placed below the opt-outs (a carrier acts on those whatever we do) and above the rows they must
+win over (above YES for `YES`). The sender's role is that of the account the number belongs to;
+`parse(body, role=...)` skips rules of other roles, so from any other number (a resident, staff of
+another role, a stranger) `1` or `YES` or `ON` read as they always did: YES an opt-in, the rest a
+note or a chat message. Whole messages only: "1 more thing" from a responder is no acceptance.
 """
 from __future__ import annotations
 
@@ -46,6 +55,19 @@ class Kind(StrEnum):
     SIGN = "sign"
     JOIN = "join"
     OTHER = "other"
+    # a responder's words (roles={"responder"})
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    EN_ROUTE = "en_route"
+    ON_SCENE = "on_scene"
+    RESOLVED = "resolved"
+    DUTY_ON = "duty_on"
+    DUTY_OFF = "duty_off"
+
+
+RESPONDER = frozenset({"responder"})
+RESPONDER_KINDS = frozenset({Kind.ACCEPT, Kind.DECLINE, Kind.EN_ROUTE, Kind.ON_SCENE, Kind.RESOLVED,
+                             Kind.DUTY_ON, Kind.DUTY_OFF})
 
 
 class Form(StrEnum):
@@ -79,6 +101,13 @@ JOIN = re.compile(r"^(?:JOIN|加入)?\s*[:：]?\s*([A-Za-z0-9][A-Za-z0-9 -]{6,14
 RULES: tuple[Rule, ...] = (
     Rule(Kind.STOP, Form.WHOLE, ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "退订", "取消订阅")),
     Rule(Kind.START, Form.WHOLE, ("START", "UNSTOP")),
+    Rule(Kind.ACCEPT, Form.WHOLE, ("1", "Y", "YES", "是", "接受"), roles=RESPONDER),
+    Rule(Kind.DECLINE, Form.WHOLE, ("2", "N", "NO", "否", "拒绝"), roles=RESPONDER),
+    Rule(Kind.EN_ROUTE, Form.WHOLE, ("OTW", "出发"), roles=RESPONDER),
+    Rule(Kind.ON_SCENE, Form.WHOLE, ("ARR", "到达"), roles=RESPONDER),
+    Rule(Kind.RESOLVED, Form.WHOLE, ("DONE", "完成"), roles=RESPONDER),
+    Rule(Kind.DUTY_ON, Form.WHOLE, ("ON", "上班"), roles=RESPONDER),
+    Rule(Kind.DUTY_OFF, Form.WHOLE, ("OFF", "下班"), roles=RESPONDER),
     Rule(Kind.YES, Form.WHOLE, ("YES",)),
     Rule(Kind.HELP, Form.FIRST, ("HELP", "SOS", "求助", "救命")),
     Rule(Kind.SAFE, Form.FIRST, ("SAFE", "平安", "取消")),

@@ -13,7 +13,7 @@ from typing import Any
 
 from infra import ratelimit
 from infra.db import Conn
-from infra.errors import Forbidden, RateLimited
+from infra.errors import Conflict, Forbidden, RateLimited
 from infra.texts import TextQueue
 from sms.contacts import contact
 from sms.texts import render
@@ -56,7 +56,8 @@ async def send_code(conn: Conn, texts: TextQueue, secret: str, phone: str) -> No
     await texts.enqueue(conn, phone, render(lang, "otp", code=code), kind="otp", ttl_s=float(OTP_TTL_S))
 
 
-async def check_code(conn: Conn, secret: str, phone: str, code: str, caller: dict[str, Any] | None) -> Any:
+async def check_code(conn: Conn, secret: str, phone: str, code: str, caller: dict[str, Any] | None,
+                     keep: bool = False) -> Any:
     """The verified account row if the code is right (the code is used up), else None (a wrong guess counted)."""
     otp = await conn.fetchrow("SELECT code_hash, expires_at > now() AS live, attempts FROM sms_otp"
                               " WHERE phone = $1 FOR UPDATE", phone)
@@ -66,15 +67,23 @@ async def check_code(conn: Conn, secret: str, phone: str, code: str, caller: dic
         await conn.execute("UPDATE sms_otp SET attempts = attempts + 1 WHERE phone = $1", phone)
         return None
     await conn.execute("UPDATE sms_otp SET code_hash = NULL, expires_at = NULL WHERE phone = $1", phone)
-    return await link_account(conn, phone, caller)
+    return await link_account(conn, phone, caller, keep)
 
 
-async def link_account(conn: Conn, phone: str, caller: dict[str, Any] | None) -> Any:
+async def link_account(conn: Conn, phone: str, caller: dict[str, Any] | None, keep: bool = False) -> Any:
     """The verified resident account of this phone: the SMS sender's account if there is one.
 
     A device account (the app) calling with its token takes the phone if no account has it;
-    if one has, that account wins and takes over the device id (when it has none)."""
+    if one has, that account wins and takes over the device id (when it has none).
+    With `keep` the answer must be the caller's own account (a resident linking a phone to the
+    account their cases live in): Conflict, and nothing changes, if the phone is another account's
+    or the caller already has another phone."""
     row = await conn.fetchrow("SELECT * FROM accounts WHERE phone = $1 FOR UPDATE", phone)
+    if keep:
+        if caller is None or caller["role"] != "resident":
+            raise Forbidden("keep: only a resident's own account can be linked to a phone")
+        if (row is not None and str(row["id"]) != caller["id"]) or (row is None and caller["verified"]):
+            raise Conflict("this number is linked to another account; your cases stay where they are")
     device = caller if caller and caller["role"] == "resident" and not caller["verified"] else None
     if row is not None:
         if row["role"] != "resident":

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -38,14 +39,17 @@ BACKOFF_CAP_S = 300.0
 LEASE_S = 60.0           # longer than the gateway's HTTP timeout: a live sender never loses its lease
 OPTED_OUT = 21610
 # the hourly budget (sms.hourly_budget, cluster-wide): these always go; the rest wait past it
-CRITICAL_KINDS = frozenset({"status", "otp", "reply"})
+CRITICAL_KINDS = frozenset({"status", "otp", "reply", "offer", "call", "supervisor"})
+CALL = "call"            # a row that is a phone call (its body the TwiML), placed by the call worker
+OFFER_KINDS = frozenset({"offer", CALL})
 HOLD_RETRY_S = 60.0      # a held text looks again this much later
 HOLD_MAX_S = 86400.0     # a text held back this long is dropped (expired)
 
 _CLAIM = """
 WITH due AS (
     SELECT id FROM sms_outbox
-    WHERE (status = 'pending' AND due_at <= now()) OR (status = 'claimed' AND lease_until < now())
+    WHERE ((status = 'pending' AND due_at <= now()) OR (status = 'claimed' AND lease_until < now()))
+      AND (kind = 'call') = $4
     ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
 UPDATE sms_outbox o SET status = 'claimed', lease_owner = $2, lease_until = now() + make_interval(secs => $3),
        updated_at = now()
@@ -62,7 +66,9 @@ WHERE id = $1 AND status = 'claimed' AND lease_owner = $2 RETURNING status, atte
 
 
 class SmsOutbox:
-    """The outbox: `enqueue` (the TextQueue port both domains write through) and its worker."""
+    """The outbox: `enqueue` (the TextQueue port both domains write through) and its two workers: texts,
+    and phone calls (kind "call"), so that a slow call never holds a text back; each call is placed in a
+    task of its own, so that it does not hold other calls back either."""
 
     def __init__(self, cfg: Config, pool: asyncpg.Pool, gateway: Gateway, metrics: Metrics | None = None) -> None:
         self.cfg, self.pool, self.gateway = cfg, pool, gateway
@@ -71,8 +77,14 @@ class SmsOutbox:
         self.poll_s = 1.0
         self.batch = 20
         self._wake = asyncio.Event()
+        self._wake_calls = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._calls_task: asyncio.Task[None] | None = None
+        self._calling: set[asyncio.Task[float | None]] = set()
+        # whether an offer is still pending (set by the composition root): a text or call about an offer that
+        # has ended (answered, moved on, withdrawn) is never sent
+        self.offer_open: Callable[[str], Awaitable[bool]] | None = None
 
     # -- writing
     async def send(self, to: str, body: str) -> int | None:
@@ -88,14 +100,19 @@ class SmsOutbox:
 
     async def enqueue(self, conn: Conn, to: str, body: str | Template, *, kind: str = "notice",
                       incident_id: str | None = None, case_id: str | None = None,
-                      ttl_s: float | None = None) -> int:
-        """Queue a text inside the caller's transaction (it goes out once that commits)."""
-        text = as_text(body).strip()[:MAX_BODY]
+                      ttl_s: float | None = None, offer_id: str | None = None) -> int:
+        """Queue a text (or, kind "call", a call) inside the caller's transaction (it goes out once that
+        commits). About an offer: one of each kind per offer (a second is the first's id)."""
+        text = as_text(body).strip()
+        text = text if kind == CALL else text[:MAX_BODY]
         oid = await conn.fetchval(
-            "INSERT INTO sms_outbox (to_phone, body, kind, incident_id, case_id, expires_at)"
-            " VALUES ($1, $2, $3, $4, $5, CASE WHEN $6::float8 IS NULL THEN NULL"
-            " ELSE now() + make_interval(secs => $6::float8) END) RETURNING id",
-            to, text, kind, incident_id, case_id, ttl_s)
+            "INSERT INTO sms_outbox (to_phone, body, kind, incident_id, case_id, offer_id, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5, $7, CASE WHEN $6::float8 IS NULL THEN NULL"
+            " ELSE now() + make_interval(secs => $6::float8) END)"
+            " ON CONFLICT (offer_id, kind) WHERE offer_id IS NOT NULL DO NOTHING RETURNING id",
+            to, text, kind, incident_id, case_id, ttl_s, offer_id)
+        if oid is None:
+            oid = await conn.fetchval("SELECT id FROM sms_outbox WHERE offer_id = $1 AND kind = $2", offer_id, kind)
         self.wake_soon()
         return int(oid)
 
@@ -103,30 +120,36 @@ class SmsOutbox:
         """Wake the worker shortly after the current transaction has (most likely) committed."""
         with contextlib.suppress(RuntimeError):
             loop = asyncio.get_running_loop()
-            loop.call_later(0.05, self._wake.set)
-            loop.call_later(0.3, self._wake.set)     # a slow commit: the poll is the last resort
+            for wake in (self._wake, self._wake_calls):
+                loop.call_later(0.05, wake.set)
+                loop.call_later(0.3, wake.set)     # a slow commit: the poll is the last resort
 
-    # -- the worker
+    # -- the workers
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="sms-worker")
+        self._calls_task = asyncio.create_task(self.run(calls=True), name="call-worker")
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Let a send in flight finish (so it is recorded), then stop."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), grace_s)
-            except (TimeoutError, Exception):
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._task
+        self._wake_calls.set()
+        tasks = [t for t in (self._task, self._calls_task, *self._calling) if t is not None]
+        if tasks:
+            _, pending = await asyncio.wait([asyncio.ensure_future(asyncio.shield(t)) for t in tasks],
+                                            timeout=grace_s)
+            for t in tasks:
+                if not t.done():
+                    t.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await t
         await self.gateway.close()
 
-    async def run(self) -> None:
+    async def run(self, calls: bool = False) -> None:
+        wake = self._wake_calls if calls else self._wake
         while not self._stopping:
             try:
-                next_in = await self.work_once()
+                next_in = await self.work_once(calls)
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -137,27 +160,44 @@ class SmsOutbox:
             wait = self.poll_s if next_in is None else max(0.0, min(self.poll_s, next_in))
             if wait > 0:
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
-            self._wake.clear()
+                    await asyncio.wait_for(wake.wait(), wait)
+            wake.clear()
 
-    async def work_once(self) -> float | None:
-        """Send what is due. Returns when to look again: 0 if the batch was full, the earliest retry, or None."""
+    async def work_once(self, calls: bool = False) -> float | None:
+        """Send what is due (texts, or calls). Returns when to look again: 0 if the batch was full, the
+        earliest retry, or None. Calls are placed in tasks of their own and not waited for."""
+        room = self.batch - len(self._calling) if calls else self.batch
+        if room <= 0:
+            return None
         async with self.pool.acquire() as conn:
-            lost = await conn.execute(
-                "UPDATE sms_outbox SET status = 'failed', error = 'outcome unknown: the sending node was lost',"
-                " updated_at = now() WHERE status = 'sending' AND lease_until < now()")
-            if lost != "UPDATE 0":
-                log.warning("SMS outbox: %s texts whose sender vanished mid-send marked failed", lost.split()[-1])
-            rows = await conn.fetch(_CLAIM, self.batch, self.node_id, LEASE_S)
+            if not calls:
+                lost = await conn.execute(
+                    "UPDATE sms_outbox SET status = 'failed', error = 'outcome unknown: the sending node was lost',"
+                    " updated_at = now() WHERE status = 'sending' AND lease_until < now()")
+                if lost != "UPDATE 0":
+                    log.warning("SMS outbox: %s texts whose sender vanished mid-send marked failed",
+                                lost.split()[-1])
+            rows = await conn.fetch(_CLAIM, room, self.node_id, LEASE_S, calls)
             if rows:
                 rows = await self._within_budget(conn, rows)
         if not rows:
+            return None
+        if calls:
+            for r in rows:
+                task = asyncio.create_task(self._deliver(r), name="call")
+                self._calling.add(task)
+                task.add_done_callback(self._call_done)
             return None
         retries = await asyncio.gather(*(self._deliver(r) for r in rows))
         if len(rows) >= self.batch:
             return 0.0
         pending = [r for r in retries if r is not None]
         return min(pending) if pending else None
+
+    def _call_done(self, task: asyncio.Task[float | None]) -> None:
+        self._calling.discard(task)
+        if task.done() and not task.cancelled() and task.result() is not None:
+            self._wake_calls.set()     # a retry is due later: the poll picks it up
 
     async def _within_budget(self, conn: Conn, rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
         """The claimed texts that may go now: critical ones always, the rest while the hour's budget lasts.
@@ -190,13 +230,22 @@ class SmsOutbox:
         """One text; returns the retry delay if it was rescheduled."""
         oid = row["id"]
         try:
+            if row["offer_id"] is not None and self.offer_open is not None \
+                    and not await self.offer_open(str(row["offer_id"])):
+                async with self.pool.acquire() as conn:
+                    await conn.execute("UPDATE sms_outbox SET status = 'expired', error = 'the offer has ended',"
+                                       " updated_at = now() WHERE id = $1 AND lease_owner = $2", oid, self.node_id)
+                return None
             async with self.pool.acquire() as conn:
                 started = await conn.fetchrow(_START, oid, self.node_id, LEASE_S)
             if started is None or started["status"] != "sending":
                 return None
             callback = self.cfg.server.public_url.rstrip("/") + "/sms/status"
             try:
-                sent = await self.gateway.send(row["to_phone"], row["body"], callback)
+                if row["kind"] == CALL:
+                    sent = await self.gateway.call(row["to_phone"], row["body"])
+                else:
+                    sent = await self.gateway.send(row["to_phone"], row["body"], callback)
             except NotSent as e:
                 return await self._retry_or_fail(oid, started["attempts"], str(e))
             except ProviderError as e:
@@ -206,9 +255,13 @@ class SmsOutbox:
                 await self._failed(oid, f"outcome unknown: {type(e).__name__}: {e}", None)
                 return None
             async with self.pool.acquire() as conn:
-                await conn.execute("UPDATE sms_outbox SET status = 'sent', provider_sid = $2, delivery_status ="
-                                   " COALESCE(delivery_status, $3), sent_at = now(), updated_at = now(),"
-                                   " error = NULL WHERE id = $1", oid, sent.sid, sent.status)
+                took = await conn.fetchval(
+                    "UPDATE sms_outbox SET status = 'sent', provider_sid = $2, delivery_status ="
+                    " COALESCE(delivery_status, $3), sent_at = now(), updated_at = now(),"
+                    " error = NULL WHERE id = $1 RETURNING extract(epoch FROM sent_at - created_at)",
+                    oid, sent.sid, sent.status)
+            if self.metrics is not None and row["kind"] in OFFER_KINDS and took is not None:
+                self.metrics.offer_sms_seconds.labels(kind=row["kind"]).observe(float(took))
         except asyncio.CancelledError:
             raise
         except Exception as e:

@@ -10,10 +10,11 @@ infra.texts.CaseText and the sms package renders them when they are queued.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from infra.texts import CaseText, Template
+from infra.formats import seal
+from infra.texts import CaseText, IncidentText, Template
 
 MAX_BODY = 1600          # Twilio's limit for one message (several segments)
 MAX_AGREEMENT_SMS = 1200
@@ -46,6 +47,22 @@ TEXTS: dict[str, dict[str, str]] = {
         "staff_help": "Helpline: this phone is a staff account. Use your app or call dispatch; "
                       "in danger call {emergency}.",
         "safe_app": "Helpline {ref}: this request was made in the app; cancel it there. We told the dispatcher.",
+        # a responder's offer and their answers by SMS (issue 12; docs/sms.md)
+        "offer": "Helpline offer {ref}: {category}, {distance}{place}. Reply 1 to accept, 2 to decline.",
+        "offer_accepted": "Helpline {ref}: it is yours. Reply OTW when on the way, ARR on arrival, DONE when done.",
+        "offer_declined": "Helpline {ref}: declined. Thank you.",
+        "offer_ended": "Helpline {ref}: this offer has ended. Nothing changed.",
+        "no_offer": "Helpline: no offer is waiting for you.",
+        "progress_en_route": "Helpline {ref}: on the way noted. Reply ARR on arrival.",
+        "progress_on_scene": "Helpline {ref}: arrival noted. Reply DONE when done.",
+        "progress_resolved": "Helpline {ref}: closed. Thank you.",
+        "progress_skip": "Helpline {ref}: not yet. First reply {word}.",
+        "progress_none": "Helpline: you have no assigned incident.",
+        "duty_on": "Helpline: you are on duty at your last position. OFF ends duty.",
+        "duty_on_nopos": "Helpline: no known position. Start duty once in the app, then ON works by SMS.",
+        "duty_off": "Helpline: you are off duty. ON starts duty.",
+        "duty_off_busy": "Helpline: finish your incident first (DONE), or ask a dispatcher.",
+        "duty_off_none": "Helpline: you are not on duty.",
     },
     "zh": {
         "help_ok": "求助{ref}已收到，调度员会联系您。请回复您的地址。回复“平安”取消。",
@@ -68,6 +85,50 @@ TEXTS: dict[str, dict[str, str]] = {
         "helper": "救助人员",
         "staff_help": "求助热线：此号码属于工作人员账号，请用工作应用或联系调度；如有危险请拨打{emergency}。",
         "safe_app": "求助{ref}是在应用中发起的，请在应用中取消。已告知调度员。",
+        "offer": "派单{ref}：{category}，{distance}{place}。回复1接受，2拒绝。",
+        "offer_accepted": "{ref}已派给您。出发回复“出发”，到达回复“到达”，完成回复“完成”。",
+        "offer_declined": "{ref}：已拒绝，谢谢。",
+        "offer_ended": "{ref}：此派单已结束，未作任何更改。",
+        "no_offer": "求助热线：目前没有给您的派单。",
+        "progress_en_route": "{ref}：已记录出发。到达后回复“到达”。",
+        "progress_on_scene": "{ref}：已记录到达。完成后回复“完成”。",
+        "progress_resolved": "{ref}：已完成，谢谢。",
+        "progress_skip": "{ref}：还不行，请先回复“{word}”。",
+        "progress_none": "求助热线：您目前没有指派的事件。",
+        "duty_on": "求助热线：已按您最后的位置上班。回复“下班”结束。",
+        "duty_on_nopos": "求助热线：没有您的位置。请先在应用中上班一次。",
+        "duty_off": "求助热线：您已下班。回复“上班”开始。",
+        "duty_off_busy": "求助热线：请先完成当前事件（回复“完成”）或联系调度员。",
+        "duty_off_none": "求助热线：您目前不在班。",
+    },
+}
+# the pieces of an offer (its text and its call) and what a call says, by language
+OFFER_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "no_position": "no position",
+        "at": "at {lat},{lon}",
+        "km": "{km} km away, ",
+        "cat_medical": "medical", "cat_fire": "fire", "cat_police": "police", "cat_dispute": "dispute",
+        "cat_other": "other",
+        "voice_offer": "Helpline. An offer: {category}, {distance}reference {ref_spoken}. "
+                       "Press 1 to accept. Press 2 to decline.",
+        "voice_none": "No answer. The offer stays open until its deadline. Goodbye.",
+        "voice_accepted": "It is yours. Open the app, or text O T W when on the way. Goodbye.",
+        "voice_declined": "Declined. Thank you. Goodbye.",
+        "voice_ended": "This offer has ended. Nothing changed. Goodbye.",
+        "voice_unknown": "Not understood. The offer stays open until its deadline. Goodbye.",
+    },
+    "zh": {
+        "no_position": "位置不明",
+        "at": "位置{lat},{lon}",
+        "km": "距您{km}公里，",
+        "cat_medical": "医疗", "cat_fire": "火警", "cat_police": "治安", "cat_dispute": "纠纷", "cat_other": "其他",
+        "voice_offer": "求助热线派单：{category}，{distance}编号{ref_spoken}。接受请按1，拒绝请按2。",
+        "voice_none": "没有收到按键。派单在截止前仍然有效。再见。",
+        "voice_accepted": "已派给您。请打开应用，或出发时回复短信“出发”。再见。",
+        "voice_declined": "已拒绝，谢谢。再见。",
+        "voice_ended": "此派单已结束，未作任何更改。再见。",
+        "voice_unknown": "没有听懂。派单在截止前仍然有效。再见。",
     },
 }
 # incident status → what the reporter is told; queued and offered read the same
@@ -106,6 +167,58 @@ def render(lang: str, key: str, **fields: Any) -> str:
     while not one_segment(text):
         text = text[:-1]
     return text
+
+
+# what a responder replies for each step (progress_skip names the next one in their language)
+STEP_WORDS = {"en": {"en_route": "OTW", "on_scene": "ARR", "resolved": "DONE"},
+              "zh": {"en_route": "出发", "on_scene": "到达", "resolved": "完成"}}
+VOICE_LANGS = {"en": "en-US", "zh": "cmn-CN"}     # TwiML <Say language>
+
+
+def offer_parts(lang: str, inc: Mapping[str, Any], distance_km: float | None) -> dict[str, str]:
+    """The fields of an offer's text and call: category, distance, place (or "no position")."""
+    table = OFFER_WORDS.get(lang, OFFER_WORDS["en"])
+    category = table.get(f"cat_{inc.get('category')}", str(inc.get("category") or ""))
+    distance = table["km"].format(km=f"{distance_km:.1f}") if distance_km is not None else ""
+    lat, lon = inc.get("lat"), inc.get("lon")
+    place = (table["at"].format(lat=f"{lat:.5f}", lon=f"{lon:.5f}") if lat is not None and lon is not None
+             else table["no_position"])
+    return {"ref": str(inc.get("ref_no") or ""), "category": category, "distance": distance, "place": place}
+
+
+def render_offer(lang: str, inc: Mapping[str, Any], distance_km: float | None) -> str:
+    """An offer's text: one segment where it fits (the place is dropped before the way to answer)."""
+    parts = offer_parts(lang, inc, distance_km)
+    text = render(lang, "offer", **parts)
+    if not one_segment(text):
+        text = render(lang, "offer", **{**parts, "place": parts["place"].split(",")[0]})
+    return text
+
+
+def offer_twiml(lang: str, inc: Mapping[str, Any], distance_km: float | None, action: str) -> str:
+    """An offer's call: the offer read out in the responder's language, one key pressed (1 or 2) posted to
+    `action`; no key: the call ends and the offer is left to its deadline."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    table = OFFER_WORDS.get(lang, OFFER_WORDS["en"])
+    parts = offer_parts(lang, inc, distance_km)
+    spoken = " ".join(parts["ref"].replace("-", ""))     # "H 4 8 2 1": read out character by character
+    say = table["voice_offer"].format(**{**parts, "ref_spoken": spoken})
+    r = VoiceResponse()
+    g = r.gather(num_digits=1, action=action, method="POST", timeout=8)
+    for _ in range(2):       # said twice: the first time may be lost while the phone comes to the ear
+        g.say(say, language=VOICE_LANGS.get(lang, "en-US"))
+    r.say(table["voice_none"], language=VOICE_LANGS.get(lang, "en-US"))
+    return str(r)
+
+
+def voice_reply(lang: str, key: str) -> str:
+    """TwiML for the answer to a key pressed."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    r = VoiceResponse()
+    r.say(OFFER_WORDS.get(lang, OFFER_WORDS["en"])[key], language=VOICE_LANGS.get(lang, "en-US"))
+    return str(r)
 
 
 def detect_lang(text: str, fallback: str) -> str:
@@ -177,7 +290,8 @@ def _chat(ref: str, sender: str, body: str, public_url: str = "") -> str:
     if not body.strip():     # an unverified sender: their words stay in the app
         where = f" at {public_url}/mediate" if public_url else " in the app"
         return f"{_prefix(ref)}: 新消息请在应用内查看。 A new message in your case; read it{where}."
-    return f"{_prefix(ref)} · {safe_fragment(sender, MAX_NAME_SMS) or 'Party'}: {safe_fragment(body, MAX_CHAT_SMS)}"
+    who = safe_fragment(sender, MAX_NAME_SMS) or "当事人 Party"    # a party without a name
+    return f"{_prefix(ref)} · {who}: {safe_fragment(body, MAX_CHAT_SMS)}"
 
 
 CASE_TEXTS: dict[CaseText, Callable[..., str]] = {
@@ -186,7 +300,8 @@ CASE_TEXTS: dict[CaseText, Callable[..., str]] = {
                                           f" Mediator {safe_fragment(mediator, MAX_NAME_SMS)} has taken the case.",
     CaseText.PROPOSAL: _proposal,
     CaseText.SETTLED: lambda ref, sha256:
-        f"{_prefix(ref)}: 各方均已签字，调解成功。 All parties signed: settled. SHA-256 {sha256[:16]}…",
+        f"{_prefix(ref)}: 各方均已签字，调解成功。协议参考号 {seal(sha256)}。"
+        f" All parties signed: settled. Agreement reference {seal(sha256)}.",
     CaseText.CLOSED: lambda ref, status:
         f"{_prefix(ref)}: 案件{CASE_STATUS_WORDS.get(status, status)}. The case is {status}.",
     CaseText.CHAT: _chat,
@@ -194,7 +309,32 @@ CASE_TEXTS: dict[CaseText, Callable[..., str]] = {
 
 
 def render_case(t: Template) -> str:
+    if isinstance(t.key, IncidentText):
+        return INCIDENT_TEXTS[t.key](**t.fields)
     return CASE_TEXTS[t.key](**t.fields)
+
+
+# ------------------------------------------------------------------ dispatch's texts to staff (both languages)
+
+CATEGORY_WORDS = {"medical": ("medical", "医疗急救"), "fire": ("fire", "火警"), "police": ("police", "治安报警"),
+                  "dispute": ("dispute", "纠纷"), "other": ("other", "其他")}
+
+
+def _supervisor(ref: str, category: str, minutes: str, more: str = "0", public_url: str = "") -> str:
+    """An escalated incident no dispatcher took (dispatch/alarm.py): its reference, category and how long it
+    has waited, how many more wait, where to act. Never the resident's number or words."""
+    en, zh = CATEGORY_WORDS.get(category, (category, category))
+    n = int(more) if more.isdigit() else 0
+    where = f"{public_url}/dispatch" if public_url else "the dispatch console"
+    return (f"Helpline {ref}: {en} incident escalated {minutes} min ago, no dispatcher has taken it"
+            + (f" (+{n} more waiting)" if n else "") + f". Open {where}. "
+            f"求助热线{ref}：{zh}求助已升级{minutes}分钟，尚无调度员接手" + (f"（另有{n}起待处理）" if n else "")
+            + "。请打开调度台。")
+
+
+INCIDENT_TEXTS: dict[IncidentText, Callable[..., str]] = {
+    IncidentText.SUPERVISOR: _supervisor,
+}
 
 
 # replies to a party's inbound text (the webhook answers with them)

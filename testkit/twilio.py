@@ -1,7 +1,7 @@
-"""A stand-in for Twilio's REST Messages endpoint, and webhooks signed as Twilio signs them.
+"""A stand-in for Twilio's REST Messages and Calls endpoints, and webhooks signed as Twilio signs them.
 
-    FakeTwilio  on a loopback port: checks basic auth, records Messages posts, can be told
-                to answer 429/500/an error code first (the `fake` fixture)
+    FakeTwilio  on a loopback port: checks basic auth, records Messages and Calls posts, can be told
+                to answer 429/500/an error code first, or to answer calls late (the `fake` fixture)
     sms_app     an in-process app with sms.provider twilio pointed at a FakeTwilio, its
                 public URL set to the URL the tests post to (the `shl` fixture)
     sms_in, status_in   inbound and status webhooks, signed
@@ -43,6 +43,8 @@ class FakeTwilio:
         self.posts = 0                              # every authenticated Messages request
         self.fail_next: list[int | tuple[int, int]] = []   # status, or (status, twilio error code)
         self.delay_s = 0.0                          # accept, then answer this late (a lost answer)
+        self.calls: list[dict[str, Any]] = []      # accepted Calls: To, From, Twiml (or Url)
+        self.call_delay_s = 0.0                     # answer the Calls API this late (a slow provider)
         self.runner: web.AppRunner | None = None
 
     async def start(self) -> FakeTwilio:
@@ -68,8 +70,24 @@ class FakeTwilio:
                 "date_created": "Fri, 27 Nov 2026 00:00:00 +0000",
                 "uri": f"/2010-04-01/Accounts/{self.sid}/Messages/{sid}.json"}, status=201)
 
+        async def calls(req: web.Request) -> web.Response:
+            if req.headers.get("Authorization") != aiohttp.encode_basic_auth(self.sid, self.token) \
+                    or req.match_info["sid"] != self.sid:
+                return web.json_response({"code": 20003, "message": "Authenticate", "status": 401},
+                                         status=401)
+            form = dict(await req.post())
+            if self.call_delay_s:
+                await asyncio.sleep(self.call_delay_s)
+            sid = "CA" + uuid.uuid4().hex
+            self.calls.append({**form, "sid": sid, "at": time.monotonic()})
+            return web.json_response({
+                "sid": sid, "account_sid": self.sid, "to": form.get("To"), "from": form.get("From"),
+                "status": "queued", "direction": "outbound-api", "api_version": "2010-04-01",
+                "uri": f"/2010-04-01/Accounts/{self.sid}/Calls/{sid}.json"}, status=201)
+
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", messages)
+        app.router.add_post("/2010-04-01/Accounts/{sid}/Calls.json", calls)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
@@ -86,6 +104,9 @@ class FakeTwilio:
     def to(self, phone: str) -> list[dict[str, Any]]:
         return [m for m in self.sent if m.get("To") == phone]
 
+    def calls_to(self, phone: str) -> list[dict[str, Any]]:
+        return [c for c in self.calls if c.get("To") == phone]
+
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
@@ -97,6 +118,21 @@ async def sms_in(base: str, phone: str, body: str, sid: str | None = None, signa
     params = {"AccountSid": TW_SID, "From": phone, "To": TW_FROM, "Body": body,
               "MessageSid": sid or "SM" + uuid.uuid4().hex, "NumMedia": "0", "SmsStatus": "received", **extra}
     url = base + path
+    sig = twilio_signature(url, params, token) if signature is None else signature
+    headers = {"X-Twilio-Signature": sig} if sig else {}
+    async with aiohttp.ClientSession() as s, s.post(url, data=params, headers=headers) as r:
+        return r.status, await r.text()
+
+
+async def voice_in(base: str, offer_id: str, digits: str | None, call_sid: str | None = None,
+                   signature: str | None = None, to: str = "", token: str = TW_TOKEN) -> tuple[int, str]:
+    """POST the Gather action of an offer's call as Twilio would (Digits None: none pressed); signature ""
+    sends none."""
+    params = {"AccountSid": TW_SID, "CallSid": call_sid or "CA" + uuid.uuid4().hex, "From": TW_FROM, "To": to,
+              "CallStatus": "in-progress", "Direction": "outbound-api"}
+    if digits is not None:
+        params["Digits"] = digits
+    url = f"{base}/voice/offer?offer={offer_id}"
     sig = twilio_signature(url, params, token) if signature is None else signature
     headers = {"X-Twilio-Signature": sig} if sig else {}
     async with aiohttp.ClientSession() as s, s.post(url, data=params, headers=headers) as r:

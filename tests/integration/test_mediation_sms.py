@@ -112,7 +112,7 @@ async def test_a_party_by_sms_from_join_to_signature(hl):
     done = (await filer.push("case.updated", lambda m: m["case"]["status"] == "settled"))["case"]
     assert done["agreement"]["text"] == "Bo moves the fence by 1 June."
     assert [s["via"] for s in done["agreement"]["signatures"]] == ["ws", "sms"]
-    assert "settled" in await rec.wait(BO, lambda b: "SHA-256" in b)
+    assert "settled" in await rec.wait(BO, lambda b: "Agreement reference" in b)
     # the case is over: the phone has nothing more to do with mediation
     assert await mediation_reply(svc, BO, "thanks") is None
 

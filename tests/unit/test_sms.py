@@ -55,7 +55,10 @@ def test_every_text_is_one_segment_even_with_long_names() -> None:
     for lang in sms.TEXTS:
         for key in sms.TEXTS[lang]:
             for name in ("Medic Wang", "王医生" * 30, "N" * 300, ""):
-                t = sms.render(lang, key, ref="H-1234567", name=name, code="123456", emergency="110")
+                t = sms.render(lang, key, name=name, code="123456", emergency="110",
+                               word=sms.STEP_WORDS[lang]["resolved"],
+                               **{**sms.offer_parts(lang, {"category": "dispute", "lat": -85.0,
+                                                           "lon": -179.123456}, 9.95), "ref": "H-1234567"})
                 assert sms.one_segment(t), (lang, key, t)
     t = sms.render("en", "assigned", ref="H-1001", name="Medic Wang")
     assert t == "Helpline H-1001: Medic Wang is coming to help you."
@@ -138,20 +141,16 @@ def test_precedence_of_codes(body: str, kind: str, code: str) -> None:
 
 
 def test_one_table_in_precedence_order_and_role_words_can_be_added() -> None:
-    assert [r.kind for r in h.RULES] == [h.Kind.STOP, h.Kind.START, h.Kind.YES, h.Kind.HELP, h.Kind.SAFE,
-                                         h.Kind.SIGN, h.Kind.JOIN]
-    words = [w for r in h.RULES for w in r.words]
-    assert len(words) == len(set(words))            # a word belongs to one rule
-    # a later issue: responder words, decided by the sender's role, above the rows they must win over
-    accept = h.Rule(h.Kind.YES, h.Form.WHOLE, ("1", "Y", "YES", "是", "接受"), roles=frozenset({"responder"}))
-    rules = (accept, *h.RULES)
-    old = h.RULES
-    try:
-        h.RULES = rules
-        assert h.parse("是", role="responder").kind == h.Kind.YES
-        assert h.parse("是", role="resident").kind == h.Kind.OTHER
-    finally:
-        h.RULES = old
+    assert [r.kind for r in h.RULES] == [h.Kind.STOP, h.Kind.START, h.Kind.ACCEPT, h.Kind.DECLINE,
+                                         h.Kind.EN_ROUTE, h.Kind.ON_SCENE, h.Kind.RESOLVED, h.Kind.DUTY_ON,
+                                         h.Kind.DUTY_OFF, h.Kind.YES, h.Kind.HELP, h.Kind.SAFE, h.Kind.SIGN,
+                                         h.Kind.JOIN]
+    for role in (None, "resident", "responder"):      # for any one sender, a word belongs to one rule
+        words = [w for r in h.RULES for w in r.words if r.roles is None or role in r.roles]
+        dup = {w for w in words if words.count(w) > 1}
+        assert dup == ({"YES"} if role == "responder" else set())   # the responder's YES wins: it comes first
+    assert h.parse("是", role="responder").kind == h.Kind.ACCEPT
+    assert h.parse("是", role="resident").kind == h.Kind.OTHER
 
 
 def test_case_texts_render_from_one_catalogue() -> None:

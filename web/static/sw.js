@@ -2,6 +2,10 @@
 // still opens (from the last copy seen) with the emergency number to call and a link that
 // texts HELP; a request pressed then waits on the page and expires with a plain message.
 //
+// The staff pages (responder, dispatch) register it too, for Web Push: a `push` shows the
+// notification the server wrote (title, body, in the subscriber's language); a tap on it opens
+// or focuses the page it names (an offer, an incident).
+//
 // Network first, always: a working server is never answered from the cache, so a new
 // deploy is seen at once. Only the resident page's own files are kept; every other request
 // (the staff pages, /ws, /api/*) goes to the network untouched.
@@ -52,5 +56,40 @@ self.addEventListener('fetch', (event) => {
         return resp;
       })
       .catch(() => caches.match(url.pathname).then((hit) => hit || Response.error())),
+  );
+});
+
+// ---- Web Push (issue 12) ------------------------------------------------------------------
+self.addEventListener('push', (event) => {
+  let data = {};
+  try {
+    data = event.data ? event.data.json() : {};
+  } catch {
+    data = { body: event.data ? event.data.text() : '' };
+  }
+  const title = data.title || 'Helpline';
+  event.waitUntil(
+    self.registration.showNotification(title, {
+      body: data.body || '',
+      tag: data.tag || undefined, // a newer notice of the same offer or incident replaces the older
+      renotify: !!data.tag,
+      requireInteraction: true, // stays until the person acts on it
+      lang: data.lang === 'zh' ? 'zh-CN' : 'en',
+      vibrate: [300, 100, 300, 100, 300],
+      data: { url: data.url || '/', type: data.type || '' },
+    }),
+  );
+});
+
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  const target = new URL((event.notification.data && event.notification.data.url) || '/', self.location.origin);
+  if (target.origin !== self.location.origin) return;
+  event.waitUntil(
+    self.clients.matchAll({ type: 'window', includeUncontrolled: true }).then((open) => {
+      const same = open.find((c) => new URL(c.url).pathname === target.pathname);
+      if (same) return same.focus(); // the page is live: it shows the offer or incident itself
+      return self.clients.openWindow(target.href);
+    }),
   );
 });

@@ -22,6 +22,11 @@ export async function deviceToken() {
   return r.token;
 }
 
+/** Keep a token the server gave this browser's resident another way (a phone code): the next hello uses it. */
+export function saveResidentToken(token) {
+  store.set(TOKEN, token);
+}
+
 /**
  * A Socket that signs in with the device token. When the server refuses the token (a stale
  * one), it is forgotten and the socket restarts after retryAfterMs() — unless retryIf() says

@@ -9,6 +9,9 @@ import { eventLine } from './timeline.js';
 import { FINAL, LOCATABLE, queueOrder } from './status.js';
 import { Versions, candidates as nearest, parseCoord } from './dispatch-state.js';
 import { closeControl } from './dispatch-close.js';
+import { pushAlerts } from './push.js';
+import { consoleAlarm, takenBadge } from './alarm.js';
+import { rings } from './alarm-state.js';
 
 const ROUGH_M = 1000; // a position this uncertain is worth fixing by hand
 
@@ -41,18 +44,34 @@ let selectedIncident = null; // kept even after it leaves the queue
 let events = [];
 
 const map = new DispatchMap(document.getElementById('map'), { onSelect: select });
+const alerts = pushAlerts({ container: els.app, token: () => token() }); // escalations with the screen off
 
-const { sock, token } = staffSession({
+const { sock, token, account } = staffSession({
   page: 'dispatch',
   roles: ['dispatcher', 'admin'],
-  onWelcome: watch,
+  onWelcome: (w) => {
+    alerts.refresh();
+    return watch(w);
+  },
   onLogout: () => {
+    alerts.signedOut();
     incidents.clear();
     responders.clear();
     map.clear();
     select(null);
     renderAll();
+    alarm.reset();
   },
+});
+
+// the alarm rings for escalated and new priority-1 incidents until someone says "I'm on it" (alarm.js)
+const alarm = consoleAlarm({
+  root: document.getElementById('alarm'),
+  me: () => (account() || {}).id || null,
+  ack: async (id) => (await sock.request('incident.ack', { incident_id: id })).incident,
+  acked: (inc) => upsertIncident(inc),
+  select: (id) => select(id),
+  selected: () => selected,
 });
 
 // Pushes that arrive while queue.watch is in flight are kept and replayed over the snapshot;
@@ -142,6 +161,7 @@ function renderQueue() {
     els.queueBody.append(tr); // append moves existing rows into sorted order
   }
   const escalated = list.filter((i) => i.status === 'escalated').length;
+  alarm.update(list);
   els.queueEmpty.hidden = list.length > 0;
   els.queueCount.textContent = list.length ? `(${list.length})` : '';
   document.title = `${escalated ? `(${escalated}) ` : ''}${t('dispatch.title')}`;
@@ -155,13 +175,13 @@ function buildRow(inc, old) {
   const chosen = old && old.querySelector('select') ? old.querySelector('select').value : null;
   const tr = h('tr', {
     testid: 'incident-row',
-    class: `row status-${inc.status}${inc.id === selected ? ' selected' : ''}`,
+    class: `row status-${inc.status}${inc.id === selected ? ' selected' : ''}${rings(inc) ? ' ringing' : ''}`,
     data: { incidentId: inc.id, status: inc.status },
     on: { click: (ev) => { if (!ev.target.closest('select, button')) select(inc.id); } },
   },
   h('td', { class: `prio prio-${inc.priority}`, text: t('dispatch.priority', { n: inc.priority }) }),
   h('td', { class: 'age', data: { since: inc.created_at }, text: age(inc.created_at) }),
-  h('td', {}, h('span', { class: `badge badge-${inc.status}`, text: t(`status.${inc.status}`) }), (inc.flags || []).includes('possible_flood') ? h('span', { class: 'badge badge-flood', testid: 'flood-flag', text: t('dispatch.possibleFlood') }) : null),
+  h('td', {}, h('span', { class: `badge badge-${inc.status}`, text: t(`status.${inc.status}`) }), (inc.flags || []).includes('possible_flood') ? h('span', { class: 'badge badge-flood', testid: 'flood-flag', text: t('dispatch.possibleFlood') }) : null, takenBadge(inc)),
   h('td', { text: t(`category.${inc.category}`) }),
   h('td', {}, h('button', {
     class: 'link ref', attrs: { type: 'button', 'aria-label': t('dispatch.showTimeline', { ref: inc.ref_no }) },
@@ -247,6 +267,7 @@ function select(id) {
   selectedIncident = id ? incidents.get(id) || selectedIncident : null;
   events = [];
   for (const [rid, tr] of rows) tr.classList.toggle('selected', rid === id);
+  alarm.repaint(); // "I'm on it" takes the selected incident when it rings
   paintDetail();
   map.select(id);
   if (id) {

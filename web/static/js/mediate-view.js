@@ -54,13 +54,23 @@ export const els = {
   signBanner: $('sign-banner'),
   settlement: $('settlement'),
   caseMsg: $('case-msg'),
+  keepBox: $('keep-box'),
   chatMsg: $('chat-msg'), // beside the message box: a failed send is said where it was typed
 };
 
-// The server names a filer who left the name blank "Applicant", in English: shown in the page's language.
+// A party without a name (a filer who left it blank is stored with none; records from before
+// migration 016 say "Applicant" in English) is shown in the page's language: "Applicant" for the
+// filer, "Party" for anyone else.
 const PLACEHOLDER_NAMES = new Set(['', 'Applicant']);
-export function shownName(name) {
-  return PLACEHOLDER_NAMES.has((name || '').trim()) ? t('mediate.applicant') : name;
+export function shownName(name, filer = true) {
+  if (!PLACEHOLDER_NAMES.has((name || '').trim())) return name;
+  return t(filer ? 'mediate.applicant' : 'mediate.party');
+}
+
+/** The name of the case's party with this account id (or of the sender, as given), in words. */
+function nameIn(c, id, name) {
+  const p = c ? (c.parties || []).find((x) => x.id === id) : null;
+  return shownName(name, p ? !!p.filer : true);
 }
 
 function fmtWhen(iso) {
@@ -75,15 +85,15 @@ export function createView(S, on) {
     if (r === 'joint') return t('mediate.joint');
     if (partyOf(c, S.me())) return t('mediate.caucusMine');
     const party = caucusParty(c, r);
-    return t('mediate.caucus', { name: party ? shownName(party.name) : '' });
+    return t('mediate.caucus', { name: party ? shownName(party.name, party.filer) : '' });
   }
 
   function roomHint(c, r) {
     if (r === 'joint') return t('mediate.jointHint');
     if (partyOf(c, S.me())) return t('mediate.caucusMineHint');
     const party = caucusParty(c, r);
-    if (party && party.via === 'sms') return t('mediate.caucusSmsHint', { name: shownName(party.name) });
-    return t('mediate.caucusHint', { name: party ? shownName(party.name) : '' });
+    if (party && party.via === 'sms') return t('mediate.caucusSmsHint', { name: shownName(party.name, party.filer) });
+    return t('mediate.caucusHint', { name: party ? shownName(party.name, party.filer) : '' });
   }
 
   function caseRow(c) {
@@ -129,6 +139,7 @@ export function createView(S, on) {
   function paintMyCasesButton() {
     const n = S.mode === 'resident' ? S.book.size : 0;
     els.myCasesLine.hidden = !n;
+    $('reclaim').hidden = n > 0; // this browser has cases already: linking a phone is offered inside them
     els.myCases.textContent = t('mediate.myCasesButton', { n });
   }
 
@@ -149,7 +160,7 @@ export function createView(S, on) {
 
     // who is in it: the joined parties, then those named but not joined yet
     const party = (p) => h('li', { class: p.id === you.id ? 'me' : '' },
-      h('span', { class: 'name', text: shownName(p.name) }),
+      h('span', { class: 'name', text: shownName(p.name, p.filer) }),
       p.id === you.id ? h('span', { class: 'tag', text: t('mediate.you') }) : null,
       p.filer ? h('span', { class: 'tag', text: t('mediate.filer') }) : null,
       p.via === 'sms' ? h('span', { class: 'tag', text: t('mediate.viaSms') }) : null,
@@ -170,6 +181,9 @@ export function createView(S, on) {
     els.codes.replaceChildren(...codes.map((i) => h('li', { testid: 'invite-code', data: { code: i.join_code } },
       h('span', { class: 'name', text: i.name }),
       h('code', { class: 'code', text: i.join_code }))));
+
+    paintAddParty(c, final);
+    paintKeep(c);
 
     els.finalBox.hidden = !final;
     if (final) {
@@ -201,6 +215,33 @@ export function createView(S, on) {
     paintAgreement(c);
   }
 
+  // one more party after filing: the filer or the case's mediator, while the case is open
+  function paintAddParty(c, final) {
+    const you = S.me();
+    const adder = !final && (isFiler(c, you) || isMediatorOf(c, you));
+    const box = $('add-party-box');
+    box.hidden = !adder;
+    if (!adder) box.open = false;
+    const last = adder && S.lastAdded && S.lastAdded.caseId === c.id ? S.lastAdded : null;
+    const shown = $('new-party');
+    shown.hidden = !last;
+    if (!last) return;
+    shown.dataset.code = last.join_code;
+    shown.replaceChildren(t('mediate.addedCode', { name: last.name }), ' ',
+      h('code', { class: 'code', text: last.join_code }), ' ',
+      t(last.texted ? 'mediate.addedTexted' : 'mediate.addedPassOn'));
+  }
+
+  // a resident's case lives in this browser until they link a phone: say so, and offer it
+  function paintKeep(c) {
+    const you = S.me();
+    const party = S.mode === 'resident' && !!partyOf(c, you);
+    els.keepBox.hidden = !party;
+    if (!party) return;
+    $('keep-text').textContent = t(you.verified ? 'mediate.keepDone' : 'mediate.keepHint', { url: `${location.origin}/mediate` });
+    $('keep-link').hidden = !!you.verified;
+  }
+
   function paintTabs(c = S.book.get(S.openId), rooms = c ? roomsFor(c, S.me()) : []) {
     els.rooms.replaceChildren(...rooms.map((r) => {
       const st = S.chat.room(r);
@@ -229,7 +270,7 @@ export function createView(S, on) {
       els.signatures.replaceChildren(...(ag ? (c.parties || []).map((p) => {
         const s = byParty.get(p.id);
         return h('li', { class: s || p.signed ? 'signed' : 'unsigned' },
-          h('span', { class: 'name', text: shownName(p.name) }), t('punct.dash'),
+          h('span', { class: 'name', text: shownName(p.name, p.filer) }), t('punct.dash'),
           s || p.signed
             ? h('span', { text: s ? t('mediate.signedAt', { when: fmtWhen(s.signed_at) }) : t('mediate.signed') })
             : h('span', { class: 'muted', text: t('mediate.notSigned') }));
@@ -237,12 +278,13 @@ export function createView(S, on) {
     } else {
       $('st-text').textContent = ag ? ag.text : '';
       $('st-signers').replaceChildren(...signatures.map((s) => h('li', {},
-        h('span', { class: 'name', text: shownName(s.name) }), t('punct.dash'),
+        h('span', { class: 'name', text: nameIn(c, s.party_id, s.name) }), t('punct.dash'),
         h('span', { text: t('mediate.signedAt', { when: fmtWhen(s.signed_at) }) }),
         s.via === 'sms' ? h('span', { class: 'tag', text: t('mediate.viaSms') }) : null)));
       const last = signatures.map((s) => s.signed_at).sort().pop();
       $('st-time').textContent = fmtWhen(c.closed_at || last);
       $('st-sha').textContent = c.settled_sha256 || (ag && ag.sha256) || '';
+      $('st-ref').textContent = `${c.ref_no} · ${c.settled_ref || ''}`; // what a resident reads out
     }
 
     const proposer = isMediatorOf(c, S.me()) && TALKING.has(c.status);
@@ -272,7 +314,7 @@ export function createView(S, on) {
     const role = (m.sender && m.sender.role) || 'resident';
     return h('li', { testid: 'message', class: `message${own ? ' mine' : ''} from-${role}`, data: { seq: m.seq } },
       h('div', { class: 'meta' },
-        h('span', { class: 'sender', text: own ? t('mediate.you') : shownName(m.sender && m.sender.name) }),
+        h('span', { class: 'sender', text: own ? t('mediate.you') : nameIn(S.book.get(m.case_id), m.sender && m.sender.id, m.sender && m.sender.name) }),
         role !== 'resident' ? h('span', { class: 'tag', text: t(`role.${role}`) }) : null,
         m.via === 'sms' ? h('span', { class: 'tag', text: t('mediate.viaSms') }) : null,
         h('time', { attrs: { datetime: m.sent_at, title: fmtWhen(m.sent_at) }, text: fmtTime(m.sent_at) })),

@@ -15,7 +15,8 @@ import { t, onLangChange } from './i18n.js';
 import { store } from './api.js';
 import { tid, notify, errorText, bindConn } from './ui.js';
 import { staffSession } from './staff.js';
-import { deviceSocket } from './device.js';
+import { deviceSocket, saveResidentToken } from './device.js';
+import { wirePhoneForm } from './mediate-phone.js';
 import { CaseBook, Chat, Outbox } from './mediate-state.js';
 import { $, els, createView } from './mediate-view.js';
 import { createChat } from './mediate-chat.js';
@@ -35,6 +36,8 @@ const S = {
   chat: new Chat(null), // the rooms of the case on screen
   outbox: new Outbox(), // messages sent, not yet acknowledged
   lastProposeCase: null, // the case whose proposal box was last pre-filled
+  lastAdded: null, // {caseId, name, join_code, texted}: the party this browser added last (its code shown)
+  claimNext: false, // after a phone code: take the parties named with that phone, once the socket is live
   me: () => (S.active ? S.active.me : {}),
 };
 let residentSock = null;
@@ -141,12 +144,57 @@ function startResident() {
       S.active = { sock: residentSock, me: w.account };
       els.newCase.hidden = false;
       resumeAfterWelcome(w);
+      if (S.claimNext) claimByPhone();
     });
   }
   bindConn(residentSock);
   if (residentSock.stopped) residentSock.start();
   return residentSock;
 }
+
+// ---- back into a case by a phone code (docs/mediation.md, "Back into a case") -------------------
+
+/** Use the verified account's token from now on: the resident socket signs in again with it. */
+function useToken(token) {
+  saveResidentToken(token);
+  store.set(K.resident, true);
+  const running = !!residentSock && !residentSock.stopped;
+  const sock = startResident();
+  if (running) sock.restart();
+}
+
+/** The parties named with this phone that nobody joined become this account's; then the list. */
+async function claimByPhone() {
+  S.claimNext = false;
+  const sock = residentSock;
+  try {
+    const r = await sock.request('cases.claim', {});
+    for (const c of r.cases || []) onCase(c);
+    await loadCases();
+    const words = [];
+    if (!S.book.size) words.push(t('mediate.claimNone'));
+    if (r.held_by_others) words.push(t('mediate.claimHeld', { n: r.held_by_others }));
+    notify(els.casesMsg, words.join(' '), 'info');
+  } catch (e) {
+    notify(els.casesMsg, `${t('mediate.casesFailed')} ${errorText(e)}`, 'error');
+  }
+}
+
+wirePhoneForm('reclaim', {
+  onVerified: (r) => {
+    S.claimNext = true;
+    useToken(r.token);
+    forms.showResidentApp();
+    return '';
+  },
+});
+wirePhoneForm('keep', {
+  keep: true,
+  onVerified: (r) => {
+    useToken(r.token);
+    return t('mediate.keepLinked');
+  },
+});
 
 function autoOpen() {
   const id = S.book.autoOpenId(store.get(K.open));
@@ -232,6 +280,32 @@ $('invite-form').addEventListener('submit', async (ev) => {
   if (r) {
     input.value = '';
     notify(msgFor(input), t('mediate.invited'), 'ok');
+  }
+});
+
+// a party named after filing: the code is shown to the one who added it, beside the form
+$('add-party-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const nameIn = tid('new-party-name');
+  const phoneIn = tid('new-party-phone');
+  const name = nameIn.value.trim();
+  const phone = phoneIn.value.replace(/[\s().-]/g, '');
+  if (!name) {
+    notify(msgFor(nameIn), t('mediate.partyNeedsName'), 'error');
+    nameIn.focus();
+    return;
+  }
+  const caseId = S.openId;
+  const fields = { case_id: caseId, name };
+  if (phone) fields.phone = phone;
+  const r = await act(tid('add-party-submit'), 'case.add_party', fields, {
+    bad_request: 'mediate.addPartyBad', conflict: 'mediate.addPartyConflict', forbidden: 'mediate.addPartyForbidden',
+  });
+  if (r && r.added) {
+    nameIn.value = '';
+    phoneIn.value = '';
+    S.lastAdded = { caseId, ...r.added };
+    view.paintCase();
   }
 });
 

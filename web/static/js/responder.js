@@ -6,6 +6,7 @@ import { tid, notify, errorText, currentPosition, distanceKm, fmtKm, notOlder } 
 import { staffSession } from './staff.js';
 import { FINAL, PROGRESS, WORKING } from './status.js';
 import { chime, primeAudio, holdScreen } from './attention.js';
+import { pushAlerts } from './push.js';
 
 const DUTY_KEY = 'helpline.responder.onduty';
 const LOCATION_EVERY_MS = 15000;
@@ -49,7 +50,7 @@ let watchId = null;
 let busy = false; // a duty command is in flight
 let pendingLogout = null; // sign-out held while the responder confirms leaving a job
 
-const { sock, account } = staffSession({
+const { sock, account, token } = staffSession({
   page: 'responder',
   roles: ['responder'],
   onWelcome,
@@ -64,6 +65,7 @@ const { sock, account } = staffSession({
     if (store.get(DUTY_KEY)) await sock.request('duty.end', {}, { waitMs: 2000 });
   },
   onLogout: () => {
+    alerts.signedOut();
     store.del(DUTY_KEY);
     stopWatch();
     me = offer = job = null;
@@ -72,6 +74,8 @@ const { sock, account } = staffSession({
     paint();
   },
 });
+
+const alerts = pushAlerts({ container: document.getElementById('app'), token }); // offers with the screen off
 
 // ---- duty and position ---------------------------------------------------------
 
@@ -240,6 +244,7 @@ async function progress(status) {
 // ---- server events --------------------------------------------------------------------
 
 function onWelcome(w) {
+  alerts.refresh();
   me = w.responder || null;
   if (me && onDuty()) store.set(DUTY_KEY, true);
   else if (me) store.del(DUTY_KEY); // the server's word wins

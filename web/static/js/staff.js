@@ -79,6 +79,9 @@ export function staffSession({ page, roles, onWelcome, beforeLogout, onLogout, h
         /* sign out anyway */
       }
     }
+    // the server revokes the token and drops the account's push subscriptions (best effort: offline, the
+    // token still ends with its expiry and a dropped browser subscription is refused by its push service)
+    if (session) postJSON('/api/auth/logout', {}, session.token).catch(() => {});
     session = null;
     store.del(key);
     sock.stop();
