@@ -37,7 +37,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "otp": "Helpline code: {code}. Valid 5 minutes. Do not share it.",
         "limited": "Helpline: too many requests from this phone. If you are in danger, call {emergency}.",
         "searching": "Helpline {ref}: we are contacting a helper near you.",
-        "escalated": "Helpline {ref}: no helper nearby has taken it yet; it now waits for a dispatcher. Keep your phone on.",
+        "escalated": "Helpline {ref}: no helper nearby has taken it yet; it now waits for a dispatcher. "
+                     "Keep your phone on.",
         "assigned": "Helpline {ref}: {name} is coming to help you.",
         "en_route": "Helpline {ref}: {name} is on the way.",
         "on_scene": "Helpline {ref}: {name} has arrived.",
