@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from testkit.runtime import until
@@ -24,6 +25,10 @@ def case_is(cid: str, status: str) -> Any:
 
 def texts_to(fake: FakeTwilio, phone: str, where: str) -> list[str]:
     return [m["Body"] for m in fake.to(phone) if where in m["Body"]]
+
+
+def waiting_for(fake: FakeTwilio, phone: str, where: str) -> Callable[[], list[str]]:
+    return lambda: texts_to(fake, phone, where)
 
 
 async def reply_to(shl: Any, phone: str, body: str) -> str:
@@ -55,7 +60,7 @@ async def test_a_walk_in_case_with_two_sms_parties_reaches_a_signed_agreement(sh
 
     # both are texted their own code, with no one's own words (the centre registered it)
     for phone in (WANG, ZHAO):
-        body = (await until(lambda p=phone: texts_to(fake, p, codes[p]), what=f"invitation to {phone}"))[0]
+        body = (await until(waiting_for(fake, phone, codes[phone]), what=f"invitation to {phone}"))[0]
         assert case["ref_no"] in body and "mediation centre" in body and "Noise" not in body
 
     # both join by text; the mediator takes the case; both read the proposal and sign by text
@@ -69,7 +74,7 @@ async def test_a_walk_in_case_with_two_sms_parties_reaches_a_signed_agreement(sh
     await med.ok("agreement.propose", case_id=case["id"], text="Quiet after 22:00; rugs in the living room.")
     said = []
     for phone in (WANG, ZHAO):
-        proposal = (await until(lambda p=phone: texts_to(fake, p, "SIGN"), what=f"proposal to {phone}"))[0]
+        proposal = (await until(waiting_for(fake, phone, "SIGN"), what=f"proposal to {phone}"))[0]
         assert "Quiet after 22:00" in proposal
         said.append(await reply_to(shl, phone, f"SIGN {sign_code(proposal)}"))
     assert "Waiting for the others" in said[0] and "Settled" in said[1]
@@ -77,7 +82,7 @@ async def test_a_walk_in_case_with_two_sms_parties_reaches_a_signed_agreement(sh
     sigs = settled["case"]["agreement"]["signatures"]
     assert [(s["name"], s["via"]) for s in sigs] == [("Wang Fang", "sms"), ("Zhao Lei", "sms")]
     for phone in (WANG, ZHAO):
-        await until(lambda p=phone: texts_to(fake, p, "Agreement reference"), what=f"settled text to {phone}")
+        await until(waiting_for(fake, phone, "Agreement reference"), what=f"settled text to {phone}")
 
     # the case's log and the audit log name the mediator who opened it and for whom
     events = await q(shl, "SELECT actor_id, data FROM case_events WHERE case_id = $1 AND kind = 'opened'",
