@@ -122,10 +122,17 @@ async def test_a_clerk_opens_a_case_and_sees_it_until_a_mediator_takes_it(shl, f
     case = opened["case"]
     assert case["opened_by"] == {"id": clerk.account_id, "name": "Front desk Qian", "role": "clerk"}
     assert case["invited"][0]["phone"] == WANG and case["invited"][0]["join_code"]     # the clerk typed it in
-    added = await clerk.ok("case.add_party", case_id=case["id"], name="Shop assistant Lu")
-    assert added["added"]["join_code"] and added["added"]["texted"] is False
+    added = await clerk.ok("case.add_party", case_id=case["id"], name="Shop assistant Lu", phone=ZHAO)
+    assert added["added"]["join_code"] and added["added"]["texted"] is True
+    lu = (await until(waiting_for(fake, ZHAO, added["added"]["join_code"]), what="the added party's text"))[0]
+    assert "mediation centre" in lu and "A resident" not in lu         # the counter's invitation, as at opening
     mine = (await clerk.ok("cases.mine"))["cases"]
     assert [c["id"] for c in mine] == [case["id"]] and len(mine[0]["invited"]) == 3
+
+    # the clerk follows the case live while it is theirs: a visitor joining by text shows at once
+    await reply_to(shl, WANG, case["invited"][0]["join_code"])
+    joined = await clerk.push("case.updated", lambda m: len(m["case"]["parties"]) == 1)
+    assert joined["case"]["parties"][0]["name"] == "Customer Hu" and joined["case"]["parties"][0]["via"] == "sms"
 
     # a mediator watching sees it (phones masked), with who opened it
     med = await shl.user("mediator", name="Med Zhou")
