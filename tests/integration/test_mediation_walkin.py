@@ -213,3 +213,21 @@ async def test_a_staff_member_has_limits_of_their_own_and_texts_stop_per_number(
         got.append(r["invitations"][0]["texted"])
     assert got == [True] * INVITES_PER_PHONE[0] + [False]
     await until(lambda: len(fake.to(ZHAO)) == INVITES_PER_PHONE[0], what="the texts that may go")
+
+
+async def test_a_clerk_account_from_the_cli_opens_cases_and_nothing_else(cluster):
+    node = await cluster.start_node()
+    r = cluster.cli("user", "add", "desk1", "--role", "clerk", "--password", "Pw-123456!", "--name", "Front desk")
+    assert r.returncode == 0, r.stderr
+    tok = cluster.cli("token", "desk1")
+    assert tok.returncode == 0, tok.stderr
+    clerk = await node.connect(tok.stdout.strip())
+    assert clerk.welcome["account"]["role"] == "clerk" and clerk.welcome["open_cases"] == []
+    await clerk.ok("case.open", category="neighbour", summary="A tree over the fence",
+                   parties=[{"name": "East"}, {"name": "West"}])
+    await clerk.error("queue.watch", "forbidden")
+    await clerk.error("help.request", "forbidden", request_id="x", category="other", lat=31.2, lon=121.4)
+    again = await node.connect(tok.stdout.strip())       # a new connection: the case is in its welcome
+    assert [c["summary"] for c in again.welcome["open_cases"]] == ["A tree over the fence"]
+    moved = cluster.cli("user", "set", "desk1", "--role", "mediator")
+    assert moved.returncode == 0, moved.stderr
