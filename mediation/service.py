@@ -69,8 +69,8 @@ class MediationService(SmsParties, Parties, Intake):
         audience = [(p.account_id, "resident") for p in case.joined if p.account_id]
         audience += [(case.mediator.id, "mediator")] if case.mediator else []
         audience += [(a.id, "agency") for a in case.agencies]
-        if case.opened_by and case.opened_by.role == "clerk" and case.mediator is None:
-            audience.append((case.opened_by.id, "clerk"))     # a clerk follows a case until a mediator takes it
+        if case.opened_by and case.mediator is None:     # its opener follows it until a mediator takes it
+            audience.append((case.opened_by.id, case.opened_by.role))
         for aid, role in audience:
             out.add(self.keys.account_channel(aid),
                     {"type": "case.updated", "case": views.view_for(case, aid, role)})

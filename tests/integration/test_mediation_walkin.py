@@ -158,6 +158,28 @@ async def test_a_clerk_opens_a_case_and_sees_it_until_a_mediator_takes_it(shl, f
         "case.open", category="other", summary="x", parties=[{"name": "A"}, {"name": "B"}]))["case"]["id"], name="C")
 
 
+async def test_a_watching_mediator_who_opened_a_case_keeps_the_codes_in_every_push(shl):
+    """The opener's copy (phones, codes) comes on their own channel; the masked copy every other watcher
+    gets is not passed on to them, so it never replaces theirs."""
+    med = await shl.user("mediator", name="Opener")
+    other = await shl.user("mediator", name="Watcher")
+    await med.ok("cases.watch")
+    await other.ok("cases.watch")
+    case = (await med.ok("case.open", category="property", summary="A shared wall",
+                         parties=[{"name": "East", "phone": WANG}, {"name": "West"}]))["case"]
+    await med.ok("case.add_party", case_id=case["id"], name="North")
+    seen = await other.push("case.updated", lambda m: m["case"]["id"] == case["id"] and len(m["case"]["invited"]) == 3)
+    assert "join_code" not in seen["case"]["invited"][0]                   # others: masked, no codes
+    mine = await med.push("case.updated", lambda m: m["case"]["id"] == case["id"] and len(m["case"]["invited"]) == 3)
+    assert mine["case"]["invited"][0]["phone"] == WANG and mine["case"]["invited"][2]["join_code"]
+    pushed = [m["case"] for m in med.pushes if m.get("type") == "case.updated" and m["case"]["id"] == case["id"]]
+    assert all(c["invited"][0].get("join_code") for c in pushed), pushed
+    # once another mediator takes it, the opener is other staff: the masked copy
+    await other.ok("case.take", case_id=case["id"])
+    taken = await med.push("case.updated", lambda m: m["case"]["id"] == case["id"] and m["case"]["mediator"])
+    assert "join_code" not in taken["case"]["invited"][0]
+
+
 async def test_who_may_open_a_case_for_visitors(shl):
     fields: dict[str, Any] = dict(category="labour", summary="Unpaid wages",
                                   parties=[{"name": "Worker"}, {"name": "Boss"}])
