@@ -112,7 +112,7 @@ class Intake:
             if case is None:
                 raise NotFound("no such case")
             opened = await store.opened_event(conn, case_id)
-        return _answer(case, actor, set(opened.get("texted", [])))
+        return _answer(case, actor, set(opened.get("texted", [])), upto=int(opened.get("parties", 0)))
 
 
 def _phone(phone: str | None, i: int) -> str | None:
@@ -130,7 +130,10 @@ def _phone(phone: str | None, i: int) -> str | None:
     return e164
 
 
-def _answer(case: Case, actor: Account, texted: set[int]) -> dict[str, Any]:
+def _answer(case: Case, actor: Account, texted: set[int], upto: int | None = None) -> dict[str, Any]:
+    """The case and the invitations of the parties it was opened with (`upto`: their number; parties
+    added later are not part of this answer)."""
     return {"case": views.view_for(case, actor.id, actor.role),
             "invitations": [{"name": p.name, "phone": p.phone, "join_code": p.join_code,
-                             "texted": p.slot in texted} for p in case.parties if p.slot > 0]}
+                             "texted": p.slot in texted} for p in case.parties
+                            if 0 < p.slot and (upto is None or p.slot <= upto)]}

@@ -135,6 +135,7 @@ async def test_a_mediator_opens_a_case_for_visitors_on_a_desktop(node: Any, open
     cid = str((await query(node, "SELECT id FROM cases"))[0]["id"])
     await page.locator(f'[data-testid=case-row][data-case-id="{cid}"]').click()
     await expect(page.locator("#c-meta")).to_contain_text("孙调解" if zh else "Sun Mediator")
+    await expect(page.get_by_test_id("invite-code")).to_have_count(3)      # the opener's copy keeps the codes
     await page.get_by_test_id("take").click()
     await expect(page.get_by_test_id("case-status")).to_have_attribute("data-status", "in_mediation")
     await assert_accessible(page, f"mediator took the visitors' case {lang}")

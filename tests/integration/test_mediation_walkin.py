@@ -102,6 +102,7 @@ async def test_the_same_request_id_returns_the_same_case_and_texts_nobody_twice(
     fields: dict[str, Any] = dict(category="family", summary="Care of an elderly father",
                                   parties=[{"name": "Li Ming", "phone": WANG}, {"name": "Li Hua"}])
     first = await med.ok("case.open", request_id="r-7", **fields)
+    await med.ok("case.add_party", case_id=first["case"]["id"], name="Li Qiang")    # not part of the answer
     again = await med.ok("case.open", request_id="r-7", **fields)
     assert again["case"]["id"] == first["case"]["id"]
     assert again["invitations"] == first["invitations"]
