@@ -95,6 +95,7 @@ async def test_a_clerk_registers_visitors_and_hands_over_the_codes(node: Any, op
     await expect(page.locator("#add-party-box")).to_be_visible()
     await expect(page.locator("#chat")).to_be_hidden()
     await assert_accessible(page, f"visit case {lang}")
+    await page.screenshot(path=f"{SHOTS}/mediate-visit-case-{lang}-phone.png", full_page=True)
 
     # another case: the form comes back empty
     await page.get_by_test_id("visit-another").click()

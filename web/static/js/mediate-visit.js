@@ -155,7 +155,11 @@ export function createVisitForm(S, { onCase, openCase }) {
   }
 
   $('visit-print').addEventListener('click', () => window.print());
-  $('visit-show').addEventListener('click', () => { if (shown) openCase(shown.case.id); });
+  $('visit-show').addEventListener('click', () => {
+    if (!shown) return;
+    openCase(shown.case.id);
+    $('case').scrollIntoView({ block: 'start' }); // on a phone the case is far below the slip
+  });
   $('visit-another').addEventListener('click', () => {
     shown = null;
     paintSlip();
