@@ -109,17 +109,23 @@ class Assigning:
 
     # ------------------------------------------------------------ automatic preemption (dispatch.preempt)
     async def preempt(self, tx: Tx, row: asyncpg.Record, pool: list[lc.Candidate], before: set[str]) -> str | None:
-        """For a priority-1 incident (row locked) no available responder can take: withdraw, as `preempted`,
-        the pending offer of a lower-priority incident held by the nearest responder in range. That incident
+        """For an incident (row locked) no available responder can take: withdraw, as `preempted`, the pending
+        offer the nearest responder in range holds for an incident this one may preempt (lifecycle.may_preempt:
+        a lower priority, for a priority-1 incident; an untrusted report, for a trusted one). That incident
         is queued now and matched again after commit. The responder freed, or None."""
-        if not self.svc.dcfg.preempt or row["priority"] != lc.PREEMPTING_PRIORITY:
+        if not self.svc.dcfg.preempt or store.POSSIBLE_FLOOD in row["flags"]:
             return None
         offered = [c.responder_id for c in pool if c.status == RS.OFFERED]
         if not offered:
             return None
         held = await rs.held_offers(tx.conn, offered)
+        if not held:
+            return None
+        untrusted = await store.untrusted_reports(tx.conn, [str(row["id"]), *(o.incident_id for o, _ in held.values())])
         target = lc.preemption_target(row["priority"], pool, {k: p for k, (_, p) in held.items()}, before,
-                                      store.plan_of(row).radius_km)
+                                      store.plan_of(row).radius_km, trusted=str(row["id"]) not in untrusted,
+                                      untrusted_held=frozenset(k for k, (o, _) in held.items()
+                                                               if o.incident_id in untrusted))
         if target is None:
             return None
         offer = held[target.responder_id][0]
@@ -135,10 +141,11 @@ class Assigning:
 
     async def after_report(self, incident_id: str, candidates: list[lc.Candidate],
                            fresh: bool) -> dict[str, Any] | None:
-        """A priority-1 report escalated with responders in range, none available: preempt one if it may, and
-        offer it this incident. The incident after, or None if nothing changed."""
+        """A report escalated with responders in range, none available: preempt one if it may (a priority-1
+        report, or a trusted one: `preempt`), and offer it this incident. The incident after, or None if nothing
+        changed. A report held as a possible flood preempts no one."""
         async def decide(tx: Tx, row: asyncpg.Record) -> dict[str, Any] | None:
-            if row["status"] != lc.Status.ESCALATED:
+            if row["status"] != lc.Status.ESCALATED or store.POSSIBLE_FLOOD in row["flags"]:
                 return None
             statuses, before = await rs.candidate_states(tx.conn, incident_id, [c.responder_id for c in candidates])
             pool = [replace(c, status=statuses.get(c.responder_id, RS.OFF_DUTY)) for c in candidates]

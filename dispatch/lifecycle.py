@@ -214,17 +214,41 @@ def next_offer(inc: Incident, candidates: list[Candidate], already_offered: set[
 
 PREEMPTING_PRIORITY = 1   # only the most urgent incidents take a responder from another's pending offer
 
+# The channels a free device token reports through: the flood gate counts them by client address, and a
+# report from them is untrusted unless its reporter is (docs/security.md, "Dispatch: help floods").
+GATED_CHANNELS = frozenset({"ws", "http"})
+
+
+def trusted_report(channel: str, verified: bool, known: bool) -> bool:
+    """Whether a report comes from someone the flood gate trusts: an OTP-verified resident, a known one (an
+    earlier incident of theirs was assigned and not closed as a false alarm), or a channel a device token
+    cannot use (SMS: a carrier-delivered number)."""
+    return channel not in GATED_CHANNELS or verified or known
+
+
+def may_preempt(priority: int, trusted: bool, held_priority: int, held_trusted: bool) -> bool:
+    """Whether an incident no available responder can take may withdraw another incident's pending offer:
+    a priority-1 incident takes it from any lower priority (a larger number); a trusted report takes it from
+    an untrusted report of the same or a lower priority, so a flood of unverified reports cannot tie up the
+    responders real people need. Neither can be turned back: the untrusted report cannot take it again
+    (only a priority-1 report preempts without trust, and only a lower priority than its own)."""
+    if priority == PREEMPTING_PRIORITY and held_priority > priority:
+        return True
+    return trusted and not held_trusted and held_priority >= priority
+
 
 def preemption_target(priority: int, candidates: list[Candidate], held_priority: dict[str, int],
-                      already_offered: set[str], radius_km: float) -> Candidate | None:
+                      already_offered: set[str], radius_km: float, *, trusted: bool = False,
+                      untrusted_held: frozenset[str] = frozenset()) -> Candidate | None:
     """For an incident no available responder can take: the nearest online responder in range holding a
-    pending offer of a lower-priority incident (a larger number), if this incident is priority 1; else None.
-    `held_priority`: the priority of the incident each offered candidate's pending offer is for."""
-    if priority != PREEMPTING_PRIORITY:
-        return None
+    pending offer this incident may preempt (`may_preempt`), or None.
+    `held_priority`: the priority of the incident each offered candidate's pending offer is for;
+    `trusted`: whether this report is trusted; `untrusted_held`: the candidates whose pending offer is
+    for an untrusted report."""
     ok = [c for c in candidates
           if c.status == ResponderStatus.OFFERED and c.online and c.distance_km <= radius_km
-          and c.responder_id not in already_offered and held_priority.get(c.responder_id, priority) > priority]
+          and c.responder_id not in already_offered and c.responder_id in held_priority
+          and may_preempt(priority, trusted, held_priority[c.responder_id], c.responder_id not in untrusted_held)]
     return min(ok, key=lambda c: (c.distance_km, c.responder_id)) if ok else None
 
 

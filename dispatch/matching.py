@@ -7,6 +7,7 @@ it stays queued and the worker's orphan sweep matches it once Redis is back.
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections.abc import Iterable
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatch.lifecycle import Candidate
 from infra import ratelimit
@@ -23,6 +25,7 @@ from infra.keys import Keys
 log = logging.getLogger(__name__)
 
 GEO_COUNT = 25     # nearest first: more than max_offers ever needs, few enough for one round trip
+NEARBY_WAIT_S = 1.0   # the report's one Redis round trip takes well under a millisecond; past this Redis hangs
 
 # One round trip before a report. KEYS: geo set, reporter's counter, address, prefix and global flood
 # counters, the live-index markers (ready, fresh). 1) Count the report against its reporter's limit
@@ -141,11 +144,15 @@ class Matcher:
             flood_args: list[int | str] = [gate.window_s, gate.per_address, gate.per_prefix, gate.per_min]
         else:
             flood_keys, flood_args = [geo, geo, geo], ["", "", "", ""]
-        flat = await self._nearby(
-            keys=[geo, k.rate("help.request", reporter_id) if reporter_id else geo, *flood_keys,
-                  k.live_ready, k.live_fresh],
-            args=[*at, radius_km, GEO_COUNT, k.online(""), window, limit if reporter_id else "", *flood_args,
-                  k.pageable if self.paging else ""])
+        try:   # a Redis that hangs must not hold a report for the socket timeout: it is queued for the sweeper
+            flat = await asyncio.wait_for(self._nearby(
+                keys=[geo, k.rate("help.request", reporter_id) if reporter_id else geo, *flood_keys,
+                      k.live_ready, k.live_fresh],
+                args=[*at, radius_km, GEO_COUNT, k.online(""), window, limit if reporter_id else "", *flood_args,
+                      k.pageable if self.paging else ""]),
+                NEARBY_WAIT_S)
+        except TimeoutError:
+            raise RedisTimeoutError(f"no answer from Redis within {NEARBY_WAIT_S} s") from None
         if reporter_id and int(flat[0]) > limit:
             raise RateLimited("too many help.request from this account; wait a few minutes")
         state = int(flat[1])

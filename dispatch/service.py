@@ -231,8 +231,8 @@ class DispatchService:
             if self.metrics and store.POSSIBLE_FLOOD in row["flags"]:
                 self.metrics.flood_held.inc()
         await self.publish(out.items)
-        if (offering is not None and not near.hold and row["status"] == lc.Status.ESCALATED and candidates
-                and cat.priority == lc.PREEMPTING_PRIORITY and self.dcfg.preempt):
+        if (offering is not None and row["status"] == lc.Status.ESCALATED and candidates and self.dcfg.preempt
+                and store.POSSIBLE_FLOOD not in row["flags"]):   # priority 1 or trusted: assign.py; held: no one
             inc = await self.assigning.after_report(str(row["id"]), candidates, near.fresh) or inc
         if self.metrics and row["offer_id"] is not None:   # from the request reaching us to its offer's doorbell
             self.metrics.press_to_offer.observe(time.perf_counter() - t0)

@@ -129,6 +129,21 @@ async def update_incident(conn: Conn, incident_id: str, *, event: Event | None =
 # ('escalated', or 'queued' when the live index was unreachable and the sweeper must carry it on).
 # Its `reported` event, then `offered` or `escalated`, in that order. A request_id already used
 # raises UniqueViolationError, so nothing is claimed for a duplicate.
+def _trusted_sql(incident: str, account: str) -> str:
+    """SQL: whether the report `incident` by the account `account` is trusted (lifecycle.trusted_report)."""
+    gated = ",".join(f"'{c}'" for c in sorted(lc.GATED_CHANNELS))
+    return (f"({incident}.channel NOT IN ({gated}) OR {account}.verified OR EXISTS ("
+            f"SELECT 1 FROM incidents k WHERE k.reporter_id = {account}.id AND k.responder_id IS NOT NULL"
+            f" AND k.disposition IS DISTINCT FROM '{FALSE_ALARM}'))")
+
+
+async def untrusted_reports(conn: Conn, incident_ids: list[str]) -> set[str]:
+    """Those of these incidents whose report is not trusted (lifecycle.trusted_report)."""
+    rows = await conn.fetch(f"SELECT i.id FROM incidents i JOIN accounts a ON a.id = i.reporter_id"
+                            f" WHERE i.id = ANY($1::uuid[]) AND NOT {_trusted_sql('i', 'a')}", incident_ids)
+    return {str(r["id"]) for r in rows}
+
+
 # t: whether the reporter is trusted (OTP-verified, or known: an earlier incident a responder was
 # assigned to that was not closed as a false alarm). $21: the live index held the report as a possible
 # flood; an untrusted reporter's held report claims no one and is born escalated `flood_hold`, flagged.

@@ -95,6 +95,9 @@ class Hub:
         self.by_account: dict[str, set[Connection]] = {}
         self.count = 0
         self.pending = 0        # upgraded sockets still waiting for their hello (they hold descriptors too)
+        # WebSockets this node takes, both kinds: server.max_connections_per_node, lowered by `serve` to leave
+        # room for plain HTTP under its TCP cap (handlers/transport.py socket_cap)
+        self.max_sockets = cfg.server.max_connections_per_node
 
     def add(self, conn: Connection) -> None:
         self.count += 1
@@ -141,9 +144,13 @@ class Hub:
         return closed
 
     async def refresh_presence(self) -> None:
-        """Responders connected here are online (a key with a TTL, refreshed by the presence worker)."""
+        """Responders connected here are online (a key with a TTL, refreshed by the presence worker).
+
+        Not while this node's pub/sub connection is down (e.g. Redis just restarted and the sweeper
+        rebuilt the live index before the bus reconnected): an offer's push could not reach them and
+        would wait for the resync; the bus's resync refreshes presence once pushes flow again."""
         ids = [i for i, group in self.by_account.items() if any(c.role == "responder" for c in group)]
-        if not ids:
+        if not ids or not self.bus.connected:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for i in ids:

@@ -15,7 +15,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from handlers import messages as m
-from handlers import wire
+from handlers import transport, wire
 from handlers.connection import authenticate
 from handlers.context import BUS, CONFIG, DISPATCH, KEYS, METRICS, POOL, PUSH, REDIS, TOKENS
 from handlers.static import StaticFiles, compress_json
@@ -52,7 +52,13 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     """Every answer of every route is JSON when it is an error, 500 included (logged)."""
     try:
         await screen(request)
-        resp = await handler(request)
+        # from here the request is handled (its body has arrived): its connection is not evicted at the
+        # node's connection cap until the handler returns (handlers/transport.py)
+        transport.set_busy(request.transport, True)
+        try:
+            resp = await handler(request)
+        finally:
+            transport.set_busy(request.transport, False)
     except HelplineError as e:
         resp = error_body(e)
     except web.HTTPException as e:

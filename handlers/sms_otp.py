@@ -14,7 +14,9 @@ from aiohttp import web
 from handlers.context import CONFIG, KEYS, POOL, REDIS, SMS, TOKENS
 from handlers.http import bearer_claims, read_json
 from infra import accounts, ratelimit
-from infra.errors import HelplineError, RateLimited, Unauthorized
+from infra.config import sms_countries
+from infra.errors import BadRequest, HelplineError, RateLimited, Unauthorized
+from mediation.guard import region_of
 from sms import otp
 
 
@@ -31,9 +33,17 @@ class OtpVerify(msgspec.Struct):
 async def otp_request(request: web.Request) -> web.Response:
     app = request.app
     phone = accounts.normalise_phone((await read_json(request, OtpRequest)).phone)
-    if not await ratelimit.allow(app[REDIS], app[KEYS].rate("otp-req-addr", request.remote or "-"),
-                                 *ratelimit.OTP_REQUESTS_PER_ADDRESS):
-        raise RateLimited("too many codes asked from this address; try again later")
+    # a code is a text the city pays for, to a number the caller chooses: the SMS pump's favourite
+    # (premium ranges abroad), so only to sms.allowed_countries, and limited per address and network
+    allowed = sms_countries(app[CONFIG])
+    if region_of(phone) not in allowed:
+        raise BadRequest(f"phone: codes are sent only to numbers in {', '.join(sorted(allowed))}")
+    address = request.remote or "-"
+    for key, limit in ((app[KEYS].rate("otp-req-addr", address), ratelimit.OTP_REQUESTS_PER_ADDRESS),
+                       (app[KEYS].rate("otp-req-net", ratelimit.address_prefix(address)),
+                        ratelimit.OTP_REQUESTS_PER_NETWORK)):
+        if not await ratelimit.allow(app[REDIS], key, *limit):
+            raise RateLimited("too many codes asked from this network; try again later")
     async with app[POOL].acquire() as conn, conn.transaction():
         await otp.send_code(conn, app[SMS], app[CONFIG].auth.jwt_secret, phone)
     return web.json_response({"status": "sent", "expires_in_s": otp.OTP_TTL_S}, status=202)

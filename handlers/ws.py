@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from handlers import help as help_handlers
 from handlers import mediation as mediation_handlers
 from handlers import messages as m
-from handlers import wire
+from handlers import transport, wire
 from handlers.commands import COMMANDS
 from handlers.connection import Connection, Hub, authenticate
 from handlers.context import ADMISSION, CONFIG, DISPATCH, FEEDS, HUB
@@ -92,7 +92,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     if not _origin_ok(request):
         raise web.HTTPForbidden(text='{"error":{"code":"forbidden","message":"origin not allowed"}}',
                                 content_type="application/json")
-    if hub.count + hub.pending >= hub.cfg.server.max_connections_per_node:
+    if hub.count + hub.pending >= hub.max_sockets:
         raise web.HTTPServiceUnavailable(
             text='{"error":{"code":"unavailable","message":"this node is full; try another"}}',
             content_type="application/json", headers={"Retry-After": "5"})
@@ -103,17 +103,19 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     hub.pending += 1
     try:
         await ws.prepare(request)
+        transport.set_busy(request.transport, False)    # no session yet: evictable at the node's TCP cap
         first = await _hello_of(app, ws)
     finally:
         hub.pending -= 1
     if first is None:
         return ws
+    transport.set_busy(request.transport, True)         # a session: never evicted
     account, claims = first
     conn = Connection(hub, ws, account, claims, request.remote or "-")
     hub.add(conn)
     try:
         await conn.listen(hub.keys.account_channel(conn.id))
-        if conn.role == "responder":   # presence only matters for who can be offered incidents
+        if conn.role == "responder" and hub.bus.connected:   # who can be offered incidents (and hear them)
             with contextlib.suppress(Exception):
                 key = hub.keys.online(conn.id)
                 await hub.bus.batch.run(lambda pipe: pipe.set(key, "1", ex=60), 1)

@@ -37,6 +37,9 @@ class Server(msgspec.Struct, forbid_unknown_fields=True):
     body_timeout_s: float = 10           # a request body must arrive within this
     max_connections_per_address: int = 500   # open TCP connections of one client address (0: no cap)
     connection_cap_exempt: str = "127.0.0.0/8,::1"   # comma-separated networks the cap per address spares
+    # open TCP connections of the node (0: as many as the open-file limit allows); at it, a newcomer
+    # evicts an idle connection instead of being refused (handlers/transport.py)
+    max_open_connections: int = 0
     session_recheck_s: float = 15        # every node re-reads its sessions' accounts this often
 
 

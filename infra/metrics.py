@@ -48,6 +48,13 @@ class Metrics:
                                   " look as a possible flood (dispatch.flood_* limits)", registry=r)
         self.slow_consumers = Counter("helpline_ws_slow_consumers", "Connections closed for not reading",
                                       registry=r)
+        # issue 20: the node's cap on open TCP connections (handlers/transport.py)
+        self.tcp_open = Gauge("helpline_tcp_connections", "Open TCP connections on this node (serve only)",
+                              registry=r)
+        self.tcp_evicted = Counter("helpline_tcp_evicted", "Idle connections evicted to make room at the node's"
+                                   " connection cap (server.max_open_connections)", registry=r)
+        self.tcp_refused = Counter("helpline_tcp_refused", "Connections refused at once: past the cap per"
+                                   " address, or at the node's cap with nothing idle to evict", registry=r)
 
         # issue 12: Web Push (push/service.py); it counts its offers in offers_sent{channel="push"} above
         self.push_sent = Counter("helpline_push_sent", "Web Push messages a push service accepted, by what they"

@@ -31,6 +31,7 @@ COUNTED_BY_SERVICE = frozenset({"help.request"})
 LOGIN_FAILURES_PER_ADDRESS = (50, 900)
 JOIN_FAILURES_PER_ACCOUNT = (10, 600)      # wrong mediation join codes (mediation/service.py)
 OTP_REQUESTS_PER_ADDRESS = (20, 3600)
+OTP_REQUESTS_PER_NETWORK = (60, 3600)      # per /24 (IPv4) or /64 (IPv6): login codes are SMS the city pays for
 OTP_FAILURES_PER_ADDRESS = (50, 900)
 # per phone, kept in PostgreSQL beside the codes (sms/otp.py): a code must not outlive its limits
 OTP_SENDS_PER_PHONE = (5, 3600)

@@ -26,6 +26,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
+PUBLISH_WAIT_S = 1.0    # how long a publisher waits for its doorbell to be confirmed
 
 Adder = Callable[[Pipeline], object]   # adds its commands to the pipeline; what it returns is ignored
 
@@ -97,7 +98,13 @@ class Pipeliner:
             for channel, payload in items:
                 pipe.publish(channel, payload)
         try:
-            results = await self.run(add, len(items))
+            # the caller (a report, a chat message) is answered once its change is committed; a Redis that
+            # hangs must not hold that answer for the socket timeout: past this, the doorbell rings (or
+            # fails) without the caller, still in order with the node's other publishes
+            results = await asyncio.wait_for(self.run(add, len(items)), PUBLISH_WAIT_S)
+        except TimeoutError:
+            log.warning("publish of %d events not confirmed within %.0f s; not waiting", len(items), PUBLISH_WAIT_S)
+            return
         except RedisError as e:
             log.warning("publish of %d events failed: %s", len(items), e)
             return

@@ -35,7 +35,8 @@ def _loop_policy() -> None:
 async def _serve(cfg: Any, database_url: str, redis_url: str, max_open: int) -> None:
     from aiohttp import web
 
-    from handlers.transport import ConnectionCaps
+    from handlers.context import HUB, METRICS
+    from handlers.transport import ConnectionCaps, socket_cap
     from server.app import create_app
 
     app = create_app(cfg, database_url, redis_url)
@@ -45,7 +46,18 @@ async def _serve(cfg: Any, database_url: str, redis_url: str, max_open: int) -> 
                            keepalive_timeout=cfg.server.keepalive_timeout_s)
     await runner.setup()
     assert runner.server is not None
-    caps = ConnectionCaps(cfg.server.max_connections_per_address, max_open, config_mod.exempt_networks(cfg))
+    if cfg.server.max_open_connections > 0:
+        max_open = min(max_open, cfg.server.max_open_connections) if max_open else cfg.server.max_open_connections
+    metrics = app[METRICS]
+    caps = ConnectionCaps(cfg.server.max_connections_per_address, max_open, config_mod.exempt_networks(cfg),
+                          evicted=metrics.tcp_evicted, refused=metrics.tcp_refused)
+    metrics.tcp_open.set_function(lambda: caps.open)
+    hub = app[HUB]
+    hub.max_sockets = socket_cap(cfg.server.max_connections_per_node, max_open)
+    if hub.max_sockets < cfg.server.max_connections_per_node:
+        log.warning("taking at most %d WebSockets (server.max_connections_per_node=%d), to keep %d of the %d"
+                    " open connections for plain HTTP", hub.max_sockets, cfg.server.max_connections_per_node,
+                    max_open - hub.max_sockets, max_open)
     loop = asyncio.get_running_loop()
     # not a web.TCPSite: the connection caps wrap aiohttp's protocol factory (handlers/transport.py)
     listener = await loop.create_server(caps.wrap(runner.server), cfg.server.host, cfg.server.port,
@@ -86,15 +98,19 @@ def fd_budget(cfg: Any, limit: int) -> tuple[int, str | None]:
     """(open connections the node may hold, a complaint if the configured caps do not fit in `limit`)."""
     if limit <= 0:
         return 0, None          # unknown or unlimited
+    from handlers.transport import http_headroom
+
+    per_node = cfg.server.max_connections_per_node
     reserve = FD_RESERVE + cfg.database.pool_max
     max_open = max(limit - reserve, 1)
-    if cfg.server.max_connections_per_node + reserve <= limit:
+    need = per_node + http_headroom(per_node, per_node) + reserve
+    if need <= limit:
         return max_open, None
     return max_open, (f"the open-file limit is {limit}, but server.max_connections_per_node="
-                      f"{cfg.server.max_connections_per_node} needs at least "
-                      f"{cfg.server.max_connections_per_node + reserve} ({reserve} for the node itself):"
+                      f"{per_node} needs at least {need} ({reserve} for the node itself,"
+                      f" {need - per_node - reserve} for plain HTTP):"
                       f" raise the limit (ulimit -n, systemd LimitNOFILE) or lower server.max_connections_per_node;"
-                      f" this node will refuse connections past {max_open}")
+                      f" this node will hold at most {max_open} connections")
 
 
 def cmd_serve(cfg: Any, args: argparse.Namespace) -> int:

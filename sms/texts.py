@@ -37,7 +37,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "otp": "Helpline code: {code}. Valid 5 minutes. Do not share it.",
         "limited": "Helpline: too many requests from this phone. If you are in danger, call {emergency}.",
         "searching": "Helpline {ref}: we are contacting a helper near you.",
-        "escalated": "Helpline {ref}: a dispatcher is handling your request.",
+        "escalated": "Helpline {ref}: no helper nearby has taken it yet; it now waits for a dispatcher. "
+                     "Keep your phone on.",
         "assigned": "Helpline {ref}: {name} is coming to help you.",
         "en_route": "Helpline {ref}: {name} is on the way.",
         "on_scene": "Helpline {ref}: {name} has arrived.",
@@ -76,7 +77,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "otp": "求助热线验证码：{code}，5分钟内有效，请勿告诉他人。",
         "limited": "求助过于频繁。如有危险请拨打{emergency}。",
         "searching": "求助{ref}：正在联系您附近的救助人员。",
-        "escalated": "求助{ref}：调度员正在处理您的求助。",
+        "escalated": "求助{ref}：附近暂无救助人员接单，已转给调度员，请保持手机畅通。",
         "assigned": "求助{ref}：{name}将前来帮助您。",
         "en_route": "求助{ref}：{name}正在赶来。",
         "on_scene": "求助{ref}：{name}已到达。",

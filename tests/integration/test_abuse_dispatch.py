@@ -123,6 +123,44 @@ async def test_a_known_resident_is_dispatched_automatically_during_a_flood(hl):
     assert again["status"] in ("offered", "escalated") and again["flags"] == []
 
 
+@pytest.mark.config(dispatch_offer_timeout_s=60)
+async def test_a_verified_resident_takes_a_responder_from_a_pending_offer_of_an_unverified_report(hl):
+    """Every responder nearby holds an offer of an unverified device account's report (within the flood
+    limits): a verified resident's report, of the same priority, is offered at once anyway; the flood
+    report it took the responder from is told apart truthfully (preempted, then escalated: no one free)."""
+    responders = await on_duty(hl, 3)
+    dispatcher = await hl.user("dispatcher")
+    await dispatcher.ok("queue.watch")
+    fakes = await flood(await residents(hl, 3))
+    assert all(i["status"] == "offered" for i in fakes), [i["status"] for i in fakes]
+    # another unverified report takes no one from them: escalated, no offer withdrawn
+    (more,) = await flood(await residents(hl, 1))
+    assert more["status"] == "escalated"
+    (real,) = await residents(hl, 1, verified=True)
+    inc = (await real.ok("help.request", request_id="real", category="medical", **near(0)))["incident"]
+    assert inc["status"] == "offered" and inc["flags"] == []
+    offers = await asyncio.gather(*(r.push("offer", lambda m: m["incident"]["id"] == inc["id"], timeout=1)
+                                    for r in responders), return_exceptions=True)
+    (taker,) = [r for r, o in zip(responders, offers, strict=True) if isinstance(o, dict)]
+    gone = await taker.push("offer.withdrawn")
+    before = await taker.push("offer")          # the flood report's offer it held before
+    assert gone == {"type": "offer.withdrawn", "offer_id": before["offer_id"], "reason": "preempted"}
+    victim = before["incident"]
+    assert await _held_by(dispatcher, victim["id"]) == "escalated"
+    log = await dispatcher.ok("incident.events", incident_id=victim["id"])
+    kinds = [(e["kind"], e["data"].get("reason")) for e in log["events"]]
+    assert ("offer_withdrawn", "preempted") in kinds and kinds[-1] == ("escalated", "no_candidate"), kinds
+    # the other flood reports keep their offers
+    for i in fakes:
+        if i["id"] != victim["id"]:
+            assert await _held_by(dispatcher, i["id"]) == "offered"
+
+
+async def _held_by(dispatcher: Client, incident_id: str) -> str:
+    snap = await dispatcher.ok("queue.watch")
+    return str(next(i["status"] for i in snap["incidents"] if i["id"] == incident_id))
+
+
 # ---------------------------------------------------------------- positions the live index cannot hold
 
 async def test_positions_beyond_the_index_are_refused_naming_the_field(hl):

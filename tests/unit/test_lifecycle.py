@@ -191,3 +191,36 @@ def test_only_a_priority_1_incident_preempts_the_nearest_lower_priority_offer():
     assert got is not None and got.responder_id == "near"
     assert lc.preemption_target(2, pool, held, set(), radius_km=10) is None
     assert lc.preemption_target(1, pool, {"same": 1}, set(), radius_km=10) is None
+
+
+def test_a_trusted_report_takes_a_responder_from_an_untrusted_report_of_the_same_or_lower_priority():
+    pool = [cand("near", 1.0, "offered"), cand("mid", 1.5, "offered"), cand("far", 2.0, "offered"),
+            cand("gone", 0.2, "offered", online=False), cand("out", 20.0, "offered"), cand("asked", 0.3, "offered")]
+    held = {"near": 1, "mid": 2, "far": 3, "gone": 3, "out": 3, "asked": 3}
+    untrusted = frozenset({"mid", "far", "gone", "out", "asked"})     # "near" holds a trusted report's offer
+    got = lc.preemption_target(2, pool, held, {"asked"}, radius_km=10, trusted=True, untrusted_held=untrusted)
+    assert got is not None and got.responder_id == "mid"              # not the more urgent report "near" holds
+    got = lc.preemption_target(3, pool, held, {"asked"}, radius_km=10, trusted=True, untrusted_held=untrusted)
+    assert got is not None and got.responder_id == "far"
+    # an untrusted report takes no one below priority 1; a trusted one takes nothing from a trusted report
+    assert lc.preemption_target(2, pool, held, set(), radius_km=10, untrusted_held=untrusted) is None
+    assert lc.preemption_target(2, pool, held, set(), radius_km=10, trusted=True) is None
+    # priority 1 trusted: an untrusted priority-1 offer as well as any lower priority
+    got = lc.preemption_target(1, pool, {"near": 1}, set(), radius_km=10, trusted=True,
+                               untrusted_held=frozenset({"near"}))
+    assert got is not None and got.responder_id == "near"
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+@pytest.mark.parametrize("q", [1, 2, 3])
+def test_preemption_never_turns_back(p, q):
+    """If report A (priority p, trusted) took B's (priority q, untrusted) responder, B cannot take it back."""
+    if lc.may_preempt(p, True, q, False):
+        assert not lc.may_preempt(q, False, p, True)
+
+
+def test_trust_follows_the_flood_gate():
+    assert not lc.trusted_report("ws", verified=False, known=False)
+    assert not lc.trusted_report("http", verified=False, known=False)
+    assert lc.trusted_report("ws", verified=True, known=False) and lc.trusted_report("http", verified=False, known=True)
+    assert lc.trusted_report("sms", verified=False, known=False)
