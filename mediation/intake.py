@@ -5,7 +5,8 @@ rules.check_open_for_visitors, rules.check_distinct_phones and rules.is_opener; 
 
 * Every party is named (at least two) and gets a join code of its own; nobody is slot 0. The case
   records its opener (cases.filer_id, cases.opened_by_role): `opened_by` {id, name, role} on the
-  case, in its `opened` event (with the names it was opened for) and in the audit log.
+  case, in its `opened` event and in the audit log, with the party slots it was opened for (their names stay
+  in case_parties only, which `helpline purge` blanks: the append-only logs never copy a visitor's name).
 * A party with a phone is invited by text (CaseText.VISIT: the reference, category and code, no
   one's own words). Phones only in sms.allowed_countries; a number stands for one party. Texts
   count against the staff member's limits and the destination's (mediation/guard.py); past them
@@ -90,14 +91,14 @@ class Intake:
                 code = new_join_code()
             await store.insert_party(conn, case_id, slot, visitor.name, visitor.phone, code)
         sent = sorted(s for s in texted if named[s - 1].phone)
-        names = [visitor.name for visitor in named]
+        slots = list(range(1, len(named) + 1))
         opener = {"id": actor.id, "name": actor.name, "role": actor.role}
         case = await store.get_case(conn, case_id)
         assert case is not None
         await store.log_event(conn, case_id, actor.id, "opened", category=case.category, parties=len(named),
-                              opened_by=opener, on_behalf_of=names, texted=sent)
+                              opened_by=opener, on_behalf_of=slots, texted=sent)
         await audit.record(conn, actor.id, actor.role, "open_for_visitors", "case", case_id,
-                           ref_no=case.ref_no, on_behalf_of=names, texted=sent)
+                           ref_no=case.ref_no, on_behalf_of=slots, texted=sent)
         for p in case.parties:
             if p.phone and p.join_code and p.slot in texted:
                 await self.texts.enqueue(conn, p.phone, Template(CaseText.VISIT, {
