@@ -13,8 +13,8 @@ from handlers import messages as m
 from handlers.registry import Command, command, table
 from infra.identity import Role
 
-RESIDENT, RESPONDER, DISPATCHER, MEDIATOR, AGENCY, ADMIN = (
-    Role.RESIDENT, Role.RESPONDER, Role.DISPATCHER, Role.MEDIATOR, Role.AGENCY, Role.ADMIN)
+RESIDENT, RESPONDER, DISPATCHER, MEDIATOR, AGENCY, ADMIN, CLERK = (
+    Role.RESIDENT, Role.RESPONDER, Role.DISPATCHER, Role.MEDIATOR, Role.AGENCY, Role.ADMIN, Role.CLERK)
 EVERYONE = frozenset(Role)
 STAFF_DISPATCH = {DISPATCHER, ADMIN}
 PARTICIPANTS = med.PARTICIPANTS
@@ -38,12 +38,12 @@ COMMANDS: dict[str, Command] = table(
     command("incident.locate", m.Locate, STAFF_DISPATCH, h.incident_locate),
     command("incident.ack", m.IncidentRef, STAFF_DISPATCH, h.incident_ack),
     # mediation (contract §3 and docs/mediation.md)
-    command("case.open", mm.CaseOpen, {RESIDENT}, med.case_open),
+    command("case.open", mm.CaseOpen, {RESIDENT, MEDIATOR, CLERK}, med.case_open),
     command("case.join", mm.CaseJoin, {RESIDENT}, med.case_join),
-    command("case.add_party", mm.CaseAddParty, {RESIDENT, MEDIATOR}, med.case_add_party),
+    command("case.add_party", mm.CaseAddParty, {RESIDENT, MEDIATOR, CLERK}, med.case_add_party),
     command("cases.claim", m.Empty, {RESIDENT}, med.cases_claim),
     command("cases.watch", m.Empty, {MEDIATOR}, med.cases_watch),
-    command("cases.mine", m.Empty, PARTICIPANTS, med.cases_mine),
+    command("cases.mine", m.Empty, med.WITH_CASES, med.cases_mine),
     command("case.take", mm.CaseRef, {MEDIATOR}, med.case_take),
     command("case.invite", mm.CaseInvite, {MEDIATOR}, med.case_invite),
     command("chat.subscribe", mm.ChatSubscribe, PARTICIPANTS, med.chat_subscribe),

@@ -13,20 +13,32 @@ from handlers import mediation_messages as m
 from handlers.connection import Connection
 from handlers.context import FEEDS, MEDIATION
 from handlers.messages import Empty
+from infra.errors import BadRequest, Forbidden
 from mediation.rules import OPEN, OtherParty, parse_room
 
 PARTICIPANTS = frozenset({"resident", "mediator", "agency"})
+WITH_CASES = PARTICIPANTS | {"clerk"}     # who has cases of their own (a clerk: those opened, until taken)
 
 
 async def welcome_state(ctx: Connection) -> dict[str, Any]:
     """welcome carries the caller's open cases, so a reconnecting client picks up where it was."""
-    if ctx.role not in PARTICIPANTS:
+    if ctx.role not in WITH_CASES:
         return {}
     return {"open_cases": [c for c in await ctx.app[MEDIATION].my_cases(ctx.who) if c["status"] in OPEN]}
 
 
 async def case_open(ctx: Connection, msg: m.CaseOpen) -> dict[str, Any]:
-    others = [OtherParty(o.name, o.phone) for o in msg.other_parties]
+    """A resident files their own case (`other_parties`); staff open one for visitors (`parties`, issue 13)."""
+    if msg.parties is not None or ctx.role != "resident":      # a resident is refused by the rules
+        if ctx.role != "resident" and msg.other_parties is not None:
+            raise Forbidden("only residents file their own cases with `other_parties`;"
+                            " open a case for visitors with `parties`")
+        if msg.name is not None:
+            raise BadRequest("a case for visitors names every party in `parties`, not `name`")
+        parties = [OtherParty(p.name, p.phone) for p in msg.parties or []]
+        return await ctx.app[MEDIATION].open_for_visitors(ctx.who, msg.category, msg.summary, parties,
+                                                          msg.request_id)
+    others = [OtherParty(o.name, o.phone) for o in msg.other_parties or []]
     return {"case": await ctx.app[MEDIATION].open_case(ctx.who, msg.category, msg.summary, others, msg.name,
                                                        msg.request_id, remote=ctx.remote)}
 

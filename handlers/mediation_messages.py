@@ -18,9 +18,11 @@ class OtherParty(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CaseOpen(Msg, kw_only=True):
+    """A resident files with `other_parties`; a mediator or clerk opens a case for visitors with `parties`."""
     category: Annotated[str, msgspec.Meta(max_length=32)]
     summary: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
-    other_parties: Annotated[list[OtherParty], msgspec.Meta(min_length=1, max_length=MAX_OTHER_PARTIES)]
+    other_parties: Annotated[list[OtherParty], msgspec.Meta(min_length=1, max_length=MAX_OTHER_PARTIES)] | None = None
+    parties: Annotated[list[OtherParty], msgspec.Meta(max_length=MAX_OTHER_PARTIES)] | None = None   # issue 13
     name: Annotated[str, msgspec.Meta(max_length=100)] | None = None    # extension: the filer's shown name
     request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None   # extension: idempotency
 

@@ -23,7 +23,7 @@ from infra.errors import Unauthorized
 
 ALGORITHM = "HS256"
 LEEWAY_S = 30
-ROLES = ("resident", "responder", "dispatcher", "mediator", "agency", "admin")
+ROLES = ("resident", "responder", "dispatcher", "mediator", "agency", "admin", "clerk")
 _hasher = PasswordHasher()
 
 

@@ -12,6 +12,7 @@ class Role(StrEnum):
     MEDIATOR = "mediator"
     AGENCY = "agency"
     ADMIN = "admin"
+    CLERK = "clerk"       # front desk: opens cases for visitors and names their parties, nothing else
 
 
 @dataclass(frozen=True)

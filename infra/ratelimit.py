@@ -100,6 +100,10 @@ CASES_PER_ADDRESS = (20, 3600)             # case.open per client address (fresh
 INVITES_PER_ACCOUNT = (10, 86400)          # invitation texts one filer's cases may send
 INVITES_PER_ADDRESS = (20, 86400)          # ... from one client address
 INVITES_PER_PHONE = (3, 86400)             # invitation texts one destination number receives
+# a mediator or clerk opening cases for visitors (issue 13): a named, audited staff account at a counter
+# whose visitors share its address, so per account only (and INVITES_PER_PHONE as for everyone)
+STAFF_CASES_PER_ACCOUNT = (60, 3600)       # cases opened for visitors per staff account
+STAFF_INVITES_PER_ACCOUNT = (200, 86400)   # invitation texts those cases may send
 JOIN_GUESSES_PER_ADDRESS = (20, 600)       # wrong join codes per client address (the account's: above)
 JOIN_GUESSES_PER_PREFIX = (60, 600)        # ... per /24 (IPv4) or /64 (IPv6)
 JOIN_GUESSES_PER_CODE = (10, 600)          # wrong tries of one code string, from anyone

@@ -23,6 +23,7 @@ class CaseText(StrEnum):
     """Mediation's texts to parties who take part by SMS (fields in brackets)."""
 
     INVITATION = "case.invitation"    # ref, category, filer, code, public_url
+    VISIT = "case.visit"              # ref, category, code, public_url: a case opened for visitors at the counter
     TAKEN = "case.taken"              # ref, mediator
     PROPOSAL = "case.proposal"        # ref, text, code, public_url
     SETTLED = "case.settled"          # ref, sha256

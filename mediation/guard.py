@@ -69,6 +69,16 @@ class Guard:
             raise RateLimited("too many cases opened; try again later")
         return {i + 1 for i, phone in enumerate(phones) if phone and await self.may_invite(account_id, remote, phone)}
 
+    async def staff_opening(self, account_id: str, phones: list[str | None]) -> set[int]:
+        """Count a case opened for visitors by a staff member (RateLimited past the limit) and its
+        invitations: the slots (1-based) that may be texted. Per account, not per address (a counter's
+        visitors share it); the per-destination limit is everyone's."""
+        if not await self._take([(self.keys.rate("case.open-staff", account_id), rl.STAFF_CASES_PER_ACCOUNT)]):
+            raise RateLimited("too many cases opened for visitors; try again later")
+        return {i + 1 for i, phone in enumerate(phones) if phone and await self._take([
+            (self.keys.rate("invite-staff", account_id), rl.STAFF_INVITES_PER_ACCOUNT),
+            (self.keys.rate("invite-to", phone), rl.INVITES_PER_PHONE)])}
+
     async def may_invite(self, account_id: str, remote: str, phone: str) -> bool:
         """Whether an invitation text may go to this phone (counted when it may)."""
         return await self._take([(self.keys.rate("invite", account_id), rl.INVITES_PER_ACCOUNT),

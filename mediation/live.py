@@ -59,6 +59,7 @@ class _Who(msgspec.Struct):
 
 class _CaseMediator(msgspec.Struct):
     mediator: _Who | None = None
+    opened_by: _Who | None = None
 
 
 class _CaseUpdated(msgspec.Struct):
@@ -170,8 +171,9 @@ class RoomFeed:
 
 
 class CaseWatch:
-    """cases_channel for one watching mediator; cases they mediate come on their account channel instead
-    (with phone numbers in full), so the masked copy is not passed on to them."""
+    """cases_channel for one watching mediator; cases they mediate, and cases they opened for visitors that
+    nobody has taken yet, come on their account channel instead (with phone numbers in full, and the join
+    codes), so the masked copy is not passed on to them."""
 
     def __init__(self, feeds: Feeds, ctx: Peer) -> None:
         self.feeds, self.ctx = feeds, ctx
@@ -182,10 +184,11 @@ class CaseWatch:
             self.feeds.drop_soon(self)
             return
         try:
-            med = _updated.decode(payload).case.mediator
+            case = _updated.decode(payload).case
         except msgspec.DecodeError:
             return
-        if med is None or med.id != self.ctx.id:
+        mine = case.opened_by if case.mediator is None else case.mediator
+        if mine is None or mine.id != self.ctx.id:
             self.ctx.deliver(payload)
 
 

@@ -3,7 +3,8 @@
 A mixin of MediationService (mediation/service.py), like sms_parties.py. The rules are
 rules.check_add_party and rules.may_claim; the limits are filing's (mediation/guard.py):
 
-* A new party gets a join code of its own. With a phone, the number must be in
+* A new party gets a join code of its own (of a case opened for visitors: by its opener too, until a
+  mediator takes it, and texted the counter's invitation, CaseText.VISIT). With a phone, the number must be in
   sms.allowed_countries and the invitation text counts against the same limits as filing's
   (per account, per address, per destination number); past them the party is kept, not texted,
   and the answer says so. The text is filing's template: the filer's name only if the filer's
@@ -75,7 +76,11 @@ class Parties:
             await store.insert_party(conn, case.id, slot, name, phone, code)
             await store.log_event(conn, case.id, actor.id, "party_added", slot=slot, by=actor.role,
                                   phone=phone is not None, texted=texted)
-            if phone is not None and texted:
+            if phone is not None and texted and case.opened_by is not None:    # registered at a counter
+                await self.texts.enqueue(conn, phone, Template(CaseText.VISIT, {
+                    "ref": case.ref_no, "category": case.category, "code": code,
+                    "public_url": self.public_url}), kind="case", case_id=case.id)
+            elif phone is not None and texted:
                 filer = await store.account(conn, case.filer_id)
                 filer_name = next((p.name for p in case.parties if p.slot == 0), "")
                 await self.texts.enqueue(conn, phone, Template(CaseText.INVITATION, {

@@ -11,6 +11,10 @@ case lives here:
                  failed | referred  (the case's mediator closes)
     withdrawn: the filer, from any status before a final one
 
+A case for visitors (issue 13) is opened by a mediator or a clerk at the counter: it has no filer
+among its parties (every party is named and joins with a code) and records its opener. A clerk may
+name more parties of such a case and see it only until a mediator takes it; nothing else.
+
 Participants: the parties (the filer and those who joined with a join code),
 the case's mediator, and invited agencies. Rooms: `joint` for every
 participant; `caucus:<party_account_id>` for the case's mediator and that one
@@ -47,6 +51,8 @@ OUTCOMES = {"settled": Status.SETTLED, "failed": Status.FAILED, "referred": Stat
 JOINT = "joint"
 CAUCUS = "caucus:"
 MAX_OTHER_PARTIES = 10
+MIN_VISITOR_PARTIES = 2          # a dispute brought to the counter is between at least two people
+OPENERS = frozenset({"mediator", "clerk"})   # who opens cases for visitors
 MAX_BODY = 4000
 MAX_AGREEMENT = 20000
 
@@ -63,6 +69,15 @@ class Role(StrEnum):
 class Person:
     id: str
     name: str
+
+
+@dataclass(frozen=True)
+class Opener:
+    """The staff account that opened a case for visitors, with the role it had then."""
+
+    id: str
+    name: str
+    role: str
 
 
 @dataclass(frozen=True)
@@ -122,6 +137,7 @@ class Case:
     closed_at: datetime | None = None
     outcome_note: str | None = None
     settled_sha256: str | None = None
+    opened_by: Opener | None = None   # a case opened for visitors; None when a party filed it
 
     @property
     def joined(self) -> tuple[Party, ...]:
@@ -223,6 +239,42 @@ def check_open(actor: Account, category: str, summary: str, others: list[OtherPa
         raise BadRequest("every other party needs a name")
 
 
+def check_open_for_visitors(actor: Account, category: str, summary: str, parties: list[OtherParty]) -> None:
+    """Raise unless the actor may open this case for people at the counter (names not yet checked for
+    phone numbers, phones not yet normalised: the service does that next)."""
+    if actor.role not in OPENERS:
+        raise Forbidden("only mediators and clerks open cases for visitors")
+    if category not in CATEGORIES:
+        raise BadRequest(f"category must be one of {', '.join(CATEGORIES)}")
+    if not summary.strip():
+        raise BadRequest("summary must not be empty")
+    if not MIN_VISITOR_PARTIES <= len(parties) <= MAX_OTHER_PARTIES:
+        raise BadRequest(f"parties: name {MIN_VISITOR_PARTIES}-{MAX_OTHER_PARTIES} people"
+                         " (a dispute is between at least two)")
+    for i, p in enumerate(parties):
+        if not p.name.strip():
+            raise BadRequest(f"parties[{i}].name: every party needs a name")
+
+
+def check_distinct_phones(parties: list[OtherParty]) -> None:
+    """One number stands for one party: a phone joins a case once (normalised phones)."""
+    seen: dict[str, int] = {}
+    for i, p in enumerate(parties):
+        if p.phone is None:
+            continue
+        if p.phone in seen:
+            raise BadRequest(f"parties[{i}].phone: the same number as parties[{seen[p.phone]}];"
+                             " each number can stand for one party only (leave it out for one of them)")
+        seen[p.phone] = i
+
+
+def is_opener(case: Case, actor: Account) -> bool:
+    """Whether the actor opened this case for visitors and it still stands with them: a clerk (or
+    mediator) until a mediator takes the case."""
+    return (case.opened_by is not None and case.opened_by.id == actor.id and actor.role in OPENERS
+            and case.mediator is None)
+
+
 def check_join(case: Case, slot: Party, actor: Account) -> bool:
     """True if the actor already holds this slot (a repeated join); raise if they may not take it."""
     if slot.account_id == actor.id:
@@ -239,9 +291,11 @@ def check_join(case: Case, slot: Party, actor: Account) -> bool:
 
 
 def check_add_party(case: Case, actor: Account, name: str) -> None:
-    """Raise unless the actor may name one more party now: the filer or the case's mediator, on an open
-    case with fewer than MAX_OTHER_PARTIES named parties."""
-    if not (actor.role == "resident" and actor.id == case.filer_id) and case.role_of(actor) != Role.MEDIATOR:
+    """Raise unless the actor may name one more party now: the filer, the case's mediator, or the staff
+    member who opened it for visitors (until a mediator takes it), on an open case with fewer than
+    MAX_OTHER_PARTIES named parties."""
+    if (not (actor.role == "resident" and actor.id == case.filer_id) and case.role_of(actor) != Role.MEDIATOR
+            and not is_opener(case, actor)):
         raise Forbidden("only the filer or the case's mediator may add a party")
     if case.status in FINAL:
         raise Conflict(f"case is {case.status}")
@@ -352,7 +406,7 @@ def close(case: Case, actor: Account, outcome: str) -> Status | None:
 
 def withdraw(case: Case, actor: Account) -> Status | None:
     """The filer withdraws; None if already withdrawn."""
-    if actor.id != case.filer_id:
+    if actor.id != case.filer_id or case.opened_by is not None:
         raise Forbidden("only the filer may withdraw the case")
     if case.status == Status.WITHDRAWN:
         return None

@@ -39,6 +39,7 @@ from mediation import rules, store, views
 from mediation.chatbatch import ChatBatch
 from mediation.codes import new_join_code, new_sign_code, normalise_code
 from mediation.guard import Guard, check_destinations
+from mediation.intake import Intake
 from mediation.parties import Parties
 from mediation.rules import Case
 from mediation.sms_parties import SmsParties
@@ -49,7 +50,7 @@ CASES_IN_MEMORY = 10_000                            # cases a node keeps for cha
 Change = Callable[[Conn, Case], Awaitable[bool]]
 
 
-class MediationService(SmsParties, Parties):
+class MediationService(SmsParties, Parties, Intake):
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys,
                  publish: Callable[[list[tuple[str, str]]], Awaitable[None]], texts: TextQueue,
                  public_url: str = "", sms_countries: frozenset[str] = frozenset({"CN"})) -> None:
@@ -68,6 +69,8 @@ class MediationService(SmsParties, Parties):
         audience = [(p.account_id, "resident") for p in case.joined if p.account_id]
         audience += [(case.mediator.id, "mediator")] if case.mediator else []
         audience += [(a.id, "agency") for a in case.agencies]
+        if case.opened_by and case.mediator is None:     # its opener follows it until a mediator takes it
+            audience.append((case.opened_by.id, case.opened_by.role))
         for aid, role in audience:
             out.add(self.keys.account_channel(aid),
                     {"type": "case.updated", "case": views.view_for(case, aid, role)})
@@ -264,7 +267,8 @@ class MediationService(SmsParties, Parties):
 
     async def my_cases(self, actor: Account) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:
-            return [views.view_for(c, actor.id, actor.role) for c in await store.cases_of(conn, actor.id)]
+            mine = store.opened_cases if actor.role == "clerk" else store.cases_of   # a clerk: untaken cases opened
+            return [views.view_for(c, actor.id, actor.role) for c in await mine(conn, actor.id)]
 
     async def authorize_room(self, actor: Account, case_id: str, room: str) -> rules.Room:
         r = rules.parse_room(room)

@@ -12,14 +12,15 @@ import asyncpg
 from infra.accounts import shown_name
 from infra.db import Conn, sql_list
 from infra.formats import iso
-from mediation.rules import FINAL, Agreement, Case, Party, Person, Signature, Status
+from mediation.rules import FINAL, Agreement, Case, Opener, Party, Person, Signature, Status
 
 FINAL_SQL = sql_list(Status, FINAL)
 
 CASE_SELECT = """
-SELECT c.*, m.name AS mediator_name, s.sha256 AS settled_sha256
+SELECT c.*, m.name AS mediator_name, s.sha256 AS settled_sha256, o.name AS opener_name
 FROM cases c
 LEFT JOIN accounts m ON m.id = c.mediator_id
+LEFT JOIN accounts o ON o.id = c.filer_id AND c.opened_by_role IS NOT NULL
 LEFT JOIN settlements s ON s.case_id = c.id
 """
 
@@ -62,6 +63,8 @@ async def _assemble(conn: Conn, rows: list[asyncpg.Record]) -> list[Case]:
             outcome_note=r["outcome_note"], settled_sha256=r["settled_sha256"],
             mediator=Person(str(r["mediator_id"]), r["mediator_name"]) if r["mediator_id"] else None,
             parties=tuple(parties[r["id"]]), agencies=tuple(agencies[r["id"]]),
+            opened_by=Opener(str(r["filer_id"]), r["opener_name"] or "", r["opened_by_role"])
+            if r["opened_by_role"] else None,
             agreement=None if ag is None else Agreement(
                 id=str(ag["id"]), text=ag["text"], sha256=ag["sha256"], proposed_at=ag["proposed_at"],
                 sign_code=ag["sign_code"], signatures=tuple(sigs[ag["id"]]))))
@@ -96,14 +99,29 @@ async def cases_of(conn: Conn, account_id: str, limit: int = 100) -> list[Case]:
 
 
 async def insert_case(conn: Conn, filer_id: str, category: str, summary: str,
-                      request_id: str | None = None) -> str | None:
-    """The new case's id; None if this filer already opened a case with this request_id."""
+                      request_id: str | None = None, opened_by_role: str | None = None) -> str | None:
+    """The new case's id; None if this filer already opened a case with this request_id.
+    `opened_by_role`: a staff member (the filer_id) opened it for visitors."""
     v = await conn.fetchval(
-        "INSERT INTO cases (ref_no, filer_id, category, summary, request_id)"
-        " VALUES ('M-' || nextval('case_ref_seq'), $1, $2, $3, $4)"
+        "INSERT INTO cases (ref_no, filer_id, category, summary, request_id, opened_by_role)"
+        " VALUES ('M-' || nextval('case_ref_seq'), $1, $2, $3, $4, $5)"
         " ON CONFLICT (filer_id, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING id",
-        filer_id, category, summary, request_id)
+        filer_id, category, summary, request_id, opened_by_role)
     return None if v is None else str(v)
+
+
+async def opened_cases(conn: Conn, account_id: str, limit: int = 100) -> list[Case]:
+    """The cases a staff member opened for visitors that no mediator has taken yet, newest first."""
+    return await _assemble(conn, await conn.fetch(
+        CASE_SELECT + """ WHERE c.filer_id = $1 AND c.opened_by_role IS NOT NULL AND c.mediator_id IS NULL
+           ORDER BY c.created_at DESC LIMIT $2""", account_id, limit))
+
+
+async def opened_event(conn: Conn, case_id: str) -> dict[str, Any]:
+    """The data of a case's `opened` event."""
+    v = await conn.fetchval("SELECT data FROM case_events WHERE case_id = $1 AND kind = 'opened'"
+                            " ORDER BY id LIMIT 1", case_id)
+    return dict(v) if v else {}
 
 
 async def case_by_request(conn: Conn, filer_id: str, request_id: str) -> str | None:

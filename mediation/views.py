@@ -3,6 +3,8 @@
 Who sees what:
     party (the filer too)   no phone numbers at all; the filer also sees the join codes
     the case's mediator     phone numbers in full, the join codes
+    the opener              phone numbers in full and the join codes (they typed them in at the counter):
+                            the staff member who opened a case for visitors
     other staff             phone numbers masked (+86******1234): agencies, mediators watching
 """
 from __future__ import annotations
@@ -18,21 +20,24 @@ class Viewer(StrEnum):
     FILER = "filer"
     PARTY = "party"
     MEDIATOR = "mediator"     # the case's own mediator
+    OPENER = "opener"         # the staff member who opened a case for visitors
     STAFF = "staff"           # any other staff member allowed to see the case
 
 
 def viewer_of(case: Case, account_id: str, role: str) -> Viewer:
-    if account_id == case.filer_id:
+    if account_id == case.filer_id and case.opened_by is None:
         return Viewer.FILER
     if case.party(account_id) is not None:
         return Viewer.PARTY
     if role == "mediator" and case.mediator is not None and case.mediator.id == account_id:
         return Viewer.MEDIATOR
+    if case.opened_by is not None and case.opened_by.id == account_id:
+        return Viewer.OPENER
     return Viewer.STAFF
 
 
 def _phone(p: Party, viewer: Viewer) -> dict[str, Any]:
-    if viewer == Viewer.MEDIATOR:
+    if viewer in (Viewer.MEDIATOR, Viewer.OPENER):
         return {"phone": p.phone}
     if viewer == Viewer.STAFF:
         return {"phone": mask_phone(p.phone)}
@@ -46,7 +51,8 @@ def _signature(s: Signature) -> dict[str, Any]:
 def case_view(case: Case, viewer: Viewer) -> dict[str, Any]:
     ag = case.agreement
     signed = ag.signed_by if ag is not None else frozenset()
-    sees_codes = viewer in (Viewer.FILER, Viewer.MEDIATOR)
+    sees_codes = viewer in (Viewer.FILER, Viewer.MEDIATOR, Viewer.OPENER)
+    opener = case.opened_by
     named = [p for p in case.parties if p.slot > 0]
     return {
         "id": case.id, "ref_no": case.ref_no, "status": str(case.status), "category": case.category,
@@ -57,6 +63,7 @@ def case_view(case: Case, viewer: Viewer) -> dict[str, Any]:
                      **({"join_code": p.join_code} if sees_codes else {})} for p in named],
         "mediator": {"id": case.mediator.id, "name": case.mediator.name} if case.mediator else None,
         "agencies": [{"id": a.id, "name": a.name} for a in case.agencies],
+        "opened_by": {"id": opener.id, "name": opener.name, "role": opener.role} if opener else None,
         "agreement": None if ag is None else {
             "id": ag.id, "text": ag.text, "proposed_at": iso(ag.proposed_at), "sha256": ag.sha256,
             "signatures": [_signature(s) for s in ag.signatures]},

@@ -245,7 +245,7 @@ def parser() -> argparse.ArgumentParser:
     add = user.add_parser("add", help="create an account; prints its id")
     add.add_argument("username")
     add.add_argument("--role", required=True, choices=["resident", "responder", "dispatcher", "mediator",
-                                                        "agency", "admin"])
+                                                        "agency", "admin", "clerk"])
     add.add_argument("--password", required=True)
     add.add_argument("--name")
     add.add_argument("--skills", help="comma-separated, responders only (e.g. medical,general)")
@@ -254,7 +254,8 @@ def parser() -> argparse.ArgumentParser:
                      help="dispatchers and admins: texted about escalated incidents nobody took")
     upd = user.add_parser("set", help="change an account (ends its sessions on role, password or suspension)")
     upd.add_argument("username")
-    upd.add_argument("--role", choices=["resident", "responder", "dispatcher", "mediator", "agency", "admin"])
+    upd.add_argument("--role", choices=["resident", "responder", "dispatcher", "mediator", "agency", "admin",
+                                         "clerk"])
     upd.add_argument("--name")
     upd.add_argument("--password")
     state = upd.add_mutually_exclusive_group()

@@ -279,6 +279,14 @@ def _invitation(ref: str, category: str, filer: str, code: str, public_url: str)
             + (f", or enter it at {public_url}/mediate" if public_url else "") + ". STOP ends texts.")
 
 
+def _visit(ref: str, category: str, code: str, public_url: str) -> str:
+    """A case a mediator or clerk opened for people at the counter: no one's own words in it."""
+    return (f"{_prefix(ref)}: 调解中心为您登记了一宗{category}调解，您是当事人。回复 {code} 加入。"
+            f" The mediation centre has registered a mediation case ({category}) with you as a party."
+            f" Reply {code} to join" + (f", or enter it at {public_url}/mediate" if public_url else "")
+            + ". STOP ends texts.")
+
+
 def _proposal(ref: str, text: str, code: str, public_url: str) -> str:
     body = safe_fragment(text, MAX_AGREEMENT_SMS, one_line=False, numbers=True)   # a mediator's terms
     shown = body if len(text) <= MAX_AGREEMENT_SMS else body + (
@@ -297,6 +305,7 @@ def _chat(ref: str, sender: str, body: str, public_url: str = "") -> str:
 
 CASE_TEXTS: dict[CaseText, Callable[..., str]] = {
     CaseText.INVITATION: _invitation,
+    CaseText.VISIT: _visit,
     CaseText.TAKEN: lambda ref, mediator: f"{_prefix(ref)}: 调解员 {safe_fragment(mediator, MAX_NAME_SMS)} 已受理。"
                                           f" Mediator {safe_fragment(mediator, MAX_NAME_SMS)} has taken the case.",
     CaseText.PROPOSAL: _proposal,

@@ -279,3 +279,22 @@ export function openRequest(pending, fields, makeId) {
   const key = JSON.stringify(fields);
   return pending && pending.key === key ? pending : { key, id: makeId() };
 }
+
+/**
+ * What a refused case.open for visitors says about one row of the form, from the server's message
+ * (`parties[i].phone: …`): {index, field: 'phone'|'name', key: the strings.js key to show}, or null
+ * when the refusal is about something else.
+ */
+export function visitError(e) {
+  if (!e || e.code !== 'bad_request' || typeof e.message !== 'string') return null;
+  const m = /parties\[(\d+)\]\.(phone|name)/.exec(e.message);
+  if (!m) return null;
+  const index = Number(m[1]);
+  if (m[2] === 'name') return { index, field: 'name', key: 'visit.nameBad' };
+  if (/same number/.test(e.message)) return { index, field: 'phone', key: 'visit.phoneTwice' };
+  if (/only numbers in/.test(e.message)) return { index, field: 'phone', key: 'visit.phoneAbroad' };
+  return { index, field: 'phone', key: 'visit.phoneBad' };
+}
+
+/** Whether `me` opened this case for visitors and it is still theirs to add to (no mediator yet). */
+export const isOpenerOf = (c, me) => !!c.opened_by && c.opened_by.id === me.id && !c.mediator;

@@ -6,7 +6,7 @@
 import { t, getLang } from './i18n.js';
 import { h, tid, fmtTime } from './ui.js';
 import { CASE_FINAL as FINAL, CASE_TALKING as TALKING } from './status.js';
-import { partyOf, isMediatorOf, isFiler, canRead, roomsFor, caucusParty } from './mediate-state.js';
+import { partyOf, isMediatorOf, isFiler, isOpenerOf, canRead, roomsFor, caucusParty } from './mediate-state.js';
 
 export const $ = (id) => document.getElementById(id);
 export const els = {
@@ -155,7 +155,8 @@ export function createView(S, on) {
     status.className = `badge case-${c.status}`;
     status.dataset.status = c.status;
     $('c-ref').textContent = c.ref_no;
-    $('c-meta').textContent = t('mediate.meta', { cat: t(`casecat.${c.category}`), when: fmtWhen(c.created_at) });
+    $('c-meta').textContent = t('mediate.meta', { cat: t(`casecat.${c.category}`), when: fmtWhen(c.created_at) })
+      + (c.opened_by ? ` · ${t('mediate.openedBy', { name: c.opened_by.name })}` : '');
     $('c-summary').textContent = c.summary || '';
 
     // who is in it: the joined parties, then those named but not joined yet
@@ -218,7 +219,7 @@ export function createView(S, on) {
   // one more party after filing: the filer or the case's mediator, while the case is open
   function paintAddParty(c, final) {
     const you = S.me();
-    const adder = !final && (isFiler(c, you) || isMediatorOf(c, you));
+    const adder = !final && (isFiler(c, you) || isMediatorOf(c, you) || isOpenerOf(c, you));
     const box = $('add-party-box');
     box.hidden = !adder;
     if (!adder) box.open = false;

@@ -1,5 +1,5 @@
 // Mediation (/mediate). Residents open a case or join one with a code (a device token, no
-// login) and see their cases; mediators and agencies sign in. Per case: who is in it, the join
+// login) and see their cases; mediators, the front desk (clerks) and agencies sign in. Per case: who is in it, the join
 // codes (filer and mediator), the rooms (joint and caucus) with a live chat, the agreement,
 // and the settlement record. Contract §3 and docs/mediation.md.
 //
@@ -10,7 +10,8 @@
 //
 // The page in files: mediate-state.js the state and its rules (no DOM, tested with node --test),
 // mediate-view.js the painting, mediate-chat.js the rooms and the outbox, mediate-forms.js the
-// resident's landing; this file holds the page state, the sessions, the pushes and the commands.
+// resident's landing, mediate-visit.js the staff's form for visitors at the counter; this file
+// holds the page state, the sessions, the pushes and the commands.
 import { t, onLangChange } from './i18n.js';
 import { store } from './api.js';
 import { tid, notify, errorText, bindConn } from './ui.js';
@@ -21,6 +22,7 @@ import { CaseBook, Chat, Outbox } from './mediate-state.js';
 import { $, els, createView } from './mediate-view.js';
 import { createChat } from './mediate-chat.js';
 import { createResidentForms } from './mediate-forms.js';
+import { createVisitForm } from './mediate-visit.js';
 
 const K = {
   resident: 'helpline.mediate.resident', // this browser takes part in mediation as a resident
@@ -83,9 +85,12 @@ async function loadCases() {
 
 // ---- sessions -------------------------------------------------------------------------------
 
+// mediators and the front desk (clerk) open cases for people at the counter (issue 13)
+const visit = createVisitForm(S, { onCase, openCase: (id) => openCase(id) });
+
 const staff = staffSession({
   page: 'mediate',
-  roles: ['mediator', 'agency'],
+  roles: ['mediator', 'agency', 'clerk'],
   onWelcome: (w) => {
     if (residentSock) residentSock.stop(); // a staff sign-in replaces a resident visit
     if (!S.active || S.active.me.id !== w.account.id) resetCases();
@@ -93,9 +98,11 @@ const staff = staffSession({
     S.active = { sock: staff.sock, me: w.account };
     bindConn(staff.sock);
     els.newCase.hidden = true;
+    visit.setRole(w.account.role);
     resumeAfterWelcome(w);
   },
   onLogout: () => {
+    visit.setRole(null);
     S.mode = null;
     S.active = null;
     resetCases();
