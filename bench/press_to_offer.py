@@ -198,6 +198,10 @@ async def run(args: argparse.Namespace) -> int:
                     r["status"]: r["count"]
                     for r in await conn.fetch("SELECT status, count(*) FROM incidents GROUP BY status")
                 }
+                unresolved = await conn.fetch(
+                    "SELECT i.ref_no, i.status, string_agg(e.kind || coalesce(' ' || (e.data->>'reason'), ''),"
+                    " ', ' ORDER BY e.id) AS log FROM incidents i JOIN incident_events e ON e.incident_id = i.id"
+                    " WHERE i.status <> 'resolved' GROUP BY i.id ORDER BY i.created_at LIMIT 3")
             finally:
                 await conn.close()
             span = t_end - t_meas
@@ -239,6 +243,8 @@ async def run(args: argparse.Namespace) -> int:
                 f"{s.conflicts} accept conflicts, {s.resolved} resolved, {s.errors} errors"
             )
             print(f"  incidents in PostgreSQL by status: {statuses}")
+            for r in unresolved:
+                print(f"    not resolved: {r['ref_no']} {r['status']}: {r['log']}")
             met = None
             if fl:
                 p50_ok = offer_st["p50"] <= 2 * fl.push["p50"]
