@@ -19,6 +19,13 @@ slower than one kept busy (one PostgreSQL statement: 0.65 ms back to back, 2.5 m
 after 50 ms of idling), so a floor at 100 msg/s measures the machine's idle states
 rather than helpline's overhead. The floor at 100 msg/s is measured and shown too.
 
+Reach (issue 12, bench/reach.py): besides the 20, `--offline` responders (default 6) are on duty with a phone
+but have closed the app, so they are offered by SMS (the Twilio stand-in) and answer by SMS; `--push`
+responders (default 8, of all of them) hold a push subscription at the push stand-in. Printed beside
+press -> offer: offer -> SMS handed to the provider and offer -> push received (p50/p90/p99/max, counts,
+none lost), judged against p99 <= 1 s. `--offline 0 --push 0` runs the benchmark as it was before. The
+on-screen `offer` latency counts the incidents whose first offer went to an on-line responder.
+
     .venv/bin/python -m bench.press_to_offer [--seconds 60] [--rate 5] [--profile /tmp/p2o.txt]
 """
 
@@ -31,6 +38,7 @@ import time
 from typing import Any
 
 from bench import floor as floor_mod
+from bench.reach import Reach
 from testkit.accounts import CATEGORIES, create_accounts, tokens_for
 from testkit.client import WSClient, close_all, connect_many
 from testkit.crew import ResponderCrew, start_duty
@@ -64,7 +72,10 @@ async def run(args: argparse.Namespace) -> int:
             dsp_ids = await create_accounts(conn, "dispatcher", args.dispatchers, "p2o")
         finally:
             await conn.close()
-        node = await Node(stack, "node").start()
+        reach = Reach(rng, args.offline, args.push, args.decline, args.hold, args.sms_answer)
+        if reach.on:
+            await reach.start()
+        node = await Node(stack, "node", **reach.node_settings()).start()
         residents: list[WSClient | None] = []
         responders: list[WSClient | None] = []
         dispatchers: list[WSClient | None] = []
@@ -82,6 +93,8 @@ async def run(args: argparse.Namespace) -> int:
             if f1 or f2 or f3:
                 raise RuntimeError(f"connect failures: {f1} residents, {f2} responders, {f3} dispatchers")
             await start_duty([c for c in responders if c], spread(rng, len(responders)))
+            if reach.on:
+                await reach.setup(stack, node, rsp_ids, spread(rng, args.offline))
             for d in dispatchers:
                 assert d is not None
                 await d.ok("queue.watch")
@@ -148,6 +161,7 @@ async def run(args: argparse.Namespace) -> int:
             waits_report = await waits.stop() if waits else None
             await asyncio.sleep(2)  # let the last offers arrive
             await crew.drain(10)
+            await reach.drain(15)
             if fl is not None and not args.no_floor_after:
                 log("measuring the floor again, after the run")
                 fl2 = await floor_mod.measure(
@@ -162,21 +176,32 @@ async def run(args: argparse.Namespace) -> int:
                 )
 
             meas = [r for r in sent if r["measured"]]
+            reach_lines: list[str] = []
+            reach_met: bool | None = None
+            first_off: set[str] = set()     # incidents first offered to an off-line responder (by SMS)
+            if reach.on:
+                reach_lines, reach_met, first_off = await reach.report(
+                    stack, {r["incident"] for r in meas if "incident" in r})
             oks = [r["ok"] for r in meas if "ok" in r]
             offers = [
                 crew.stats.offers[r["incident"]] - r["t"]
                 for r in meas
-                if "incident" in r and r["incident"] in crew.stats.offers
+                if "incident" in r and r["incident"] in crew.stats.offers and r["incident"] not in first_off
             ]
             lag = [r["t"] - r["due"] for r in meas if "t" in r]
             errors = [r["error"] for r in meas if "error" in r]
-            no_offer = [r for r in meas if "incident" in r and r["incident"] not in crew.stats.offers]
+            no_offer = [r for r in meas if "incident" in r and r["incident"] not in crew.stats.offers
+                        and r["incident"] not in first_off]
             conn = await stack.connect()
             try:
                 statuses: dict[str, int] = {
                     r["status"]: r["count"]
                     for r in await conn.fetch("SELECT status, count(*) FROM incidents GROUP BY status")
                 }
+                unresolved = await conn.fetch(
+                    "SELECT i.ref_no, i.status, string_agg(e.kind || coalesce(' ' || (e.data->>'reason'), ''),"
+                    " ', ' ORDER BY e.id) AS log FROM incidents i JOIN incident_events e ON e.incident_id = i.id"
+                    " WHERE i.status <> 'resolved' GROUP BY i.id ORDER BY i.created_at LIMIT 3")
             finally:
                 await conn.close()
             span = t_end - t_meas
@@ -194,6 +219,9 @@ async def run(args: argparse.Namespace) -> int:
                 print(f"  for comparison, against the floor at 100 msg/s (push p50 {fl_hot.push['p50'] * 1000:.2f} ms,"
                       f" p99 {fl_hot.push['p99'] * 1000:.2f} ms):")
                 print(latency_line("help.request -> offer", offer_st, fl_hot.push))
+            if first_off:
+                print(f"  (the offer line counts the incidents first offered on screen: {len(first_off)} were first"
+                      " offered to an off-line responder, by SMS; see reach below)")
             print(f"  client lag (actual send - scheduled): p99 {percentiles(lag)['p99'] * 1000:.2f} ms")
             print(
                 f"  throughput: {len(oks) / span:.2f} acknowledged requests/s, {len(offers) / span:.2f} "
@@ -215,6 +243,8 @@ async def run(args: argparse.Namespace) -> int:
                 f"{s.conflicts} accept conflicts, {s.resolved} resolved, {s.errors} errors"
             )
             print(f"  incidents in PostgreSQL by status: {statuses}")
+            for r in unresolved:
+                print(f"    not resolved: {r['ref_no']} {r['status']}: {r['log']}")
             met = None
             if fl:
                 p50_ok = offer_st["p50"] <= 2 * fl.push["p50"]
@@ -230,6 +260,10 @@ async def run(args: argparse.Namespace) -> int:
                     f"{'met' if ok_st['p50'] <= 2 * fl.push['p50'] else 'NOT met'}, p99 "
                     f"{'met' if ok_st['p99'] <= 4 * fl.push['p99'] else 'NOT met'})"
                 )
+            for ln in reach_lines:
+                print(ln)
+            if reach_met is False:
+                met = False
             problems = node.log_problems()
             if problems:
                 print(f"  node log: {len(problems)} warning/error lines, e.g. {problems[:3]}")
@@ -241,6 +275,8 @@ async def run(args: argparse.Namespace) -> int:
         finally:
             await close_all(residents + responders + dispatchers)
             await node.stop()
+            if reach.on:
+                await reach.stop()
 
 
 def main() -> None:
@@ -275,6 +311,12 @@ def main() -> None:
     ap.add_argument(
         "--pg-waits", action="store_true", help="sample pg_stat_activity during the measured phase"
     )
+    ap.add_argument("--offline", type=int, default=6,
+                    help="more responders on duty with a phone but off line: offered by SMS (default 6)")
+    ap.add_argument("--push", type=int, default=8,
+                    help="responders (of all) with a push subscription at the push stand-in (default 8)")
+    ap.add_argument("--sms-answer", type=float, default=0.5,
+                    help="seconds an off-line responder takes to answer a text (default 0.5)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     raise SystemExit(asyncio.run(run(args)))

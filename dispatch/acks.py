@@ -40,7 +40,10 @@ class Alarms:
     async def acknowledge(self, who: Account, incident_id: str, *, via: str = "ws") -> dict[str, Any]:
         """Record that `who` is on it; the incident after (unchanged when their earlier acknowledgement
         already covers what it rings for: acknowledging twice is harmless)."""
+        recorded = False
+
         async def decide(tx: Tx, row: asyncpg.Record) -> dict[str, Any]:
+            nonlocal recorded
             name = shown_name(await als.display_name(tx.conn, who.id) or who.name, fallback="Dispatcher")
             new = alarm.Ack(who.id, name, iso(datetime.now(UTC)) or "", row["status"])
             after = alarm.acknowledge(row["status"], row["priority"], als.acks_of(row), new)
@@ -48,8 +51,12 @@ class Alarms:
                 return store.incident_view(row)
             row = await store.update_incident(tx.conn, incident_id, acknowledged_by=[a.as_data() for a in after],
                                               event=(als.ACKNOWLEDGED, who.id, {"status": row["status"]}))
+            recorded = True
             return await self.svc.notices.incident(tx, row)
-        return await self.svc._change(incident_id, decide, actor_id=who.id, via=via)
+        got = await self.svc._change(incident_id, decide, actor_id=who.id, via=via)
+        if recorded and self.svc.metrics:      # committed
+            self.svc.metrics.incident_acks.labels(via=via).inc()
+        return got
 
     async def alert_supervisors(self) -> int:
         """Text the supervisors about escalations nobody took within dispatch.supervisor_after_s (0: never);
@@ -82,6 +89,8 @@ class Alarms:
                     waited = (now - e.escalated_at).total_seconds()
                     await store.log_event(conn, e.incident_id, None, als.SUPERVISOR_ALERTED,
                                           texted=len(phones), waited_s=round(waited))
+        if self.svc.metrics and phones:         # committed: the texts are queued
+            self.svc.metrics.supervisor_texts.inc(len(phones))
         if not phones:
             log.warning("escalated incidents nobody took (%s): no supervisor with a phone to text",
                         ", ".join(str(by_id[e.incident_id]["ref_no"]) for e in batch))

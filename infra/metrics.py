@@ -28,6 +28,13 @@ class Metrics:
         self.offer_sms_seconds = Histogram(
             "helpline_offer_sms_seconds", "An offer's text (or call), from queued to handed to the provider",
             ["kind"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
+        # issue 12: the console alarm (dispatch/acks.py)
+        self.incident_acks = Counter("helpline_incident_acks", "Dispatchers' \"I'm on it\" (incident.ack) that were"
+                                     " recorded (an acknowledgement already recorded is not counted again)",
+                                     ["via"], registry=r)
+        self.supervisor_texts = Counter("helpline_supervisor_texts", "Texts queued to supervisors about escalated"
+                                        " incidents nobody acknowledged (one per supervisor phone and alert)",
+                                        registry=r)
         self.commands = Counter("helpline_ws_commands", "WebSocket commands handled", ["type", "result"], registry=r)
         self.command_seconds = Histogram("helpline_ws_command_seconds", "WebSocket command handling time",
                                          ["type"], registry=r)

@@ -84,7 +84,8 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
 
         dispatch = DispatchService(cfg, pool, redis, keys, publish, metrics)
         push.on_offer_pushed = dispatch.reach.pushed    # the incident's log names push among an offer's channels
-        outbox = SmsOutbox(cfg, pool, make_gateway(cfg), metrics)   # every text, of every domain, goes out through it
+        outbox = SmsOutbox(cfg, pool, make_gateway(cfg), metrics,   # every text, of every domain, goes out through it
+                           listen_dsn=database_url)                  # woken as the transaction queuing one commits
         # an SMS incident's status texts are queued in the transaction of each change (its report too)
         dispatch.on_change(StatusTexts(outbox), frozenset({"sms"}))
         dispatch.texts = outbox      # supervisors texted about escalations nobody took (dispatch/acks.py)

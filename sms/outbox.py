@@ -44,6 +44,9 @@ CALL = "call"            # a row that is a phone call (its body the TwiML), plac
 OFFER_KINDS = frozenset({"offer", CALL})
 HOLD_RETRY_S = 60.0      # a held text looks again this much later
 HOLD_MAX_S = 86400.0     # a text held back this long is dropped (expired)
+# PostgreSQL delivers a NOTIFY when (and only if) the transaction that queued the row commits, to every node
+NOTIFY_CHANNEL = "helpline_sms_outbox"
+LISTEN_RETRY_S = (0.5, 30.0)   # reconnecting the listening connection: first and longest wait
 
 _CLAIM = """
 WITH due AS (
@@ -70,9 +73,15 @@ class SmsOutbox:
     and phone calls (kind "call"), so that a slow call never holds a text back; each call is placed in a
     task of its own, so that it does not hold other calls back either."""
 
-    def __init__(self, cfg: Config, pool: asyncpg.Pool, gateway: Gateway, metrics: Metrics | None = None) -> None:
+    def __init__(self, cfg: Config, pool: asyncpg.Pool, gateway: Gateway, metrics: Metrics | None = None,
+                 listen_dsn: str | None = None) -> None:
         self.cfg, self.pool, self.gateway = cfg, pool, gateway
         self.metrics = metrics
+        # with a DSN the workers are woken at commit (LISTEN on a connection of their own); without one, or
+        # while that connection is down, by timers after each enqueue and the poll
+        self.listen_dsn = listen_dsn
+        self._listener: asyncpg.Connection | None = None
+        self._listen_task: asyncio.Task[None] | None = None
         self.node_id = uuid.uuid4().hex
         self.poll_s = 1.0
         self.batch = 20
@@ -106,18 +115,21 @@ class SmsOutbox:
         text = as_text(body).strip()
         text = text if kind == CALL else text[:MAX_BODY]
         oid = await conn.fetchval(
-            "INSERT INTO sms_outbox (to_phone, body, kind, incident_id, case_id, offer_id, expires_at)"
+            "WITH ins AS (INSERT INTO sms_outbox (to_phone, body, kind, incident_id, case_id, offer_id, expires_at)"
             " VALUES ($1, $2, $3, $4, $5, $7, CASE WHEN $6::float8 IS NULL THEN NULL"
             " ELSE now() + make_interval(secs => $6::float8) END)"
-            " ON CONFLICT (offer_id, kind) WHERE offer_id IS NOT NULL DO NOTHING RETURNING id",
+            " ON CONFLICT (offer_id, kind) WHERE offer_id IS NOT NULL DO NOTHING RETURNING id, kind)"
+            f" SELECT id, pg_notify('{NOTIFY_CHANNEL}', kind) FROM ins",
             to, text, kind, incident_id, case_id, ttl_s, offer_id)
         if oid is None:
             oid = await conn.fetchval("SELECT id FROM sms_outbox WHERE offer_id = $1 AND kind = $2", offer_id, kind)
-        self.wake_soon()
+        if self._listener is None:
+            self.wake_soon()
         return int(oid)
 
     def wake_soon(self) -> None:
-        """Wake the worker shortly after the current transaction has (most likely) committed."""
+        """Wake the worker shortly after the current transaction has (most likely) committed: what wakes it
+        while it is not listening for the commit itself."""
         with contextlib.suppress(RuntimeError):
             loop = asyncio.get_running_loop()
             for wake in (self._wake, self._wake_calls):
@@ -128,12 +140,51 @@ class SmsOutbox:
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name="sms-worker")
         self._calls_task = asyncio.create_task(self.run(calls=True), name="call-worker")
+        if self.listen_dsn:
+            self._listen_task = asyncio.create_task(self._listen(self.listen_dsn), name="sms-listen")
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        (self._wake_calls if payload == CALL else self._wake).set()
+
+    async def _listen(self, dsn: str) -> None:
+        """LISTEN on a connection of its own: a transaction that queued a text (on any node) wakes the workers
+        as it commits. A lost connection is opened again (the timers and the poll wake them meanwhile)."""
+        wait = LISTEN_RETRY_S[0]
+        while not self._stopping:
+            lost = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(dsn)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as e:
+                log.warning("SMS outbox: cannot listen for commits (%s); retrying in %.1fs", e, wait)
+                await asyncio.sleep(wait)
+                wait = min(LISTEN_RETRY_S[1], wait * 2)
+                continue
+            try:
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+                self._listener = conn
+                wait = LISTEN_RETRY_S[0]
+                self._wake.set()          # whatever was committed while nobody listened
+                self._wake_calls.set()
+                await lost.wait()
+                log.warning("SMS outbox: the connection listening for commits was lost; opening another")
+            except (OSError, asyncpg.PostgresError) as e:
+                log.warning("SMS outbox: listening for commits failed: %s", e)
+                await asyncio.sleep(wait)
+            finally:
+                self._listener = None
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(conn.close(), 2)
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Let a send in flight finish (so it is recorded), then stop."""
         self._stopping = True
         self._wake.set()
         self._wake_calls.set()
+        if self._listen_task is not None:
+            self._listen_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listen_task
         tasks = [t for t in (self._task, self._calls_task, *self._calling) if t is not None]
         if tasks:
             _, pending = await asyncio.wait([asyncio.ensure_future(asyncio.shield(t)) for t in tasks],

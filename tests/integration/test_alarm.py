@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from testkit.client import Client, incident_is
+from testkit.client import Client, http, incident_is
 from testkit.geo import near
 from testkit.nodes import InProcess
 from testkit.runtime import REPO, until
@@ -36,6 +36,12 @@ async def escalated(hl: Any, note: str = "", category: str = "other") -> dict[st
 
 def acked_by(m: dict[str, Any], *ids: str) -> bool:
     return [a["id"] for a in m["incident"]["acknowledged_by"]] == list(ids)
+
+
+async def metrics(app: Any) -> str:
+    st, text = await http("GET", app.base + "/metrics")
+    assert st == 200
+    return str(text)
 
 
 async def events(c: Client, incident_id: str, kind: str) -> list[dict[str, Any]]:
@@ -79,6 +85,8 @@ async def test_ack_is_logged_shown_on_every_console_and_idempotent(hl):
     # an admin may take it too
     admin = await hl.user("admin")
     assert len((await admin.ok("incident.ack", incident_id=inc["id"]))["incident"]["acknowledged_by"]) == 3
+    # /metrics counts the three recorded acknowledgements, not the repeated one
+    assert 'helpline_incident_acks_total{via="ws"} 3.0' in await metrics(hl)
 
 
 async def test_ack_refused_to_others_and_on_bad_or_finished_incidents(hl):
@@ -171,6 +179,9 @@ async def test_an_escalation_nobody_took_is_texted_once_to_supervisors_with_a_ph
     assert fake.to(SUP2_PHONE) == [] and fake.to(DISP_PHONE) == []       # unmarked; never marked
     rows = await query(sup, "SELECT to_phone, kind, status FROM sms_outbox WHERE kind = 'supervisor'")
     assert sorted(r["to_phone"] for r in rows) == [SUP_PHONE, SUP_PHONE]
+    async def counted() -> bool:    # counted once its transaction committed: by then, or just after
+        return "helpline_supervisor_texts_total 2.0" in await metrics(sup)
+    await until(counted, what="two supervisor texts counted in /metrics")
 
 
 async def test_no_text_when_acknowledged_in_time(sup, fake):
