@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -139,14 +139,14 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
             for t in workers:
                 t.cancel()
             for t in workers:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
-            await feeds.close()
-            await outbox.stop()
-            await push.stop()
-            await bus.close()
-            await redis.aclose()
-            await pool.close()
+                await _bounded(f"the {t.get_name()}", t)
+            await _bounded("the mediation feeds", feeds.close())
+            await _bounded("the SMS outbox", outbox.stop())
+            await _bounded("Web Push", push.stop())
+            await _bounded("the Redis bus", bus.close())
+            await _bounded("the Redis client", redis.aclose())
+            if not await _bounded("the database pool", pool.close()):
+                pool.terminate()     # a connection some stuck task holds: closed under it, so the node stops
 
     async def going_away(app: web.Application) -> None:
         """Before the server stops: tell every client at once (they reconnect, to another node if need be)."""
@@ -165,6 +165,29 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     push_handlers.add_routes(app)
     voice.add_routes(app)
     return app
+
+
+STOP_STEP_S = 10.0    # each step of a node's shutdown; one that hangs is logged and left behind
+
+
+async def _bounded(what: str, step: Awaitable[object]) -> bool:
+    """Await one shutdown step for at most STOP_STEP_S: whether it finished (an error in it is logged). A node
+    asked to stop must stop, whatever one of its parts is stuck on."""
+    try:
+        async with asyncio.timeout(STOP_STEP_S):
+            await step
+        return True
+    except asyncio.CancelledError:
+        me = asyncio.current_task()
+        if me is not None and me.cancelling():
+            raise            # this shutdown itself is being cancelled
+        return True          # the step was a cancelled worker: that is how it ends
+    except TimeoutError:
+        log.error("shutdown: %s did not stop within %.0f s; going on without it", what, STOP_STEP_S)
+        return False
+    except Exception as e:
+        log.warning("shutdown: %s: %s", what, e)
+        return True
 
 
 async def _presence_worker(hub: Hub) -> None:
