@@ -68,7 +68,9 @@ class InProcess(Front):
         app = create_app(self.cfg, self.database_url, self.redis_url)
         self.app = app
         self.server = TestServer(app, host="127.0.0.1", port=free_port())
-        await self.server.start_server()
+        # requests still running at stop get 5 s, not aiohttp's 60 (the clients are closed first; a test's
+        # teardown must not sit out a minute for a handler that lost its peer)
+        await self.server.start_server(shutdown_timeout=5.0)
         self.base = f"http://127.0.0.1:{self.server.port}"
         self.ws_url = f"ws://127.0.0.1:{self.server.port}/ws"
         return self
