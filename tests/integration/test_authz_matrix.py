@@ -167,6 +167,7 @@ WS_FIELDS: dict[str, Fields] = {
     "incident.events": once(lambda w: _wrap(w.assigned(), "incident_id")),
     # the responder asked by a pending offer reads what they are weighing up (dispatch/access.py)
     "incident.events offered": once(lambda w: _wrap(_offered_id(w), "incident_id")),
+    "places.search": lambda w, r: _coro({"q": "park"}),
     "case.open": lambda w, r: _coro({"category": "consumer", "summary": "Broken fridge",
                                      "other_parties": [{"name": "Shop"}]}),
     "case.join": lambda w, r: _case_fields(w, lambda c: {"join_code": c["spare_code"]}),
@@ -286,6 +287,8 @@ async def http_call(w: World, route: str, role: str) -> int:
             w.__dict__["once"] = (await w.offered())[0] if route.endswith(" offered") else await w.assigned()
         path = path.replace("{id}", w.__dict__["once"])
     kw: dict[str, Any] = {}
+    if path == "/api/places":
+        path += "?q=park"
     if path == "/api/help":
         kw["json"] = {"request_id": uuid.uuid4().hex, "category": "other", **near(0)}
     status, _ = await http(method, hl.base + path, token=token, **kw)
