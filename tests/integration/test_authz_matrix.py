@@ -167,6 +167,9 @@ WS_FIELDS: dict[str, Fields] = {
     "incident.events": once(lambda w: _wrap(w.assigned(), "incident_id")),
     # the responder asked by a pending offer reads what they are weighing up (dispatch/access.py)
     "incident.events offered": once(lambda w: _wrap(_offered_id(w), "incident_id")),
+    "incident.create": lambda w, r: _coro({"request_id": uuid.uuid4().hex, "category": "other",
+                                           "channel": "phone", **near(0)}),
+    "incident.link": lambda w, r: _staff_target(w, r, _link_fields),
     "places.search": lambda w, r: _coro({"q": "park"}),
     "case.open": lambda w, r: _coro({"category": "consumer", "summary": "Broken fridge",
                                      "other_parties": [{"name": "Shop"}]}),
@@ -236,6 +239,10 @@ async def _assign_fields(w: World) -> dict[str, Any]:
 
 async def _close_fields(w: World) -> dict[str, Any]:
     return {"incident_id": await w.escalated(), "disposition": "false_alarm"}
+
+
+async def _link_fields(w: World) -> dict[str, Any]:
+    return {"incident_id": await w.escalated(), "duplicate_of": await w.escalated()}
 
 
 async def _locate_fields(w: World) -> dict[str, Any]:
