@@ -11,6 +11,7 @@ from infra.db import Conn
 
 BATCH = 1000
 CANDIDATES = 200     # rows a substring or similarity stage reads at most
+SIMILAR_TIMEOUT_MS = 100
 SEP = "\x1f"         # joins a row's array values into one text: unnest() cannot take ragged 2-D arrays
 
 # one statement per batch; each row is written whole or not at all. A row equal to the stored one is
@@ -95,7 +96,11 @@ SIMILAR_SQL = f"SELECT {_COLS}, word_similarity($1, search) AS sim FROM places W
 
 
 async def search(conn: Conn, q: str, limit: int) -> list[dict[str, Any]]:
-    """Places matching q, best first (dispatch/places.py), at most `limit`."""
+    """Places matching q, best first (dispatch/places.py), at most `limit`.
+
+    Planned for the query at hand (plan_cache_mode): a plan made for any query (what a prepared
+    statement gets after a few runs) cannot know how many rows a pattern matches, and may read them all.
+    The similar stage is cut off at SIMILAR_TIMEOUT: a typo's places are a help, never worth a wait."""
     query = pl.plan_query(q)
     if not query.key:
         return []
@@ -104,12 +109,19 @@ async def search(conn: Conn, q: str, limit: int) -> list[dict[str, Any]]:
     def add(rows: list[asyncpg.Record]) -> None:
         for r in rows:
             found.setdefault(r["id"], r)
-    add(await conn.fetch(PREFIX_SQL, query.like, limit, query.key))
-    if len(found) < limit and query.mode != "prefix":
-        extra: list[Any] = [list(query.grams)] if query.mode == "cjk" else []
-        add(await conn.fetch(SUBSTRING_SQL[query.mode], query.like, CANDIDATES, *extra))
-    if not found and query.mode == "text":    # the costly stage: only when nothing matched as typed
-        add(await conn.fetch(SIMILAR_SQL, query.key, CANDIDATES))
+    async with conn.transaction(readonly=True):
+        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        add(await conn.fetch(PREFIX_SQL, query.like, limit, query.key))
+        if len(found) < limit and query.mode != "prefix":
+            extra: list[Any] = [list(query.grams)] if query.mode == "cjk" else []
+            add(await conn.fetch(SUBSTRING_SQL[query.mode], query.like, CANDIDATES, *extra))
+        if not found and query.mode == "text":    # the costly stage: only when nothing matched as typed
+            await conn.execute(f"SET LOCAL statement_timeout = {SIMILAR_TIMEOUT_MS}")
+            try:
+                async with conn.transaction():
+                    add(await conn.fetch(SIMILAR_SQL, query.key, CANDIDATES))
+            except asyncpg.QueryCanceledError:
+                pass
     ranked = sorted(found.values(), key=lambda r: pl.rank_key(query.key, r["name_key"], list(r["alias_keys"]),
                                                                pl.normalise(r["address"]), r["sim"]))
     return [_row_place(r).view() for r in ranked[:limit]]

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from testkit.runtime import until
 from tests.e2e.helpers import CITY, NEARBY, OpenPage, expect, go_on_duty, login
 from tests.e2e.test_screens import both_sizes
-from testkit.runtime import until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
