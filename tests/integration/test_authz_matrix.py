@@ -242,7 +242,10 @@ async def _close_fields(w: World) -> dict[str, Any]:
 
 
 async def _link_fields(w: World) -> dict[str, Any]:
-    return {"incident_id": await w.escalated(), "duplicate_of": await w.escalated()}
+    """A resident's report attached to a call the admin took (the resident's help.request budget is 5)."""
+    call = await w.c["admin"].ok("incident.create", request_id=uuid.uuid4().hex, category="other", channel="phone",
+                                 **near(0))
+    return {"incident_id": await w.escalated(), "duplicate_of": call["incident"]["id"]}
 
 
 async def _locate_fields(w: World) -> dict[str, Any]:
