@@ -67,6 +67,11 @@ class Place:
         return [normalise(a) for a in self.aliases]
 
     @property
+    def names(self) -> str:
+        """Name and aliases in one normalised text (a typo is looked for there)."""
+        return " | ".join([self.name_key, *self.alias_keys])
+
+    @property
     def search(self) -> str:
         """Name, aliases and address in one normalised text (what the trigram index holds)."""
         return " | ".join([self.name_key, *self.alias_keys, normalise(self.address)])

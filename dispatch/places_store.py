@@ -17,15 +17,15 @@ SEP = "\x1f"         # joins a row's array values into one text: unnest() cannot
 # one statement per batch; each row is written whole or not at all. A row equal to the stored one is
 # left alone (neither updated nor counted as such): xmax = 0 tells an insert from an update.
 UPSERT_SQL = f"""
-INSERT INTO places (id, name, address, aliases, lat, lon, name_key, alias_keys, search, grams)
+INSERT INTO places (id, name, address, aliases, lat, lon, name_key, alias_keys, search, grams, names)
 SELECT id, name, address, string_to_array(aliases, '{SEP}'), lat, lon, name_key,
-       string_to_array(alias_keys, '{SEP}'), search, string_to_array(grams, '{SEP}')
+       string_to_array(alias_keys, '{SEP}'), search, string_to_array(grams, '{SEP}'), names
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::float8[], $7::text[],
-            $8::text[], $9::text[], $10::text[])
-     AS r(id, name, address, aliases, lat, lon, name_key, alias_keys, search, grams)
+            $8::text[], $9::text[], $10::text[], $11::text[])
+     AS r(id, name, address, aliases, lat, lon, name_key, alias_keys, search, grams, names)
 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, address = EXCLUDED.address, aliases = EXCLUDED.aliases,
     lat = EXCLUDED.lat, lon = EXCLUDED.lon, name_key = EXCLUDED.name_key, alias_keys = EXCLUDED.alias_keys,
-    search = EXCLUDED.search, grams = EXCLUDED.grams, updated_at = now()
+    search = EXCLUDED.search, grams = EXCLUDED.grams, names = EXCLUDED.names, updated_at = now()
 WHERE (places.name, places.address, places.aliases, places.lat, places.lon)
       IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.address, EXCLUDED.aliases, EXCLUDED.lat, EXCLUDED.lon)
 RETURNING (xmax = 0) AS added
@@ -56,7 +56,7 @@ async def upsert(conn: Conn, places: list[pl.Place]) -> Summary:
                                  [_join(list(p.aliases)) for p in batch], [p.lat for p in batch],
                                  [p.lon for p in batch], [p.name_key for p in batch],
                                  [_join(p.alias_keys) for p in batch], [p.search for p in batch],
-                                 [_join(pl.grams(p.search)) for p in batch]]
+                                 [_join(pl.grams(p.search)) for p in batch], [p.names for p in batch]]
         rows = await conn.fetch(UPSERT_SQL, *cols)
         added = sum(1 for r in rows if r["added"])
         out.added += added
@@ -89,10 +89,11 @@ SUBSTRING_SQL = {
     # 3+ characters: the trigram index
     "text": f"SELECT {_COLS}, 0::real AS sim FROM places WHERE search LIKE '%' || $1 || '%' LIMIT $2",
 }
-# a typo: words like the query (pg_trgm word similarity, over pg_trgm.word_similarity_threshold); this
+# a typo: a name or alias with words like the query (pg_trgm word similarity, over
+# pg_trgm.word_similarity_threshold; not the address: its "Road" would make every row a candidate); this
 # stage reads every row sharing enough trigrams (tens of ms in a city of 100,000), so it runs only when
 # nothing matched as typed
-SIMILAR_SQL = f"SELECT {_COLS}, word_similarity($1, search) AS sim FROM places WHERE $1 <% search LIMIT $2"
+SIMILAR_SQL = f"SELECT {_COLS}, word_similarity($1, names) AS sim FROM places WHERE $1 <% names LIMIT $2"
 
 
 async def search(conn: Conn, q: str, limit: int) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
 -- A place of the gazetteer (`helpline places import`). `id` is the stable id: the file's own, or one
 -- derived from name + address (dispatch/places.py), so that a re-import updates in place.
--- name_key / alias_keys / search are normalised copies (NFKC, lower case, single spaces) made at import;
+-- name_key / alias_keys / names / search are normalised copies (NFKC, lower case, single spaces) made at import;
 -- `grams` holds the CJK bigrams and unigrams of `search`, so that Chinese queries are served by an index
 -- whatever the database's locale (pg_trgm only sees CJK as word characters under a UTF-8 ctype).
 CREATE TABLE places (
@@ -16,14 +16,16 @@ CREATE TABLE places (
     lon         double precision NOT NULL,
     name_key    text NOT NULL,
     alias_keys  text[] NOT NULL DEFAULT '{}',
+    names       text NOT NULL DEFAULT '',
     search      text NOT NULL,
     grams       text[] NOT NULL DEFAULT '{}',
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 -- substring and typo search over name, address and aliases together (LIKE '%q%' and word similarity)
 CREATE INDEX places_search_trgm ON places USING gin (search gin_trgm_ops);
--- the name alone, for ranking name matches before address ones
-CREATE INDEX places_name_trgm ON places USING gin (name_key gin_trgm_ops);
+-- name and aliases without the address, for a typo (word similarity): addresses' "Road"/"路" would make
+-- every row a candidate
+CREATE INDEX places_names_trgm ON places USING gin (names gin_trgm_ops);
 -- name prefixes (queries of 1-2 characters)
 CREATE INDEX places_name_prefix ON places (name_key text_pattern_ops);
 CREATE INDEX places_alias_keys ON places USING gin (alias_keys);
