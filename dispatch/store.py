@@ -27,7 +27,8 @@ WORKING_SQL = sql_list(lc.Status, lc.WORKING)
 INCIDENT_SELECT = """
 SELECT i.*, ra.name AS reporter_name, ra.phone AS reporter_phone, sa.name AS responder_name,
        (SELECT count(*) FROM incidents f WHERE f.reporter_id = i.reporter_id
-        AND f.disposition = 'false_alarm') AS reporter_false_alarms
+        AND f.disposition = 'false_alarm') AS reporter_false_alarms,
+       (SELECT name FROM accounts ob WHERE ob.id = i.opened_by) AS opened_by_name
 FROM incidents i
 JOIN accounts ra ON ra.id = i.reporter_id
 LEFT JOIN accounts sa ON sa.id = i.responder_id
@@ -49,6 +50,10 @@ def incident_view(r: asyncpg.Record) -> dict[str, Any]:
         "flags": list(r["flags"]),
         "acknowledged_by": list(r["acknowledged_by"]),   # dispatchers who said "I'm on it" (dispatch/alarm.py)
         "escalation_reason": r["escalation_reason"] if r["status"] == lc.Status.ESCALATED else None,
+        # staff intake (dispatch/intake.py): who opened it for a caller, the words of where, the call it joined
+        "opened_by": {"id": str(r["opened_by"]), "name": r.get("opened_by_name")} if r.get("opened_by") else None,
+        "caller_name": r.get("caller_name"), "address": r.get("address"), "place_id": r.get("place_id"),
+        "duplicate_of": str(r["duplicate_of"]) if r.get("duplicate_of") else None,
     }
 
 
@@ -96,7 +101,8 @@ VIEW_OF_U = """
 SELECT u.*, ra.name AS reporter_name, ra.phone AS reporter_phone, sa.name AS responder_name,
        (SELECT count(*) FROM incidents f WHERE f.reporter_id = u.reporter_id AND f.id <> u.id
         AND f.disposition = 'false_alarm')
-       + (u.disposition IS NOT DISTINCT FROM 'false_alarm')::int AS reporter_false_alarms
+       + (u.disposition IS NOT DISTINCT FROM 'false_alarm')::int AS reporter_false_alarms,
+       (SELECT name FROM accounts ob WHERE ob.id = u.opened_by) AS opened_by_name
 FROM u JOIN accounts ra ON ra.id = u.reporter_id LEFT JOIN accounts sa ON sa.id = u.responder_id"""
 
 

@@ -7,6 +7,7 @@ dispatch/access.py, mediation/rules.py). docs/authorization.md is the matrix the
 from __future__ import annotations
 
 from handlers import help as h
+from handlers import intake
 from handlers import mediation as med
 from handlers import mediation_messages as mm
 from handlers import messages as m
@@ -37,6 +38,10 @@ COMMANDS: dict[str, Command] = table(
     command("incident.events", m.IncidentRef, {RESIDENT, RESPONDER, DISPATCHER, ADMIN}, h.incident_events),
     command("incident.locate", m.Locate, STAFF_DISPATCH, h.incident_locate),
     command("incident.ack", m.IncidentRef, STAFF_DISPATCH, h.incident_ack),
+    # staff intake (contract §8)
+    command("incident.create", intake.IncidentCreate, STAFF_DISPATCH, intake.incident_create),
+    command("incident.link", intake.IncidentLink, STAFF_DISPATCH, intake.incident_link),
+    command("places.search", intake.PlacesSearch, intake.PLACE_READERS, intake.places_search),
     # mediation (contract §3 and docs/mediation.md)
     command("case.open", mm.CaseOpen, {RESIDENT, MEDIATOR, CLERK}, med.case_open),
     command("case.join", mm.CaseJoin, {RESIDENT}, med.case_join),

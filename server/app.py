@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from dispatch import worker as dispatch_worker
 from dispatch.service import DispatchService
 from handlers import context as k
-from handlers import http, sms_otp, voice, ws
+from handlers import http, intake, sms_otp, voice, ws
 from handlers import push as push_handlers
 from handlers import sms as sms_handlers
 from handlers.admission import Admission
@@ -38,7 +38,7 @@ from server import gcwatch
 from sms.gateway import make_gateway
 from sms.offers import OfferTexts
 from sms.outbox import SmsOutbox
-from sms.status import StatusTexts
+from sms.status import STATUS_TEXT_CHANNELS, StatusTexts
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,9 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         push.on_offer_pushed = dispatch.reach.pushed    # the incident's log names push among an offer's channels
         outbox = SmsOutbox(cfg, pool, make_gateway(cfg), metrics,   # every text, of every domain, goes out through it
                            listen_dsn=database_url)                  # woken as the transaction queuing one commits
-        # an SMS incident's status texts are queued in the transaction of each change (its report too)
-        dispatch.on_change(StatusTexts(outbox), frozenset({"sms"}))
+        # an SMS incident's status texts are queued in the transaction of each change (its report too); so are
+        # those of an incident a dispatcher opened for a caller (by phone or at a counter: issue 13)
+        dispatch.on_change(StatusTexts(outbox), STATUS_TEXT_CHANNELS)
         dispatch.texts = outbox      # supervisors texted about escalations nobody took (dispatch/acks.py)
         # an offer to a responder off line (or with dispatch.offer_sms always) is texted and, if urgent, called,
         # in the offer's transaction; neither goes out once the offer has ended
@@ -164,6 +165,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     sms_otp.add_routes(app)
     push_handlers.add_routes(app)
     voice.add_routes(app)
+    intake.add_routes(app)
     return app
 
 

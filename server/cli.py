@@ -1,4 +1,4 @@
-"""`helpline` — serve, migrate, user add, token."""
+"""`helpline` — serve, migrate, user add, token, places import."""
 from __future__ import annotations
 
 import argparse
@@ -236,6 +236,32 @@ def cmd_token(cfg: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_places_import(cfg: Any, args: argparse.Namespace) -> int:
+    """Load a gazetteer file (CSV or GeoJSON); bad rows are reported and skipped, the rest go in."""
+    from pathlib import Path
+
+    from dispatch import places, places_store
+
+    path = Path(args.file)
+    try:
+        parsed = places.parse(path.name, path.read_bytes())
+    except OSError as e:
+        print(f"helpline: cannot read {path}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except places.FileError as e:
+        print(f"helpline: {path}: {e}", file=sys.stderr)
+        return 2
+    for err in parsed.errors:
+        print(f"{path.name}: {parsed.unit} {err.where}: {err.message}", file=sys.stderr)
+
+    async def go(conn: Any) -> Any:
+        return await places_store.upsert(conn, [p for _, p in parsed.places])
+    summary = _with_db(cfg, go)
+    summary.bad = len(parsed.errors)
+    print(summary.line())
+    return 1 if parsed.errors else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="helpline", description="One-click help and online mediation for a city.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -268,6 +294,10 @@ def parser() -> argparse.ArgumentParser:
     tok.add_argument("username")
     pur = sub.add_parser("purge", help="anonymise closed incidents and cases past privacy.retention_days")
     pur.add_argument("--days", type=int, help="override privacy.retention_days")
+    plc = sub.add_parser("places", help="the gazetteer").add_subparsers(dest="places_command", required=True)
+    imp = plc.add_parser("import", help="load places from CSV (name,address,lat,lon[,aliases][,id]) or GeoJSON"
+                                        " points; re-import updates by stable id; prints a summary")
+    imp.add_argument("file")
     return p
 
 
@@ -282,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_mod.load()
         if args.command == "user":
             return USER_COMMANDS[args.user_command](cfg, args)
+        if args.command == "places":
+            return cmd_places_import(cfg, args)
         return COMMANDS[args.command](cfg, args)
     except config_mod.ConfigError as e:
         print(f"helpline: configuration error: {e}", file=sys.stderr)

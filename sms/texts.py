@@ -44,6 +44,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "on_scene": "Helpline {ref}: {name} has arrived.",
         "resolved": "Helpline {ref}: closed. Stay safe.",
         "cancelled": "Helpline {ref}: your request is cancelled.",
+        "linked": "Helpline {ref}: your call is now part of {main}, which is being handled.",
         "helper": "a helper",
         "staff_help": "Helpline: this phone is a staff account. Use your app or call dispatch; "
                       "in danger call {emergency}.",
@@ -83,6 +84,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "on_scene": "求助{ref}：{name}已到达。",
         "resolved": "求助{ref}：已处理完毕，请注意安全。",
         "cancelled": "求助{ref}：您的求助已取消。",
+        "linked": "求助{ref}：您的来电已并入{main}，正在处理中。",
         "helper": "救助人员",
         "staff_help": "求助热线：此号码属于工作人员账号，请用工作应用或联系调度；如有危险请拨打{emergency}。",
         "safe_app": "求助{ref}是在应用中发起的，请在应用中取消。已告知调度员。",

@@ -19,7 +19,7 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 # a dictionary key left on screen looks like "dispatch.colAge" or "status.en_route"
 RAW_KEY = re.compile(r"\b(?:common|conn|age|dist|error|category|skill|status|duty|channel|rstatus|resident|login|"
-                     r"responder|dispatch|disposition|timeline|event|field|reason|by|mediate|case|casecat|outcome)\.[a-z_]\w*")
+                     r"responder|dispatch|disposition|timeline|event|field|reason|by|mediate|case|casecat|outcome|newcall)\.[a-z_]\w*")
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 

@@ -179,6 +179,10 @@ WS_FIELDS: dict[str, Fields] = {
     "incident.events": once(lambda w: _wrap(w.assigned(), "incident_id")),
     # the responder asked by a pending offer reads what they are weighing up (dispatch/access.py)
     "incident.events offered": once(lambda w: _wrap(_offered_id(w), "incident_id")),
+    "incident.create": lambda w, r: _coro({"request_id": uuid.uuid4().hex, "category": "other",
+                                           "channel": "phone", **near(0)}),
+    "incident.link": lambda w, r: _staff_target(w, r, _link_fields),
+    "places.search": lambda w, r: _coro({"q": "park"}),
     "case.open": lambda w, r: _coro({"category": "consumer", "summary": "Broken fridge",
                                      "other_parties": [{"name": "Shop"}]}),
     # a case for people at the counter (issue 13)
@@ -251,6 +255,13 @@ async def _assign_fields(w: World) -> dict[str, Any]:
 
 async def _close_fields(w: World) -> dict[str, Any]:
     return {"incident_id": await w.escalated(), "disposition": "false_alarm"}
+
+
+async def _link_fields(w: World) -> dict[str, Any]:
+    """A resident's report attached to a call the admin took (the resident's help.request budget is 5)."""
+    call = await w.c["admin"].ok("incident.create", request_id=uuid.uuid4().hex, category="other", channel="phone",
+                                 **near(0))
+    return {"incident_id": await w.escalated(), "duplicate_of": call["incident"]["id"]}
 
 
 async def _locate_fields(w: World) -> dict[str, Any]:
@@ -334,6 +345,8 @@ async def http_call(w: World, route: str, role: str) -> int:
             w.__dict__["once"] = (await w.offered())[0] if route.endswith(" offered") else await w.assigned()
         path = path.replace("{id}", w.__dict__["once"])
     kw: dict[str, Any] = {}
+    if path == "/api/places":
+        path += "?q=park"
     if path == "/api/help":
         kw["json"] = {"request_id": uuid.uuid4().hex, "category": "other", **near(0)}
     status, _ = await http(method, hl.base + path, token=token, **kw)

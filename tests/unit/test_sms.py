@@ -55,7 +55,7 @@ def test_every_text_is_one_segment_even_with_long_names() -> None:
     for lang in sms.TEXTS:
         for key in sms.TEXTS[lang]:
             for name in ("Medic Wang", "王医生" * 30, "N" * 300, ""):
-                t = sms.render(lang, key, name=name, code="123456", emergency="110",
+                t = sms.render(lang, key, name=name, code="123456", emergency="110", main="H-1234568",
                                word=sms.STEP_WORDS[lang]["resolved"],
                                **{**sms.offer_parts(lang, {"category": "dispute", "lat": -85.0,
                                                            "lon": -179.123456}, 9.95), "ref": "H-1234567"})

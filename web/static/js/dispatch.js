@@ -13,6 +13,7 @@ import { pushAlerts } from './push.js';
 import { consoleAlarm, takenBadge } from './alarm.js';
 import { rings } from './alarm-state.js';
 import { escalationReason, handedBack } from './job-facts.js';
+import { newCallForm } from './newcall.js';
 
 const ROUGH_M = 1000; // a position this uncertain is worth fixing by hand
 
@@ -410,6 +411,18 @@ const closer = closeControl({
   selected: () => selectedIncident,
   close: (id, disposition) => sock.request('incident.close', { incident_id: id, disposition }),
   done: (inc) => upsertIncident(inc),
+});
+
+// a call-taker opens an incident for a caller (issue 13): the form is newcall.js
+newCallForm({
+  root: document.getElementById('newcall'),
+  opener: document.getElementById('newcall-open'),
+  app: els.app,
+  request: (type, fields) => sock.request(type, fields),
+  shown: (inc) => {
+    upsertIncident(inc);
+    if (!FINAL.has(inc.status)) select(inc.id);
+  },
 });
 
 window.addEventListener('resize', () => map.resize());
