@@ -32,7 +32,10 @@ def stack() -> Iterator[stack_mod.Stack]:
 
 @pytest.fixture
 async def clean_db(stack: stack_mod.Stack) -> None:
+    """Each test starts from empty tables and no keys under the run's prefix (rate-limit counters of an
+    earlier test, e.g. wrong join codes from 127.0.0.1, must not count against this one)."""
     await stack_mod.truncate_all(stack.database_url)
+    await stack.delete_keys()
 
 
 @pytest.fixture
