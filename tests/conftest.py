@@ -19,6 +19,7 @@ import pytest
 from testkit import stack as stack_mod
 from testkit.nodes import Cluster, InProcess, NodeProcess
 from testkit.twilio import FakeTwilio, sms_app
+from testkit.webpush import FakePushService
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +84,13 @@ async def shl(stack: stack_mod.Stack, clean_db: None, fake: FakeTwilio) -> Async
         yield app
     finally:
         await app.stop()
+
+
+@pytest.fixture
+async def pushsvc() -> AsyncIterator[FakePushService]:
+    """The Web Push stand-in (testkit/webpush.py): checks VAPID, decrypts, records what it got."""
+    f = await FakePushService().start()
+    try:
+        yield f
+    finally:
+        await f.stop()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -51,15 +50,6 @@ FAKE_SUBSCRIBE = """(() => {
   };
   PushManager.prototype.getSubscription = async function () { return current; };
 })();"""
-
-
-@pytest.fixture
-async def pushsvc() -> AsyncIterator[FakePushService]:
-    f = await FakePushService().start()
-    try:
-        yield f
-    finally:
-        await f.stop()
 
 
 async def rows(node: Any) -> list[tuple[str, str]]:

@@ -7,7 +7,6 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -19,15 +18,6 @@ from testkit.stack import query
 from testkit.webpush import FakePushService, Subscriber
 
 HTTP_OK = pytest.mark.config(push_allow_http_endpoints="true")
-
-
-@pytest.fixture
-async def pushsvc() -> AsyncIterator[FakePushService]:
-    f = await FakePushService().start()
-    try:
-        yield f
-    finally:
-        await f.stop()
 
 
 async def subscribe(app: InProcess, token: str, sub: Subscriber, lang: str | None = None) -> None:
