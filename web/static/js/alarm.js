@@ -10,6 +10,7 @@
 import { t } from './i18n.js';
 import { h, notify } from './ui.js';
 import { store } from './api.js';
+import { playTones } from './attention.js';
 import { MUTE_MS, alarmState, fmtLeft, muteLeft, ringing, takenBy, takenElsewhere, target } from './alarm-state.js';
 
 const MUTE_KEY = 'helpline.dispatch.alarmMuteUntil';
@@ -46,22 +47,7 @@ function unlock() {
 
 /** One ring: three short alternating tones, well apart from the responder page's two-tone chime. */
 function tone() {
-  const a = audio();
-  if (!a || a.state !== 'running') return false;
-  const now = a.currentTime;
-  [[0, 988], [0.2, 784], [0.4, 988]].forEach(([at, freq]) => {
-    const osc = a.createOscillator();
-    const gain = a.createGain();
-    osc.type = 'square';
-    osc.frequency.value = freq;
-    gain.gain.setValueAtTime(0.0001, now + at);
-    gain.gain.exponentialRampToValueAtTime(0.25, now + at + 0.02);
-    gain.gain.exponentialRampToValueAtTime(0.0001, now + at + 0.17);
-    osc.connect(gain).connect(a.destination);
-    osc.start(now + at);
-    osc.stop(now + at + 0.18);
-  });
-  return true;
+  return playTones(audio(), [[0, 988], [0.2, 784], [0.4, 988]], { type: 'square', peak: 0.25, fade: 0.17, stop: 0.18 });
 }
 
 // ---- the bar ----------------------------------------------------------------------------

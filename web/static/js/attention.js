@@ -12,22 +12,29 @@ export function primeAudio() {
   if (ctx.state === 'suspended') ctx.resume().catch(() => {});
 }
 
-/** Two short beeps; true when they were played. */
-export function chime() {
-  if (!ctx || ctx.state !== 'running') return false;
-  const now = ctx.currentTime;
-  for (const [at, freq] of [[0, 880], [0.25, 660]]) {
-    const osc = ctx.createOscillator();
-    const gain = ctx.createGain();
+/** Short tones on a running AudioContext: `notes` are [start s, Hz]; each rises to `peak` and fades by
+ * `fade` s and stops at `stop` s. True when they were played (false while the browser keeps the context suspended). */
+export function playTones(audio, notes, { type = 'sine', peak = 0.4, fade = 0.2, stop = 0.22 } = {}) {
+  if (!audio || audio.state !== 'running') return false;
+  const now = audio.currentTime;
+  for (const [at, freq] of notes) {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.type = type;
     osc.frequency.value = freq;
     gain.gain.setValueAtTime(0.0001, now + at);
-    gain.gain.exponentialRampToValueAtTime(0.4, now + at + 0.02);
-    gain.gain.exponentialRampToValueAtTime(0.0001, now + at + 0.2);
-    osc.connect(gain).connect(ctx.destination);
+    gain.gain.exponentialRampToValueAtTime(peak, now + at + 0.02);
+    gain.gain.exponentialRampToValueAtTime(0.0001, now + at + fade);
+    osc.connect(gain).connect(audio.destination);
     osc.start(now + at);
-    osc.stop(now + at + 0.22);
+    osc.stop(now + at + stop);
   }
   return true;
+}
+
+/** Two short beeps; true when they were played. */
+export function chime() {
+  return playTones(ctx, [[0, 880], [0.25, 660]]);
 }
 
 let lock = null;
