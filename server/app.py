@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from dispatch import worker as dispatch_worker
 from dispatch.service import DispatchService
 from handlers import context as k
+from handlers import grids as grids_handlers
 from handlers import http, intake, sms_otp, voice, ws
 from handlers import push as push_handlers
 from handlers import sms as sms_handlers
@@ -166,6 +167,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     push_handlers.add_routes(app)
     voice.add_routes(app)
     intake.add_routes(app)
+    grids_handlers.add_routes(app)
     return app
 
 
