@@ -169,6 +169,8 @@ async def _set_grids(conn: Any, account_id: str, codes: list[str] | None, area_l
 
     row = await accounts.by_id(conn, account_id)
     assert row is not None
+    if codes is None and row["role"] == "resident" and row["grids"]:
+        codes = []          # made a resident: no grids any more
     if codes is not None:
         await grids_store.set_account_grids(conn, account_id, row["role"], codes)
     if row["area_limited"] and (area_limited or codes is not None) and not await grids_store.account_grids(

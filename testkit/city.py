@@ -19,6 +19,8 @@ import random
 import sys
 from typing import Any
 
+from grids.importing import Summary
+from infra.db import Conn
 from testkit.gazetteer import DISTRICTS, FIRST, ROADS, SECOND
 from testkit.geo import CENTER
 
@@ -101,6 +103,15 @@ def features(grids: int = DEFAULT_GRIDS, seed: int = 14) -> list[dict[str, Any]]
                     out.append(_feature(f"{c}-G{gi + 1:02d}", f"{cz}社区第{gi + 1}网格 ({ce} Community Grid {gi + 1})",
                                         "grid", c, rect_g))
     return out
+
+
+async def load(conn: Conn, grids: int = DEFAULT_GRIDS, seed: int = 14) -> Summary:
+    """Import a generated city straight into the database (what `helpline grids import` does with its file)."""
+    from grids import store
+
+    summary, plan = await store.import_features(conn, features(grids, seed))
+    assert not plan.errors, plan.errors[:3]
+    return summary
 
 
 def to_geojson(feats: list[dict[str, Any]]) -> str:

@@ -8,6 +8,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from grids import store
+from infra import db
+from testkit import city
 from testkit.client import http
 from testkit.geo import near
 from testkit.nodes import InProcess
@@ -149,6 +152,10 @@ async def test_user_grids_on_add_and_set(hl):
     assert (await q(hl, "SELECT name FROM accounts WHERE id = $1", account_id))[0]["name"] == "gw1"
     assert cli(hl, "user", "set", "gw1", "--grids", "").returncode == 0
     assert await grids_of(account_id) == []
+    # made a resident: the grids go
+    assert cli(hl, "user", "set", "gw1", "--grids", grid).returncode == 0
+    assert cli(hl, "user", "set", "gw1", "--role", "resident").returncode == 0
+    assert await grids_of(account_id) == []
     # a resident belongs to no grid
     res = cli(hl, "user", "add", "res1", "--role", "resident", "--password", "Pw-123456!", "--grids", grid)
     assert res.returncode == 1 and "a resident belongs to no grid" in res.stderr
@@ -224,6 +231,18 @@ async def test_api_grids_with_no_grids_loaded_is_an_empty_collection(hl):
     token = await hl.login(await _user(hl, "mediator"))
     st, body = await http("GET", hl.base + "/api/grids", token=token)
     assert st == 200 and body == {"type": "FeatureCollection", "features": []}
+
+
+async def test_a_generated_city_loads_and_tags_points(hl):
+    conn = await db.connect(hl.database_url)
+    try:
+        summary = await city.load(conn, 500)
+        assert summary.added == len(city.features(500)) and summary.bad == 0
+        home = await store.tag(conn, near(0)["lat"], near(0)["lon"])
+        assert home is not None and len(home.path) == 4 and home.code.startswith(home.path[2])
+        assert (await city.load(conn, 500)).unchanged == summary.added
+    finally:
+        await conn.close()
 
 
 async def _user(hl: InProcess, role: str) -> str:
