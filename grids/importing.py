@@ -5,7 +5,7 @@ A file is a GeoJSON FeatureCollection. Each feature is a Polygon or MultiPolygon
     code     unique in the file, 1-64 letters, digits, _ . : -       (the key a re-import updates by)
     name     1-200 characters ("和平街道 (Heping Subdistrict)")
     level    district | street | community | grid
-    parent   the code of the grid it lies in (in this file or already loaded); null for a district
+    parent   the code of the grid it lies in (in this file or already loaded); null (absent, "") for a district
 
 The tree: a district has no parent and every other level needs one, whose level is above its own
 (a grid may hang directly under a street where a city has no communities; never under another grid).
@@ -172,6 +172,8 @@ def _draft(index: int, feat: Any) -> _Draft:
         raise ValueError("level is missing: district, street, community or grid")
     level = Level.parse(props["level"])
     parent = props.get("parent")
+    if parent == "":        # what some GIS tools write for a missing value
+        parent = None
     if parent is not None and (not isinstance(parent, str) or not CODE_RE.match(parent)):
         raise ValueError("parent must be a grid code or null")
     if level is Level.DISTRICT and parent is not None:
@@ -193,7 +195,8 @@ def _code(props: dict[str, Any]) -> str:
 
 
 class _Shapes:
-    """Each parent's shape, grown by the tolerance and prepared once: many children are tested against it."""
+    """Each parent's shape, grown by the tolerance and prepared once: many children are tested against it.
+    By code: a code in the file is always the file's shape (never the loaded one), one only loaded the loaded."""
 
     def __init__(self) -> None:
         self._grown: dict[str, PreparedGeometry[BaseGeometry]] = {}
@@ -245,7 +248,7 @@ def plan(features: list[Any], stored: Mapping[str, Stored]) -> Plan:
 
     good: dict[str, _Draft] = {}
     for d in sorted(drafts.values(), key=lambda d: (d.level, d.index)):
-        problem = _judge(d, drafts, good, bad, first_index, stored, shapes, stored_shape)
+        problem = _judge(d, drafts, good, first_index, stored, shapes, stored_shape)
         if problem is None:
             problem = _fits_loaded_children(d, children.get(d.code, ()), first_index, stored, shapes,
                                             stored_shape)
@@ -262,7 +265,7 @@ def plan(features: list[Any], stored: Mapping[str, Stored]) -> Plan:
     return out
 
 
-def _judge(d: _Draft, drafts: Mapping[str, _Draft], good: Mapping[str, _Draft], bad: Mapping[int, str],
+def _judge(d: _Draft, drafts: Mapping[str, _Draft], good: Mapping[str, _Draft],
            first_index: Mapping[str, int], stored: Mapping[str, Stored], shapes: _Shapes,
            stored_shape: Callable[[str], BaseGeometry]) -> str | None:
     """Why the feature cannot go under its parent, or None."""

@@ -58,6 +58,14 @@ def test_parents_after_children_in_the_file_are_judged_first() -> None:
     assert [g.code for g in plan.grids] == ["D", "S", "C", "G2", "G1"]   # by level, then the file's order
 
 
+def test_a_district_parent_may_be_null_absent_or_empty() -> None:
+    absent = {"type": "Feature", "properties": {"code": "A", "name": "A", "level": "district"},
+              "geometry": square(0, 0, 1, 1)}
+    plan = im.plan([absent, feat("B", "district", "", square(1, 0, 2, 1)), feat("C", "street", "", square(0, 0, 1, 1))],
+                   {})
+    assert [g.code for g in plan.grids] == ["A", "B"] and errors(plan) == {2: "a street needs a parent"}
+
+
 def test_a_geometry_is_stored_closed_and_two_dimensional() -> None:
     open_ring = {"type": "Polygon", "coordinates": [[[0, 0, 7], [1, 0, 7], [1, 1, 7], [0, 1, 7]]]}
     (g,) = im.plan([feat("D", "district", None, open_ring)], {}).grids
