@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from grids import store
 from infra import db
 from testkit import city
@@ -216,6 +218,10 @@ async def test_api_grids_counts_open_incidents_up_the_tree(hl):
     order = [f["properties"]["code"] for f in body["features"]]
     assert all(order.index(f["properties"]["parent"]) < order.index(c) for c, f in feats.items()
                if f["properties"]["parent"])
+    async with aiohttp.ClientSession() as session, session.get(
+            hl.base + "/api/grids", headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"}) as r:
+        assert r.content_type == "application/geo+json" and r.headers["Content-Encoding"] == "gzip"
+        assert (await r.json(content_type=None))["features"] == body["features"]
     st, body = await http("GET", hl.base + "/api/grids?level=district", token=token)
     assert st == 200 and {f["properties"]["level"] for f in body["features"]} == {"district"}
     assert sum(f["properties"]["open"] for f in body["features"]) == 2
