@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from handlers.context import MEDIATION
+from mediation.purge import purge_cases
 from testkit.stack import query as q
 from testkit.twilio import sms_in
 from tests.integration.test_mediation import case_is, mediated_case, open_case
@@ -201,6 +202,12 @@ async def test_feedback_by_websocket_once_per_party_never_shown_to_others(hl):
         for sql in ("UPDATE case_feedback SET score = 1", "DELETE FROM case_feedback"):
             with pytest.raises(asyncpg.RaiseError):
                 await conn.execute(sql)
+        # past the retention period `helpline purge` blanks the comment (a party's words); the score stays
+        await conn.execute("UPDATE cases SET closed_at = now() - interval '400 days'")
+        async with conn.transaction():
+            await purge_cases(conn, 180)
+        got = await conn.fetch("SELECT score, comment FROM case_feedback ORDER BY score")
+        assert [tuple(r) for r in got] == [(2, None), (5, None)]
     finally:
         await conn.close()
 
