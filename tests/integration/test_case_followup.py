@@ -249,3 +249,26 @@ async def fake_wait(fake: Any, phone: str, needle: str, timeout: float = 10) -> 
         await asyncio.sleep(0.05)
     raise AssertionError(f"no SMS to {phone} with {needle!r}: {[m['Body'] for m in fake.to(phone)]}")
 
+
+
+async def test_by_sms_the_pending_question_takes_a_bare_digit_before_a_note_on_an_open_incident(shl, fake):
+    """The order of docs/sms.md: a bare 1-5 answers the pending question even while the party has an open
+    report (whose note would otherwise take the text); afterwards digits are notes on that report again."""
+    filer = await shl.user("resident", name="Ann", phone="+8613800000001")
+    case = (await filer.ok("case.open", category="property", summary="fence",
+                           other_parties=[{"name": "Bo", "phone": BO}]))["case"]
+    await sms_in(shl.base, BO, f"JOIN {case['join_code']}")
+    med = await shl.user("mediator", name="Med")
+    await med.ok("case.take", case_id=case["id"])
+    await med.ok("case.close", case_id=case["id"], outcome="referred")
+    await fake_wait(fake, BO, "Reply 1-5")
+    st, xml = await sms_in(shl.base, BO, "HELP the neighbour is shouting at my door")
+    assert st == 200 and "H-" in xml
+    st, xml = await sms_in(shl.base, BO, "５")              # full-width: read as 5
+    assert "Thank you: 5/5" in xml
+    st, xml = await sms_in(shl.base, BO, "2")               # answered: now a note on the open report
+    assert "Thank you" not in xml and "already" not in xml
+    notes = await q(shl, "SELECT note FROM incidents")
+    assert "2" in notes[0]["note"]
+    rows = await q(shl, "SELECT score, answered_via FROM case_feedback WHERE asked_via = 'sms'")
+    assert [tuple(r) for r in rows] == [(5, "sms")]
