@@ -175,6 +175,7 @@ async def test_feedback_by_websocket_once_per_party_never_shown_to_others(hl):
     await filer.error("case.feedback", "conflict", case_id=case["id"], score=4)        # not closed yet
     await med.ok("case.close", case_id=case["id"], outcome="failed")
     mine = (await filer.push("case.updated", case_is(case["id"], "failed")))["case"]
+    assert (await kinds(hl, case["id"]))[-1] == "closed"
     assert mine["feedback"]["score"] is None and mine["feedback"]["asked_at"]
     assert (await med.push("case.updated", case_is(case["id"], "failed")))["case"]["feedback"] is None
 
