@@ -273,3 +273,24 @@ async def test_by_sms_the_pending_question_takes_a_bare_digit_before_a_note_on_a
     assert "2" in notes[0]["note"]
     rows = await q(shl, "SELECT score, answered_via FROM case_feedback WHERE asked_via = 'sms'")
     assert [tuple(r) for r in rows] == [(5, "sms")]
+
+
+async def test_sweeps_at_once_mark_each_case_once(hl):
+    """Every node sweeps: sweeps running at the same moment (here five, sharing one database as nodes do)
+    lock what they mark with SKIP LOCKED and never look at a marked case again: each case once."""
+    svc = hl.app[MEDIATION]
+    ids = []
+    for n in range(4):                       # three cases each (a filer's cases are rate-limited)
+        filer = await hl.user("resident", name=f"Filer {n}", phone=f"+861380000001{n}")
+        ids += [(await filer.ok("case.open", category="other", summary=f"case {i}",
+                                other_parties=[{"name": "Bo"}]))["case"]["id"] for i in range(3)]
+    move_clock(hl, timedelta(hours=30))
+    marked = await asyncio.gather(*(svc.sweep_overdue(limit=5) for _ in range(5)))
+    while sum(marked) < len(ids):            # a sweep takes at most `limit`; the next ticks take the rest
+        got = await svc.sweep_overdue(limit=5)
+        assert got > 0
+        marked.append(got)
+    assert sum(marked) == len(ids)
+    rows = await q(hl, "SELECT case_id, count(*) AS n FROM case_events WHERE kind = 'overdue' GROUP BY case_id")
+    assert sorted(str(r["case_id"]) for r in rows) == sorted(ids) and {r["n"] for r in rows} == {1}
+    assert await svc.sweep_overdue() == 0
