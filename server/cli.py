@@ -397,7 +397,9 @@ def cmd_places_import(cfg: Any, args: argparse.Namespace) -> int:
         print(f"{path.name}: {parsed.unit} {err.where}: {err.message}", file=sys.stderr)
 
     async def go(conn: Any) -> Any:
-        return await places_store.upsert(conn, [p for _, p in parsed.places])
+        summary = await places_store.upsert(conn, [p for _, p in parsed.places])
+        await places_store.analyze(conn)
+        return summary
     summary = _with_db(cfg, go)
     summary.bad = len(parsed.errors)
     print(summary.line())
