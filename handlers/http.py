@@ -17,13 +17,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from handlers import messages as m
 from handlers import transport, wire
 from handlers.connection import authenticate
-from handlers.context import BUS, CONFIG, DISPATCH, KEYS, METRICS, POOL, PUSH, REDIS, TOKENS
+from handlers.context import BUS, CONFIG, DISPATCH, KEYS, MEDIATION, METRICS, POOL, PUSH, REDIS, TOKENS
 from handlers.static import StaticFiles, compress_json
 from handlers.wire import NUL_MESSAGE
 from infra import accounts, ratelimit
 from infra.auth import Claims, session_ended
 from infra.errors import BadRequest, Forbidden, HelplineError, NotFound, RateLimited, TooLarge, Unauthorized
 from infra.identity import Account
+from mediation import agreement_pdf
 
 log = logging.getLogger(__name__)
 STATIC = web.AppKey("static", StaticFiles)
@@ -291,6 +292,22 @@ async def get_incident(request: web.Request) -> web.Response:
     return web.json_response(data)
 
 
+async def get_agreement_pdf(request: web.Request) -> web.Response:
+    """The settled agreement of a case as a PDF (issue 15): its participants and admins."""
+    account = await bearer(request)
+    cid = request.match_info["id"].lower()
+    try:
+        msgspec.convert(cid, m.Id)
+    except msgspec.ValidationError:
+        raise NotFound("no such case") from None
+    doc = await request.app[MEDIATION].settled_agreement(who_of(account), cid)
+    font = agreement_pdf.find_font(request.app[CONFIG].pdf.font)
+    body = await asyncio.to_thread(agreement_pdf.render, doc, font)   # subsetting a CJK font: off the loop
+    return web.Response(body=body, content_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="agreement-{doc.ref_no}.pdf"',
+        "Cache-Control": "no-store"})
+
+
 async def public_config(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     w = cfg.web
@@ -337,6 +354,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/help", post_help)
     r.add_get("/api/incidents/{id}", get_incident)
     r.add_get("/api/config", public_config)
+    r.add_get("/api/cases/{id}/agreement.pdf", get_agreement_pdf)
     for path, name in PAGES.items():
         r.add_get(path, page(name))
     app[STATIC] = StaticFiles(WEB)

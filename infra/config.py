@@ -156,6 +156,12 @@ class Privacy(msgspec.Struct, forbid_unknown_fields=True):
     retention_days: int = 180
 
 
+class Pdf(msgspec.Struct, forbid_unknown_fields=True):
+    """The agreement PDF (issue 15, mediation/agreement_pdf.py)."""
+
+    font: str = ""      # a TrueType/OpenType font (or .ttc) with Chinese glyphs; empty: Debian's CJK fonts
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     server: Server = msgspec.field(default_factory=Server)
     database: Database = msgspec.field(default_factory=Database)
@@ -167,6 +173,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     web: Web = msgspec.field(default_factory=Web)
     privacy: Privacy = msgspec.field(default_factory=Privacy)
     push: Push = msgspec.field(default_factory=Push)
+    pdf: Pdf = msgspec.field(default_factory=Pdf)
 
 
 def config_path(env: dict[str, str]) -> Path | None:

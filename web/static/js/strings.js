@@ -604,4 +604,6 @@ export default {
   'newcall.metres': ['{m} m away', '相距 {m} 米'],
   'channel.phone': ['Phone call', '电话'],
   'channel.walk_in': ['At the counter', '窗口来访'],
+  'mediate.agreementPdf': ['Download agreement (PDF)', '下载协议书（PDF）'],
+  'mediate.agreementPdfFailed': ['The PDF could not be made. Try again later.', '无法生成协议书 PDF，请稍后再试。'],
 };
