@@ -156,6 +156,13 @@ class Privacy(msgspec.Struct, forbid_unknown_fields=True):
     retention_days: int = 180
 
 
+class Log(msgspec.Struct, forbid_unknown_fields=True):
+    """The process's log lines (infra/logs.py)."""
+
+    format: str = "text"    # text (a terminal) | json (one object a line, for Loki, Elasticsearch, journald)
+    level: str = "INFO"     # DEBUG adds a line per WebSocket command and HTTP request
+
+
 class Pdf(msgspec.Struct, forbid_unknown_fields=True):
     """The agreement PDF (issue 15, mediation/agreement_pdf.py)."""
 
@@ -174,6 +181,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     privacy: Privacy = msgspec.field(default_factory=Privacy)
     push: Push = msgspec.field(default_factory=Push)
     pdf: Pdf = msgspec.field(default_factory=Pdf)
+    log: Log = msgspec.field(default_factory=Log)
 
 
 def config_path(env: dict[str, str]) -> Path | None:
@@ -298,6 +306,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError("push.send_timeout_s must be positive, push.queue_size and push.max_in_flight at least 1")
     if cfg.dispatch.offer_sms not in ("offline", "always", "never"):
         raise ConfigError("dispatch.offer_sms must be 'offline', 'always' or 'never'")
+    if cfg.log.format not in ("text", "json"):
+        raise ConfigError("log.format must be 'text' or 'json'")
+    if cfg.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError("log.level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
     for name, cat in cfg.dispatch.categories.items():
         if not cat.skill:
             raise ConfigError(f"dispatch.categories.{name}.skill is empty")
