@@ -1,7 +1,8 @@
 """A settled agreement as a PDF, for judicial confirmation (司法确认) at the court (issue 15).
 
 `render(doc, font)` turns a `views.AgreementDoc` into PDF bytes with fpdf2; no network, no event loop
-(the edge runs it in a thread: a CJK font takes a few hundred milliseconds to subset). The text is
+(the edge runs `document`, the same kept for recent records, on EXECUTOR: a CJK font takes up to a
+second of CPU to subset). The text is
 set in one CJK font embedded as a subset, so Chinese comes out as written on any reader, and the
 document is the same bytes for the same record (its dates are the settlement's, not the print's).
 
@@ -13,6 +14,7 @@ install, rather than a PDF whose Chinese is empty boxes.
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,6 +67,18 @@ def collection_member(path: Path) -> int:
 
 def _when(t: datetime) -> str:
     return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# one PDF at a time per node: subsetting a CJK font is ~1 s of CPU, and a burst of downloads must not take
+# every core from the event loop; a settled record never changes, so its PDF is kept for the next download
+EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agreement-pdf")
+CACHED = 32
+
+
+@functools.lru_cache(maxsize=CACHED)
+def document(doc: AgreementDoc, font: Path) -> bytes:
+    """`render`, kept for the same record (a purge that blanks names makes another `doc`)."""
+    return render(doc, font)
 
 
 def render(doc: AgreementDoc, font: Path) -> bytes:

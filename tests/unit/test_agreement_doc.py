@@ -79,6 +79,9 @@ def test_the_pdf_embeds_the_text_and_is_the_same_bytes_for_the_same_record():
         pytest.skip("no CJK font installed (fonts-noto-cjk)")
     body = agreement_pdf.render(doc(), font)
     assert body == agreement_pdf.render(doc(), font)
+    # the edge's cached copy: made once for the same record
+    assert agreement_pdf.document(doc(), font) is agreement_pdf.document(doc(), font) and body == \
+        agreement_pdf.document(doc(), font)
     text = re.sub(r"[\s\x00]+", "", "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(body)).pages))
     assert "甲方于周五前修好水管。" in text and "ab" * 32 in text and "+86*******1234" in text
 
