@@ -605,4 +605,17 @@ export default {
   'newcall.metres': ['{m} m away', '相距 {m} 米'],
   'channel.phone': ['Phone call', '电话'],
   'channel.walk_in': ['At the counter', '窗口来访'],
+  // cases followed up (issue 15): deadlines, overdue, the satisfaction question
+  'mediate.groupOverdue': ['Overdue', '已超期'],
+  'mediate.overdue': ['Overdue', '已超期'],
+  'mediate.dueAt': ['Due {when}', '办结期限 {when}'],
+  'mediate.takeBy': ['To be taken by {when}', '须于 {when} 前受理'],
+  'mediate.extended': ['(extended once)', '（已延期一次）'],
+  'mediate.feedbackAsk': ['The case has ended. How satisfied are you with the mediation?', '案件已结束。您对本次调解满意吗？'],
+  'mediate.feedbackScale': ['1 not at all, 5 very', '1 很不满意，5 很满意'],
+  'mediate.feedbackComment': ['Anything to add? (optional; only the mediation centre reads it)', '还有意见吗？（可选，仅调解中心可见）'],
+  'mediate.feedbackSend': ['Send my answer', '提交评价'],
+  'mediate.feedbackPick': ['Choose 1 to 5 first.', '请先选择 1 至 5 分。'],
+  'mediate.feedbackGiven': ['Your answer: {n} of 5. Thank you.', '您的评价：{n} 分（满分 5 分）。谢谢！'],
+  'mediate.feedbackStar': ['{n} of 5', '{n} 分'],
 };
