@@ -80,6 +80,12 @@ class Metrics:
                                     " (gone: the push service answered 404/410; logout; limit; unsubscribed)",
                                     ["reason"], registry=r)
 
+        # issue 15: cases followed up (mediation/tracking.py, the overdue sweep)
+        self.cases_overdue = Gauge("helpline_cases_overdue", "Open mediation cases past a deadline (take_by or"
+                                   " due_at), whole cluster, as of this node's last sweep", registry=r)
+        self.cases_became_overdue = Counter("helpline_cases_became_overdue", "Mediation cases this node marked"
+                                            " overdue (once each time a case passes a deadline)", registry=r)
+
     def offer_outcome(self, outcome: str) -> None:
         self.offers.labels(outcome=outcome).inc()
 

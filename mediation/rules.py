@@ -120,6 +120,23 @@ class Agreement:
 
 
 @dataclass(frozen=True)
+class Feedback:
+    """One party's satisfaction question after the case closed, and their answer once given
+    (mediation/followup.py)."""
+
+    party_id: str
+    asked_via: str                 # ws: the page's prompt; sms: one text
+    asked_at: datetime
+    score: int | None = None
+    comment: str | None = None
+    answered_at: datetime | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.score is not None
+
+
+@dataclass(frozen=True)
 class Case:
     id: str
     ref_no: str
@@ -138,6 +155,12 @@ class Case:
     outcome_note: str | None = None
     settled_sha256: str | None = None
     opened_by: Opener | None = None   # a case opened for visitors; None when a party filed it
+    # followed up (issue 15, mediation/followup.py)
+    due_at: datetime | None = None
+    take_by: datetime | None = None
+    overdue_since: datetime | None = None
+    extended_at: datetime | None = None
+    feedback: tuple[Feedback, ...] = ()
 
     @property
     def joined(self) -> tuple[Party, ...]:

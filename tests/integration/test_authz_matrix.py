@@ -209,7 +209,19 @@ WS_FIELDS: dict[str, Fields] = {
     "agreement.sign": lambda w, r: _sign_fields(w),
     "case.close": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"], "outcome": "failed"}),
     "case.withdraw": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"]}),
+    # cases followed up (issue 15)
+    "case.events": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"]}),
+    "case.extend": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"], "days": 3, "reason": "expert due"}),
+    "case.feedback closed": once(lambda w: _closed_case_fields(w)),
 }
+
+
+async def _closed_case_fields(w: World) -> dict[str, Any]:
+    """A case of `resident`'s that `mediator` took and closed as failed: its filer is asked how it went."""
+    cid = await w.fresh_case()
+    await w.c["mediator"].ok("case.take", case_id=cid)
+    await w.c["mediator"].ok("case.close", case_id=cid, outcome="failed")
+    return {"case_id": cid, "score": 4}
 
 
 async def _case_fields(w: World, make: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:

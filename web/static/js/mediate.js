@@ -40,6 +40,8 @@ const S = {
   lastProposeCase: null, // the case whose proposal box was last pre-filled
   lastAdded: null, // {caseId, name, join_code, texted}: the party this browser added last (its code shown)
   claimNext: false, // after a phone code: take the parties named with that phone, once the socket is live
+  feedbackCase: null, // the closed case whose satisfaction question is on screen (issue 15)
+  feedbackScore: 0, // the score picked there, 1-5 (0: none yet)
   me: () => (S.active ? S.active.me : {}),
 };
 let residentSock = null;
@@ -272,6 +274,25 @@ async function act(btn, type, fields, messages = {}) {
 }
 
 els.take.addEventListener('click', () => act(els.take, 'case.take', { case_id: S.openId }, { conflict: 'mediate.takeConflict' }));
+
+// the satisfaction question of a closed case (issue 15): pick 1-5, add a comment if you like, send once
+for (const b of els.feedbackBox.querySelectorAll('[data-score]')) {
+  b.addEventListener('click', () => {
+    S.feedbackScore = Number(b.dataset.score);
+    view.paintCase();
+  });
+}
+els.feedbackBox.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const send = tid('feedback-send');
+  if (!S.feedbackScore) {
+    notify(msgFor(send), t('mediate.feedbackPick'), 'error');
+    return;
+  }
+  const comment = tid('feedback-comment').value.trim();
+  const r = await act(send, 'case.feedback', { case_id: S.openId, score: S.feedbackScore, ...(comment ? { comment } : {}) });
+  if (r) tid('feedback-comment').value = '';
+});
 
 $('invite-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
