@@ -213,6 +213,12 @@ async def insert_settlement(conn: Conn, case: Case) -> None:
          for s in ag.signatures])
 
 
+async def settlement(conn: Conn, case_id: str) -> asyncpg.Record | None:
+    """The settlement record of a case (text, sha256, signatures as signed, settled_at), or None."""
+    return await conn.fetchrow("SELECT text, sha256, signatures, settled_at FROM settlements WHERE case_id = $1",
+                               case_id)
+
+
 async def log_event(conn: Conn, case_id: str, actor_id: str | None, kind: str, **data: Any) -> None:
     await conn.execute("INSERT INTO case_events (case_id, actor_id, kind, data) VALUES ($1, $2, $3, $4)",
                        case_id, actor_id, kind, data)

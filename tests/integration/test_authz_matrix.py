@@ -348,10 +348,24 @@ async def test_the_clerk_column_of_routes(hl, route):
     assert str(await http_call(w, route, "clerk")) == CLERK_TABLE[route]
 
 
+async def _settled_case(w: World) -> str:
+    """The matrix's case with its agreement signed by both joined parties (resident and B): settled."""
+    c = await w.case()
+    if "settled" not in c:
+        await w.c["mediator"].ok("agreement.propose", case_id=c["id"], text="B fixes the pipe by Friday.")
+        await w.c["resident"].ok("agreement.sign", case_id=c["id"])
+        await c["b"].ok("agreement.sign", case_id=c["id"])
+        c["settled"] = True
+    cid: str = c["id"]
+    return cid
+
+
 async def http_call(w: World, route: str, role: str) -> int:
     hl = w.hl
     token = None if role == "none" else await w.token(role)
     method, path = route.split(" ")[:2]
+    if path.startswith("/api/cases/{id}"):
+        path = path.replace("{id}", await _settled_case(w))
     if "{id}" in path:
         if "once" not in w.__dict__:
             w.__dict__["once"] = (await w.offered())[0] if route.endswith(" offered") else await w.assigned()
