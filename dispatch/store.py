@@ -271,10 +271,29 @@ async def events(conn: Conn, incident_id: str) -> list[dict[str, Any]]:
             for r in rows]
 
 
-async def open_incidents(conn: Conn) -> list[dict[str, Any]]:
-    rows = await conn.fetch(INCIDENT_SELECT + f" WHERE i.status NOT IN ({FINAL_SQL})"
-                            " ORDER BY i.priority, i.created_at")
+async def open_incidents(conn: Conn, sets: tuple[frozenset[str], ...] = ()) -> list[dict[str, Any]]:
+    """Every unfinished incident; with `sets` (access.Filter) those whose grid path meets each set."""
+    meets = "".join(f" AND gr.path && ${k + 1}::text[]" for k in range(len(sets)))
+    rows = await conn.fetch(INCIDENT_SELECT + f" WHERE i.status NOT IN ({FINAL_SQL}){meets}"
+                            " ORDER BY i.priority, i.created_at", *(sorted(x) for x in sets))
     return [incident_view(r) for r in rows]
+
+
+async def area(conn: Conn, account_id: str) -> tuple[str, bool, frozenset[str]]:
+    """(role, area_limited, the grids the account belongs to) for access.area_of."""
+    r = await conn.fetchrow("SELECT a.role, a.area_limited, ARRAY(SELECT code FROM account_grids g"
+                            " WHERE g.account_id = a.id) AS codes FROM accounts a WHERE a.id = $1", account_id)
+    if r is None:
+        return "", False, frozenset()
+    return str(r["role"]), bool(r["area_limited"]), frozenset(r["codes"])
+
+
+async def grid_paths(conn: Conn, incident_ids: list[str]) -> dict[str, list[str] | None]:
+    """The grid path of each of these incidents (None: in no grid); an id that names none is left out."""
+    rows = await conn.fetch("SELECT i.id, CASE WHEN i.grid_code IS NULL THEN NULL"
+                            " ELSE COALESCE(gr.path, ARRAY[i.grid_code]) END AS path FROM incidents i"
+                            " LEFT JOIN grids gr ON gr.code = i.grid_code WHERE i.id = ANY($1::uuid[])", incident_ids)
+    return {str(r["id"]): list(r["path"]) if r["path"] is not None else None for r in rows}
 
 
 async def reported_open(conn: Conn, reporter_id: str) -> list[asyncpg.Record]:
