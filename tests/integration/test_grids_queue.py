@@ -2,8 +2,11 @@
 is refused by name; a dispatcher limited to their area sees and acts on only it; an admin sees all."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
+
+import pytest
 
 from handlers.help import QueueFeed
 from testkit.client import Client, http
@@ -146,3 +149,27 @@ def test_the_filter_reads_only_the_push_it_passes_on():
     for p in (inside, outside, responder, moved, moved, "not json"):
         feed.deliver(p)
     assert ctx.got == [inside, responder, moved] and ctx.got[0] is inside and feed.shown == set()
+
+
+@pytest.mark.config(push_allow_http_endpoints="true")
+async def test_an_area_limited_dispatchers_push_alerts_are_of_their_area_only(hl, pushsvc):
+    await insert_grids(hl.database_url)
+    subs = {}
+    for who, code in (("east", "G2"), ("west", "G1"), ("everyone", None)):
+        name = f"dispatcher-{who}-{uuid.uuid4().hex[:6]}"
+        did = await hl.add_user(name, "dispatcher", name=name)
+        if code is not None:
+            await join(hl.database_url, did, code, area_limited=True)
+        subs[who] = pushsvc.subscriber()
+        st, _ = await http("POST", hl.base + "/api/push/subscribe", token=await hl.login(name),
+                           json=subs[who].json("en"))
+        assert st == 201
+    resident = await hl.resident()
+    inc = await report(resident, IN_G2)                     # nobody on duty: escalated at once
+    assert inc["status"] == "escalated"
+    for who in ("east", "everyone"):
+        assert (await subs[who].next())["payload"]["incident_id"] == inc["id"]
+    out = await report(resident, OUTSIDE)
+    assert (await subs["everyone"].next())["payload"]["incident_id"] == out["id"]
+    await asyncio.sleep(0.3)
+    assert subs["west"].received == [] and subs["east"].received == []
