@@ -1,18 +1,30 @@
-"""Generated square grids for the benchmarks (`press_to_offer --grids N`), straight in SQL.
+"""Generated square grids for the benchmarks (`press_to_offer --grids N`), straight in SQL; run as a module,
+the cost of tagging alone.
 
 N grid-level squares tile a square around the city centre (wider than the 4 km the benchmarks spread people
 over, so some reports fall outside every grid as in a real city's edge); every 5x5 block of them is a
 community, every 4 communities across a street, the whole a district: N + about N/25 + N/100 + 1 rows,
 each with its bounding box, as `helpline grids import` would store them (grids/store.py reads them).
+
+    .venv/bin/python -m bench.grids [--grids 5000] [--n 3000]
+
+times, on a database of its own with N grids loaded, what a report adds before its statement: the tag
+(grids/store.tag: the bounding-box cut, then shapely) and the members of its grid and community
+(dispatch/roster_store.grid_members), on one pooled connection as the service does, for N points spread
+like press_to_offer's reports; then the same with no grids loaded (the tag query alone).
 """
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import math
+import random
+import time
 
 import asyncpg
 
-from testkit.geo import CENTER
+from testkit.geo import CENTER, spread
 
 HALF_KM = 5.0        # the tiled square reaches this far from the centre each way
 BLOCK = 5            # grids per community side
@@ -77,3 +89,79 @@ async def join_where_on_duty(conn: asyncpg.Connection) -> int:
         " JOIN grids g ON g.level = 'grid' AND g.bbox @> point(r.lon, r.lat)"
         " WHERE r.status <> 'off_duty' AND r.lat IS NOT NULL ORDER BY r.account_id, g.code"
         " ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM j"))
+
+
+async def _time(pool: asyncpg.Pool, points: list[tuple[float, float]]) -> tuple[dict[str, list[float]], int]:
+    """Per point: one round trip (SELECT 1, the floor), the tag, the members of its grid and community, and
+    tag + members together as a report does them."""
+    from dispatch import roster_store
+    from grids import store as grids_store
+
+    took: dict[str, list[float]] = {"round trip": [], "tag": [], "members": [], "tag + members": []}
+    tagged = 0
+    for lat, lon in points:
+        async with pool.acquire() as conn:
+            t0 = time.perf_counter()
+            await conn.fetchval("SELECT 1")
+            t1 = time.perf_counter()
+            grid = await grids_store.tag(conn, lat, lon)
+            t2 = time.perf_counter()
+            if grid is not None:
+                await roster_store.grid_members(conn, grid.code, "medical")
+            t3 = time.perf_counter()
+        took["round trip"].append(t1 - t0)
+        took["tag"].append(t2 - t1)
+        took["members"].append(t3 - t2)
+        took["tag + members"].append(t3 - t1)
+        tagged += grid is not None
+    return took, tagged
+
+
+async def run(args: argparse.Namespace) -> None:
+    from infra import db
+    from testkit.accounts import create_accounts
+    from testkit.stack import BenchStack
+    from testkit.stats import conditions, latency_line, percentiles
+
+    print(f"bench.grids - {conditions()}")
+    points = spread(random.Random(args.seed), args.n)
+    async with BenchStack("grids") as stack:
+        pool = await db.create_pool(stack.database_url, min_size=1, max_size=2)
+        try:
+            empty, _ = await _time(pool, points[: max(1, args.n // 3)])
+            conn = await stack.connect()
+            try:
+                rows_n = await load(conn, args.grids)
+                ids = await create_accounts(conn, "responder", 200, "grids", skills=["medical"])
+                await conn.executemany("UPDATE responders SET status = 'available', lat = $2, lon = $3"
+                                       " WHERE account_id = $1",
+                                       [(i, la, lo) for i, (la, lo) in zip(ids, spread(random.Random(2), 200))])
+                members = await join_where_on_duty(conn)
+                await conn.execute("ANALYZE")
+            finally:
+                await conn.close()
+            await _time(pool, points[:100])                  # warm the plans and caches
+            loaded, tagged = await _time(pool, points)
+        finally:
+            await pool.close()
+    print(f"what a report adds before its statement, {args.n} points within 4 km of the centre, one pooled"
+          " connection (round trip: SELECT 1 on it, for scale)")
+    print("no grids loaded:")
+    for label in ("round trip", "tag"):
+        print(latency_line(label, percentiles(empty[label])))
+    print(f"{args.grids} grids loaded ({rows_n} rows), {members} of 200 responders grid workers, {tagged} of"
+          f" {args.n} points in a grid:")
+    for label, xs in loaded.items():
+        print(latency_line(label, percentiles(xs)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.grids", description="the cost of tagging a report")
+    ap.add_argument("--grids", type=int, default=5000, help="grid-level squares to load (default 5000)")
+    ap.add_argument("--n", type=int, default=3000, help="points tagged (default 3000)")
+    ap.add_argument("--seed", type=int, default=1)
+    asyncio.run(run(ap.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -106,14 +106,14 @@ async def candidate_states(conn: Conn, incident_id: str, ids: list[str]) -> tupl
 # path (the grid itself, when it is one), and every grid under it. `codes`: the grids of theirs among those.
 GRID_MEMBERS_SQL = f"""
 WITH me AS (SELECT path FROM grids WHERE code = $1),
-c AS (SELECT g.code FROM grids g, me WHERE g.code = ANY(me.path) AND g.level = 'community')
+c AS (SELECT g.code FROM grids g, me WHERE g.code = ANY(me.path) AND g.level = 'community'),
+area AS (SELECT $1::text AS code UNION SELECT g.code FROM grids g WHERE g.path && ARRAY(SELECT code FROM c))
 SELECT r.account_id, r.status, r.lat, r.lon, a.phone IS NOT NULL AS has_phone, array_agg(ag.code) AS codes
-FROM account_grids ag
-JOIN grids g ON g.code = ag.code
+FROM area
+JOIN account_grids ag ON ag.code = area.code
 JOIN responders r ON r.account_id = ag.account_id
 JOIN accounts a ON a.id = ag.account_id
-WHERE (ag.code = $1 OR g.path && ARRAY(SELECT code FROM c))
-  AND r.status <> '{OFF_DUTY}' AND $2 = ANY(r.skills) AND NOT a.disabled
+WHERE r.status <> '{OFF_DUTY}' AND $2 = ANY(r.skills) AND NOT a.disabled
 GROUP BY r.account_id, r.status, r.lat, r.lon, a.phone
 """
 

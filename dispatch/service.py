@@ -170,18 +170,18 @@ class DispatchService:
         plan = offers.freeze(self.dcfg)
         gate = (Gate(remote, self.dcfg.flood_per_address, self.dcfg.flood_per_prefix, self.dcfg.flood_window_s,
                      self.dcfg.unverified_offers_per_min) if remote and channel != "sms" else None)
-        grid, members = await self._grid_of(lat, lon, cat.skill)
+        grid = await self._tag(lat, lon)
+        members: list[Member] = []
         try:   # the reporter's limit (every channel), the flood limits and the nearby responders: one round trip
-            # (and, beside it, whether the grid's own workers are on line)
-            near, online = await asyncio.gather(
+            # to Redis, and beside it the grid's and community's workers from PostgreSQL (tiers.py)
+            near, members = await asyncio.gather(
                 self.matcher.nearby_counted(cat.skill, lat, lon, plan.radius_km, who.id, gate),
-                self.matcher.presence([m.responder_id for m in members]))
+                self._members(grid, cat.skill))
         except RedisError as e:   # the limiter lets help through; the sweeper matches it once Redis is back
             log.warning("Redis unavailable at a report, incident stays queued for the sweeper: %s", e)
-            near, online = Nearby(None if lat is not None and lon is not None else []), {}
-        if near.candidates is not None and members and grid is not None:
-            near = replace(near, candidates=tiers.merge(near.candidates, members, grid.code, lat, lon, online,
-                                                        self.matcher.paging))
+            near = Nearby(None if lat is not None and lon is not None else [])
+        if grid is not None:
+            near = await self._merged(near, members, grid.code, lat, lon) or near
         candidates = near.candidates
         now = datetime.now(UTC)
         first: lc.OfferFirstAvailable | lc.Escalate | None = None
@@ -254,16 +254,34 @@ class DispatchService:
         return inc, True
 
     # ---------------------------------------------------------------- grids and tiers (dispatch/tiers.py)
-    async def _grid_of(self, lat: float | None, lon: float | None,
-                       skill: str) -> tuple[GridRef | None, list[Member]]:
-        """The grid holding a position (None outside every grid, or without one) and the on-duty workers
-        with the skill of that grid and its community."""
+    async def _tag(self, lat: float | None, lon: float | None) -> GridRef | None:
+        """The grid holding a position (None outside every grid, or without one): grids/store.py."""
         if lat is None or lon is None:
-            return None, []
+            return None
         async with self.pool.acquire() as conn:
-            grid = await grids_store.tag(conn, lat, lon)
-            members = await rs.grid_members(conn, grid.code, skill) if grid is not None else []
-        return grid, members
+            return await grids_store.tag(conn, lat, lon)
+
+    async def _members(self, grid: GridRef | None, skill: str) -> list[Member]:
+        """The on-duty workers with the skill of the grid and its community (none without a grid)."""
+        if grid is None:
+            return []
+        async with self.pool.acquire() as conn:
+            return await rs.grid_members(conn, grid.code, skill)
+
+    async def _merged(self, near: Nearby, members: list[Member], grid_code: str, lat: float | None,
+                      lon: float | None) -> Nearby | None:
+        """The nearby candidates with the grid's and community's workers merged in, by tier; whether the
+        workers the live index did not find are on line is asked of Redis (None if it cannot say)."""
+        if near.candidates is None or not members:
+            return near
+        found = {c.responder_id for c in near.candidates}
+        try:
+            online = await self.matcher.presence([m.responder_id for m in members if m.responder_id not in found])
+        except RedisError as e:
+            log.warning("presence of grid workers unknown: %s", e)
+            return None
+        return replace(near, candidates=tiers.merge(near.candidates, members, grid_code, lat, lon, online,
+                                                    self.matcher.paging))
 
     async def nearby(self, skill: str, lat: float | None, lon: float | None, radius_km: float,
                      grid_code: str | None) -> Nearby:
@@ -274,16 +292,7 @@ class DispatchService:
             return near
         async with self.pool.acquire() as conn:
             members = await rs.grid_members(conn, grid_code, skill)
-        if not members:
-            return near
-        found = {c.responder_id for c in near.candidates}
-        try:
-            online = await self.matcher.presence([m.responder_id for m in members if m.responder_id not in found])
-        except RedisError as e:
-            log.warning("presence of grid workers unknown, incident stays queued for the sweeper: %s", e)
-            return Nearby(None)
-        return replace(near, candidates=tiers.merge(near.candidates, members, grid_code, lat, lon, online,
-                                                    self.matcher.paging))
+        return await self._merged(near, members, grid_code, lat, lon) or Nearby(None)
 
     async def cancel(self, who: Account, incident_id: str, *, via: str = "ws",
                      also: InTxn | None = None) -> dict[str, Any]:
