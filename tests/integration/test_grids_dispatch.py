@@ -106,6 +106,7 @@ async def test_the_grids_own_worker_first_then_the_community_then_the_radius(hl)
     resident = await hl.resident()
     inc = (await resident.ok("help.request", request_id="t", category="medical", **near(0)))["incident"]
     first = await own.push("offer", lambda m: m["incident"]["id"] == inc["id"])
+    assert first["incident"]["grid"] == G1                             # the offer's incident too
     await nearest.no_push("offer", wait=0.2)
     await own.ok("offer.decline", offer_id=first["offer_id"])
     second = await neighbour.push("offer", lambda m: m["incident"]["id"] == inc["id"])
