@@ -9,8 +9,8 @@ import signal
 import sys
 from typing import Any
 
+from infra import agency_types, db
 from infra import config as config_mod
-from infra import db
 from infra.errors import HelplineError
 from server import embedded, gcwatch
 
@@ -163,7 +163,8 @@ def cmd_user_add(cfg: Any, args: argparse.Namespace) -> int:
 
     async def go(conn: Any) -> str:
         return await accounts.create(conn, username=args.username, role=args.role, password=args.password,
-                                     name=args.name, skills=skills, phone=args.phone, supervisor=args.supervisor)
+                                     name=args.name, skills=skills, phone=args.phone, supervisor=args.supervisor,
+                                     agency_type=args.agency_type)
     print(_with_db(cfg, go))
     return 0
 
@@ -175,7 +176,7 @@ def cmd_user_set(cfg: Any, args: argparse.Namespace) -> int:
     async def go(conn: Any) -> Any:
         return await accounts.update(conn, args.username, role=args.role, name=args.name, password=args.password,
                                      disabled=True if args.disable else False if args.enable else None,
-                                     supervisor=args.supervisor, phone=args.phone)
+                                     supervisor=args.supervisor, phone=args.phone, agency_type=args.agency_type)
     account_id, ended = _with_db(cfg, go)
     if ended:
         _announce_session_end(cfg, account_id)
@@ -278,6 +279,7 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--phone", help="+E164")
     add.add_argument("--supervisor", action="store_true",
                      help="dispatchers and admins: texted about escalated incidents nobody took")
+    add.add_argument("--agency-type", help=f"agencies only: {agency_types.ALLOWED} (default other)")
     upd = user.add_parser("set", help="change an account (ends its sessions on role, password or suspension)")
     upd.add_argument("username")
     upd.add_argument("--role", choices=["resident", "responder", "dispatcher", "mediator", "agency", "admin",
@@ -290,6 +292,7 @@ def parser() -> argparse.ArgumentParser:
     upd.add_argument("--phone", help='+E164 (staff; "" removes it)')
     upd.add_argument("--supervisor", action=argparse.BooleanOptionalAction, default=None,
                      help="mark (or with --no-supervisor unmark) a dispatcher or admin as a supervisor")
+    upd.add_argument("--agency-type", help=f"agencies only: {agency_types.ALLOWED}")
     tok = sub.add_parser("token", help="print a signed JWT for an account")
     tok.add_argument("username")
     pur = sub.add_parser("purge", help="anonymise closed incidents and cases past privacy.retention_days")
