@@ -329,6 +329,9 @@ function paintDetail() {
     : `${inc.lat.toFixed(5)}, ${inc.lon.toFixed(5)}${inc.accuracy_m ? `${t('punct.open')}±${fmtKm(inc.accuracy_m / 1000)}${inc.accuracy_m > ROUGH_M ? `${t('punct.list')}${t('dispatch.rough')}` : ''}${t('punct.close')}` : ''}`;
   paintLocate(inc);
   document.getElementById('d-note').textContent = inc.note || '—'; // resident text: as text
+  // issue 15: a dispute referred into mediation names its case
+  document.getElementById('d-case-label').hidden = document.getElementById('d-case').hidden = !inc.case_ref;
+  document.getElementById('d-case').textContent = inc.case_ref ? t('dispatch.referredCase', { ref: inc.case_ref }) : '';
   els.timeline.replaceChildren(...events.map((ev) => h('li', {},
     h('time', { attrs: { datetime: ev.at }, text: fmtTime(ev.at) }), ' ',
     h('span', { text: eventLine(ev, nameOf) }))));

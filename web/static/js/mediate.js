@@ -23,6 +23,7 @@ import { $, els, createView } from './mediate-view.js';
 import { createChat } from './mediate-chat.js';
 import { createResidentForms } from './mediate-forms.js';
 import { createVisitForm } from './mediate-visit.js';
+import { createAgencyPicker } from './mediate-agencies.js';
 
 const K = {
   resident: 'helpline.mediate.resident', // this browser takes part in mediation as a resident
@@ -46,6 +47,7 @@ let residentSock = null;
 
 const view = createView(S, { openCase: (id) => openCase(id), switchRoom: (r) => chat.switchRoom(r) });
 const chat = createChat(S, view);
+const agencies = createAgencyPicker(S, { msgFor, onCase }); // inviting an agency: picked from the directory
 
 // ---- case copies: the highest version wins --------------------------------------------------
 
@@ -238,6 +240,7 @@ function openCase(id) {
     els.withdrawConfirm.hidden = true;
     $('close-case-confirm-box').hidden = true;
     tid('close-case').hidden = false;
+    agencies.reset();
   }
   store.set(K.open, id);
   view.renderCases();
@@ -273,22 +276,6 @@ async function act(btn, type, fields, messages = {}) {
 
 els.take.addEventListener('click', () => act(els.take, 'case.take', { case_id: S.openId }, { conflict: 'mediate.takeConflict' }));
 
-$('invite-form').addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  const input = tid('agency-id');
-  const id = input.value.trim();
-  if (!/^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(id)) {
-    notify(msgFor(input), t('mediate.agencyIdBad'), 'error');
-    return;
-  }
-  const r = await act(tid('invite'), 'case.invite', { case_id: S.openId, account_id: id }, {
-    not_found: 'mediate.agencyNotFound', bad_request: 'mediate.agencyNotAgency',
-  });
-  if (r) {
-    input.value = '';
-    notify(msgFor(input), t('mediate.invited'), 'ok');
-  }
-});
 
 // a party named after filing: the code is shown to the one who added it, beside the form
 $('add-party-form').addEventListener('submit', async (ev) => {
@@ -378,6 +365,7 @@ tid('sign-confirm').addEventListener('click', () => {
 onLangChange(() => {
   view.renderCases();
   view.paintCase();
+  agencies.paint();
 });
 
 if (!staff.account() && store.get(K.resident)) {
