@@ -14,6 +14,7 @@ import { consoleAlarm, takenBadge } from './alarm.js';
 import { rings } from './alarm-state.js';
 import { escalationReason, handedBack } from './job-facts.js';
 import { newCallForm } from './newcall.js';
+import { referControl } from './dispatch-refer.js';
 
 const ROUGH_M = 1000; // a position this uncertain is worth fixing by hand
 
@@ -337,6 +338,7 @@ function paintDetail() {
     h('span', { text: eventLine(ev, nameOf) }))));
   els.closeForm.hidden = FINAL.has(inc.status);
   closer.paint(inc);
+  referrer.paint(inc);
 }
 
 // ---- setting the position of an incident (incident.locate) ------------------------------
@@ -413,6 +415,14 @@ const closer = closeControl({
   form: els.closeForm,
   selected: () => selectedIncident,
   close: (id, disposition) => sock.request('incident.close', { incident_id: id, disposition }),
+  done: (inc) => upsertIncident(inc),
+});
+
+// a dispute referred into mediation (issue 15): the form is dispatch-refer.js
+const referrer = referControl({
+  form: document.getElementById('refer-form'),
+  selected: () => selectedIncident,
+  refer: (fields) => sock.request('incident.refer', fields),
   done: (inc) => upsertIncident(inc),
 });
 

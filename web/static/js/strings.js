@@ -624,4 +624,13 @@ export default {
   'mediate.referredTo': ['Referred to', '转介至'],
   'dispatch.referredCase': ['Referred to mediation: case {ref}', '已转入调解：案件 {ref}'],
   'dispatch.caseLabel': ['Mediation case', '调解案件'],
+  'field.case_ref': ['mediation case', '调解案件'],
+  'dispatch.referTitle': ['Refer to mediation', '转入调解'],
+  'dispatch.referSummary': ['What the dispute is about', '纠纷情况'],
+  'dispatch.referOtherName': ["The other party's name", '对方姓名'],
+  'dispatch.referOtherPhone': ['Their mobile (optional: texted the join code)', '对方手机（可不填：短信发送加入码）'],
+  'dispatch.refer': ['Refer', '转入调解'],
+  'dispatch.referNeedsSummary': ['Say in a few words what the dispute is about.', '请简要说明纠纷情况。'],
+  'dispatch.referNeedsName': ["Give the other party's name.", '请填写对方姓名。'],
+  'dispatch.referFailed': ['Not referred:', '未能转入调解：'],
 };
