@@ -1,18 +1,26 @@
 """A dispute referred into mediation from the dispatch console (issue 15), in both languages: the incident
-panel's "Refer to mediation" form, the case it names afterwards, the reporter told on their stream, and the
-mediation page's case view naming the incident. Screenshots under /tmp/shots."""
+panel's "Refer to mediation" form, the case it names afterwards, the reporter's page saying so and leading
+into the case, and the mediation page's case view naming the incident. Screenshots under /tmp/shots."""
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 
-from testkit.geo import near
-from tests.e2e.helpers import OpenPage, expect, login
+from tests.e2e.helpers import OpenPage, ask_for_help, expect, login
 from tests.e2e.test_screens import check
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+
+async def sql(node: Any, statement: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(node.database_url)
+    try:
+        return await conn.fetch(statement, *args)
+    finally:
+        await conn.close()
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -22,9 +30,10 @@ async def test_a_dispatcher_refers_a_dispute_and_both_pages_link_the_records(nod
     locale = "zh-CN" if zh else "en-US"
     await node.add_user("disp-r", "dispatcher", name="调度员张" if zh else "Ops Zhang")
     await node.add_user("med-r", "mediator", name="调解员周" if zh else "Mediator Zhou")
-    resident = await node.resident()
-    inc = (await resident.ok("help.request", request_id=uuid.uuid4().hex, category="dispute",
-                             note="邻居吵架" if zh else "neighbours quarrelling", **near(0)))["incident"]
+    reporter = await open_page(node, "/", locale=locale)
+    ref = await ask_for_help(reporter, "dispute", "邻居吵架" if zh else "neighbours quarrelling")
+    rows = await sql(node, "SELECT id FROM incidents WHERE ref_no = $1", ref)
+    inc = {"id": str(rows[0]["id"]), "ref_no": ref}
 
     disp = await open_page(node, "/dispatch", locale=locale)
     await login(disp, "disp-r")
@@ -38,9 +47,18 @@ async def test_a_dispatcher_refers_a_dispute_and_both_pages_link_the_records(nod
     await check(disp, lang, "dispatch-refer-form")
     await disp.get_by_test_id("refer-other-name").press("Enter")
 
-    told = await resident.push("incident.referred", lambda m: m["incident_id"] == inc["id"])
+    await expect(disp.get_by_test_id("incident-case")).to_contain_text("M-")
+    case_row = (await sql(node, "SELECT id, ref_no FROM cases WHERE incident_id = $1", uuid.UUID(inc["id"])))[0]
+    told = {"case_id": str(case_row["id"]), "case_ref": case_row["ref_no"]}
     case_ref = told["case_ref"]
     await expect(disp.get_by_test_id("incident-case")).to_contain_text(case_ref)
+    # the reporter's page says so, and leads into the case, where they are a party already
+    await expect(reporter.get_by_test_id("incident-case")).to_contain_text(case_ref)
+    await check(reporter, lang, "resident-referred")
+    await reporter.get_by_test_id("incident-case-link").click()
+    await expect(reporter.get_by_test_id("case-status")).to_have_attribute("data-status", "filed")
+    await expect(reporter.locator("#c-ref")).to_have_text(case_ref)
+    await expect(reporter.get_by_test_id("room-tab")).to_have_count(2)       # joint and their own caucus
     await expect(form).to_be_hidden()                          # closed `referred`: nothing more to refer
     await check(disp, lang, "dispatch-referred")
 

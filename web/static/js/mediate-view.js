@@ -156,7 +156,7 @@ export function createView(S, on) {
     status.dataset.status = c.status;
     $('c-ref').textContent = c.ref_no;
     $('c-meta').textContent = t('mediate.meta', { cat: t(`casecat.${c.category}`), when: fmtWhen(c.created_at) })
-      + (c.opened_by ? ` · ${t('mediate.openedBy', { name: c.opened_by.name })}` : '');
+      + (c.opened_by ? ` · ${t(c.incident_ref ? 'mediate.referredBy' : 'mediate.openedBy', { name: c.opened_by.name })}` : '');
     $('c-summary').textContent = c.summary || '';
 
     // who is in it: the joined parties, then those named but not joined yet

@@ -368,6 +368,13 @@ onLangChange(() => {
   agencies.paint();
 });
 
+// from the resident page's "your report is now a mediation case" (issue 15): this browser is that party already
+const fromReport = new URLSearchParams(location.search).get('case');
+if (fromReport && !staff.account()) {
+  store.set(K.resident, true);
+  store.set(K.open, fromReport);
+}
+
 if (!staff.account() && store.get(K.resident)) {
   // a resident coming back: their cases, straight away
   forms.showResidentApp();
