@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 DISPOSITION = "referred"
 # channels whose reporter takes part by SMS once referred (an SMS report, a caller opened for with a phone)
 SMS_CHANNELS = frozenset({"sms", "phone", "walk_in"})
+CALLER_CHANNELS = frozenset({"phone", "walk_in"})      # incidents a dispatcher opened for a caller
 
 
 class Referral:
@@ -67,6 +68,12 @@ class Referral:
 
     def view(self, row: asyncpg.Record) -> dict[str, Any]:
         return store.incident_view(row)
+
+    @staticmethod
+    def joins(row: asyncpg.Record) -> bool:
+        """Whether the reporter can be a party at once: not a caller opened for without a phone (an account of
+        that one call, which nobody holds)."""
+        return row["channel"] not in CALLER_CHANNELS or store.reporter_phone(row) is not None
 
     @staticmethod
     def by_sms(row: asyncpg.Record) -> bool:

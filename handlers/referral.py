@@ -78,7 +78,8 @@ async def incident_refer(ctx: Connection, msg: IncidentRefer) -> dict[str, Any]:
             reporter = Referred(
                 incident_id=incident_id, incident_ref=row["ref_no"], reporter_id=str(row["reporter_id"]),
                 reporter_name=shown_name(row["caller_name"] or row["reporter_name"], ""),
-                reporter_phone=row["reporter_phone"], by_sms=referral.by_sms(row), grid_code=row["grid_code"])
+                reporter_phone=row["reporter_phone"], by_sms=referral.by_sms(row), joins=referral.joins(row),
+                grid_code=row["grid_code"])
             case = await med.open_referred(conn, out, ctx.who, reporter, plan)
             inc = await referral.close(Tx(conn, out, ctx.who.id, "ws"), row, case.id, case.ref_no)
     await dispatch.publish(out.items)

@@ -9,7 +9,9 @@ incident through dispatch, and publishes both domains' events after the commit.
   dispatch opened the incident for, with a phone) as an SMS party with their phone, who is texted the
   case's reference and their join code (CaseText.REFERRED) and then takes part by SMS; anyone else by the
   app (they are told on their incident stream). Their slot has a join code like every named slot, so the
-  code they are given works on the web page too (the same account joining again changes nothing).
+  code they are given works on the web page too (the same account joining again changes nothing). A caller
+  a dispatcher opened the incident for without a phone has no account anyone holds: their slot waits with
+  its code, which the referrer (the opener, who sees the codes) hands over.
 * The other parties are invited as at the counter (intake.py): a join code each, a text (CaseText.VISIT)
   to those with a phone, within the referrer's limits (mediation/guard.py).
 * The referrer is the case's opener (cases.filer_id, opened_by_role); the case keeps the incident's grid
@@ -46,6 +48,7 @@ class Referred:
     reporter_name: str
     reporter_phone: str | None
     by_sms: bool                 # the reporter takes part by SMS
+    joins: bool                  # the reporter is a party at once (not a caller without a phone: see below)
     grid_code: str | None
 
 
@@ -93,7 +96,8 @@ class Referral:
             while await store.code_exists(conn, code):
                 code = new_join_code()
             await store.insert_party(conn, case_id, slot, name, phone, code)
-        await store.join_party(conn, case_id, 1, inc.reporter_id, "sms" if inc.by_sms else "ws")
+        if inc.joins:
+            await store.join_party(conn, case_id, 1, inc.reporter_id, "sms" if inc.by_sms else "ws")
         case = await store.get_case(conn, case_id)
         assert case is not None
         sent = sorted(s for s in plan.texted if s > 1)
@@ -101,7 +105,9 @@ class Referral:
         await store.log_event(conn, case_id, actor.id, "opened", category=plan.category,
                               parties=len(plan.others) + 1, opened_by=opener, incident_id=inc.incident_id,
                               incident_ref=inc.incident_ref, texted=sent)
-        await store.log_event(conn, case_id, inc.reporter_id, "joined", slot=1, via="sms" if inc.by_sms else "ws")
+        if inc.joins:
+            await store.log_event(conn, case_id, inc.reporter_id, "joined", slot=1,
+                                  via="sms" if inc.by_sms else "ws")
         await audit.record(conn, actor.id, actor.role, "incident.refer", "case", case_id, ref_no=case.ref_no,
                            incident_id=inc.incident_id, texted=sent)
         for p in case.parties:

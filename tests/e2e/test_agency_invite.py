@@ -102,3 +102,20 @@ async def test_a_mediator_invites_an_agency_picked_from_the_directory(node: Any,
     await check(med, lang, "mediate-agency-invited")
     rows = await sql(node, "SELECT account_id FROM case_agencies WHERE case_id = $1", uuid.UUID(case_id))
     assert [str(r["account_id"]) for r in rows] == [ids["court"]]
+
+    # closed `referred` to the police station, picked from the directory: it reads the joint room, nothing more
+    await med.get_by_test_id("close-outcome").select_option("referred")
+    await expect(med.get_by_test_id("referred-agency").locator(f'option[value="{ids["police"]}"]')).to_have_count(1)
+    await med.get_by_test_id("referred-agency").select_option(ids["police"])
+    await expect(med.get_by_test_id("referred-name")).to_be_hidden()
+    await med.get_by_test_id("close-case").click()
+    await med.get_by_test_id("close-case-confirm").click()
+    await expect(med.get_by_test_id("case-status")).to_have_attribute("data-status", "referred")
+    await expect(med.get_by_test_id("case-referred-to")).to_contain_text(names["police"])
+    await check(med, lang, "mediate-referred-to")
+    police = await open_page(node, "/mediate", locale=locale)
+    await login(police, "police-a")
+    await police.locator(f'[data-testid=case-row][data-case-id="{case_id}"]').click()
+    await expect(police.get_by_test_id("room-tab")).to_have_count(1)
+    await expect(police.get_by_test_id("room-tab")).to_have_attribute("data-room", "joint")
+    await expect(police.get_by_test_id("send")).to_be_hidden()

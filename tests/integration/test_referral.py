@@ -255,3 +255,25 @@ async def test_a_case_referred_to_a_body_outside_the_system(hl):
     c2 = await mediated(hl)
     plain = (await c2["med"].ok("case.close", case_id=c2["id"], outcome="failed"))["case"]
     assert plain["status"] == "failed" and plain["referred_to"] is None
+
+
+async def test_a_caller_without_a_phone_gets_a_code_to_hand_over_one_with_a_phone_takes_part_by_sms(hl):
+    disp = await hl.user("dispatcher", name="Ops")
+    walk_in = (await disp.ok("incident.create", request_id="w1", category="dispute", channel="walk_in",
+                             caller={"name": "Mrs Zhou"}, **NEAR))["incident"]
+    case = (await disp.ok("incident.refer", incident_id=walk_in["id"], summary="Rent deposit",
+                          other_parties=[{"name": "Landlord"}]))["case"]
+    assert case["parties"] == []                              # nobody holds the call's own account
+    assert [(i["name"], i["joined"]) for i in case["invited"]] == [("Mrs Zhou", False), ("Landlord", False)]
+    assert all(i["join_code"] for i in case["invited"])       # the referrer hands the codes over
+    caller = await hl.resident()
+    joined = (await caller.ok("case.join", join_code=case["invited"][0]["join_code"]))["case"]
+    assert [p["name"] for p in joined["parties"]] == ["Mrs Zhou"]
+
+    phoned = (await disp.ok("incident.create", request_id="p1", category="dispute", channel="phone",
+                            caller={"name": "Mr Wu", "phone": "+8613911114444"}, **NEAR))["incident"]
+    case = (await disp.ok("incident.refer", incident_id=phoned["id"], summary="Parking",
+                          other_parties=[{"name": "Neighbour"}]))["case"]
+    assert [(p["name"], p["via"], p["phone"]) for p in case["parties"]] == [("Mr Wu", "sms", "+8613911114444")]
+    texts = await q(hl, "SELECT body FROM sms_outbox WHERE to_phone = '+8613911114444' ORDER BY id")
+    assert any(case["invited"][0]["join_code"] in t["body"] for t in texts)

@@ -90,9 +90,42 @@ export function createAgencyPicker(S, { msgFor, onCase }) {
     }
   });
 
+  // where a case closed `referred` went: an agency of the directory, or a body outside the system
+  const outcome = form.ownerDocument.querySelector('[data-testid="close-outcome"]');
+  const referredBox = $('referred-to-box');
+  const referredAgency = $('referred-agency');
+  const outside = $('referred-outside');
+  async function paintReferred() {
+    const referring = outcome.value === 'referred';
+    referredBox.hidden = !referring;
+    if (!referring || !S.active || !S.openId) return;
+    try {
+      const r = await S.active.sock.request('agencies.list', { case_id: S.openId });
+      const keep = referredAgency.value;
+      referredAgency.replaceChildren(referredAgency.options[0], ...(r.agencies || []).map((a) => h('option', {
+        attrs: { value: a.id, selected: a.id === keep }, text: `${a.name}${t('punct.open')}${t(`agency_type.${a.agency_type}`)}${t('punct.close')}` })));
+    } catch (e) {
+      // the directory is a convenience here: a body can still be named by hand
+    }
+    outside.hidden = !!referredAgency.value;
+  }
+  outcome.addEventListener('change', paintReferred);
+  referredAgency.addEventListener('change', () => { outside.hidden = !!referredAgency.value; });
+
   return {
+    /** case.close's `referred_to` for this outcome, or null (nothing chosen or named). */
+    referredTo(out) {
+      if (out !== 'referred') return null;
+      if (referredAgency.value) return { agency_id: referredAgency.value };
+      const name = $('referred-name').value.trim();
+      return name ? { agency_type: $('referred-type').value, name } : null;
+    },
     /** Another case on screen: start over. */
     reset() {
+      referredAgency.replaceChildren(referredAgency.options[0]);
+      $('referred-name').value = '';
+      outside.hidden = false;
+      paintReferred();
       shown = [];
       list.replaceChildren();
       none.hidden = true;

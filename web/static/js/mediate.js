@@ -320,6 +320,8 @@ tid('close-case-confirm').addEventListener('click', async () => {
   const fields = { case_id: S.openId, outcome: tid('close-outcome').value };
   const note = tid('close-note').value.trim();
   if (note) fields.note = note;
+  const referredTo = agencies.referredTo(fields.outcome); // issue 15: where a referred case went
+  if (referredTo) fields.referred_to = referredTo;
   if (await act(tid('close-case'), 'case.close', fields)) tid('close-note').value = '';
 });
 
