@@ -108,6 +108,7 @@ async def test_a_mediator_invites_an_agency_picked_from_the_directory(node: Any,
     await expect(med.get_by_test_id("referred-agency").locator(f'option[value="{ids["police"]}"]')).to_have_count(1)
     await med.get_by_test_id("referred-agency").select_option(ids["police"])
     await expect(med.get_by_test_id("referred-name")).to_be_hidden()
+    await check(med, lang, "mediate-close-referred")
     await med.get_by_test_id("close-case").click()
     await med.get_by_test_id("close-case-confirm").click()
     await expect(med.get_by_test_id("case-status")).to_have_attribute("data-status", "referred")
