@@ -62,4 +62,8 @@ COMMANDS: dict[str, Command] = table(
     # 3+N mediation (contract §10, issue 15)
     command("agencies.list", rf.AgenciesList, rf.DIRECTORY_READERS, rf.agencies_list),
     command("incident.refer", rf.IncidentRefer, rf.REFERRERS, rf.incident_refer),
+    # cases followed up (issue 15, contract §10)
+    command("case.events", mm.CaseRef, {MEDIATOR, ADMIN}, med.case_events),
+    command("case.extend", mm.CaseExtend, {MEDIATOR}, med.case_extend),
+    command("case.feedback", mm.CaseFeedback, {RESIDENT}, med.case_feedback),
 )

@@ -4,6 +4,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
+import time
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,14 +19,16 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from handlers import messages as m
 from handlers import transport, wire
+from handlers.apidoc import BEARER, LOOPBACK, route_doc
 from handlers.connection import authenticate
-from handlers.context import BUS, CONFIG, DISPATCH, KEYS, METRICS, POOL, PUSH, REDIS, TOKENS
+from handlers.context import BUS, CONFIG, DISPATCH, KEYS, MEDIATION, METRICS, POOL, PUSH, REDIS, TOKENS
 from handlers.static import StaticFiles, compress_json
 from handlers.wire import NUL_MESSAGE
-from infra import accounts, ratelimit
+from infra import accounts, logs, ratelimit
 from infra.auth import Claims, session_ended
 from infra.errors import BadRequest, Forbidden, HelplineError, NotFound, RateLimited, TooLarge, Unauthorized
 from infra.identity import Account
+from mediation import agreement_pdf
 
 log = logging.getLogger(__name__)
 STATIC = web.AppKey("static", StaticFiles)
@@ -45,6 +50,34 @@ class DeviceBody(msgspec.Struct):
 
 def error_body(e: HelplineError) -> web.Response:
     return web.json_response({"error": {"code": e.code, "message": e.message}}, status=e.status)
+
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@web.middleware
+async def log_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request's log lines carry its request id: the client's `X-Request-Id` (letters, digits, `._:-`,
+    up to 64), else a new one; it is answered in `X-Request-Id` (infra/logs.py). The path only, never the
+    query, goes in the DEBUG line (a query may hold a phone number)."""
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+    t0 = time.perf_counter()
+    status = 0
+    with logs.scope(request_id=rid):
+        try:
+            resp = await handler(request)
+            status = resp.status
+        except web.HTTPException as e:
+            status = e.status
+            e.headers["X-Request-Id"] = rid
+            raise
+        finally:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s answered %d in %.1f ms", request.method, request.path, status,
+                          (time.perf_counter() - t0) * 1000)
+    resp.headers["X-Request-Id"] = rid
+    return resp
 
 
 @web.middleware
@@ -69,7 +102,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         resp = web.json_response({"error": {"code": code, "message": e.reason}}, status=e.status)
     except asyncpg.DataError as e:
         # a value the database cannot hold that no check caught first: the client's input, not an outage
-        log.warning("%s %s: refused by the database: %s", request.method, request.path, e)
+        # the class only: asyncpg's message quotes the value (a note, a name)
+        log.warning("%s %s: refused by the database: %s", request.method, request.path, type(e).__name__)
         resp = error_body(BadRequest("a value of this request cannot be stored"))
     except (TimeoutError, OSError) as e:
         log.warning("%s %s: unavailable: %s", request.method, request.path, e)
@@ -154,14 +188,18 @@ async def bearer_claims(request: web.Request) -> tuple[dict[str, Any], Claims]:
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("Authorization: Bearer <token> required")
-    return await authenticate(request.app, token)
+    account, claims = await authenticate(request.app, token)
+    logs.add(account_id=account["id"], role=account["role"])
+    return account, claims
 
 
 # ---------------------------------------------------------------- health and metrics
+@route_doc()
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+@route_doc(statuses={503: "not ready: the database or Redis does not answer"})
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
     failed: dict[str, str] = {}
@@ -188,6 +226,7 @@ def _loopback(request: web.Request) -> bool:
         return False
 
 
+@route_doc(auth=LOOPBACK, answers="text/plain")
 async def metrics(request: web.Request) -> web.Response:
     if not _loopback(request):
         raise Forbidden("metrics are served on loopback only")
@@ -206,6 +245,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 # ---------------------------------------------------------------- auth
+@route_doc(body=LoginBody)
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
     app = request.app
@@ -240,6 +280,7 @@ async def _count_new_device(request: web.Request) -> None:
                               " or call the emergency number")
 
 
+@route_doc(body=DeviceBody)
 async def device(request: web.Request) -> web.Response:
     body = await read_json(request, DeviceBody)
     app = request.app
@@ -253,6 +294,7 @@ async def device(request: web.Request) -> web.Response:
                               "account": accounts.account_view(row)})
 
 
+@route_doc(auth=BEARER)
 async def logout(request: web.Request) -> web.Response:
     """Revoke this token: it is refused from now on, and its open connections close (1008); the account's
     push subscriptions are dropped (no alerts on a device nobody is signed in on)."""
@@ -267,6 +309,7 @@ async def logout(request: web.Request) -> web.Response:
 
 
 # ---------------------------------------------------------------- help and incidents
+@route_doc(body=m.HelpFields, auth=BEARER)
 async def post_help(request: web.Request) -> web.Response:
     account = await bearer(request)
     if account["role"] != "resident":
@@ -279,9 +322,11 @@ async def post_help(request: web.Request) -> web.Response:
     return web.json_response({"incident": inc}, status=201 if created else 200)
 
 
+@route_doc(auth=BEARER)
 async def get_incident(request: web.Request) -> web.Response:
     account = await bearer(request)
     iid = request.match_info["id"]
+    logs.add(incident_id=iid[:40])
     try:
         msgspec.convert(iid, m.Id)
     except msgspec.ValidationError:
@@ -291,6 +336,28 @@ async def get_incident(request: web.Request) -> web.Response:
     return web.json_response(data)
 
 
+@route_doc(auth=BEARER, answers="application/pdf",
+           statuses={403: "not a participant of the case nor an admin", 404: "no such case",
+                     409: "the case is not settled", 503: "no CJK font to embed (pdf.font)"})
+async def get_agreement_pdf(request: web.Request) -> web.Response:
+    """The settled agreement of a case as a PDF (issue 15): its participants and admins."""
+    account = await bearer(request)
+    cid = request.match_info["id"].lower()
+    logs.add(case_id=cid[:40])
+    try:
+        msgspec.convert(cid, m.Id)
+    except msgspec.ValidationError:
+        raise NotFound("no such case") from None
+    doc = await request.app[MEDIATION].settled_agreement(who_of(account), cid)
+    font = agreement_pdf.find_font(request.app[CONFIG].pdf.font)
+    # subsetting a CJK font: off the loop, one at a time (agreement_pdf.EXECUTOR)
+    body = await asyncio.get_running_loop().run_in_executor(agreement_pdf.EXECUTOR, agreement_pdf.document, doc, font)
+    return web.Response(body=body, content_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="agreement-{doc.ref_no}.pdf"',
+        "Cache-Control": "no-store"})
+
+
+@route_doc()
 async def public_config(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     w = cfg.web
@@ -311,10 +378,12 @@ def page(name: str) -> Any:
     return serve
 
 
+@route_doc(answers="application/octet-stream")
 async def static_file(request: web.Request) -> web.StreamResponse:
     return request.app[STATIC].response(request, request.match_info["path"])
 
 
+@route_doc(answers="text/javascript")
 async def service_worker(request: web.Request) -> web.StreamResponse:
     """The resident page's offline shell; served from the root so that its scope covers `/`."""
     path = WEB / "sw.js"
@@ -337,6 +406,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/help", post_help)
     r.add_get("/api/incidents/{id}", get_incident)
     r.add_get("/api/config", public_config)
+    r.add_get("/api/cases/{id}/agreement.pdf", get_agreement_pdf)
     for path, name in PAGES.items():
         r.add_get(path, page(name))
     app[STATIC] = StaticFiles(WEB)

@@ -20,6 +20,7 @@ incident through dispatch, and publishes both domains' events after the commit.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from infra import audit
@@ -68,7 +69,10 @@ class Referral:
     public_url: str
     sms_countries: frozenset[str]
 
-    def _case_changed(self, out: Outbox, case: Case) -> None:
+    def _case_changed(self, out: Outbox, case: Case, untaken_before: bool = False) -> None:
+        raise NotImplementedError
+
+    def _deadlines(self) -> tuple[datetime, datetime]:
         raise NotImplementedError
 
     async def plan_referral(self, actor: Account, category: str, summary: str, others: list[OtherParty]) -> Plan:
@@ -86,7 +90,7 @@ class Referral:
     async def open_referred(self, conn: Conn, out: Outbox, actor: Account, inc: Referred, plan: Plan) -> Case:
         """Open the case inside the caller's transaction; its events are queued on `out` (publish after commit)."""
         case_id = await store.insert_case(conn, actor.id, plan.category, plan.summary, None,
-                                          opened_by_role=actor.role)
+                                          opened_by_role=actor.role, deadlines=self._deadlines())
         assert case_id is not None
         await store.set_referral(conn, case_id, inc.incident_id, inc.incident_ref, inc.grid_code)
         reporter_phone = inc.reporter_phone if inc.by_sms else None

@@ -221,7 +221,7 @@ async def test_a_case_referred_to_an_agency_is_read_by_it_joint_and_agreement_bu
                            referred_to={"agency_id": court.account_id}))["case"]
     assert closed["status"] == "referred"
     assert closed["referred_to"] == {"agency_id": court.account_id, "agency_type": "court", "name": "District Court"}
-    ev = await q(hl, "SELECT data FROM case_events WHERE case_id = $1 AND kind = 'closed'", c["id"])
+    ev = await q(hl, "SELECT data FROM case_events WHERE case_id = $1 AND kind = 'referred'", c["id"])
     assert court.account_id in ev[0]["data"] and '"agency_type": "court"' in ev[0]["data"]
     pushed = (await court.push("case.updated", lambda m: m["case"]["id"] == c["id"]))["case"]
     assert pushed["status"] == "referred"
