@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.e2e.helpers import OpenPage, ask_for_help, expect, login
+from tests.e2e.helpers import OpenPage, ask_for_help, expect, go_on_duty, login
 from tests.e2e.test_screens import check
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -68,3 +68,32 @@ async def test_a_dispatcher_refers_a_dispute_and_both_pages_link_the_records(nod
     await expect(med.get_by_test_id("case-incident")).to_have_text(inc["ref_no"])
     await expect(med.locator("#c-parties")).to_contain_text("刘伟" if zh else "Liu Wei")
     await check(med, lang, "mediate-referred-case")
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_the_responder_on_a_dispute_refers_it_from_the_job_card(node: Any, open_page: OpenPage,
+                                                                     lang: str) -> None:
+    zh = lang == "zh"
+    locale = "zh-CN" if zh else "en-US"
+    await node.add_user("grid-r", "responder", name="网格员李" if zh else "Grid worker Li", skills=["general"])
+    page = await open_page(node, "/responder", locale=locale)
+    await login(page, "grid-r")
+    await go_on_duty(page)
+    reporter = await open_page(node, "/", locale=locale)
+    ref = await ask_for_help(reporter, "dispute", "邻居吵架" if zh else "neighbours quarrelling")
+    await page.get_by_test_id("accept").click()
+    await expect(page.get_by_test_id("incident-status")).to_have_attribute("data-status", "assigned")
+    form = page.get_by_test_id("refer-form")
+    await expect(form).to_be_visible()
+    await page.get_by_test_id("refer-summary").fill("噪音" if zh else "Noise at night")
+    await page.get_by_test_id("refer-other-name").fill("楼上住户" if zh else "Upstairs neighbour")
+    await check(page, lang, "responder-refer-form")
+    await page.get_by_test_id("refer").click()
+    await expect(page.get_by_test_id("incident-case")).to_contain_text("M-")
+    case_ref = (await sql(node, "SELECT c.ref_no FROM cases c JOIN incidents i ON i.id = c.incident_id"
+                                " WHERE i.ref_no = $1", ref))
+    assert case_ref and case_ref[0]["ref_no"] in (await page.get_by_test_id("incident-case").text_content() or "")
+    await expect(form).to_be_hidden()
+    await expect(page.get_by_test_id("incident-status")).to_have_attribute("data-status", "resolved")
+    await expect(reporter.get_by_test_id("incident-case")).to_contain_text(case_ref[0]["ref_no"])
+    await check(page, lang, "responder-referred")
