@@ -15,6 +15,7 @@ import asyncpg
 from dispatch import lifecycle as lc
 from dispatch.offers import Plan
 from dispatch.roster import ResponderStatus
+from infra import eventlog
 from infra.db import Conn, sql_list
 from infra.formats import iso
 
@@ -238,12 +239,7 @@ async def log_event(conn: Conn, incident_id: str, actor_id: str | None, kind: st
 
 
 async def events(conn: Conn, incident_id: str) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        """SELECT e.id, e.at, e.kind, e.data, e.actor_id, a.name, a.role FROM incident_events e
-           LEFT JOIN accounts a ON a.id = e.actor_id WHERE e.incident_id = $1 ORDER BY e.id""", incident_id)
-    return [{"id": r["id"], "at": iso(r["at"]), "kind": r["kind"], "data": r["data"],
-             "actor": {"id": str(r["actor_id"]), "name": r["name"], "role": r["role"]} if r["actor_id"] else None}
-            for r in rows]
+    return await eventlog.read(conn, "incident_events", incident_id)
 
 
 async def open_incidents(conn: Conn) -> list[dict[str, Any]]:
