@@ -379,3 +379,22 @@ def check_close(inc: Incident, disposition: str) -> Status:
     if inc.status in FINAL:
         raise Conflict(f"incident is already {inc.status}")
     return DISPOSITIONS[disposition]
+
+
+REFERABLE_CATEGORY = "dispute"
+REFERRING_STAFF = frozenset({"dispatcher", "admin"})
+
+
+def check_refer(inc: Incident, category: str, actor_id: str, actor_role: str, case_id: str | None) -> bool:
+    """incident.refer (issue 15): True if the incident is already referred (the same case answers); raise
+    unless the actor (dispatch staff, or the incident's responder) may refer it into mediation now: a
+    `dispute` incident still open, else conflict."""
+    if actor_role not in REFERRING_STAFF and not (actor_role == "responder" and inc.responder_id == actor_id):
+        raise Forbidden("only dispatchers, admins and the incident's responder refer it")
+    if case_id is not None:
+        return True
+    if category != REFERABLE_CATEGORY:
+        raise Conflict(f"only {REFERABLE_CATEGORY} incidents are referred into mediation; this one is {category}")
+    if inc.status in FINAL:
+        raise Conflict(f"incident is already {inc.status}")
+    return False

@@ -59,6 +59,8 @@ def incident_view(r: asyncpg.Record) -> dict[str, Any]:
         "caller_name": r.get("caller_name"), "address": r.get("address"), "place_id": r.get("place_id"),
         "duplicate_of": str(r["duplicate_of"]) if r.get("duplicate_of") else None,
         "grid": grid_view(r),
+        # incident.refer (issue 15): the mediation case it was referred into
+        "case_id": str(r["case_id"]) if r.get("case_id") else None, "case_ref": r.get("case_ref"),
     }
 
 

@@ -51,6 +51,7 @@ PUSHES: dict[str, str] = {
     "case.updated": "a mediation case changed; the receiver's own view of it",
     "chat.message": "a message in a case room this connection follows",
     "chat.gap": "messages were missed in a room: read them again from `after_seq`",
+    "incident.referred": "the reporter's dispute became a mediation case (`case_id`, `case_ref`); issue 15",
 }
 
 

@@ -11,6 +11,7 @@ from handlers import intake
 from handlers import mediation as med
 from handlers import mediation_messages as mm
 from handlers import messages as m
+from handlers import referral as rf
 from handlers.registry import Command, command, table
 from infra.identity import Role
 
@@ -58,6 +59,9 @@ COMMANDS: dict[str, Command] = table(
     command("agreement.sign", mm.Sign, {RESIDENT}, med.agreement_sign),
     command("case.close", mm.CaseClose, {MEDIATOR}, med.case_close),
     command("case.withdraw", mm.CaseRef, {RESIDENT}, med.case_withdraw),
+    # 3+N mediation (contract §10, issue 15)
+    command("agencies.list", rf.AgenciesList, rf.DIRECTORY_READERS, rf.agencies_list),
+    command("incident.refer", rf.IncidentRefer, rf.REFERRERS, rf.incident_refer),
     # cases followed up (issue 15, contract §10)
     command("case.events", mm.CaseRef, {MEDIATOR, ADMIN}, med.case_events),
     command("case.extend", mm.CaseExtend, {MEDIATOR}, med.case_extend),

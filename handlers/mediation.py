@@ -14,7 +14,7 @@ from handlers.connection import Connection
 from handlers.context import FEEDS, MEDIATION
 from handlers.messages import Empty
 from infra.errors import BadRequest, Forbidden
-from mediation.rules import OPEN, OtherParty, parse_room
+from mediation.rules import OPEN, OtherParty, check_referred_to, parse_room
 
 PARTICIPANTS = frozenset({"resident", "mediator", "agency"})
 WITH_CASES = PARTICIPANTS | {"clerk"}     # who has cases of their own (a clerk: those opened, until taken)
@@ -103,7 +103,13 @@ async def agreement_sign(ctx: Connection, msg: m.Sign) -> dict[str, Any]:
 
 
 async def case_close(ctx: Connection, msg: m.CaseClose) -> dict[str, Any]:
-    return {"case": await ctx.app[MEDIATION].close_case(ctx.who, msg.case_id.lower(), msg.outcome, msg.note)}
+    rt = msg.referred_to
+    where = None if rt is None else check_referred_to(
+        msg.outcome, rt.agency_id.lower() if rt.agency_id else None, rt.agency_type, rt.name)
+    if rt is not None and where is None:
+        raise BadRequest("referred_to: give agency_id, or agency_type and name")
+    return {"case": await ctx.app[MEDIATION].close_case(ctx.who, msg.case_id.lower(), msg.outcome, msg.note,
+                                                         where)}
 
 
 async def case_withdraw(ctx: Connection, msg: m.CaseRef) -> dict[str, Any]:

@@ -75,10 +75,18 @@ class Sign(Msg, kw_only=True):
     agreement_id: Id | None = None    # extension: refuse if the proposal has changed since it was read
 
 
+class ReferredTo(msgspec.Struct, forbid_unknown_fields=True):
+    """case.close's `referred_to` (issue 15): {agency_id} or {agency_type, name}."""
+    agency_id: Id | None = None
+    agency_type: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+
+
 class CaseClose(Msg, kw_only=True):
     case_id: Id
     outcome: Annotated[str, msgspec.Meta(max_length=16)]
     note: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    referred_to: ReferredTo | None = None
 
 
 class CaseExtend(Msg, kw_only=True):

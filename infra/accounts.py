@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 import phonenumbers
 
+from infra import agency_types
 from infra.auth import ROLES, hash_password, verify_password
 from infra.db import Conn
 from infra.errors import BadRequest, Conflict, NotFound
@@ -77,9 +78,19 @@ def normalise_phone(raw: str, region: str = "CN") -> str:
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
 
 
+def check_agency_type(role: str, agency_type: str | None) -> str | None:
+    """The agency type an account of this role gets: the one given (checked), `other` for an agency given
+    none, None for any other role; BadRequest for a type on a non-agency."""
+    if agency_type is None:
+        return str(agency_types.AgencyType.OTHER) if role == "agency" else None
+    if role != "agency":
+        raise BadRequest(f"agency_type: only agency accounts have one (this account's role is {role})")
+    return str(agency_types.parse(agency_type))
+
+
 async def create(conn: Conn, *, username: str, role: str, password: str, name: str | None = None,
                  skills: list[str] | None = None, phone: str | None = None, supervisor: bool = False,
-                 area_limited: bool = False) -> str:
+                 area_limited: bool = False, agency_type: str | None = None) -> str:
     if not USERNAME.match(username):
         raise BadRequest("username: 1-64 letters, digits, _ . @ - (starting with a letter or digit)")
     if role not in ROLES:
@@ -93,15 +104,16 @@ async def create(conn: Conn, *, username: str, role: str, password: str, name: s
         raise BadRequest("only responders have skills")
     check_supervisor(role, supervisor)
     check_area_limited(role, area_limited)
+    kind = check_agency_type(role, agency_type)
     e164 = normalise_phone(phone) if phone else None
     if name is not None:
         check_name(name)
     try:
         async with conn.transaction():
             acc_id = await conn.fetchval(
-                "INSERT INTO accounts (username, role, name, password_hash, phone, verified, supervisor, area_limited)"
-                " VALUES ($1, $2, $3, $4, $5, true, $6, $7) RETURNING id",
-                username, role, name or username, hash_password(password), e164, supervisor, area_limited)
+                "INSERT INTO accounts (username, role, name, password_hash, phone, verified, supervisor, area_limited,"
+                " agency_type) VALUES ($1, $2, $3, $4, $5, true, $6, $7, $8) RETURNING id",
+                username, role, name or username, hash_password(password), e164, supervisor, area_limited, kind)
             if role == "responder":
                 await conn.execute("INSERT INTO responders (account_id, skills) VALUES ($1, $2)",
                                    acc_id, sorted(set(skills or [])))
@@ -172,7 +184,7 @@ async def for_device(conn: Conn, device_id: str) -> asyncpg.Record:
 async def update(conn: Conn, username: str, *, role: str | None = None, name: str | None = None,
                  password: str | None = None, disabled: bool | None = None,
                  supervisor: bool | None = None, phone: str | None = None,
-                 area_limited: bool | None = None) -> tuple[str, bool]:
+                 area_limited: bool | None = None, agency_type: str | None = None) -> tuple[str, bool]:
     """(account id, whether its sessions were ended). Role, password and suspension changes end sessions.
     A role change away from dispatch staff also ends being a supervisor, one away from dispatcher being
     limited to an area. `phone`: staff only (a resident's phone is proven by a code), "" removes it."""
@@ -183,6 +195,10 @@ async def update(conn: Conn, username: str, *, role: str | None = None, name: st
         raise BadRequest(f"role must be one of {', '.join(ROLES)}")
     check_supervisor(role or row["role"], supervisor)
     check_area_limited(role or row["role"], area_limited)
+    # an agency keeps its type (or gets `other`, or the one given); any other role has none
+    kind = check_agency_type(role or row["role"], agency_type)
+    if agency_type is None and (role or row["role"]) == "agency" and row["agency_type"]:
+        kind = row["agency_type"]
     e164 = None
     if phone is not None:
         if (role or row["role"]) == "resident":
@@ -205,9 +221,9 @@ async def update(conn: Conn, username: str, *, role: str | None = None, name: st
                 " password_hash = coalesce($4, password_hash), disabled = coalesce($5, disabled),"
                 " session_epoch = session_epoch + $6, supervisor = coalesce($7, supervisor),"
                 " phone = CASE WHEN $8::text IS NULL THEN phone ELSE nullif($8, '') END,"
-                " area_limited = coalesce($9, area_limited) WHERE id = $1",
+                " area_limited = coalesce($9, area_limited), agency_type = $10 WHERE id = $1",
                 row["id"], role, name, hash_password(password) if password else None, disabled, 1 if ends else 0,
-                supervisor, e164, area_limited)
+                supervisor, e164, area_limited, kind)
         except asyncpg.UniqueViolationError:
             raise Conflict("an account with that phone already exists") from None
         if ends:   # as at logout: no more push alerts to the devices of the sessions that just ended

@@ -121,17 +121,17 @@ class Intake:
         return _answer(case, actor, set(opened.get("texted", [])), upto=int(opened.get("parties", 0)))
 
 
-def _phone(phone: str | None, i: int) -> str | None:
+def _phone(phone: str | None, i: int, field: str = "parties") -> str | None:
     if phone is None or not phone.strip():
         return None
     try:
         e164 = normalise_phone(phone)
     except BadRequest as e:
-        raise BadRequest(f"parties[{i}].phone: {e.message}; check the number or leave it out") from None
+        raise BadRequest(f"{field}[{i}].phone: {e.message}; check the number or leave it out") from None
     # staff type numbers read out at a counter: a slip gives a possible but unassigned number (a stranger's
     # or nobody's), so the number must be a valid one, not only of a possible length
     if not phonenumbers.is_valid_number(phonenumbers.parse(e164)):
-        raise BadRequest(f"parties[{i}].phone: {phone.strip()!r} is not a valid phone number;"
+        raise BadRequest(f"{field}[{i}].phone: {phone.strip()!r} is not a valid phone number;"
                          " check the number or leave it out")
     return e164
 

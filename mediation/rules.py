@@ -19,6 +19,11 @@ Participants: the parties (the filer and those who joined with a join code),
 the case's mediator, and invited agencies. Rooms: `joint` for every
 participant; `caucus:<party_account_id>` for the case's mediator and that one
 party, nobody else (not other parties, agencies, other mediators or staff).
+
+Referral (issue 15): a `dispute` incident referred by dispatch staff or its responder opens a case with
+the reporter as its first party, already joined (check_refer_open). A case closed `referred` may name where
+it went (ReferredTo): an agency account of the directory, which may then read the joint room and the
+agreement (Role.REFERRED_TO: no caucus, no writing unless also invited), or a body outside the system.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from infra.agency_types import parse as parse_agency_type
 from infra.errors import BadRequest, Conflict, Forbidden, NotFound
 from infra.identity import Account
 
@@ -63,6 +69,21 @@ class Role(StrEnum):
     PARTY = "party"
     MEDIATOR = "mediator"
     AGENCY = "agency"
+    REFERRED_TO = "referred_to"     # the agency account a closed case was referred to: reads joint and agreement
+
+
+REFERRERS = frozenset({"dispatcher", "admin", "responder"})   # who refers a dispute incident (incident.refer)
+MAX_REFERRED_NAME = 200
+
+
+@dataclass(frozen=True)
+class ReferredTo:
+    """Where a case closed `referred` went: an agency account (agency_id, its name and type) or a body outside
+    the system (agency_id None, a type and a free-text name)."""
+
+    agency_id: str | None
+    agency_type: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -155,6 +176,9 @@ class Case:
     outcome_note: str | None = None
     settled_sha256: str | None = None
     opened_by: Opener | None = None   # a case opened for visitors; None when a party filed it
+    incident_id: str | None = None    # referred from this incident (incident.refer)
+    incident_ref: str | None = None
+    referred_to: ReferredTo | None = None
     # followed up (issue 15, mediation/followup.py)
     due_at: datetime | None = None
     take_by: datetime | None = None
@@ -183,6 +207,8 @@ class Case:
             return Role.MEDIATOR
         if actor.role == "agency" and any(a.id == actor.id for a in self.agencies):
             return Role.AGENCY
+        if actor.role == "agency" and self.referred_to is not None and self.referred_to.agency_id == actor.id:
+            return Role.REFERRED_TO
         return None
 
 
@@ -231,6 +257,8 @@ def check_read(case: Case, actor: Account, room: Room) -> None:
 
 def check_write(case: Case, actor: Account, room: Room, body: str) -> None:
     check_read(case, actor, room)
+    if case.role_of(actor) == Role.REFERRED_TO:
+        raise Forbidden("the agency a case was referred to reads it; only invited agencies write")
     if case.status in FINAL:
         raise Conflict(f"case is {case.status}; the rooms are closed")
     check_body(body)
@@ -410,6 +438,41 @@ def sign(case: Case, actor: Account, agreement_id: str | None) -> SignDecision:
     needed = {p.account_id for p in case.joined}
     settles = needed <= (ag.signed_by | {actor.id})
     return SignDecision(False, settles, ag.sha256)
+
+
+def check_refer_open(actor: Account, category: str, summary: str, others: list[OtherParty]) -> None:
+    """Raise unless the actor may open a case from a dispute incident with these other parties (the reporter
+    is the first party; names not yet checked for phone numbers, phones not yet normalised)."""
+    if actor.role not in REFERRERS:
+        raise Forbidden("only dispatchers, admins and the incident's responder refer incidents")
+    if category not in CATEGORIES:
+        raise BadRequest(f"category must be one of {', '.join(CATEGORIES)}")
+    if not summary.strip():
+        raise BadRequest("summary must not be empty")
+    if not 1 <= len(others) < MAX_OTHER_PARTIES:
+        raise BadRequest(f"other_parties: name 1-{MAX_OTHER_PARTIES - 1} people besides the reporter")
+    for i, p in enumerate(others):
+        if not p.name.strip():
+            raise BadRequest(f"other_parties[{i}].name: every party needs a name")
+
+
+def check_referred_to(outcome: str, agency_id: str | None, agency_type: str | None,
+                      name: str | None) -> tuple[str | None, str | None, str | None] | None:
+    """The shape of case.close's `referred_to`: None if not given; (agency_id, None, None) for an agency of the
+    directory (the service checks it is one), (None, type, name) for a body outside the system."""
+    if agency_id is None and agency_type is None and name is None:
+        return None
+    if outcome != "referred":
+        raise BadRequest("referred_to: only with outcome referred")
+    if agency_id is not None:
+        if agency_type is not None or name is not None:
+            raise BadRequest("referred_to: either agency_id, or agency_type and name, not both")
+        return agency_id, None, None
+    if agency_type is None or name is None or not name.strip():
+        raise BadRequest("referred_to: give agency_id, or agency_type and name")
+    if len(name) > MAX_REFERRED_NAME:
+        raise BadRequest(f"referred_to.name: at most {MAX_REFERRED_NAME} characters")
+    return None, str(parse_agency_type(agency_type, "referred_to.agency_type")), name.strip()
 
 
 def close(case: Case, actor: Account, outcome: str) -> Status | None:

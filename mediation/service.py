@@ -31,18 +31,19 @@ from infra import audit
 from infra.accounts import check_name, normalise_phone, shown_name
 from infra.config import Mediation as MediationSettings
 from infra.db import Conn
-from infra.errors import HelplineError, NotFound, Unavailable
+from infra.errors import BadRequest, HelplineError, NotFound, Unavailable
 from infra.events import Outbox
 from infra.identity import Account
 from infra.keys import Keys
 from infra.texts import CaseText, Template, TextQueue
-from mediation import followup, rules, store, views
+from mediation import agency_store, followup, rules, store, views
 from mediation.chatbatch import ChatBatch
 from mediation.codes import new_join_code, new_sign_code, normalise_code
 from mediation.followup import Event
 from mediation.guard import Guard, check_destinations
 from mediation.intake import Intake
 from mediation.parties import Parties
+from mediation.referral import Referral
 from mediation.rules import Case
 from mediation.sms_parties import SmsParties
 from mediation.tracking import FollowUp
@@ -53,7 +54,7 @@ CASES_IN_MEMORY = 10_000                            # cases a node keeps for cha
 Change = Callable[[Conn, Case], Awaitable[bool]]
 
 
-class MediationService(SmsParties, Parties, Intake, FollowUp):
+class MediationService(SmsParties, Parties, Intake, FollowUp, Referral):
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys,
                  publish: Callable[[list[tuple[str, str]]], Awaitable[None]], texts: TextQueue,
                  public_url: str = "", sms_countries: frozenset[str] = frozenset({"CN"}),
@@ -83,7 +84,10 @@ class MediationService(SmsParties, Parties, Intake, FollowUp):
         audience = [(p.account_id, "resident") for p in case.joined if p.account_id]
         audience += [(case.mediator.id, "mediator")] if case.mediator else []
         audience += [(a.id, "agency") for a in case.agencies]
-        if case.opened_by and case.mediator is None:
+        referred = case.referred_to.agency_id if case.referred_to else None
+        if referred and all(a.id != referred for a in case.agencies):   # the agency it went to (issue 15)
+            audience.append((referred, "agency"))
+        if case.opened_by and case.mediator is None:     # its opener follows it until a mediator takes it
             audience.append((case.opened_by.id, case.opened_by.role))
         for aid, role in audience:
             out.add(self.keys.account_channel(aid),
@@ -258,13 +262,28 @@ class MediationService(SmsParties, Parties, Intake, FollowUp):
             return True
         return await self._mutate(actor, case_id, change)
 
-    async def close_case(self, actor: Account, case_id: str, outcome: str, note: str | None) -> dict[str, Any]:
+    async def close_case(self, actor: Account, case_id: str, outcome: str, note: str | None,
+                         referred_to: tuple[str | None, str | None, str | None] | None = None) -> dict[str, Any]:
+        """`referred_to` (outcome `referred`, issue 15): (agency_id, None, None) or (None, agency_type, name),
+        as rules.check_referred_to gives it."""
         async def change(conn: Conn, case: Case) -> bool:
             to = rules.close(case, actor, outcome)
             if to is None:
                 return False
-            await store.update_case(conn, case_id, status=str(to), closed_at=_now(), outcome_note=note)
-            await store.log_event(conn, case_id, actor.id, followup.close_event(to), outcome=outcome)
+            where: dict[str, Any] = {}
+            if referred_to is not None:
+                agency_id, kind, name = referred_to
+                if agency_id is not None:
+                    found = await agency_store.agency(conn, agency_id)
+                    if found is None:
+                        raise BadRequest("referred_to.agency_id: no agency account with that id")
+                    name, kind = found
+                where = {"referred_to_agency": agency_id, "referred_to_type": None if agency_id else kind,
+                         "referred_to_name": None if agency_id else name}
+                referred = {"agency_id": agency_id, "agency_type": kind, "name": name}
+            await store.update_case(conn, case_id, status=str(to), closed_at=_now(), outcome_note=note, **where)
+            await store.log_event(conn, case_id, actor.id, followup.close_event(to), outcome=outcome,
+                                  **({"referred_to": referred} if where else {}))
             await self._sms_parties(conn, case, CaseText.CLOSED, status=str(to))
             await self._ask_feedback(conn, case)
             return True

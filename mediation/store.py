@@ -14,16 +14,18 @@ from infra import eventlog
 from infra.accounts import shown_name
 from infra.db import Conn, sql_list
 from infra.formats import iso
-from mediation.rules import FINAL, Agreement, Case, Feedback, Opener, Party, Person, Signature, Status
+from mediation.rules import FINAL, Agreement, Case, Feedback, Opener, Party, Person, ReferredTo, Signature, Status
 
 FINAL_SQL = sql_list(Status, FINAL)
 
 CASE_SELECT = """
-SELECT c.*, m.name AS mediator_name, s.sha256 AS settled_sha256, o.name AS opener_name
+SELECT c.*, m.name AS mediator_name, s.sha256 AS settled_sha256, o.name AS opener_name,
+       rt.name AS referred_agency_name, COALESCE(rt.agency_type, 'other') AS referred_agency_type
 FROM cases c
 LEFT JOIN accounts m ON m.id = c.mediator_id
 LEFT JOIN accounts o ON o.id = c.filer_id AND c.opened_by_role IS NOT NULL
 LEFT JOIN settlements s ON s.case_id = c.id
+LEFT JOIN accounts rt ON rt.id = c.referred_to_agency
 """
 
 
@@ -71,6 +73,8 @@ async def _assemble(conn: Conn, rows: list[asyncpg.Record]) -> list[Case]:
             parties=tuple(parties[r["id"]]), agencies=tuple(agencies[r["id"]]),
             opened_by=Opener(str(r["filer_id"]), r["opener_name"] or "", r["opened_by_role"])
             if r["opened_by_role"] else None,
+            incident_id=str(r["incident_id"]) if r["incident_id"] else None, incident_ref=r["incident_ref"],
+            referred_to=_referred_to(r),
             due_at=r["due_at"], take_by=r["take_by"], overdue_since=r["overdue_since"],
             extended_at=r["extended_at"], feedback=tuple(feedback[r["id"]]),
             agreement=None if ag is None else Agreement(
@@ -79,6 +83,12 @@ async def _assemble(conn: Conn, rows: list[asyncpg.Record]) -> list[Case]:
     return out
 
 
+def _referred_to(r: asyncpg.Record) -> ReferredTo | None:
+    if r["referred_to_agency"] is not None:
+        return ReferredTo(str(r["referred_to_agency"]), r["referred_agency_type"], r["referred_agency_name"] or "")
+    if r["referred_to_type"] is not None:
+        return ReferredTo(None, r["referred_to_type"], r["referred_to_name"] or "")
+    return None
 def feedback_from_row(f: asyncpg.Record) -> Feedback:
     return Feedback(str(f["party_id"]), f["asked_via"], f["asked_at"], f["score"], f["comment"], f["answered_at"])
 
@@ -107,6 +117,7 @@ async def cases_of(conn: Conn, account_id: str, limit: int = 100) -> list[Case]:
         CASE_SELECT + """ WHERE c.mediator_id = $1
             OR c.id IN (SELECT case_id FROM case_parties WHERE account_id = $1)
             OR c.id IN (SELECT case_id FROM case_agencies WHERE account_id = $1)
+            OR c.referred_to_agency = $1
            ORDER BY c.created_at DESC LIMIT $2""", account_id, limit))
 
 
@@ -124,6 +135,12 @@ async def insert_case(conn: Conn, filer_id: str, category: str, summary: str,
         " ON CONFLICT (filer_id, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING id",
         filer_id, category, summary, request_id, opened_by_role, due_at, take_by)
     return None if v is None else str(v)
+
+
+async def set_referral(conn: Conn, case_id: str, incident_id: str, incident_ref: str, grid_code: str | None) -> None:
+    """A new case's incident (incident.refer) and the grid it keeps from it."""
+    await conn.execute("UPDATE cases SET incident_id = $2, incident_ref = $3, grid_code = $4 WHERE id = $1",
+                       case_id, incident_id, incident_ref, grid_code)
 
 
 async def opened_cases(conn: Conn, account_id: str, limit: int = 100) -> list[Case]:

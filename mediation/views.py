@@ -99,6 +99,11 @@ def case_view(case: Case, viewer: Viewer, account_id: str | None = None) -> dict
         "feedback": _feedback(case, viewer, account_id),
         "created_at": iso(case.created_at), "updated_at": iso(case.updated_at),
         "closed_at": iso(case.closed_at),
+        # issue 15: the incident it was referred from, and where it was referred to
+        "incident_id": case.incident_id, "incident_ref": case.incident_ref,
+        "referred_to": None if case.referred_to is None else {
+            "agency_id": case.referred_to.agency_id, "agency_type": case.referred_to.agency_type,
+            "name": case.referred_to.name},
     }
 
 

@@ -11,8 +11,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from infra import agency_types, db, logs
 from infra import config as config_mod
-from infra import db, logs
 from infra.errors import BadRequest, HelplineError, NotFound
 from server import embedded, gcwatch
 
@@ -188,7 +188,8 @@ def cmd_user_add(cfg: Any, args: argparse.Namespace) -> int:
         async with conn.transaction():
             account_id: str = await accounts.create(
                 conn, username=args.username, role=args.role, password=args.password, name=args.name, skills=skills,
-                phone=args.phone, supervisor=args.supervisor, area_limited=bool(args.area_limited))
+                phone=args.phone, supervisor=args.supervisor, area_limited=bool(args.area_limited),
+                agency_type=args.agency_type)
             await _set_grids(conn, account_id, _codes(args.grids), args.area_limited)
         return account_id
     print(_with_db(cfg, go))
@@ -204,7 +205,8 @@ def cmd_user_set(cfg: Any, args: argparse.Namespace) -> int:
             account_id, ended = await accounts.update(
                 conn, args.username, role=args.role, name=args.name, password=args.password,
                 disabled=True if args.disable else False if args.enable else None,
-                supervisor=args.supervisor, phone=args.phone, area_limited=args.area_limited)
+                supervisor=args.supervisor, phone=args.phone, area_limited=args.area_limited,
+                agency_type=args.agency_type)
             await _set_grids(conn, account_id, _codes(args.grids), args.area_limited)
         return account_id, ended
     account_id, ended = _with_db(cfg, go)
@@ -447,6 +449,7 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--phone", help="+E164")
     add.add_argument("--supervisor", action="store_true",
                      help="dispatchers and admins: texted about escalated incidents nobody took")
+    add.add_argument("--agency-type", help=f"agencies only: {agency_types.ALLOWED} (default other)")
     add.add_argument("--grids", help="comma-separated grid codes the account works in (any level)")
     add.add_argument("--area-limited", action=argparse.BooleanOptionalAction, default=None,
                      help="dispatchers: see and act on only their grids (descendants included)")
@@ -462,6 +465,7 @@ def parser() -> argparse.ArgumentParser:
     upd.add_argument("--phone", help='+E164 (staff; "" removes it)')
     upd.add_argument("--supervisor", action=argparse.BooleanOptionalAction, default=None,
                      help="mark (or with --no-supervisor unmark) a dispatcher or admin as a supervisor")
+    upd.add_argument("--agency-type", help=f"agencies only: {agency_types.ALLOWED}")
     upd.add_argument("--grids", help="comma-separated grid codes, replacing the account's (\"\" clears them)")
     upd.add_argument("--area-limited", action=argparse.BooleanOptionalAction, default=None,
                      help="limit a dispatcher to their grids (or with --no-area-limited lift it)")

@@ -38,6 +38,8 @@ class StatusTexts:
     async def __call__(self, conn: Conn, inc: dict[str, Any], actor_id: str | None, via: str) -> None:
         if inc.get("channel") not in STATUS_TEXT_CHANNELS:
             return
+        if inc.get("case_id"):     # referred into mediation (incident.refer): mediation's text says so, with the code
+            return
         phase = PHASES.get(inc["status"], inc["status"])
         reporter = inc["reporter"]["id"]
         try:

@@ -291,6 +291,14 @@ def _visit(ref: str, category: str, code: str, public_url: str) -> str:
             + ". STOP ends texts.")
 
 
+def _referred(ref: str, incident: str, code: str, public_url: str) -> str:
+    """The reporter of a dispute that dispatch referred into mediation (incident.refer): already a party."""
+    return (f"{_prefix(ref)}: 您的求助{incident}已转为调解案件，您是当事人。直接回复即可在案件中发言；"
+            f"加入码 {code}。 Your report {incident} is now a mediation case with you as a party."
+            f" Reply here to speak in it; your join code is {code}"
+            + (f" (enter it at {public_url}/mediate)" if public_url else "") + ". STOP ends texts.")
+
+
 def _proposal(ref: str, text: str, code: str, public_url: str) -> str:
     body = safe_fragment(text, MAX_AGREEMENT_SMS, one_line=False, numbers=True)   # a mediator's terms
     shown = body if len(text) <= MAX_AGREEMENT_SMS else body + (
@@ -319,6 +327,7 @@ CASE_TEXTS: dict[CaseText, Callable[..., str]] = {
     CaseText.CLOSED: lambda ref, status:
         f"{_prefix(ref)}: 案件{CASE_STATUS_WORDS.get(status, status)}. The case is {status}.",
     CaseText.CHAT: _chat,
+    CaseText.REFERRED: _referred,
     CaseText.FEEDBACK: lambda ref:
         f"{_prefix(ref)}: 案件已结束。您对本次调解满意吗？请回复 1-5（1 很不满意，5 很满意）。"
         f" The case has ended. How satisfied are you with the mediation? Reply 1-5 (1 not at all, 5 very).",

@@ -105,9 +105,9 @@ async def test_case_to_settlement_with_two_residents_a_mediator_and_an_agency(
     await tab(other, "joint").click()
     assert not any("accept" in m or "22:00" in m for m in await messages(other))
 
-    # an agency, invited by account id, sees the joint room only
+    # an agency, picked from the directory (issue 15), sees the joint room only
     await med.locator("#tools summary").click()
-    await med.get_by_test_id("agency-id").fill(court)
+    await med.locator(f'[data-testid=agency-option][data-agency-id="{court}"]').click()
     await med.get_by_test_id("invite").click()
     await expect(med.locator("#c-agencies")).to_contain_text("区人民法院" if zh else "District Court")
     agency = await open_page(node, "/mediate", locale=locale)

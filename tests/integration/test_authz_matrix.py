@@ -218,6 +218,45 @@ WS_FIELDS: dict[str, Fields] = {
 }
 
 
+# 3+N mediation (issue 15): the directory, a dispute referred, a case referred to `agency` (never invited)
+async def _refer_fields(w: World, role: str) -> dict[str, Any]:
+    """A dispute nobody can be offered (the responders' skills are medical and fire): a fresh one for each role
+    allowed to refer it, assigned to `responder` for the responder; one shared for the others."""
+    async def make(w: World) -> dict[str, Any]:
+        inc = (await w.c["resident"].ok("help.request", request_id=uuid.uuid4().hex, category="dispute",
+                                        **near(0)))["incident"]
+        if role == "responder":
+            await w.c["dispatcher"].ok("incident.assign", incident_id=inc["id"], responder_id=w.id("responder"))
+        return {"incident_id": inc["id"], "summary": "Quarrel over parking", "other_parties": [{"name": "Driver"}]}
+    if role in ("dispatcher", "admin", "responder"):
+        return await make(w)
+    return await _staff_target(w, role, make)
+
+
+async def _referred(w: World, make: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    if "_referred" not in w.__dict__:
+        filer = w.c["resident"]
+        case = (await filer.ok("case.open", category="neighbour", summary="A tree over the fence",
+                               other_parties=[{"name": "B"}]))["case"]
+        b = await w.hl.resident()
+        await b.ok("case.join", join_code=case["join_code"])
+        med = w.c["mediator"]
+        await med.ok("case.take", case_id=case["id"])
+        await filer.ok("chat.send", case_id=case["id"], room="joint", client_msg_id="t1", body="the tree")
+        await med.ok("case.close", case_id=case["id"], outcome="referred", referred_to={"agency_id": w.id("agency")})
+        w.__dict__["_referred"] = {"id": case["id"]}
+    return make(w.__dict__["_referred"])
+
+
+WS_FIELDS.update({
+    "agencies.list": nothing,
+    "incident.refer": _refer_fields,
+    "chat.subscribe joint referred": lambda w, r: _referred(w, lambda c: {"case_id": c["id"], "room": "joint"}),
+    "chat.subscribe caucus referred": lambda w, r: _referred(
+        w, lambda c: {"case_id": c["id"], "room": f"caucus:{w.id('resident')}"}),
+    "chat.send joint referred": lambda w, r: _referred(
+        w, lambda c: {"case_id": c["id"], "room": "joint", "client_msg_id": uuid.uuid4().hex, "body": "hello"}),
+})
 async def _closed_case_fields(w: World) -> dict[str, Any]:
     """A case of `resident`'s that `mediator` took and closed as failed: its filer is asked how it went."""
     cid = await w.fresh_case()
@@ -419,6 +458,7 @@ AREA_FIELDS: dict[str, Callable[[World], Awaitable[dict[str, Any]]]] = {
     "incident.events": lambda w: _wrap(w.escalated(), "incident_id"),
     "incident.create": lambda w: _coro({"request_id": uuid.uuid4().hex, "category": "other", "channel": "phone",
                                         **near(0)}),
+    "incident.refer": lambda w: _refer_fields(w, "dispatcher"),
 }
 
 

@@ -357,3 +357,21 @@ describe('opening a case', () => {
     assert.equal(changed.id, 'id2');
   });
 });
+
+describe('the agency a case was referred to (issue 15)', () => {
+  const c = {
+    id: 'c2', status: 'referred',
+    parties: [{ id: 'p1', name: 'Ann', filer: true }],
+    mediator: { id: 'm1' },
+    agencies: [],
+    referred_to: { agency_id: 'a9', agency_type: 'court', name: 'Court' },
+  };
+
+  test('reads the joint room only; another agency and a body outside the system read nothing', () => {
+    assert.deepEqual(roomsFor(c, { id: 'a9', role: 'agency' }), ['joint']);
+    assert.deepEqual(roomsFor(c, { id: 'a8', role: 'agency' }), []);
+    assert.equal(canRead(c, { id: 'a9', role: 'mediator' }), false);
+    const outside = { ...c, referred_to: { agency_id: null, agency_type: 'court', name: 'Filing 118' } };
+    assert.deepEqual(roomsFor(outside, { id: 'a9', role: 'agency' }), []);
+  });
+});

@@ -14,6 +14,7 @@ import { consoleAlarm, takenBadge } from './alarm.js';
 import { rings } from './alarm-state.js';
 import { escalationReason, handedBack } from './job-facts.js';
 import { newCallForm } from './newcall.js';
+import { referControl } from './dispatch-refer.js';
 
 const ROUGH_M = 1000; // a position this uncertain is worth fixing by hand
 
@@ -332,11 +333,15 @@ function paintDetail() {
     : `${inc.lat.toFixed(5)}, ${inc.lon.toFixed(5)}${inc.accuracy_m ? `${t('punct.open')}±${fmtKm(inc.accuracy_m / 1000)}${inc.accuracy_m > ROUGH_M ? `${t('punct.list')}${t('dispatch.rough')}` : ''}${t('punct.close')}` : ''}`;
   paintLocate(inc);
   document.getElementById('d-note').textContent = inc.note || '—'; // resident text: as text
+  // issue 15: a dispute referred into mediation names its case
+  document.getElementById('d-case-label').hidden = document.getElementById('d-case').hidden = !inc.case_ref;
+  document.getElementById('d-case').textContent = inc.case_ref ? t('dispatch.referredCase', { ref: inc.case_ref }) : '';
   els.timeline.replaceChildren(...events.map((ev) => h('li', {},
     h('time', { attrs: { datetime: ev.at }, text: fmtTime(ev.at) }), ' ',
     h('span', { text: eventLine(ev, nameOf) }))));
   els.closeForm.hidden = FINAL.has(inc.status);
   closer.paint(inc);
+  referrer.paint(inc);
 }
 
 // ---- setting the position of an incident (incident.locate) ------------------------------
@@ -413,6 +418,14 @@ const closer = closeControl({
   form: els.closeForm,
   selected: () => selectedIncident,
   close: (id, disposition) => sock.request('incident.close', { incident_id: id, disposition }),
+  done: (inc) => upsertIncident(inc),
+});
+
+// a dispute referred into mediation (issue 15): the form is dispatch-refer.js
+const referrer = referControl({
+  form: document.getElementById('refer-form'),
+  selected: () => selectedIncident,
+  refer: (fields) => sock.request('incident.refer', fields),
   done: (inc) => upsertIncident(inc),
 });
 

@@ -24,7 +24,9 @@ export const partyOf = (c, me) => (c.parties || []).find((p) => p.id === me.id) 
 export const isMediatorOf = (c, me) => me.role === 'mediator' && !!c.mediator && c.mediator.id === me.id;
 export const isAgencyOf = (c, me) => me.role === 'agency' && (c.agencies || []).some((a) => a.id === me.id);
 export const isFiler = (c, me) => { const p = partyOf(c, me); return !!p && !!p.filer; };
-export const canRead = (c, me) => !!partyOf(c, me) || isMediatorOf(c, me) || isAgencyOf(c, me);
+/** The agency account a case was closed `referred` to (issue 15): it reads the joint room, writes nowhere. */
+export const isReferredTo = (c, me) => me.role === 'agency' && !!c.referred_to && c.referred_to.agency_id === me.id;
+export const canRead = (c, me) => !!partyOf(c, me) || isMediatorOf(c, me) || isAgencyOf(c, me) || isReferredTo(c, me);
 
 /** The rooms `me` may read: the mediator every caucus, a party their own, an agency the joint room only. */
 export function roomsFor(c, me) {

@@ -160,7 +160,7 @@ export function createView(S, on) {
     status.dataset.status = c.status;
     $('c-ref').textContent = c.ref_no;
     $('c-meta').textContent = t('mediate.meta', { cat: t(`casecat.${c.category}`), when: fmtWhen(c.created_at) })
-      + (c.opened_by ? ` · ${t('mediate.openedBy', { name: c.opened_by.name })}` : '');
+      + (c.opened_by ? ` · ${t(c.incident_ref ? 'mediate.referredBy' : 'mediate.openedBy', { name: c.opened_by.name })}` : '');
     $('c-summary').textContent = c.summary || '';
     paintDeadline(c, final);
     paintFeedback(c);
@@ -180,6 +180,12 @@ export function createView(S, on) {
     $('c-parties').replaceChildren(...(c.parties || []).map(party), ...waiting);
     $('c-mediator').textContent = c.mediator ? c.mediator.name : t('mediate.noMediator');
     $('c-agencies').textContent = (c.agencies || []).map((a) => a.name).join(t('punct.list')) || '—';
+    // issue 15: the incident it came from, and where it was referred to
+    $('c-incident-label').hidden = $('c-incident').hidden = !c.incident_ref;
+    $('c-incident').textContent = c.incident_ref || '';
+    const to = c.referred_to;
+    $('c-referred-label').hidden = $('c-referred').hidden = !to;
+    $('c-referred').textContent = to ? `${to.name}${t('punct.open')}${t(`agency_type.${to.agency_type}`)}${t('punct.close')}` : '';
 
     // the join codes, for the filer and the case's mediator while someone has not joined
     const codes = (c.invited || []).filter((i) => i.join_code && !i.joined);

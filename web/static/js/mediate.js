@@ -23,6 +23,7 @@ import { $, els, createView } from './mediate-view.js';
 import { createChat } from './mediate-chat.js';
 import { createResidentForms } from './mediate-forms.js';
 import { createVisitForm } from './mediate-visit.js';
+import { createAgencyPicker } from './mediate-agencies.js';
 
 const K = {
   resident: 'helpline.mediate.resident', // this browser takes part in mediation as a resident
@@ -48,6 +49,7 @@ let residentSock = null;
 
 const view = createView(S, { openCase: (id) => openCase(id), switchRoom: (r) => chat.switchRoom(r) });
 const chat = createChat(S, view);
+const agencies = createAgencyPicker(S, { msgFor, onCase }); // inviting an agency: picked from the directory
 
 // ---- case copies: the highest version wins --------------------------------------------------
 
@@ -240,6 +242,7 @@ function openCase(id) {
     els.withdrawConfirm.hidden = true;
     $('close-case-confirm-box').hidden = true;
     tid('close-case').hidden = false;
+    agencies.reset();
   }
   store.set(K.open, id);
   view.renderCases();
@@ -294,22 +297,6 @@ els.feedbackBox.addEventListener('submit', async (ev) => {
   if (r) tid('feedback-comment').value = '';
 });
 
-$('invite-form').addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  const input = tid('agency-id');
-  const id = input.value.trim();
-  if (!/^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i.test(id)) {
-    notify(msgFor(input), t('mediate.agencyIdBad'), 'error');
-    return;
-  }
-  const r = await act(tid('invite'), 'case.invite', { case_id: S.openId, account_id: id }, {
-    not_found: 'mediate.agencyNotFound', bad_request: 'mediate.agencyNotAgency',
-  });
-  if (r) {
-    input.value = '';
-    notify(msgFor(input), t('mediate.invited'), 'ok');
-  }
-});
 
 // a party named after filing: the code is shown to the one who added it, beside the form
 $('add-party-form').addEventListener('submit', async (ev) => {
@@ -354,6 +341,8 @@ tid('close-case-confirm').addEventListener('click', async () => {
   const fields = { case_id: S.openId, outcome: tid('close-outcome').value };
   const note = tid('close-note').value.trim();
   if (note) fields.note = note;
+  const referredTo = agencies.referredTo(fields.outcome); // issue 15: where a referred case went
+  if (referredTo) fields.referred_to = referredTo;
   if (await act(tid('close-case'), 'case.close', fields)) tid('close-note').value = '';
 });
 
@@ -426,7 +415,15 @@ tid('agreement-pdf').addEventListener('click', async () => {
 onLangChange(() => {
   view.renderCases();
   view.paintCase();
+  agencies.paint();
 });
+
+// from the resident page's "your report is now a mediation case" (issue 15): this browser is that party already
+const fromReport = new URLSearchParams(location.search).get('case');
+if (fromReport && !staff.account()) {
+  store.set(K.resident, true);
+  store.set(K.open, fromReport);
+}
 
 if (!staff.account() && store.get(K.resident)) {
   // a resident coming back: their cases, straight away

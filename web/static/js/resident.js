@@ -207,6 +207,10 @@ function paintIncident() {
   els.status.textContent = statusText(inc, name);
   els.responderLine.hidden = !name;
   els.responderName.textContent = name || '';
+  // issue 15: a dispute referred into mediation names its case, where the resident is a party already
+  document.getElementById('case-line').hidden = !inc.case_ref;
+  document.getElementById('case-text').textContent = inc.case_ref ? t('resident.caseReferred', { ref: inc.case_ref }) : '';
+  if (inc.case_id) document.getElementById('case-link').href = `/mediate?case=${encodeURIComponent(inc.case_id)}`;
   els.noteLine.hidden = !inc.note;
   els.noteText.textContent = inc.note || ''; // resident text: always as text
   const open = !FINAL.has(inc.status);

@@ -1,5 +1,6 @@
 // The responder's page: duty on/off with the device's position, the offer card with its
 // countdown, then the assignment and its progress.
+import { referControl } from './dispatch-refer.js';
 import { t, has, onLangChange } from './i18n.js';
 import { store } from './api.js';
 import { tid, notify, errorText, currentPosition, distanceKm, fmtKm, notOlder } from './ui.js';
@@ -374,7 +375,22 @@ function paint() {
     els.dismiss.hidden = open;
     document.getElementById('progress-note-field').hidden = !open;
   }
+  // issue 15: the responder on a dispute may refer it into mediation; then the job names the case
+  referrer.paint(job);
+  const jobCase = document.getElementById('job-case');
+  jobCase.hidden = !(job && job.case_ref);
+  jobCase.textContent = job && job.case_ref ? t('dispatch.referredCase', { ref: job.case_ref }) : '';
 }
+
+const referrer = referControl({
+  form: document.getElementById('refer-form'),
+  selected: () => job,
+  refer: (fields) => sock.request('incident.refer', fields),
+  done: (inc) => {
+    job = inc;
+    paint();
+  },
+});
 
 // ---- wiring ------------------------------------------------------------------------------
 

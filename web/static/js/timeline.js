@@ -1,7 +1,7 @@
 // One line of an incident's event log, in words: "Responder A. Wang — accepted the offer".
 import { t, has } from './i18n.js';
 
-const SKIP = new Set(['incident_id', 'id', 'offer_id']);
+const SKIP = new Set(['incident_id', 'id', 'offer_id', 'case_id']);
 
 function value(key, v, nameOf, kind) {
   if (v === null || v === undefined || v === '') return null;
