@@ -156,6 +156,12 @@ class Privacy(msgspec.Struct, forbid_unknown_fields=True):
     retention_days: int = 180
 
 
+class Mediation(msgspec.Struct, forbid_unknown_fields=True):
+    # issue 14: a new case in an area some mediator belongs to reaches that area's watching mediators this
+    # long before the other mediators (mediation/area.py); 0: everyone at once
+    area_first_s: float = 60
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     server: Server = msgspec.field(default_factory=Server)
     database: Database = msgspec.field(default_factory=Database)
@@ -167,6 +173,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     web: Web = msgspec.field(default_factory=Web)
     privacy: Privacy = msgspec.field(default_factory=Privacy)
     push: Push = msgspec.field(default_factory=Push)
+    mediation: Mediation = msgspec.field(default_factory=Mediation)
 
 
 def config_path(env: dict[str, str]) -> Path | None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from grids.rules import GridRef
 from infra.errors import BadRequest, Conflict, Forbidden, NotFound
 from infra.identity import Account
 
@@ -138,6 +139,7 @@ class Case:
     outcome_note: str | None = None
     settled_sha256: str | None = None
     opened_by: Opener | None = None   # a case opened for visitors; None when a party filed it
+    grid: GridRef | None = None       # the grid it lies in (issue 14), from a position or a code at opening
 
     @property
     def joined(self) -> tuple[Party, ...]:

@@ -5,20 +5,25 @@ back as `rules.Case`; messages as dicts in the wire shape of contract §3.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
+from grids.rules import GridRef
 from infra.accounts import shown_name
 from infra.db import Conn, sql_list
 from infra.formats import iso
+from mediation.area import COMMUNITY_CHILD, Membership
 from mediation.rules import FINAL, Agreement, Case, Opener, Party, Person, Signature, Status
 
 FINAL_SQL = sql_list(Status, FINAL)
 
 CASE_SELECT = """
-SELECT c.*, m.name AS mediator_name, s.sha256 AS settled_sha256, o.name AS opener_name
+SELECT c.*, m.name AS mediator_name, s.sha256 AS settled_sha256, o.name AS opener_name,
+       g.name AS grid_name, g.path AS grid_path
 FROM cases c
+LEFT JOIN grids g ON g.code = c.grid_code
 LEFT JOIN accounts m ON m.id = c.mediator_id
 LEFT JOIN accounts o ON o.id = c.filer_id AND c.opened_by_role IS NOT NULL
 LEFT JOIN settlements s ON s.case_id = c.id
@@ -65,10 +70,20 @@ async def _assemble(conn: Conn, rows: list[asyncpg.Record]) -> list[Case]:
             parties=tuple(parties[r["id"]]), agencies=tuple(agencies[r["id"]]),
             opened_by=Opener(str(r["filer_id"]), r["opener_name"] or "", r["opened_by_role"])
             if r["opened_by_role"] else None,
+            grid=_grid(r),
             agreement=None if ag is None else Agreement(
                 id=str(ag["id"]), text=ag["text"], sha256=ag["sha256"], proposed_at=ag["proposed_at"],
                 sign_code=ag["sign_code"], signatures=tuple(sigs[ag["id"]]))))
     return out
+
+
+def _grid(r: asyncpg.Record) -> GridRef | None:
+    """The case's grid; one a later import removed keeps its code (no foreign key: figures keep their grid)."""
+    if r["grid_code"] is None:
+        return None
+    if r["grid_path"] is None:
+        return GridRef(r["grid_code"], r["grid_code"], (r["grid_code"],))
+    return GridRef(r["grid_code"], r["grid_name"], tuple(r["grid_path"]))
 
 
 async def get_case(conn: Conn, case_id: str) -> Case | None:
@@ -99,15 +114,33 @@ async def cases_of(conn: Conn, account_id: str, limit: int = 100) -> list[Case]:
 
 
 async def insert_case(conn: Conn, filer_id: str, category: str, summary: str,
-                      request_id: str | None = None, opened_by_role: str | None = None) -> str | None:
+                      request_id: str | None = None, opened_by_role: str | None = None,
+                      grid_code: str | None = None) -> str | None:
     """The new case's id; None if this filer already opened a case with this request_id.
     `opened_by_role`: a staff member (the filer_id) opened it for visitors."""
     v = await conn.fetchval(
-        "INSERT INTO cases (ref_no, filer_id, category, summary, request_id, opened_by_role)"
-        " VALUES ('M-' || nextval('case_ref_seq'), $1, $2, $3, $4, $5)"
+        "INSERT INTO cases (ref_no, filer_id, category, summary, request_id, opened_by_role, grid_code)"
+        " VALUES ('M-' || nextval('case_ref_seq'), $1, $2, $3, $4, $5, $6)"
         " ON CONFLICT (filer_id, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING id",
-        filer_id, category, summary, request_id, opened_by_role)
+        filer_id, category, summary, request_id, opened_by_role, grid_code)
     return None if v is None else str(v)
+
+
+async def area_of(conn: Conn, account_id: str) -> list[Membership]:
+    """The grids an account belongs to (account_grids), for mediation/area.py."""
+    rows = await conn.fetch("SELECT g.code, g.level, g.parent FROM account_grids ag JOIN grids g ON g.code = ag.code"
+                            " WHERE ag.account_id = $1 ORDER BY g.code", account_id)
+    return [Membership(r["code"], r["level"], r["parent"]) for r in rows]
+
+
+async def area_staffed(conn: Conn, path: Sequence[str]) -> bool:
+    """Whether some mediator's area (mediation/area.py: a grid's community, any other level itself) holds a
+    case whose grid has this path."""
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM account_grids ag JOIN accounts a ON a.id = ag.account_id"
+        " JOIN grids g ON g.code = ag.code WHERE a.role = 'mediator' AND NOT a.disabled"
+        f" AND (CASE WHEN g.level = '{COMMUNITY_CHILD}' THEN COALESCE(g.parent, g.code) ELSE g.code END)"
+        " = ANY($1::text[]))", list(path)))
 
 
 async def opened_cases(conn: Conn, account_id: str, limit: int = 100) -> list[Case]:

@@ -72,6 +72,7 @@ def case_view(case: Case, viewer: Viewer) -> dict[str, Any]:
         "join_code": named[0].join_code if sees_codes and named else None,
         "outcome_note": case.outcome_note,
         "version": case.version,
+        "grid": case.grid.view() if case.grid else None,
         "created_at": iso(case.created_at), "updated_at": iso(case.updated_at),
         "closed_at": iso(case.closed_at),
     }

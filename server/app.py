@@ -95,7 +95,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         dispatch.on_offer(OfferTexts(outbox, cfg))
         outbox.offer_open = dispatch.reads.offer_open
         mediation = MediationService(pool, redis, keys, bus.publish_many, outbox, cfg.server.public_url,
-                                     sms_countries(cfg))
+                                     sms_countries(cfg), area_first_s=cfg.mediation.area_first_s)
         feeds = Feeds(mediation, bus, keys)
         mediation.feeds = feeds
         hub = Hub(app, cfg, pool, redis, bus, keys, metrics)

@@ -113,9 +113,11 @@ export function createView(S, on) {
     h('span', { class: 'row-top' },
       h('strong', { class: 'ref', text: c.ref_no }),
       h('span', { class: `badge case-${c.status}`, text: t(`case.${c.status}`) }),
+      c.in_area ? h('span', { class: 'badge badge-area', testid: 'in-area', text: t('mediate.inArea') }) : null,
       h('span', { class: 'cat', text: t(`casecat.${c.category}`) })),
     h('span', { class: 'summary', text: c.summary || '' }),
-    h('span', { class: 'row-meta', text: t('mediate.rowMeta', { n: others, when: fmtWhen(c.created_at) }) })));
+    h('span', { class: 'row-meta', text: t('mediate.rowMeta', { n: others, when: fmtWhen(c.created_at) }) }),
+    c.grid ? h('span', { class: 'row-meta row-grid', testid: 'case-grid', text: t('mediate.rowGrid', { name: c.grid.name }) }) : null));
   }
 
   function renderCases() {

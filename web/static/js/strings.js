@@ -604,4 +604,8 @@ export default {
   'newcall.metres': ['{m} m away', '相距 {m} 米'],
   'channel.phone': ['Phone call', '电话'],
   'channel.walk_in': ['At the counter', '窗口来访'],
+  // mediation by grid (issue 14)
+  'mediate.groupArea': ['Your area: waiting for a mediator', '本辖区：等待受理'],
+  'mediate.inArea': ['Your area', '本辖区'],
+  'mediate.rowGrid': ['Area: {name}', '网格：{name}'],
 };
