@@ -1,0 +1,110 @@
+// The dispatch console's areas (issue 14): the grids from GET /api/grids drawn on the map and
+// coloured by their open incidents (with a legend), a district › street › community › grid tree,
+// and the area the queue is limited to — picked on the map or in the tree, "All areas" to reset.
+// The pick is the caller's (onPick(code|null) sends queue.watch with `grids`). No grids (none
+// imported, or a server without them): no borders, no tree, no legend; the console works as before.
+import { t } from './i18n.js';
+import { getJSON } from './api.js';
+import { h } from './ui.js';
+import { SCALE, stepLabel, buildTree, gridOf, refetchDelay } from './grid-state.js';
+
+export const REFETCH_MS = 4000; // the colouring follows the incidents, fetched at most this often
+
+export function gridAreas({ map, token, onPick, els }) {
+  let features = [];
+  let byCode = new Map(); // code -> gridOf(feature)
+  let chosen = null; // the area's code, or null for all areas
+  let lastAt = null;
+  let timer = null;
+  let inFlight = false;
+
+  async function load() {
+    timer = null;
+    if (inFlight) return;
+    inFlight = true;
+    lastAt = Date.now();
+    try {
+      const fc = await getJSON('/api/grids', token());
+      features = (fc && Array.isArray(fc.features)) ? fc.features : [];
+    } catch {
+      features = []; // no grids here: the console without areas
+    } finally {
+      inFlight = false;
+    }
+    byCode = new Map(features.map((f) => [gridOf(f).code, gridOf(f)]));
+    map.setGrids(features, (code) => pick(code));
+    if (chosen && !byCode.has(chosen)) chosen = null;
+    paint();
+  }
+
+  /** Incidents changed: fetch the colouring again, at most every REFETCH_MS. */
+  function changed() {
+    if (timer !== null) return;
+    timer = setTimeout(load, refetchDelay(lastAt, Date.now(), REFETCH_MS));
+  }
+
+  function pick(code) {
+    chosen = code || null;
+    map.chooseGrid(chosen);
+    paint();
+    onPick(chosen);
+  }
+
+  function paint() {
+    const any = features.length > 0;
+    els.treeBox.hidden = !any;
+    els.legend.hidden = !any;
+    paintBar();
+    if (!any) {
+      els.tree.replaceChildren();
+      return;
+    }
+    const open = new Set([...els.tree.querySelectorAll('details[open]')].map((d) => d.dataset.code));
+    if (chosen) for (const c of (byCode.get(chosen) || {}).path || []) open.add(c); // show where the pick is
+    els.tree.replaceChildren(branch(buildTree(features), open));
+    els.legend.replaceChildren(
+      h('span', { class: 'key legend-title', text: t('dispatch.gridLegend') }),
+      ...SCALE.map((s) => h('span', { class: 'key' },
+        h('span', { class: 'swatch', attrs: { 'aria-hidden': 'true', style: `background:${s.colour}` } }),
+        h('span', { text: stepLabel(s) }))));
+  }
+
+  function branch(nodes, open) {
+    return h('ul', { class: 'grid-tree-list' }, nodes.map((n) => {
+      const button = h('button', {
+        class: `link grid-pick${n.code === chosen ? ' chosen' : ''}`,
+        testid: 'grid-pick',
+        data: { code: n.code, level: n.level },
+        attrs: { type: 'button', 'aria-pressed': n.code === chosen ? 'true' : 'false' },
+        text: t('dispatch.gridPick', { name: n.name, n: n.open }),
+        on: { click: () => pick(n.code) },
+      });
+      if (!n.children.length) return h('li', {}, button);
+      const details = h('details', { data: { code: n.code }, attrs: { open: open.has(n.code) } },
+        h('summary', { text: `${n.name} · ${t(`gridlevel.${n.level}`)}` }),
+        button,
+        branch(n.children, open));
+      return h('li', {}, details);
+    }));
+  }
+
+  function paintBar() {
+    const g = chosen ? byCode.get(chosen) : null;
+    els.current.dataset.code = chosen || '';
+    els.current.textContent = g ? `${g.name} · ${t(`gridlevel.${g.level}`)}` : t('dispatch.areaEverywhere');
+    els.all.hidden = !chosen;
+  }
+
+  els.all.addEventListener('click', () => {
+    pick(null);
+    els.current.focus();
+  });
+
+  return {
+    load,
+    changed,
+    chosen: () => chosen,
+    /** Repaint in the page's language. */
+    relabel: () => paint(),
+  };
+}
