@@ -64,9 +64,13 @@ export function gridAreas({ map, token, onPick, els }) {
     els.tree.replaceChildren(branch(buildTree(features), open));
     els.legend.replaceChildren(
       h('span', { class: 'key legend-title', text: t('dispatch.gridLegend') }),
-      ...SCALE.map((s) => h('span', { class: 'key' },
-        h('span', { class: 'swatch', attrs: { 'aria-hidden': 'true', style: `background:${s.colour}` } }),
-        h('span', { text: stepLabel(s) }))));
+      ...SCALE.map((s) => h('span', { class: 'key' }, swatch(s.colour), h('span', { text: stepLabel(s) }))));
+  }
+
+  function swatch(colour) {
+    const el = h('span', { class: 'swatch', attrs: { 'aria-hidden': 'true' } });
+    el.style.backgroundColor = colour; // through the CSSOM: the pages' CSP refuses style attributes
+    return el;
   }
 
   function branch(nodes, open) {
