@@ -9,6 +9,8 @@ import { h } from './ui.js';
 import { SCALE, stepLabel, buildTree, gridOf, refetchDelay } from './grid-state.js';
 
 export const REFETCH_MS = 4000; // the colouring follows the incidents, fetched at most this often
+// and this often anyway: with an area chosen, the changes elsewhere may not reach this console
+export const POLL_MS = 20000;
 
 export function gridAreas({ map, token, onPick, els }) {
   let features = [];
@@ -98,6 +100,10 @@ export function gridAreas({ map, token, onPick, els }) {
     els.current.textContent = g ? `${g.name} · ${t(`gridlevel.${g.level}`)}` : t('dispatch.areaEverywhere');
     els.all.hidden = !chosen;
   }
+
+  setInterval(() => {
+    if (lastAt !== null && !document.hidden) changed();
+  }, POLL_MS);
 
   els.all.addEventListener('click', () => {
     pick(null);
