@@ -16,13 +16,16 @@ lower case, single spaces) and matched against name, aliases and address. Rankin
     1  the name or an alias starts with it
     2  the name or an alias contains it
     3  the address contains it
-    4  only similar (pg_trgm word similarity: a typo)
+    4  only after correcting a typo
 
-within a tier a match in the name before one in an alias, then by similarity, then the shorter name.
+within a tier a match in the name before one in an alias, then the shorter name.
 A query holding two adjacent CJK characters is matched through the stored CJK bigrams and a substring
 test (whatever the database's locale); other queries of three or more characters through pg_trgm
-(substring, or word similarity for a typo, tried only when nothing matched as typed); shorter ones
-("医", "li") match the start of a name or alias only: anything more would be most of the city.
+(substring); shorter ones ("医", "li") match the start of a name or alias only: anything more would be
+most of the city. A typo is looked for only when nothing matched as typed, the way pg_trgm's manual
+suggests: each word of the query that is not a word of any place's name or aliases is replaced by the
+most similar one that is (the vocabulary `place_words`, a few thousand rows however many places), and
+the places holding every corrected word are the answer.
 Substring matches are read up to places_store.CANDIDATES, then ranked.
 """
 from __future__ import annotations
@@ -70,6 +73,11 @@ class Place:
     def names(self) -> str:
         """Name and aliases in one normalised text (a typo is looked for there)."""
         return " | ".join([self.name_key, *self.alias_keys])
+
+    @property
+    def words(self) -> list[str]:
+        """The words of the name and aliases a typo can be corrected to (words_of)."""
+        return words_of(" ".join([self.name_key, *self.alias_keys]))
 
     @property
     def search(self) -> str:
@@ -120,6 +128,24 @@ def grams(text: str) -> list[str]:
         else:
             prev = ""
     return sorted(out)
+
+
+_WORD = re.compile(r"[^\W_]+")
+WORD_MIN = 3
+
+
+def words_of(text: str) -> list[str]:
+    """The words of a normalised text that a typo stage looks up: letters or digits, at least WORD_MIN long,
+    no CJK (Chinese is matched by its characters, not by words) and not only digits (a house number is
+    never "corrected" to another), each once, in order."""
+    out = [w for w in _WORD.findall(text)
+           if len(w) >= WORD_MIN and not w.isdigit() and not any(is_cjk(ch) for ch in w)]
+    return list(dict.fromkeys(out))
+
+
+def corrected(key: str, fixes: dict[str, str]) -> str:
+    """The query with each word replaced by its correction (a word without one stays as typed)."""
+    return _WORD.sub(lambda m: fixes.get(m.group(0), m.group(0)), key)
 
 
 def stable_id(name: str, address: str) -> str:
@@ -264,6 +290,7 @@ class Query:
     mode: str                # "prefix" (1-2 characters), "cjk" (bigrams), "text" (trigrams)
     grams: tuple[str, ...]   # the CJK bigrams every match holds (mode "cjk")
     like: str                # the key with LIKE's wildcards escaped
+    words: tuple[str, ...] = ()   # the words a typo stage may correct (mode "text")
 
 
 def escape_like(s: str) -> str:
@@ -274,7 +301,7 @@ def plan_query(q: str) -> Query:
     key = normalise(q)[:QUERY_MAX]
     bigrams = tuple(g for g in grams(key) if len(g) == 2)
     mode = "cjk" if bigrams else "prefix" if len(key) < 3 else "text"
-    return Query(key, mode, bigrams, escape_like(key))
+    return Query(key, mode, bigrams, escape_like(key), tuple(words_of(key)) if mode == "text" else ())
 
 
 def check_limit(limit: int | None) -> int:

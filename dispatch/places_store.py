@@ -10,8 +10,7 @@ from dispatch import places as pl
 from infra.db import Conn
 
 BATCH = 1000
-CANDIDATES = 200     # rows a substring or similarity stage reads at most
-SIMILAR_TIMEOUT_MS = 100
+CANDIDATES = 200     # rows a substring or typo stage reads at most
 SEP = "\x1f"         # joins a row's array values into one text: unnest() cannot take ragged 2-D arrays
 
 # one statement per batch; each row is written whole or not at all. A row equal to the stored one is
@@ -30,6 +29,10 @@ WHERE (places.name, places.address, places.aliases, places.lat, places.lon)
       IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.address, EXCLUDED.aliases, EXCLUDED.lat, EXCLUDED.lon)
 RETURNING (xmax = 0) AS added
 """
+
+
+# the vocabulary the typo stage corrects to (only ever grows: a word no place has any more finds nothing)
+WORDS_SQL = "INSERT INTO place_words (word) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING"
 
 
 @dataclass
@@ -58,6 +61,7 @@ async def upsert(conn: Conn, places: list[pl.Place]) -> Summary:
                                  [_join(p.alias_keys) for p in batch], [p.search for p in batch],
                                  [_join(pl.grams(p.search)) for p in batch], [p.names for p in batch]]
         rows = await conn.fetch(UPSERT_SQL, *cols)
+        await conn.execute(WORDS_SQL, sorted({w for p in batch for w in p.words}))
         added = sum(1 for r in rows if r["added"])
         out.added += added
         out.updated += len(rows) - added
@@ -77,8 +81,8 @@ async def get(conn: Conn, place_id: str) -> pl.Place | None:
 _COLS = "id, name, address, aliases, lat, lon, name_key, alias_keys"
 
 # Each stage is cheap whatever the size of the city: it stops at a LIMIT in index order (prefix) or at
-# the first rows found (substring, similar), never ranks every match. Later stages run only while the
-# earlier ones found fewer than the limit (the similar stage: none); Python ranks the union
+# the first rows found (substring, typo), never ranks every match. Later stages run only while the
+# earlier ones found fewer than the limit (the typo stage: none); Python ranks the union
 # (dispatch/places.py, one rule).
 PREFIX_SQL = (f"(SELECT {_COLS}, 0::real AS sim FROM places WHERE name_key LIKE $1 || '%' ORDER BY name_key"
               f" LIMIT $2) UNION ALL (SELECT {_COLS}, 0::real FROM places WHERE alias_keys @> ARRAY[$3] LIMIT $2)")
@@ -89,22 +93,28 @@ SUBSTRING_SQL = {
     # 3+ characters: the trigram index
     "text": f"SELECT {_COLS}, 0::real AS sim FROM places WHERE search LIKE '%' || $1 || '%' LIMIT $2",
 }
-# a typo: a name or alias with words like the query (pg_trgm word similarity, over
-# pg_trgm.word_similarity_threshold; not the address: its "Road" would make every row a candidate); this
-# stage reads every row sharing enough trigrams (tens of ms in a city of 100,000), so it runs only when
-# nothing matched as typed
-SIMILAR_SQL = f"SELECT {_COLS}, word_similarity($1, names) AS sim FROM places WHERE $1 <% names LIMIT $2"
+# a typo: each word of the query that no place has, replaced by the most similar word that one has
+# (pg_trgm similarity over the vocabulary, a KNN scan of its GiST index: the nearest only)
+FIX_SQL = """SELECT q, (SELECT word FROM place_words WHERE word % q ORDER BY word <-> q, word LIMIT 1) AS fix
+FROM unnest($1::text[]) AS q WHERE NOT EXISTS (SELECT 1 FROM place_words WHERE word = q)"""
+
+
+def all_words_sql(n: int) -> str:
+    """The places holding each of n words (the trigram index, like the substring stage; one LIKE a word:
+    `LIKE ALL (array)` is not served by a GIN index). $1 is the limit, $2… the patterns."""
+    every = " AND ".join(f"search LIKE ${i + 2}" for i in range(n))
+    return f"SELECT {_COLS}, 0::real AS sim FROM places WHERE {every} LIMIT $1"
 
 
 async def search(conn: Conn, q: str, limit: int) -> list[dict[str, Any]]:
     """Places matching q, best first (dispatch/places.py), at most `limit`.
 
     Planned for the query at hand (plan_cache_mode): a plan made for any query (what a prepared
-    statement gets after a few runs) cannot know how many rows a pattern matches, and may read them all.
-    The similar stage is cut off at SIMILAR_TIMEOUT: a typo's places are a help, never worth a wait."""
+    statement gets after a few runs) cannot know how many rows a pattern matches, and may read them all."""
     query = pl.plan_query(q)
     if not query.key:
         return []
+    key = query.key     # what the matches are ranked against: the query, or the query corrected
     found: dict[str, asyncpg.Record] = {}
 
     def add(rows: list[asyncpg.Record]) -> None:
@@ -116,13 +126,12 @@ async def search(conn: Conn, q: str, limit: int) -> list[dict[str, Any]]:
         if len(found) < limit and query.mode != "prefix":
             extra: list[Any] = [list(query.grams)] if query.mode == "cjk" else []
             add(await conn.fetch(SUBSTRING_SQL[query.mode], query.like, CANDIDATES, *extra))
-        if not found and query.mode == "text":    # the costly stage: only when nothing matched as typed
-            await conn.execute(f"SET LOCAL statement_timeout = {SIMILAR_TIMEOUT_MS}")
-            try:
-                async with conn.transaction():
-                    add(await conn.fetch(SIMILAR_SQL, query.key, CANDIDATES))
-            except asyncpg.QueryCanceledError:
-                pass
-    ranked = sorted(found.values(), key=lambda r: pl.rank_key(query.key, r["name_key"], list(r["alias_keys"]),
+        if not found and query.words:    # a typo, or the words in another order: only when nothing matched
+            fixes = {r["q"]: r["fix"] for r in await conn.fetch(FIX_SQL, list(query.words)) if r["fix"]}
+            if fixes or len(query.words) > 1:
+                key = pl.corrected(query.key, fixes)
+                patterns = [f"%{pl.escape_like(w)}%" for w in pl.words_of(key)]
+                add(await conn.fetch(all_words_sql(len(patterns)), CANDIDATES, *patterns))
+    ranked = sorted(found.values(), key=lambda r: pl.rank_key(key, r["name_key"], list(r["alias_keys"]),
                                                                pl.normalise(r["address"]), r["sim"]))
     return [_row_place(r).view() for r in ranked[:limit]]

@@ -100,3 +100,10 @@ async def test_call_taker_keyboard_only(cluster: Any, fake: Any, open_page: Open
     await expect(disp.get_by_test_id("newcall-linked")).to_have_attribute("data-incident-id", iid or "")
     await kb.press("Escape")
     await expect(form).to_be_hidden()
+    # the incident's panel names the caller and the call-taker, never the caller's phone
+    await row.click()
+    reporter = disp.locator("#d-reporter")
+    await expect(reporter).to_contain_text("Zhao Lan")
+    await expect(reporter).to_contain_text("Zhang Min")
+    await expect(reporter).to_contain_text("call taken by" if lang == "en" else "接警登记")
+    assert "8333" not in (await reporter.text_content() or "")

@@ -130,6 +130,8 @@ async def test_search_chinese_english_ranked_ws_and_http(hl, tmp_path):
     assert await names("guangming hospital", limit=1) == ["光明医院"]
     # a typo, when nothing matches as typed
     assert (await names("guangmng hospitl"))[:2] == ["光明医院", "徐汇光明医院"]
+    # the words in another order, one of them mistyped
+    assert set(await names("hospitl guangming")) >= {"光明医院", "徐汇光明医院"}
     # an address in English or Chinese; an alias in Chinese
     assert await names("Yucai Avenue") == ["和平公园", "育才中学"]
     assert await names("育才") == ["育才中学", "和平公园"]

@@ -82,3 +82,15 @@ def test_ranking_exact_then_prefix_then_contains_then_address_then_similar():
     }
     order = sorted(rows, key=lambda k: rows[k])
     assert order == ["exact", "alias-exact", "prefix", "prefix-long", "contains", "address", "similar"]
+
+
+def test_words_a_typo_stage_may_correct_leave_out_chinese_numbers_and_short_words() -> None:
+    assert pl.words_of("光明医院 | guangming hospital | no. 12 road 3b xuhui_guangming") == \
+        ["guangming", "hospital", "road", "xuhui"]
+    assert pl.words_of("光明医院 12") == []
+
+
+def test_a_corrected_query_replaces_whole_words_only() -> None:
+    fixes = {"hospitl": "hospital", "guangmng": "guangming"}
+    assert pl.corrected("guangmng hospitl no. 3", fixes) == "guangming hospital no. 3"
+    assert pl.corrected("hospitls", fixes) == "hospitls"      # not a word of the query: left as typed

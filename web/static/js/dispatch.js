@@ -348,10 +348,13 @@ function paintDetail() {
   document.getElementById('d-ref').textContent = inc.ref_no;
   document.getElementById('d-status').textContent = t(`status.${inc.status}`);
   document.getElementById('d-category').textContent = t(`category.${inc.category}`);
-  document.getElementById('d-reporter').textContent = (inc.reporter && inc.reporter.name) || t('common.anonymous');
+  // a call-taker's incident: the caller, and who took the call (issue 13)
+  const who = inc.opened_by ? inc.caller_name : inc.reporter && inc.reporter.name;
+  document.getElementById('d-reporter').textContent = (who || t('common.anonymous'))
+    + (inc.opened_by ? ` · ${t('dispatch.openedBy', { name: inc.opened_by.name || '—' })}` : '');
   document.getElementById('d-channel').textContent = t(`channel.${inc.channel}`);
   document.getElementById('d-location').textContent = inc.lat === null || inc.lat === undefined
-    ? t('dispatch.noLocation')
+    ? (inc.address ? `${inc.address}${t('punct.open')}${t('dispatch.noLocation')}${t('punct.close')}` : t('dispatch.noLocation'))
     : `${inc.lat.toFixed(5)}, ${inc.lon.toFixed(5)}${inc.accuracy_m ? `${t('punct.open')}±${fmtKm(inc.accuracy_m / 1000)}${inc.accuracy_m > ROUGH_M ? `${t('punct.list')}${t('dispatch.rough')}` : ''}${t('punct.close')}` : ''}`;
   paintLocate(inc);
   document.getElementById('d-note').textContent = inc.note || '—'; // resident text: as text

@@ -566,6 +566,7 @@ export default {
   'visit.openIt': ['Show the case', '查看案件'],
   'visit.another': ['Register another case', '登记下一宗'],
   'mediate.openedBy': ['registered at the counter by {name}', '由 {name} 在窗口登记'],
+  'dispatch.openedBy': ['call taken by {name}', '{name} 接警登记'],
   'event.opened_for_caller': ['opened it for a caller', '代来电人创建事件'],
   'event.linked': ['attached a call', '合并来电'],
   'field.caller_name': ['caller', '来电人'],
