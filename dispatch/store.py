@@ -275,3 +275,10 @@ async def orphans(conn: Conn, older_than_s: float, limit: int) -> list[asyncpg.R
         f"SELECT id, skill, lat, lon, radius_km FROM incidents WHERE status = '{lc.Status.QUEUED}'"
         " AND updated_at <= now() - make_interval(secs => $1) ORDER BY priority, created_at LIMIT $2",
         float(older_than_s), limit)
+
+
+async def open_by_grid(conn: Conn) -> dict[str, int]:
+    """{grid code: open incidents tagged with it} (the map's colours: GET /api/grids); one index scan."""
+    rows = await conn.fetch("SELECT grid_code, count(*) AS n FROM incidents"
+                            f" WHERE grid_code IS NOT NULL AND status NOT IN ({FINAL_SQL}) GROUP BY grid_code")
+    return {r["grid_code"]: r["n"] for r in rows}

@@ -17,6 +17,8 @@ from shapely import Point
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from infra.errors import BadRequest
+
 
 class Level(enum.IntEnum):
     """Depth in the tree, district at the top."""
@@ -76,3 +78,10 @@ def innermost(candidates: Iterable[Candidate], lat: float, lon: float) -> GridRe
         if best is None or key < best:
             best, found = key, c.ref
     return found
+
+
+def check_account_grids(role: str, codes: Iterable[str]) -> None:
+    """Who may belong to grids: every staff role (a grid worker, a community's mediator, a dispatcher's
+    area, an agency's coverage, a front desk's community); never a resident."""
+    if role == "resident" and any(True for _ in codes):
+        raise BadRequest("grids: a resident belongs to no grid")

@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 _CLOSE = object()   # queued after the last frame a connection gets before it is closed (1008)
 _encode = msgspec.json.Encoder().encode     # answers and pushes: compact JSON, a few times faster than json
 
-SESSION_SQL = ("SELECT a.*, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS revoked"
-               " FROM accounts a WHERE a.id = $1")
+SESSION_SQL = ("SELECT a.*, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS revoked,"
+               f" {accounts.GRIDS_COLUMN} FROM accounts a WHERE a.id = $1")
 
 # every (account, token) of a node's sessions at once: the account as it is now and whether the token was revoked
 RECHECK_SQL = ("SELECT t.account_id::text AS account_id, t.jti, a.id, a.role, a.disabled, a.session_epoch,"

@@ -16,6 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from handlers import messages as m
 from handlers import transport, wire
+from handlers.apidoc import BEARER, LOOPBACK, route_doc
 from handlers.connection import authenticate
 from handlers.context import BUS, CONFIG, DISPATCH, KEYS, METRICS, POOL, PUSH, REDIS, TOKENS
 from handlers.static import StaticFiles, compress_json
@@ -158,10 +159,12 @@ async def bearer_claims(request: web.Request) -> tuple[dict[str, Any], Claims]:
 
 
 # ---------------------------------------------------------------- health and metrics
+@route_doc()
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+@route_doc(statuses={503: "not ready: the database or Redis does not answer"})
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
     failed: dict[str, str] = {}
@@ -188,6 +191,7 @@ def _loopback(request: web.Request) -> bool:
         return False
 
 
+@route_doc(auth=LOOPBACK, answers="text/plain")
 async def metrics(request: web.Request) -> web.Response:
     if not _loopback(request):
         raise Forbidden("metrics are served on loopback only")
@@ -206,6 +210,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 # ---------------------------------------------------------------- auth
+@route_doc(body=LoginBody)
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
     app = request.app
@@ -240,6 +245,7 @@ async def _count_new_device(request: web.Request) -> None:
                               " or call the emergency number")
 
 
+@route_doc(body=DeviceBody)
 async def device(request: web.Request) -> web.Response:
     body = await read_json(request, DeviceBody)
     app = request.app
@@ -253,6 +259,7 @@ async def device(request: web.Request) -> web.Response:
                               "account": accounts.account_view(row)})
 
 
+@route_doc(auth=BEARER)
 async def logout(request: web.Request) -> web.Response:
     """Revoke this token: it is refused from now on, and its open connections close (1008); the account's
     push subscriptions are dropped (no alerts on a device nobody is signed in on)."""
@@ -267,6 +274,7 @@ async def logout(request: web.Request) -> web.Response:
 
 
 # ---------------------------------------------------------------- help and incidents
+@route_doc(body=m.HelpFields, auth=BEARER)
 async def post_help(request: web.Request) -> web.Response:
     account = await bearer(request)
     if account["role"] != "resident":
@@ -279,6 +287,7 @@ async def post_help(request: web.Request) -> web.Response:
     return web.json_response({"incident": inc}, status=201 if created else 200)
 
 
+@route_doc(auth=BEARER)
 async def get_incident(request: web.Request) -> web.Response:
     account = await bearer(request)
     iid = request.match_info["id"]
@@ -291,6 +300,7 @@ async def get_incident(request: web.Request) -> web.Response:
     return web.json_response(data)
 
 
+@route_doc()
 async def public_config(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
     w = cfg.web
@@ -311,10 +321,12 @@ def page(name: str) -> Any:
     return serve
 
 
+@route_doc(answers="application/octet-stream")
 async def static_file(request: web.Request) -> web.StreamResponse:
     return request.app[STATIC].response(request, request.match_info["path"])
 
 
+@route_doc(answers="text/javascript")
 async def service_worker(request: web.Request) -> web.StreamResponse:
     """The resident page's offline shell; served from the root so that its scope covers `/`."""
     path = WEB / "sw.js"

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from dispatch import places, places_store
 from dispatch.intake import Caller, Intake
+from handlers.apidoc import BEARER, Param, route_doc
 from handlers.connection import Connection
 from handlers.context import DISPATCH, POOL
 from handlers.http import bearer
@@ -76,6 +77,8 @@ async def places_search(ctx: Connection, msg: PlacesSearch) -> dict[str, Any]:
     return {"places": await _search(ctx.app, msg.q, msg.limit)}
 
 
+@route_doc(auth=BEARER, query=(Param("q", "what was typed: part of a name, alias or address", True),
+                              Param("limit", "at most this many places (1-50, default 10)", type="integer")))
 async def get_places(request: web.Request) -> web.Response:
     """GET /api/places?q=&limit= (staff, Bearer): the answer of places.search."""
     account = await bearer(request)

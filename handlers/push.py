@@ -6,6 +6,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from handlers.apidoc import BEARER, route_doc
 from handlers.context import PUSH
 from handlers.http import bearer, read_json
 from push.rules import MAX_ENDPOINT
@@ -28,11 +29,13 @@ class UnsubscribeBody(msgspec.Struct):
     endpoint: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ENDPOINT)]
 
 
+@route_doc()
 async def key(request: web.Request) -> web.Response:
     return web.json_response({"public_key": request.app[PUSH].public_key},
                              headers={"Cache-Control": "no-cache"})
 
 
+@route_doc(body=SubscribeBody, auth=BEARER, statuses={201: "subscribed"})
 async def subscribe(request: web.Request) -> web.Response:
     account = await bearer(request)
     body = await read_json(request, SubscribeBody)
@@ -40,6 +43,7 @@ async def subscribe(request: web.Request) -> web.Response:
     return web.json_response({"endpoint": sub.endpoint, "lang": sub.lang}, status=201)
 
 
+@route_doc(body=UnsubscribeBody, auth=BEARER, statuses={204: "unsubscribed"})
 async def unsubscribe(request: web.Request) -> web.Response:
     account = await bearer(request)
     body = await read_json(request, UnsubscribeBody)

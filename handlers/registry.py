@@ -6,6 +6,7 @@ connection and the decoded, validated message, and returns the fields of the `ok
 """
 from __future__ import annotations
 
+import builtins
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,10 +25,11 @@ class Command:
     roles: frozenset[str]
     fn: Handler
     decoder: msgspec.json.Decoder[Any]
+    struct: builtins.type[msgspec.Struct]    # what decoder decodes (the AsyncAPI document shows its schema)
 
 
 def command(type_: str, struct: type[msgspec.Struct], roles: Iterable[str], fn: Handler) -> Command:
-    return Command(type_, frozenset(roles), fn, msgspec.json.Decoder(struct))
+    return Command(type_, frozenset(roles), fn, msgspec.json.Decoder(struct), struct)
 
 
 def table(*commands: Command) -> dict[str, Command]:

@@ -17,6 +17,7 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from handlers.apidoc import LOOPBACK, TWILIO, Param, route_doc
 from handlers.context import CONFIG, POOL, SMS, SMS_ROUTER
 from handlers.http import read_json
 from handlers.sms_routing import InboundRouter
@@ -55,11 +56,13 @@ async def answer(router: InboundRouter, form: Mapping[str, Any]) -> web.Response
     return twiml(await router.handle(phone, str(body), sid[:64]))
 
 
+@route_doc(auth=TWILIO, form=True, answers="text/xml")
 async def inbound(request: web.Request) -> web.Response:
     form = await signed_form(request)
     return await answer(request.app[SMS_ROUTER], form)
 
 
+@route_doc(auth=TWILIO, form=True)
 async def status_callback(request: web.Request) -> web.Response:
     form = await signed_form(request)
     sid, status, code = form.get("MessageSid"), form.get("MessageStatus"), form.get("ErrorCode")
@@ -86,6 +89,7 @@ class SimBody(msgspec.Struct, rename={"from_": "from"}):
     body: Annotated[str, msgspec.Meta(max_length=1600)]
 
 
+@route_doc(body=SimBody, auth=LOOPBACK, answers="text/xml")
 async def simulate(request: web.Request) -> web.Response:
     """Console mode only, loopback only: an inbound text without Twilio (for trainers and testers)."""
     _console_local(request)
@@ -94,6 +98,8 @@ async def simulate(request: web.Request) -> web.Response:
                                             "Body": msg.body})
 
 
+@route_doc(auth=LOOPBACK, query=(Param("phone", "the phone whose texts to read", True),
+                                Param("after", "only texts after this sequence number", type="integer")))
 async def simulate_outbox(request: web.Request) -> web.Response:
     """Console mode only, loopback only: the texts sent to a phone (after the id `after`)."""
     _console_local(request)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import msgspec
 from aiohttp import web
 
+from handlers.apidoc import route_doc
 from handlers.context import CONFIG, KEYS, POOL, REDIS, SMS, TOKENS
 from handlers.http import bearer_claims, read_json
 from infra import accounts, ratelimit
@@ -30,6 +31,7 @@ class OtpVerify(msgspec.Struct):
     keep: bool = False    # extension: link the phone to the caller's own account, or 409 (docs/protocol.md)
 
 
+@route_doc(body=OtpRequest)
 async def otp_request(request: web.Request) -> web.Response:
     app = request.app
     phone = accounts.normalise_phone((await read_json(request, OtpRequest)).phone)
@@ -58,6 +60,7 @@ async def _caller(request: web.Request) -> dict[str, Any] | None:
     return account
 
 
+@route_doc(body=OtpVerify)
 async def otp_verify(request: web.Request) -> web.Response:
     app = request.app
     body = await read_json(request, OtpVerify)

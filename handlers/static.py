@@ -21,7 +21,7 @@ from aiohttp import web
 
 from infra.errors import NotFound
 
-COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml")
+COMPRESSIBLE = ("text/", "application/javascript", "application/json", "image/svg+xml", "application/geo+json")
 MIN_COMPRESS = 1024       # smaller bodies gain less than the header costs
 
 

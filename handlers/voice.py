@@ -16,6 +16,7 @@ import uuid
 from aiohttp import web
 
 from dispatch.service import DispatchService
+from handlers.apidoc import TWILIO, Param, route_doc
 from handlers.context import DISPATCH
 from handlers.sms import signed_form
 from infra.db import Conn
@@ -42,6 +43,7 @@ class Call:
         await calls.record(conn, self.sid, self.offer_id, self.digits)
 
 
+@route_doc(auth=TWILIO, form=True, answers="text/xml", query=(Param("offer", "the offer the call is about", True),))
 async def offer_answer(request: web.Request) -> web.Response:
     form = await signed_form(request)
     offer_id = request.query.get("offer", "")

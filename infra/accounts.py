@@ -18,7 +18,19 @@ SKILL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 def account_view(r: asyncpg.Record) -> dict[str, Any]:
     return {"id": str(r["id"]), "role": r["role"], "name": r["name"], "username": r["username"],
-            "verified": r["verified"], "supervisor": bool(r.get("supervisor"))}
+            "verified": r["verified"], "supervisor": bool(r.get("supervisor")),
+            "grids": list(r.get("grids") or []), "area_limited": bool(r.get("area_limited"))}
+
+
+# the codes of the grids an account works in (`helpline user set NAME --grids`), for account_view: a column of
+# `SELECT a.*, ... FROM accounts a`
+GRIDS_COLUMN = "ARRAY(SELECT ag.code FROM account_grids ag WHERE ag.account_id = a.id ORDER BY ag.code) AS grids"
+AREA_ROLES = frozenset({"dispatcher"})     # who may be limited to their grids (docs/protocol.md "Grids")
+
+
+def check_area_limited(role: str, area_limited: bool | None) -> None:
+    if area_limited and role not in AREA_ROLES:
+        raise BadRequest("area_limited: only dispatchers can be limited to an area")
 
 
 SUPERVISOR_ROLES = frozenset({"dispatcher", "admin"})   # who may be marked a supervisor (texted about escalations)
@@ -66,7 +78,8 @@ def normalise_phone(raw: str, region: str = "CN") -> str:
 
 
 async def create(conn: Conn, *, username: str, role: str, password: str, name: str | None = None,
-                 skills: list[str] | None = None, phone: str | None = None, supervisor: bool = False) -> str:
+                 skills: list[str] | None = None, phone: str | None = None, supervisor: bool = False,
+                 area_limited: bool = False) -> str:
     if not USERNAME.match(username):
         raise BadRequest("username: 1-64 letters, digits, _ . @ - (starting with a letter or digit)")
     if role not in ROLES:
@@ -79,15 +92,16 @@ async def create(conn: Conn, *, username: str, role: str, password: str, name: s
     if skills and role != "responder":
         raise BadRequest("only responders have skills")
     check_supervisor(role, supervisor)
+    check_area_limited(role, area_limited)
     e164 = normalise_phone(phone) if phone else None
     if name is not None:
         check_name(name)
     try:
         async with conn.transaction():
             acc_id = await conn.fetchval(
-                "INSERT INTO accounts (username, role, name, password_hash, phone, verified, supervisor)"
-                " VALUES ($1, $2, $3, $4, $5, true, $6) RETURNING id",
-                username, role, name or username, hash_password(password), e164, supervisor)
+                "INSERT INTO accounts (username, role, name, password_hash, phone, verified, supervisor, area_limited)"
+                " VALUES ($1, $2, $3, $4, $5, true, $6, $7) RETURNING id",
+                username, role, name or username, hash_password(password), e164, supervisor, area_limited)
             if role == "responder":
                 await conn.execute("INSERT INTO responders (account_id, skills) VALUES ($1, $2)",
                                    acc_id, sorted(set(skills or [])))
@@ -98,11 +112,11 @@ async def create(conn: Conn, *, username: str, role: str, password: str, name: s
 
 
 async def by_id(conn: Conn, account_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM accounts WHERE id = $1", account_id)
+    return await conn.fetchrow(f"SELECT a.*, {GRIDS_COLUMN} FROM accounts a WHERE a.id = $1", account_id)
 
 
 async def by_username(conn: Conn, username: str) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM accounts WHERE username = $1", username)
+    return await conn.fetchrow(f"SELECT a.*, {GRIDS_COLUMN} FROM accounts a WHERE a.username = $1", username)
 
 
 async def check_login(conn: Conn, username: str, password: str) -> asyncpg.Record | None:
@@ -138,16 +152,18 @@ async def for_device(conn: Conn, device_id: str) -> asyncpg.Record:
 
 async def update(conn: Conn, username: str, *, role: str | None = None, name: str | None = None,
                  password: str | None = None, disabled: bool | None = None,
-                 supervisor: bool | None = None, phone: str | None = None) -> tuple[str, bool]:
+                 supervisor: bool | None = None, phone: str | None = None,
+                 area_limited: bool | None = None) -> tuple[str, bool]:
     """(account id, whether its sessions were ended). Role, password and suspension changes end sessions.
-    A role change away from dispatch staff also ends being a supervisor. `phone`: staff only (a resident's
-    phone is proven by a code), "" removes it."""
+    A role change away from dispatch staff also ends being a supervisor, one away from dispatcher being
+    limited to an area. `phone`: staff only (a resident's phone is proven by a code), "" removes it."""
     row = await by_username(conn, username)
     if row is None:
         raise NotFound(f"no account {username!r}")
     if role is not None and role not in ROLES:
         raise BadRequest(f"role must be one of {', '.join(ROLES)}")
     check_supervisor(role or row["role"], supervisor)
+    check_area_limited(role or row["role"], area_limited)
     e164 = None
     if phone is not None:
         if (role or row["role"]) == "resident":
@@ -155,6 +171,8 @@ async def update(conn: Conn, username: str, *, role: str | None = None, name: st
         e164 = normalise_phone(phone) if phone else ""
     if supervisor is None and role is not None and role not in SUPERVISOR_ROLES and row["supervisor"]:
         supervisor = False
+    if area_limited is None and role is not None and role not in AREA_ROLES and row["area_limited"]:
+        area_limited = False
     if password is not None and len(password) < 8:
         raise BadRequest("password must be at least 8 characters")
     if name is not None:
@@ -167,9 +185,10 @@ async def update(conn: Conn, username: str, *, role: str | None = None, name: st
                 "UPDATE accounts SET role = coalesce($2, role), name = coalesce($3, name),"
                 " password_hash = coalesce($4, password_hash), disabled = coalesce($5, disabled),"
                 " session_epoch = session_epoch + $6, supervisor = coalesce($7, supervisor),"
-                " phone = CASE WHEN $8::text IS NULL THEN phone ELSE nullif($8, '') END WHERE id = $1",
+                " phone = CASE WHEN $8::text IS NULL THEN phone ELSE nullif($8, '') END,"
+                " area_limited = coalesce($9, area_limited) WHERE id = $1",
                 row["id"], role, name, hash_password(password) if password else None, disabled, 1 if ends else 0,
-                supervisor, e164)
+                supervisor, e164, area_limited)
         except asyncpg.UniqueViolationError:
             raise Conflict("an account with that phone already exists") from None
         if ends:   # as at logout: no more push alerts to the devices of the sessions that just ended

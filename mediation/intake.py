@@ -49,7 +49,8 @@ class Intake:
     sms_countries: frozenset[str]
     publish: Callable[[list[tuple[str, str]]], Awaitable[None]]
 
-    def _case_changed(self, out: Outbox, case: Case, area_first: float = 0.0) -> None:
+    def _case_changed(self, out: Outbox, case: Case, untaken_before: bool = False,
+                      area_first: float = 0.0) -> None:
         raise NotImplementedError
 
     async def _head_start(self, conn: Conn, case: Case) -> float:
@@ -79,7 +80,7 @@ class Intake:
                                               opened_by_role=actor.role, grid_code=grid.code if grid else None)
             if case_id is not None:
                 case = await self._fill(conn, actor, case_id, named, texted)
-                self._case_changed(out, case, await self._head_start(conn, case))
+                self._case_changed(out, case, area_first=await self._head_start(conn, case))
         if case_id is None:      # the same request_id committed in parallel: that case
             assert request_id is not None
             async with self.pool.acquire() as conn:

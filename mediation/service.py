@@ -68,17 +68,24 @@ class MediationService(SmsParties, Parties, Intake):
         self.feeds: Any = None            # mediation.live.Feeds of this node, set by setup_app
 
     # ---------------------------------------------------------------- events
-    def _case_changed(self, out: Outbox, case: Case, area_first: float = 0.0) -> None:
-        """case.updated to every participant (their own view, on their account channel) and to watchers
-        (`area_first`: what is left of the head start of the case's area's mediators, mediation/area.py)."""
+    def _case_changed(self, out: Outbox, case: Case, untaken_before: bool = False,
+                      area_first: float = 0.0) -> None:
+        """case.updated to every participant (their own view, on their account channel) and to watchers.
+
+        The staff member who opened it for visitors follows it until a mediator takes it, that change
+        included (`untaken_before`): their page shows who took it, then lets it go. `area_first`: what is
+        left of the head start of the case's area's mediators (mediation/area.py)."""
         audience = [(p.account_id, "resident") for p in case.joined if p.account_id]
         audience += [(case.mediator.id, "mediator")] if case.mediator else []
         audience += [(a.id, "agency") for a in case.agencies]
-        if case.opened_by and case.mediator is None:     # its opener follows it until a mediator takes it
+        if case.opened_by and case.mediator is None:
             audience.append((case.opened_by.id, case.opened_by.role))
         for aid, role in audience:
             out.add(self.keys.account_channel(aid),
                     {"type": "case.updated", "case": views.view_for(case, aid, role)})
+        if case.opened_by and case.mediator is not None and untaken_before:    # taken: the last word, masked
+            out.add(self.keys.account_channel(case.opened_by.id),
+                    {"type": "case.updated", "case": views.case_view(case, views.Viewer.STAFF)})
         out.add(self.keys.cases_channel,
                 {"type": "case.updated", "case": views.case_view(case, views.Viewer.STAFF),
                  **({"area_first": round(area_first, 3)} if area_first > 0 else {})})
@@ -112,10 +119,12 @@ class MediationService(SmsParties, Parties, Intake):
             case = await store.lock_case(conn, case_id)
             if case is None:
                 raise NotFound("no such case")
+            untaken = case.mediator is None
             if await change(conn, case):
                 case = await store.get_case(conn, case_id)
                 assert case is not None
-                self._case_changed(out, case, await self._head_start(conn, case))
+                self._case_changed(out, case, untaken_before=untaken,
+                                   area_first=await self._head_start(conn, case))
         self._remember(case)
         await self.publish(out.items)
         return views.view_for(case, actor.id, actor.role)
@@ -179,7 +188,7 @@ class MediationService(SmsParties, Parties, Intake):
                 await self.texts.enqueue(conn, p.phone, Template(CaseText.INVITATION, {
                     "ref": case.ref_no, "category": case.category, "filer": filer_name if verified else "",
                     "code": p.join_code, "public_url": self.public_url}), kind="case", case_id=case.id)
-            self._case_changed(out, case, await self._head_start(conn, case))
+            self._case_changed(out, case, area_first=await self._head_start(conn, case))
         await self.publish(out.items)
         view = views.view_for(case, actor.id, actor.role)
         return {**view, "invitations_not_texted": held} if held else view

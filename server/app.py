@@ -19,11 +19,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from dispatch import worker as dispatch_worker
 from dispatch.service import DispatchService
+from handlers import apidoc, http, intake, sms_otp, voice, ws
 from handlers import context as k
-from handlers import http, intake, sms_otp, voice, ws
+from handlers import grids as grids_handlers
 from handlers import push as push_handlers
 from handlers import sms as sms_handlers
 from handlers.admission import Admission
+from handlers.commands import COMMANDS
 from handlers.connection import Hub
 from handlers.sms_routing import InboundRouter, for_mediation
 from infra import db
@@ -166,6 +168,8 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     push_handlers.add_routes(app)
     voice.add_routes(app)
     intake.add_routes(app)
+    grids_handlers.add_routes(app)
+    apidoc.add_routes(app, COMMANDS)
     return app
 
 

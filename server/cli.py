@@ -1,4 +1,4 @@
-"""`helpline` — serve, migrate, user add, token, places import."""
+"""`helpline` — serve, migrate, user add, token, places import, grids import."""
 from __future__ import annotations
 
 import argparse
@@ -156,14 +156,41 @@ def cmd_migrate(cfg: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _codes(raw: str | None) -> list[str] | None:
+    """`--grids A,B` as a list; `--grids ''` is the empty list (clears); no option is None (unchanged)."""
+    return None if raw is None else list(dict.fromkeys(c.strip() for c in raw.split(",") if c.strip()))
+
+
+async def _set_grids(conn: Any, account_id: str, codes: list[str] | None, area_limited: bool | None) -> None:
+    """The account's grids (inside the caller's transaction: an unknown code undoes the whole command);
+    a warning when a dispatcher limited to an area has none (they would see no incident)."""
+    from grids import store as grids_store
+    from infra import accounts
+
+    row = await accounts.by_id(conn, account_id)
+    assert row is not None
+    if codes is None and row["role"] == "resident" and row["grids"]:
+        codes = []          # made a resident: no grids any more
+    if codes is not None:
+        await grids_store.set_account_grids(conn, account_id, row["role"], codes)
+    if row["area_limited"] and (area_limited or codes is not None) and not await grids_store.account_grids(
+            conn, account_id):
+        print(f"helpline: {row['username']} is limited to an area but has no grids (--grids CODE,...):"
+              " they see no incidents", file=sys.stderr)
+
+
 def cmd_user_add(cfg: Any, args: argparse.Namespace) -> int:
     from infra import accounts
 
     skills = [s.strip() for s in args.skills.split(",") if s.strip()] if args.skills else None
 
     async def go(conn: Any) -> str:
-        return await accounts.create(conn, username=args.username, role=args.role, password=args.password,
-                                     name=args.name, skills=skills, phone=args.phone, supervisor=args.supervisor)
+        async with conn.transaction():
+            account_id: str = await accounts.create(
+                conn, username=args.username, role=args.role, password=args.password, name=args.name, skills=skills,
+                phone=args.phone, supervisor=args.supervisor, area_limited=bool(args.area_limited))
+            await _set_grids(conn, account_id, _codes(args.grids), args.area_limited)
+        return account_id
     print(_with_db(cfg, go))
     return 0
 
@@ -173,9 +200,13 @@ def cmd_user_set(cfg: Any, args: argparse.Namespace) -> int:
     from infra import accounts
 
     async def go(conn: Any) -> Any:
-        return await accounts.update(conn, args.username, role=args.role, name=args.name, password=args.password,
-                                     disabled=True if args.disable else False if args.enable else None,
-                                     supervisor=args.supervisor, phone=args.phone)
+        async with conn.transaction():
+            account_id, ended = await accounts.update(
+                conn, args.username, role=args.role, name=args.name, password=args.password,
+                disabled=True if args.disable else False if args.enable else None,
+                supervisor=args.supervisor, phone=args.phone, area_limited=args.area_limited)
+            await _set_grids(conn, account_id, _codes(args.grids), args.area_limited)
+        return account_id, ended
     account_id, ended = _with_db(cfg, go)
     if ended:
         _announce_session_end(cfg, account_id)
@@ -262,6 +293,34 @@ def cmd_places_import(cfg: Any, args: argparse.Namespace) -> int:
     return 1 if parsed.errors else 0
 
 
+def cmd_grids_import(cfg: Any, args: argparse.Namespace) -> int:
+    """Load a city's grids (GeoJSON); bad features are reported by index and skipped, the rest go in."""
+    from pathlib import Path
+
+    from grids import importing
+    from grids import store as grids_store
+
+    path = Path(args.file)
+    try:
+        features = importing.read(path.read_bytes())
+    except OSError as e:
+        print(f"helpline: cannot read {path}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except importing.FileError as e:
+        print(f"helpline: {path}: {e}", file=sys.stderr)
+        return 2
+
+    async def go(conn: Any) -> Any:
+        return await grids_store.import_features(conn, features)
+    summary, plan = _with_db(cfg, go)
+    for err in plan.errors:
+        print(f"{path.name}: feature {err.index}: {err.message}", file=sys.stderr)
+    print(summary.line())
+    if summary.repathed:
+        print(f"paths recomputed for {summary.repathed} loaded grid(s) under moved ones")
+    return 1 if plan.errors else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="helpline", description="One-click help and online mediation for a city.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -278,6 +337,9 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--phone", help="+E164")
     add.add_argument("--supervisor", action="store_true",
                      help="dispatchers and admins: texted about escalated incidents nobody took")
+    add.add_argument("--grids", help="comma-separated grid codes the account works in (any level)")
+    add.add_argument("--area-limited", action=argparse.BooleanOptionalAction, default=None,
+                     help="dispatchers: see and act on only their grids (descendants included)")
     upd = user.add_parser("set", help="change an account (ends its sessions on role, password or suspension)")
     upd.add_argument("username")
     upd.add_argument("--role", choices=["resident", "responder", "dispatcher", "mediator", "agency", "admin",
@@ -290,6 +352,9 @@ def parser() -> argparse.ArgumentParser:
     upd.add_argument("--phone", help='+E164 (staff; "" removes it)')
     upd.add_argument("--supervisor", action=argparse.BooleanOptionalAction, default=None,
                      help="mark (or with --no-supervisor unmark) a dispatcher or admin as a supervisor")
+    upd.add_argument("--grids", help="comma-separated grid codes, replacing the account's (\"\" clears them)")
+    upd.add_argument("--area-limited", action=argparse.BooleanOptionalAction, default=None,
+                     help="limit a dispatcher to their grids (or with --no-area-limited lift it)")
     tok = sub.add_parser("token", help="print a signed JWT for an account")
     tok.add_argument("username")
     pur = sub.add_parser("purge", help="anonymise closed incidents and cases past privacy.retention_days")
@@ -298,6 +363,10 @@ def parser() -> argparse.ArgumentParser:
     imp = plc.add_parser("import", help="load places from CSV (name,address,lat,lon[,aliases][,id]) or GeoJSON"
                                         " points; re-import updates by stable id; prints a summary")
     imp.add_argument("file")
+    grd = sub.add_parser("grids", help="the city's grids").add_subparsers(dest="grids_command", required=True)
+    gim = grd.add_parser("import", help="load grids from a GeoJSON FeatureCollection (code, name, level, parent);"
+                                        " re-import updates by code; prints a summary")
+    gim.add_argument("file")
     return p
 
 
@@ -314,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
             return USER_COMMANDS[args.user_command](cfg, args)
         if args.command == "places":
             return cmd_places_import(cfg, args)
+        if args.command == "grids":
+            return cmd_grids_import(cfg, args)
         return COMMANDS[args.command](cfg, args)
     except config_mod.ConfigError as e:
         print(f"helpline: configuration error: {e}", file=sys.stderr)

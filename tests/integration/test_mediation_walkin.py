@@ -148,7 +148,13 @@ async def test_a_clerk_opens_a_case_and_sees_it_until_a_mediator_takes_it(shl, f
     await clerk.error("case.take", "forbidden", case_id=case["id"])
     await clerk.error("cases.watch", "forbidden")
     await med.ok("case.take", case_id=case["id"])
+    # the clerk's page hears who took it, at once; and nothing after that
+    taken = await clerk.push("case.updated", lambda m: m["case"]["mediator"] is not None)
+    assert taken["case"]["mediator"]["name"] == "Med Zhou" and taken["case"]["status"] == "in_mediation"
     assert (await clerk.ok("cases.mine"))["cases"] == []
+    await reply_to(shl, ZHAO, added["added"]["join_code"])
+    await med.push("case.updated", lambda m: len(m["case"]["parties"]) == 2)
+    await clerk.no_push("case.updated", lambda m: len(m["case"]["parties"]) == 2, wait=0.2)
     await clerk.error("case.add_party", "forbidden", case_id=case["id"], name="Too late")
     audit = await q(shl, "SELECT actor_role FROM audit_log WHERE action = 'open_for_visitors' AND subject_id = $1",
                     case["id"])
