@@ -117,3 +117,16 @@ async def test_the_grid_map_in_both_languages_on_a_phone_and_a_desktop(node: Any
     await expect(page.get_by_test_id("area-current")).to_have_attribute("data-code", "G12")
     await page.locator("#grid-tree-box > summary").click()
     await both_sizes(page, lang, "dispatch-grids-area")
+
+
+async def test_without_grids_the_console_has_no_borders_no_tree_no_legend(node: Any, open_page: OpenPage) -> None:
+    ids = {await report(node, 31.2304, 121.4737)}
+    await node.add_user("disp", "dispatcher", name="Zhang Min")
+    page = await open_page(node, "/dispatch")
+    await login(page, "disp")
+    await shows(page, ids)
+    await expect(page.locator("#map path.grid-shape")).to_have_count(0)
+    await expect(page.locator("#grid-tree-box")).to_be_hidden()
+    await expect(page.get_by_test_id("grid-legend")).to_be_hidden()
+    await expect(page.get_by_test_id("area-current")).to_have_text("All areas")
+    await expect(page.get_by_test_id("area-all")).to_be_hidden()
