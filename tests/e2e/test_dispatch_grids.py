@@ -73,11 +73,16 @@ async def test_the_map_draws_grids_coloured_by_open_incidents_and_filters_the_qu
     await expect(page.get_by_test_id("area-current")).to_have_attribute("data-code", "")
     await shows(page, everything)
 
-    # the tree: district › street › community, then the community's own "show only" button
+    # the tree: district › street › community (the branches down to the last pick stayed open), then the
+    # community's own "show only" button
     await page.locator("#grid-tree-box > summary").click()
     tree = page.get_by_test_id("grid-tree")
+    await expect(tree.locator('details[data-code="C2"]')).to_have_attribute("open", "")
     for code in ("D1", "S1", "C1"):
-        await tree.locator(f'details[data-code="{code}"] > summary').click()
+        branch = tree.locator(f'details[data-code="{code}"]')
+        if await branch.get_attribute("open") is None:
+            await branch.locator("> summary").click()
+        await expect(branch).to_have_attribute("open", "")
     await tree.locator('[data-testid=grid-pick][data-code="C1"]').click()
     await expect(page.get_by_test_id("area-current")).to_have_attribute("data-code", "C1")
     await expect(tree.locator('[data-testid=grid-pick][data-code="C1"]')).to_have_attribute("aria-pressed", "true")
@@ -106,8 +111,8 @@ async def test_the_map_draws_grids_coloured_by_open_incidents_and_filters_the_qu
 async def test_the_grid_map_in_both_languages_on_a_phone_and_a_desktop(node: Any, open_page: OpenPage,
                                                                        lang: str) -> None:
     await insert_city(node.database_url)
-    for code in ("G11", "G11", "G12", "G21", "G21", "G21"):
-        await report(node, *inside(code, 0.2 + 0.1 * len(code), 0.5))
+    for i, code in enumerate(("G11", "G11", "G12", "G21", "G21", "G21")):
+        await report(node, *inside(code, 0.25, 0.15 + 0.1 * i))     # off the grids' centres, where clicks go
     await node.add_user("disp", "dispatcher", name="张敏" if lang == "zh" else "Zhang Min")
     page = await open_page(node, "/dispatch", locale="zh-CN" if lang == "zh" else "en-US")
     await login(page, "disp")

@@ -47,23 +47,42 @@ export function gridAreas({ map, token, onPick, els }) {
 
   function pick(code) {
     chosen = code || null;
+    reveal = true;
     map.chooseGrid(chosen);
     paint();
     onPick(chosen);
   }
+
+  let treeCodes = null; // the grids the tree was built for: rebuilt only when they change
+  let reveal = false; // a pick was made: open the tree's branches down to it (once)
 
   function paint() {
     const any = features.length > 0;
     els.treeBox.hidden = !any;
     els.legend.hidden = !any;
     paintBar();
-    if (!any) {
-      els.tree.replaceChildren();
-      return;
+    const codes = features.map((f) => gridOf(f).code).join(',');
+    if (codes !== treeCodes) {
+      // a new set of grids: build the tree (keeping which branches are open); otherwise only its words
+      // change below, so the focus and the open branches stay where the dispatcher left them
+      treeCodes = codes;
+      const open = new Set([...els.tree.querySelectorAll('details[open]')].map((d) => d.dataset.code));
+      els.tree.replaceChildren(...(any ? [branch(buildTree(features), open)] : []));
     }
-    const open = new Set([...els.tree.querySelectorAll('details[open]')].map((d) => d.dataset.code));
-    if (chosen) for (const c of (byCode.get(chosen) || {}).path || []) open.add(c); // show where the pick is
-    els.tree.replaceChildren(branch(buildTree(features), open));
+    for (const b of els.tree.querySelectorAll('[data-testid=grid-pick]')) {
+      const g = byCode.get(b.dataset.code);
+      if (!g) continue;
+      b.textContent = t('dispatch.gridPick', { name: g.name, n: g.open });
+      b.setAttribute('aria-pressed', g.code === chosen ? 'true' : 'false');
+      b.classList.toggle('chosen', g.code === chosen);
+    }
+    for (const d of els.tree.querySelectorAll('details')) {
+      const g = byCode.get(d.dataset.code);
+      if (g) d.querySelector(':scope > summary').textContent = `${g.name} · ${t(`gridlevel.${g.level}`)}`;
+      if (reveal && chosen && ((byCode.get(chosen) || {}).path || []).includes(d.dataset.code)) d.open = true;
+    }
+    reveal = false;
+    if (!any) return;
     els.legend.replaceChildren(
       h('span', { class: 'key legend-title', text: t('dispatch.gridLegend') }),
       ...SCALE.map((s) => h('span', { class: 'key' }, swatch(s.colour), h('span', { text: stepLabel(s) }))));
@@ -78,16 +97,15 @@ export function gridAreas({ map, token, onPick, els }) {
   function branch(nodes, open) {
     return h('ul', { class: 'grid-tree-list' }, nodes.map((n) => {
       const button = h('button', {
-        class: `link grid-pick${n.code === chosen ? ' chosen' : ''}`,
+        class: 'link grid-pick',
         testid: 'grid-pick',
         data: { code: n.code, level: n.level },
-        attrs: { type: 'button', 'aria-pressed': n.code === chosen ? 'true' : 'false' },
-        text: t('dispatch.gridPick', { name: n.name, n: n.open }),
+        attrs: { type: 'button', 'aria-pressed': 'false' },
         on: { click: () => pick(n.code) },
       });
       if (!n.children.length) return h('li', {}, button);
       const details = h('details', { data: { code: n.code }, attrs: { open: open.has(n.code) } },
-        h('summary', { text: `${n.name} · ${t(`gridlevel.${n.level}`)}` }),
+        h('summary', {}),
         button,
         branch(n.children, open));
       return h('li', {}, details);
