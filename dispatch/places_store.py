@@ -69,6 +69,12 @@ async def upsert(conn: Conn, places: list[pl.Place]) -> Summary:
     return out
 
 
+async def analyze(conn: Conn) -> None:
+    """Fresh statistics after an import: without them the planner guesses how many places hold an alias and
+    may read the whole table for a LIMIT it thinks is near."""
+    await conn.execute("ANALYZE places, place_words")
+
+
 def _row_place(r: asyncpg.Record) -> pl.Place:
     return pl.Place(r["id"], r["name"], r["address"], r["lat"], r["lon"], tuple(r["aliases"]))
 
@@ -84,8 +90,9 @@ _COLS = "id, name, address, aliases, lat, lon, name_key, alias_keys"
 # the first rows found (substring, typo), never ranks every match. Later stages run only while the
 # earlier ones found fewer than the limit (the typo stage: none); Python ranks the union
 # (dispatch/places.py, one rule).
-PREFIX_SQL = (f"(SELECT {_COLS}, 0::real AS sim FROM places WHERE name_key LIKE $1 || '%' ORDER BY name_key"
-              f" LIMIT $2) UNION ALL (SELECT {_COLS}, 0::real FROM places WHERE alias_keys @> ARRAY[$3] LIMIT $2)")
+PREFIX_SQL = (f"(SELECT {_COLS}, 0::real AS sim FROM places WHERE (name_key COLLATE \"C\") LIKE $1 || '%'"
+              f" ORDER BY name_key COLLATE \"C\" LIMIT $2)"
+              f" UNION ALL (SELECT {_COLS}, 0::real FROM places WHERE alias_keys @> ARRAY[$3] LIMIT $2)")
 SUBSTRING_SQL = {
     # a CJK pair or more: every bigram stored (GIN, whatever the locale), then the substring itself
     "cjk": f"SELECT {_COLS}, 0::real AS sim FROM places WHERE grams @> $3::text[]"

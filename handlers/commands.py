@@ -58,4 +58,8 @@ COMMANDS: dict[str, Command] = table(
     command("agreement.sign", mm.Sign, {RESIDENT}, med.agreement_sign),
     command("case.close", mm.CaseClose, {MEDIATOR}, med.case_close),
     command("case.withdraw", mm.CaseRef, {RESIDENT}, med.case_withdraw),
+    # cases followed up (issue 15, contract §10)
+    command("case.events", mm.CaseRef, {MEDIATOR, ADMIN}, med.case_events),
+    command("case.extend", mm.CaseExtend, {MEDIATOR}, med.case_extend),
+    command("case.feedback", mm.CaseFeedback, {RESIDENT}, med.case_feedback),
 )

@@ -317,6 +317,9 @@ CASE_TEXTS: dict[CaseText, Callable[..., str]] = {
     CaseText.CLOSED: lambda ref, status:
         f"{_prefix(ref)}: 案件{CASE_STATUS_WORDS.get(status, status)}. The case is {status}.",
     CaseText.CHAT: _chat,
+    CaseText.FEEDBACK: lambda ref:
+        f"{_prefix(ref)}: 案件已结束。您对本次调解满意吗？请回复 1-5（1 很不满意，5 很满意）。"
+        f" The case has ended. How satisfied are you with the mediation? Reply 1-5 (1 not at all, 5 very).",
 }
 
 
@@ -360,6 +363,9 @@ CASE_REPLIES: dict[str, str] = {
     "signed_waiting": "[{ref}] 已签字 Signed. 等待其他当事人 Waiting for the others.",
     "send_failed": "未能发送 Not delivered: {why}",
     "delivered": "已送达 Delivered (#{seq}).",
+    "feedback_thanks": "[{ref}] 谢谢您的评价 Thank you: {score}/5.",
+    "feedback_already": "[{ref}] 您已评价过，以第一次为准 You have already answered ({score}/5);"
+                        " the first answer stands.",
 }
 
 

@@ -13,3 +13,18 @@ ON CONFLICT DO NOTHING;
 
 -- the old typo stage's index (word similarity over name and aliases of every place) is not read any more
 DROP INDEX places_names_trgm;
+
+-- Name prefixes in byte order (C collation), so that `ORDER BY name_key COLLATE "C" LIMIT n` reads the first
+-- n entries of the index: a text_pattern_ops index serves the LIKE but not the ORDER BY, and a one-character
+-- query then sorted every name starting with it (thousands).
+CREATE INDEX places_name_c ON places ((name_key COLLATE "C"));
+DROP INDEX places_name_prefix;
+
+-- The gazetteer is read all day and written by an occasional import: its GIN indexes take each insert at
+-- once (no pending list). A pending list left by a bulk import made every look-up scan it (tens of ms)
+-- until a vacuum merged it.
+ALTER INDEX places_search_trgm SET (fastupdate = off);
+ALTER INDEX places_alias_keys SET (fastupdate = off);
+ALTER INDEX places_grams SET (fastupdate = off);
+SELECT gin_clean_pending_list('places_search_trgm'::regclass), gin_clean_pending_list('places_alias_keys'::regclass),
+       gin_clean_pending_list('places_grams'::regclass);

@@ -209,7 +209,19 @@ WS_FIELDS: dict[str, Fields] = {
     "agreement.sign": lambda w, r: _sign_fields(w),
     "case.close": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"], "outcome": "failed"}),
     "case.withdraw": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"]}),
+    # cases followed up (issue 15)
+    "case.events": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"]}),
+    "case.extend": lambda w, r: _case_fields(w, lambda c: {"case_id": c["id"], "days": 3, "reason": "expert due"}),
+    "case.feedback closed": once(lambda w: _closed_case_fields(w)),
 }
+
+
+async def _closed_case_fields(w: World) -> dict[str, Any]:
+    """A case of `resident`'s that `mediator` took and closed as failed: its filer is asked how it went."""
+    cid = await w.fresh_case()
+    await w.c["mediator"].ok("case.take", case_id=cid)
+    await w.c["mediator"].ok("case.close", case_id=cid, outcome="failed")
+    return {"case_id": cid, "score": 4}
 
 
 async def _case_fields(w: World, make: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
@@ -336,10 +348,24 @@ async def test_the_clerk_column_of_routes(hl, route):
     assert str(await http_call(w, route, "clerk")) == CLERK_TABLE[route]
 
 
+async def _settled_case(w: World) -> str:
+    """The matrix's case with its agreement signed by both joined parties (resident and B): settled."""
+    c = await w.case()
+    if "settled" not in c:
+        await w.c["mediator"].ok("agreement.propose", case_id=c["id"], text="B fixes the pipe by Friday.")
+        await w.c["resident"].ok("agreement.sign", case_id=c["id"])
+        await c["b"].ok("agreement.sign", case_id=c["id"])
+        c["settled"] = True
+    cid: str = c["id"]
+    return cid
+
+
 async def http_call(w: World, route: str, role: str) -> int:
     hl = w.hl
     token = None if role == "none" else await w.token(role)
     method, path = route.split(" ")[:2]
+    if path.startswith("/api/cases/{id}"):
+        path = path.replace("{id}", await _settled_case(w))
     if "{id}" in path:
         if "once" not in w.__dict__:
             w.__dict__["once"] = (await w.offered())[0] if route.endswith(" offered") else await w.assigned()
