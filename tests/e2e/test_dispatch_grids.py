@@ -23,11 +23,16 @@ def inside(code: str, fx: float = 0.25, fy: float = 0.3) -> tuple[float, float]:
     return y0 + (y1 - y0) * fy, x0 + (x1 - x0) * fx
 
 
-async def report(node: Any, lat: float, lon: float) -> str:
-    """An open incident reported there (nobody is on duty: it stays open); its id."""
+async def reported(node: Any, lat: float, lon: float) -> dict[str, Any]:
+    """An open incident reported there (nobody is on duty: it stays open)."""
     res = await node.resident()
     r = await res.ok("help.request", request_id=str(uuid.uuid4()), category="other", lat=lat, lon=lon)
-    return str(r["incident"]["id"])
+    incident: dict[str, Any] = r["incident"]
+    return incident
+
+
+async def report(node: Any, lat: float, lon: float) -> str:
+    return str((await reported(node, lat, lon))["id"])
 
 
 def rows(page: Any) -> Any:
@@ -44,7 +49,10 @@ async def shows(page: Any, ids: set[str]) -> None:
 async def test_the_map_draws_grids_coloured_by_open_incidents_and_filters_the_queue(node: Any,
                                                                                     open_page: OpenPage) -> None:
     await insert_city(node.database_url)
-    g11 = {await report(node, *inside("G11")), await report(node, *inside("G11", 0.6, 0.7))}
+    first = await reported(node, *inside("G11"))
+    if "grid" not in first:     # the queue's filter and the counts are g2's (incidents tagged, queue.watch grids)
+        pytest.skip("this server does not tag incidents with their grid (issue 14 part 2 not merged)")
+    g11 = {first["id"], await report(node, *inside("G11", 0.6, 0.7))}
     g12 = {await report(node, *inside("G12"))}
     g21 = {await report(node, *inside("G21"))}
     nowhere = {await report(node, 31.40, 121.60)}
@@ -122,6 +130,15 @@ async def test_the_grid_map_in_both_languages_on_a_phone_and_a_desktop(node: Any
     await expect(page.get_by_test_id("area-current")).to_have_attribute("data-code", "G12")
     await page.locator("#grid-tree-box > summary").click()
     await both_sizes(page, lang, "dispatch-grids-area")
+    # the tree shows the pick; a grid of the tree picks another; "All areas" resets
+    tree = page.get_by_test_id("grid-tree")
+    await expect(tree.locator('[data-testid=grid-pick][data-code="G12"]')).to_have_attribute("aria-pressed", "true")
+    await tree.locator('[data-testid=grid-pick][data-code="G11"]').click()
+    await expect(page.get_by_test_id("area-current")).to_have_attribute("data-code", "G11")
+    await expect(tree.locator('[aria-pressed="true"]')).to_have_count(1)
+    await page.get_by_test_id("area-all").click()
+    await expect(page.get_by_test_id("area-current")).to_have_attribute("data-code", "")
+    await expect(tree.locator('[aria-pressed="true"]')).to_have_count(0)
 
 
 async def test_without_grids_the_console_has_no_borders_no_tree_no_legend(node: Any, open_page: OpenPage) -> None:
