@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from grids.rules import GridRef
+from infra import eventlog
 from infra.accounts import shown_name
 from infra.db import Conn, sql_list
 from infra.formats import iso
@@ -260,12 +261,7 @@ async def log_event(conn: Conn, case_id: str, actor_id: str | None, kind: str, *
 
 async def events(conn: Conn, case_id: str) -> list[dict[str, Any]]:
     """The case's event log, oldest first, in the shape of an incident's events."""
-    rows = await conn.fetch(
-        """SELECT e.id, e.at, e.kind, e.data, e.actor_id, a.name, a.role FROM case_events e
-           LEFT JOIN accounts a ON a.id = e.actor_id WHERE e.case_id = $1 ORDER BY e.id""", case_id)
-    return [{"id": r["id"], "at": iso(r["at"]), "kind": r["kind"], "data": r["data"],
-             "actor": {"id": str(r["actor_id"]), "name": r["name"], "role": r["role"]} if r["actor_id"] else None}
-            for r in rows]
+    return await eventlog.read(conn, "case_events", case_id)
 
 
 # ------------------------------------------------------------------ deadlines and satisfaction

@@ -395,7 +395,7 @@ def cmd_places_import(cfg: Any, args: argparse.Namespace) -> int:
 
     async def go(conn: Any) -> Any:
         summary = await places_store.upsert(conn, [p for _, p in parsed.places])
-        await places_store.analyze(conn)
+        await places_store.after_import(conn)
         return summary
     summary = _with_db(cfg, go)
     summary.bad = len(parsed.errors)

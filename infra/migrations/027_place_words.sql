@@ -20,11 +20,8 @@ DROP INDEX places_names_trgm;
 CREATE INDEX places_name_c ON places ((name_key COLLATE "C"));
 DROP INDEX places_name_prefix;
 
--- The gazetteer is read all day and written by an occasional import: its GIN indexes take each insert at
--- once (no pending list). A pending list left by a bulk import made every look-up scan it (tens of ms)
--- until a vacuum merged it.
-ALTER INDEX places_search_trgm SET (fastupdate = off);
-ALTER INDEX places_alias_keys SET (fastupdate = off);
-ALTER INDEX places_grams SET (fastupdate = off);
+-- A bulk import leaves the GIN indexes' new entries in their pending lists, which every look-up then scans
+-- (tens of ms) until a vacuum merges them: an import ends by merging them (places_store.after_import), and
+-- so does this migration for what is there.
 SELECT gin_clean_pending_list('places_search_trgm'::regclass), gin_clean_pending_list('places_alias_keys'::regclass),
        gin_clean_pending_list('places_grams'::regclass);
