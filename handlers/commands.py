@@ -48,7 +48,7 @@ COMMANDS: dict[str, Command] = table(
     command("case.join", mm.CaseJoin, {RESIDENT}, med.case_join),
     command("case.add_party", mm.CaseAddParty, {RESIDENT, MEDIATOR, CLERK}, med.case_add_party),
     command("cases.claim", m.Empty, {RESIDENT}, med.cases_claim),
-    command("cases.watch", m.Empty, {MEDIATOR}, med.cases_watch),
+    command("cases.watch", mm.CasesWatch, {MEDIATOR}, med.cases_watch),
     command("cases.mine", m.Empty, med.WITH_CASES, med.cases_mine),
     command("case.take", mm.CaseRef, {MEDIATOR}, med.case_take),
     command("case.invite", mm.CaseInvite, {MEDIATOR}, med.case_invite),

@@ -14,6 +14,7 @@ from handlers.connection import Connection
 from handlers.context import FEEDS, MEDIATION
 from handlers.messages import Empty
 from infra.errors import BadRequest, Forbidden
+from mediation.area import Where
 from mediation.rules import OPEN, OtherParty, check_referred_to, parse_room
 
 PARTICIPANTS = frozenset({"resident", "mediator", "agency"})
@@ -37,10 +38,17 @@ async def case_open(ctx: Connection, msg: m.CaseOpen) -> dict[str, Any]:
             raise BadRequest("a case for visitors names every party in `parties`, not `name`")
         parties = [OtherParty(p.name, p.phone) for p in msg.parties or []]
         return await ctx.app[MEDIATION].open_for_visitors(ctx.who, msg.category, msg.summary, parties,
-                                                          msg.request_id)
+                                                          msg.request_id, where=_where(msg))
     others = [OtherParty(o.name, o.phone) for o in msg.other_parties or []]
     return {"case": await ctx.app[MEDIATION].open_case(ctx.who, msg.category, msg.summary, others, msg.name,
-                                                       msg.request_id, remote=ctx.remote)}
+                                                       msg.request_id, remote=ctx.remote, where=_where(msg))}
+
+
+def _where(msg: m.CaseOpen) -> Where | None:
+    """The position or grid code given (issue 14), None without either."""
+    if msg.lat is None and msg.lon is None and msg.grid is None:
+        return None
+    return Where(msg.lat, msg.lon, msg.grid)
 
 
 async def case_join(ctx: Connection, msg: m.CaseJoin) -> dict[str, Any]:
@@ -57,10 +65,15 @@ async def cases_claim(ctx: Connection, msg: Empty) -> dict[str, Any]:
     return await ctx.app[MEDIATION].claim_by_phone(ctx.who)
 
 
-async def cases_watch(ctx: Connection, msg: Empty) -> dict[str, Any]:
+async def cases_watch(ctx: Connection, msg: m.CasesWatch) -> dict[str, Any]:
+    """Every open case (only those in `grids`, descendants included), the mediator's area first, each marked
+    `in_area` (issue 14, mediation/area.py)."""
+    svc = ctx.app[MEDIATION]
+    grids = await svc.check_grids(msg.grids)       # a code naming no grid: bad_request naming it
+    roots = await svc.area(ctx.who)
     # listen first, then read: a change in between arrives as a push (keep the higher `version`)
-    await ctx.app[FEEDS].watch(ctx)
-    return {"cases": await ctx.app[MEDIATION].watch_list(ctx.who)}
+    await ctx.app[FEEDS].watch(ctx, roots, grids)
+    return {"cases": await svc.watch_list(ctx.who, grids=grids, roots=roots)}
 
 
 async def cases_mine(ctx: Connection, msg: Empty) -> dict[str, Any]:

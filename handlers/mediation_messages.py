@@ -5,11 +5,12 @@ from typing import Annotated
 
 import msgspec
 
-from handlers.messages import Id, Msg
+from handlers.messages import Id, Lat, Lon, Msg
 from mediation.rules import MAX_AGREEMENT, MAX_BODY, MAX_OTHER_PARTIES
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Room = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+GridCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class OtherParty(msgspec.Struct, forbid_unknown_fields=True):
@@ -25,6 +26,14 @@ class CaseOpen(Msg, kw_only=True):
     parties: Annotated[list[OtherParty], msgspec.Meta(max_length=MAX_OTHER_PARTIES)] | None = None   # issue 13
     name: Annotated[str, msgspec.Meta(max_length=100)] | None = None    # extension: the filer's shown name
     request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None   # extension: idempotency
+    lat: Lat | None = None          # issue 14: where the dispute is (its grid from the position) …
+    lon: Lon | None = None
+    grid: GridCode | None = None    # … or its grid's code
+
+
+class CasesWatch(Msg, kw_only=True):
+    """cases.watch, with `grids` (issue 14): only cases in these grids, descendants included."""
+    grids: Annotated[list[GridCode], msgspec.Meta(max_length=100)] | None = None
 
 
 class CaseAddParty(Msg, kw_only=True):

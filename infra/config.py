@@ -159,6 +159,9 @@ class Mediation(msgspec.Struct, forbid_unknown_fields=True):
     take_within_h: float = 24            # ... and must be taken by a mediator this long after (take_by)
     sweep_s: float = 30                  # how often each node looks for cases that became overdue
     feedback_sms_days: float = 14        # a bare 1-5 from an SMS party's phone answers the question this long
+    # issue 14: a new case in an area some mediator belongs to reaches that area's watching mediators this
+    # long before the other mediators (mediation/area.py); 0: everyone at once
+    area_first_s: float = 60
 
 
 class Privacy(msgspec.Struct, forbid_unknown_fields=True):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 
+from grids.rules import GridRef
 from infra import audit
 from infra.accounts import check_name, normalise_phone
 from infra.db import Conn
@@ -30,6 +31,7 @@ from infra.events import Outbox
 from infra.identity import Account
 from infra.texts import CaseText, Template, TextQueue
 from mediation import rules, store, views
+from mediation.area import Where
 from mediation.codes import new_join_code
 from mediation.followup import Event
 from mediation.guard import check_destinations
@@ -49,14 +51,21 @@ class Intake:
     sms_countries: frozenset[str]
     publish: Callable[[list[tuple[str, str]]], Awaitable[None]]
 
-    def _case_changed(self, out: Outbox, case: Case) -> None:
+    def _case_changed(self, out: Outbox, case: Case, untaken_before: bool = False,
+                      area_first: float = 0.0) -> None:
+        raise NotImplementedError
+
+    async def _head_start(self, conn: Conn, case: Case) -> float:
+        raise NotImplementedError
+
+    async def _grid_of(self, conn: Conn, where: Where | None) -> GridRef | None:
         raise NotImplementedError
 
     def _deadlines(self) -> tuple[datetime, datetime]:
         raise NotImplementedError
 
     async def open_for_visitors(self, actor: Account, category: str, summary: str, parties: list[OtherParty],
-                                request_id: str | None = None) -> dict[str, Any]:
+                                request_id: str | None = None, where: Where | None = None) -> dict[str, Any]:
         """Open a case for people at the counter: `case` (the opener's view, with the join codes) and
         `invitations` [{name, phone, join_code, texted}] to hand over on paper."""
         rules.check_open_for_visitors(actor, category, summary, parties)
@@ -64,19 +73,20 @@ class Intake:
                  for i, p in enumerate(parties)]
         rules.check_distinct_phones(named)
         check_destinations([p.phone for p in named], self.sms_countries, "parties[{i}].phone")
-        if request_id is not None:
-            async with self.pool.acquire() as conn:
-                earlier = await store.case_by_request(conn, actor.id, request_id)
-            if earlier is not None:
-                return await self._opened_before(actor, earlier)
+        async with self.pool.acquire() as conn:
+            grid = await self._grid_of(conn, where)      # a bad grid code is refused before anything is written
+            earlier = None if request_id is None else await store.case_by_request(conn, actor.id, request_id)
+        if earlier is not None:
+            return await self._opened_before(actor, earlier)
         texted = await self.guard.staff_opening(actor.id, [p.phone for p in named])
         out = Outbox()
         async with self.pool.acquire() as conn, conn.transaction():
             case_id = await store.insert_case(conn, actor.id, category, summary, request_id,
-                                              opened_by_role=actor.role, deadlines=self._deadlines())
+                                              opened_by_role=actor.role, deadlines=self._deadlines(),
+                                              grid_code=grid.code if grid else None)
             if case_id is not None:
                 case = await self._fill(conn, actor, case_id, named, texted)
-                self._case_changed(out, case)
+                self._case_changed(out, case, area_first=await self._head_start(conn, case))
         if case_id is None:      # the same request_id committed in parallel: that case
             assert request_id is not None
             async with self.pool.acquire() as conn:

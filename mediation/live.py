@@ -30,6 +30,7 @@ import msgspec
 
 from infra.bus import Peer
 from infra.identity import Account
+from mediation import area
 
 if TYPE_CHECKING:
     from infra.bus import Bus
@@ -57,13 +58,22 @@ class _Who(msgspec.Struct):
     id: str
 
 
+class _Grid(msgspec.Struct):
+    path: list[str]
+
+
 class _CaseMediator(msgspec.Struct):
     mediator: _Who | None = None
     opened_by: _Who | None = None
+    grid: _Grid | None = None
 
 
 class _CaseUpdated(msgspec.Struct):
     case: _CaseMediator
+    area_first: float = 0.0
+
+
+CASE_UPDATED = '{"type":"case.updated","case":{'     # how infra.events encodes a case.updated push
 
 
 _pushed = msgspec.json.Decoder(_Pushed)
@@ -170,25 +180,56 @@ class RoomFeed:
             self.filling = None
 
 
+def mark_in_area(payload: str, in_area: bool) -> str:
+    """The case.updated push with `in_area` in its case (issue 14)."""
+    if payload.startswith(CASE_UPDATED):
+        return f'{CASE_UPDATED}"in_area":{"true" if in_area else "false"},{payload[len(CASE_UPDATED):]}'
+    msg = msgspec.json.decode(payload)
+    msg["case"]["in_area"] = in_area
+    return msgspec.json.encode(msg).decode()
+
+
 class CaseWatch:
     """cases_channel for one watching mediator; cases they mediate, and cases they opened for visitors that
     nobody has taken yet, come on their account channel instead (with phone numbers in full, and the join
-    codes), so the masked copy is not passed on to them."""
+    codes), so the masked copy is not passed on to them.
 
-    def __init__(self, feeds: Feeds, ctx: Peer) -> None:
+    Issue 14 (mediation/area.py): with a `grids` filter only cases in those grids pass; each case is marked
+    `in_area` for this mediator; a new case offered to its area first reaches a mediator of another area
+    when the head start ends (a push held here; the client keeps the higher `version`, so a held copy that
+    arrives after a newer one changes nothing)."""
+
+    def __init__(self, feeds: Feeds, ctx: Peer, roots: frozenset[str] = frozenset(),
+                 grids: frozenset[str] | None = None) -> None:
         self.feeds, self.ctx = feeds, ctx
         self.channel = feeds.keys.cases_channel
+        self.roots, self.grids = roots, grids
 
     def deliver(self, payload: str) -> None:
         if gone(self.ctx):
             self.feeds.drop_soon(self)
             return
         try:
-            case = _updated.decode(payload).case
+            pushed = _updated.decode(payload)
         except msgspec.DecodeError:
             return
+        case = pushed.case
         mine = case.opened_by if case.mediator is None else case.mediator
-        if mine is None or mine.id != self.ctx.id:
+        if mine is not None and mine.id == self.ctx.id:
+            return
+        path = case.grid.path if case.grid else None
+        if not area.within(path, self.grids):
+            return
+        ours = area.in_area(path, self.roots)
+        out = mark_in_area(payload, ours)
+        delay = area.push_delay(pushed.area_first, ours)
+        if delay > 0:
+            asyncio.get_running_loop().call_later(delay, self._late, out)
+        else:
+            self.ctx.deliver(out)
+
+    def _late(self, payload: str) -> None:
+        if not gone(self.ctx) and self.ctx.state.get(WATCH) is self:
             self.ctx.deliver(payload)
 
 
@@ -244,11 +285,16 @@ class Feeds:
             await self._drop(feed)
         return feed is not None
 
-    async def watch(self, ctx: Peer) -> None:
-        if WATCH not in ctx.state:
-            w = ctx.state[WATCH] = CaseWatch(self, ctx)
-            self.live.add(w)
-            await self.bus.listen(w.channel, w)
+    async def watch(self, ctx: Peer, roots: frozenset[str] = frozenset(), grids: frozenset[str] | None = None
+                    ) -> None:
+        """Follow the cases channel (again: with this area and filter from now on)."""
+        w = ctx.state.get(WATCH)
+        if w is not None:
+            w.roots, w.grids = roots, grids
+            return
+        w = ctx.state[WATCH] = CaseWatch(self, ctx, roots, grids)
+        self.live.add(w)
+        await self.bus.listen(w.channel, w)
 
     async def resync(self, ctx: Peer) -> None:
         """After a Redis outage (pushes lost): current cases again, and every followed room caught up."""
@@ -259,8 +305,9 @@ class Feeds:
         for case in await self.service.my_cases(actor):
             seen.add(case["id"])
             ctx.send({"type": "case.updated", "case": case})
-        if WATCH in ctx.state:
-            for case in await self.service.watch_list(actor, record=False):
+        w = ctx.state.get(WATCH)
+        if w is not None:
+            for case in await self.service.watch_list(actor, record=False, grids=w.grids, roots=w.roots):
                 if case["id"] not in seen:
                     ctx.send({"type": "case.updated", "case": case})
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from grids.rules import GridRef
 from infra.agency_types import parse as parse_agency_type
 from infra.errors import BadRequest, Conflict, Forbidden, NotFound
 from infra.identity import Account
@@ -185,6 +186,7 @@ class Case:
     overdue_since: datetime | None = None
     extended_at: datetime | None = None
     feedback: tuple[Feedback, ...] = ()
+    grid: GridRef | None = None       # the grid it lies in (issue 14), from a position or a code at opening
 
     @property
     def joined(self) -> tuple[Party, ...]:

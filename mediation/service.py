@@ -27,6 +27,8 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
+from grids import store as grid_store
+from grids.rules import GridRef
 from infra import audit
 from infra.accounts import check_name, normalise_phone, shown_name
 from infra.config import Mediation as MediationSettings
@@ -36,7 +38,7 @@ from infra.events import Outbox
 from infra.identity import Account
 from infra.keys import Keys
 from infra.texts import CaseText, Template, TextQueue
-from mediation import agency_store, followup, rules, store, views
+from mediation import agency_store, area, followup, rules, store, views
 from mediation.chatbatch import ChatBatch
 from mediation.codes import new_join_code, new_sign_code, normalise_code
 from mediation.followup import Event
@@ -76,11 +78,13 @@ class MediationService(SmsParties, Parties, Intake, FollowUp, Referral):
         return followup.deadlines(self.clock(), self.settings.due_days, self.settings.take_within_h)
 
     # ---------------------------------------------------------------- events
-    def _case_changed(self, out: Outbox, case: Case, untaken_before: bool = False) -> None:
+    def _case_changed(self, out: Outbox, case: Case, untaken_before: bool = False,
+                      area_first: float = 0.0) -> None:
         """case.updated to every participant (their own view, on their account channel) and to watchers.
 
         The staff member who opened it for visitors follows it until a mediator takes it, that change
-        included (`untaken_before`): their page shows who took it, then lets it go."""
+        included (`untaken_before`): their page shows who took it, then lets it go. `area_first`: what is
+        left of the head start of the case's area's mediators (mediation/area.py)."""
         audience = [(p.account_id, "resident") for p in case.joined if p.account_id]
         audience += [(case.mediator.id, "mediator")] if case.mediator else []
         audience += [(a.id, "agency") for a in case.agencies]
@@ -96,7 +100,31 @@ class MediationService(SmsParties, Parties, Intake, FollowUp, Referral):
             out.add(self.keys.account_channel(case.opened_by.id),
                     {"type": "case.updated", "case": views.case_view(case, views.Viewer.STAFF)})
         out.add(self.keys.cases_channel,
-                {"type": "case.updated", "case": views.case_view(case, views.Viewer.STAFF)})
+                {"type": "case.updated", "case": views.case_view(case, views.Viewer.STAFF),
+                 **({"area_first": round(area_first, 3)} if area_first > 0 else {})})
+
+    async def _head_start(self, conn: Conn, case: Case) -> float:
+        """What is left of the head start of the case's area's mediators (0: everyone is told at once)."""
+        if case.grid is None or case.mediator is not None or case.status != rules.Status.FILED \
+                or self.settings.area_first_s <= 0:
+            return 0.0
+        age = (self.clock() - case.created_at).total_seconds()
+        if age >= self.settings.area_first_s:
+            return 0.0
+        staffed = await store.area_staffed(conn, case.grid.path)
+        return area.head_start_left(True, staffed, age, self.settings.area_first_s)
+
+    async def _grid_of(self, conn: Conn, where: area.Where | None) -> GridRef | None:
+        """The grid of a new case: the one holding its position, or the one named (unknown: bad_request)."""
+        if where is None:
+            return None
+        where.check()
+        if where.grid is not None:
+            ref = await grid_store.ref(conn, where.grid)
+            if ref is None:
+                raise BadRequest(f"grid: no grid has the code {where.grid!r}")
+            return ref
+        return await grid_store.tag(conn, where.lat, where.lon)
 
     async def _mutate(self, actor: Account, case_id: str, change: Change) -> dict[str, Any]:
         """Lock the case, apply the change, publish after commit; the actor's view of the case after."""
@@ -109,7 +137,8 @@ class MediationService(SmsParties, Parties, Intake, FollowUp, Referral):
             if await change(conn, case):
                 case = await store.get_case(conn, case_id)
                 assert case is not None
-                self._case_changed(out, case, untaken_before=untaken)
+                self._case_changed(out, case, untaken_before=untaken,
+                                   area_first=await self._head_start(conn, case))
         self._remember(case)
         await self.publish(out.items)
         return views.view_for(case, actor.id, actor.role)
@@ -125,7 +154,7 @@ class MediationService(SmsParties, Parties, Intake, FollowUp, Referral):
     # ---------------------------------------------------------------- cases
     async def open_case(self, actor: Account, category: str, summary: str, others: list[rules.OtherParty],
                         name: str | None = None, request_id: str | None = None,
-                        remote: str = "-") -> dict[str, Any]:
+                        remote: str = "-", where: area.Where | None = None) -> dict[str, Any]:
         """Open a case; with a request_id already used by this filer, the case it opened (nothing new).
 
         Names are never phone numbers; phones only in sms.allowed_countries; cases and invitation texts
@@ -137,6 +166,7 @@ class MediationService(SmsParties, Parties, Intake, FollowUp, Referral):
         out = Outbox()
         held: list[str] = []
         async with self.pool.acquire() as conn:    # limits are counted before the transaction (Redis may hang)
+            grid = await self._grid_of(conn, where)     # a bad grid code is refused before anything is counted
             again = request_id is not None and await store.case_by_request(conn, actor.id, request_id) is not None
         texted = set() if again else await self.guard.opening(actor.id, remote, [o.phone for o in others])
         async with self.pool.acquire() as conn, conn.transaction():
@@ -145,7 +175,7 @@ class MediationService(SmsParties, Parties, Intake, FollowUp, Referral):
             filer_name = check_name(name or "") or shown_name(me["name"] if me else "", "")
             verified = bool(me and me["verified"])
             case_id = await store.insert_case(conn, actor.id, category, summary, request_id,
-                                              deadlines=self._deadlines())
+                                              deadlines=self._deadlines(), grid_code=grid.code if grid else None)
             if case_id is None:    # opened before under this request_id (its answer was lost): that case
                 assert request_id is not None
                 earlier = await store.case_by_request(conn, actor.id, request_id)
@@ -172,7 +202,7 @@ class MediationService(SmsParties, Parties, Intake, FollowUp, Referral):
                 await self.texts.enqueue(conn, p.phone, Template(CaseText.INVITATION, {
                     "ref": case.ref_no, "category": case.category, "filer": filer_name if verified else "",
                     "code": p.join_code, "public_url": self.public_url}), kind="case", case_id=case.id)
-            self._case_changed(out, case)
+            self._case_changed(out, case, area_first=await self._head_start(conn, case))
         await self.publish(out.items)
         view = views.view_for(case, actor.id, actor.role)
         return {**view, "invitations_not_texted": held} if held else view
@@ -302,11 +332,34 @@ class MediationService(SmsParties, Parties, Intake, FollowUp, Referral):
         return await self._mutate(actor, case_id, change)
 
     # ---------------------------------------------------------------- reading
-    async def watch_list(self, actor: Account, record: bool = True) -> list[dict[str, Any]]:
+    async def watch_list(self, actor: Account, record: bool = True, grids: frozenset[str] | None = None,
+                         roots: frozenset[str] | None = None) -> list[dict[str, Any]]:
+        """Every open case (in `grids`, descendants included, when given), the actor's area first, each
+        marked `in_area` (mediation/area.py); `roots`: the actor's area if already read."""
         async with self.pool.acquire() as conn:
             if record and actor.role != "resident":
-                await audit.record(conn, actor.id, actor.role, "watch", "cases", None)
-            return [views.view_for(c, actor.id, actor.role) for c in await store.open_cases(conn)]
+                await audit.record(conn, actor.id, actor.role, "watch", "cases", None,
+                                   **({"grids": sorted(grids)} if grids is not None else {}))
+            if roots is None:
+                roots = area.area_roots(await store.area_of(conn, actor.id))
+            cases = [c for c in await store.open_cases(conn) if area.within(c.grid.path if c.grid else None, grids)]
+        return [{**views.view_for(c, actor.id, actor.role), "in_area": mine}
+                for c, mine in area.listed(cases, lambda c: c.grid.path if c.grid else None, roots)]
+
+    async def area(self, actor: Account) -> frozenset[str]:
+        """The codes whose subtrees make up the actor's area (mediation/area.py; empty: no grids)."""
+        async with self.pool.acquire() as conn:
+            return area.area_roots(await store.area_of(conn, actor.id))
+
+    async def check_grids(self, codes: list[str] | None) -> frozenset[str] | None:
+        """A `grids` filter as a set (None: none); a code naming no grid is refused, named."""
+        if not codes:
+            return None
+        async with self.pool.acquire() as conn:
+            bad = await grid_store.unknown(conn, codes)
+        if bad:
+            raise BadRequest(f"grids: no grid has the code{'s' if len(bad) > 1 else ''} {', '.join(bad)}")
+        return frozenset(codes)
 
     async def my_cases(self, actor: Account) -> list[dict[str, Any]]:
         async with self.pool.acquire() as conn:

@@ -5,23 +5,28 @@ back as `rules.Case`; messages as dicts in the wire shape of contract §3.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from grids.rules import GridRef
 from infra import eventlog
 from infra.accounts import shown_name
 from infra.db import Conn, sql_list
 from infra.formats import iso
+from mediation.area import COMMUNITY_CHILD, Membership
 from mediation.rules import FINAL, Agreement, Case, Feedback, Opener, Party, Person, ReferredTo, Signature, Status
 
 FINAL_SQL = sql_list(Status, FINAL)
 
 CASE_SELECT = """
 SELECT c.*, m.name AS mediator_name, s.sha256 AS settled_sha256, o.name AS opener_name,
-       rt.name AS referred_agency_name, COALESCE(rt.agency_type, 'other') AS referred_agency_type
+       rt.name AS referred_agency_name, COALESCE(rt.agency_type, 'other') AS referred_agency_type,
+       g.name AS grid_name, g.path AS grid_path
 FROM cases c
+LEFT JOIN grids g ON g.code = c.grid_code
 LEFT JOIN accounts m ON m.id = c.mediator_id
 LEFT JOIN accounts o ON o.id = c.filer_id AND c.opened_by_role IS NOT NULL
 LEFT JOIN settlements s ON s.case_id = c.id
@@ -77,6 +82,7 @@ async def _assemble(conn: Conn, rows: list[asyncpg.Record]) -> list[Case]:
             referred_to=_referred_to(r),
             due_at=r["due_at"], take_by=r["take_by"], overdue_since=r["overdue_since"],
             extended_at=r["extended_at"], feedback=tuple(feedback[r["id"]]),
+            grid=_grid(r),
             agreement=None if ag is None else Agreement(
                 id=str(ag["id"]), text=ag["text"], sha256=ag["sha256"], proposed_at=ag["proposed_at"],
                 sign_code=ag["sign_code"], signatures=tuple(sigs[ag["id"]]))))
@@ -89,6 +95,17 @@ def _referred_to(r: asyncpg.Record) -> ReferredTo | None:
     if r["referred_to_type"] is not None:
         return ReferredTo(None, r["referred_to_type"], r["referred_to_name"] or "")
     return None
+
+
+def _grid(r: asyncpg.Record) -> GridRef | None:
+    """The case's grid; one a later import removed keeps its code (no foreign key: figures keep their grid)."""
+    if r["grid_code"] is None:
+        return None
+    if r["grid_path"] is None:
+        return GridRef(r["grid_code"], r["grid_code"], (r["grid_code"],))
+    return GridRef(r["grid_code"], r["grid_name"], tuple(r["grid_path"]))
+
+
 def feedback_from_row(f: asyncpg.Record) -> Feedback:
     return Feedback(str(f["party_id"]), f["asked_via"], f["asked_at"], f["score"], f["comment"], f["answered_at"])
 
@@ -123,17 +140,19 @@ async def cases_of(conn: Conn, account_id: str, limit: int = 100) -> list[Case]:
 
 async def insert_case(conn: Conn, filer_id: str, category: str, summary: str,
                       request_id: str | None = None, opened_by_role: str | None = None,
-                      deadlines: tuple[datetime, datetime] | None = None) -> str | None:
+                      deadlines: tuple[datetime, datetime] | None = None,
+                      grid_code: str | None = None) -> str | None:
     """The new case's id; None if this filer already opened a case with this request_id.
     `opened_by_role`: a staff member (the filer_id) opened it for visitors. `deadlines`: (due_at, take_by)
     (mediation/followup.py; without them, the shipped defaults from now)."""
     due_at, take_by = deadlines if deadlines is not None else (None, None)
     v = await conn.fetchval(
-        "INSERT INTO cases (ref_no, filer_id, category, summary, request_id, opened_by_role, due_at, take_by)"
+        "INSERT INTO cases (ref_no, filer_id, category, summary, request_id, opened_by_role, due_at, take_by,"
+        " grid_code)"
         " VALUES ('M-' || nextval('case_ref_seq'), $1, $2, $3, $4, $5,"
-        " COALESCE($6, now() + interval '30 days'), COALESCE($7, now() + interval '24 hours'))"
+        " COALESCE($6, now() + interval '30 days'), COALESCE($7, now() + interval '24 hours'), $8)"
         " ON CONFLICT (filer_id, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING id",
-        filer_id, category, summary, request_id, opened_by_role, due_at, take_by)
+        filer_id, category, summary, request_id, opened_by_role, due_at, take_by, grid_code)
     return None if v is None else str(v)
 
 
@@ -141,6 +160,23 @@ async def set_referral(conn: Conn, case_id: str, incident_id: str, incident_ref:
     """A new case's incident (incident.refer) and the grid it keeps from it."""
     await conn.execute("UPDATE cases SET incident_id = $2, incident_ref = $3, grid_code = $4 WHERE id = $1",
                        case_id, incident_id, incident_ref, grid_code)
+
+
+async def area_of(conn: Conn, account_id: str) -> list[Membership]:
+    """The grids an account belongs to (account_grids), for mediation/area.py."""
+    rows = await conn.fetch("SELECT g.code, g.level, g.parent FROM account_grids ag JOIN grids g ON g.code = ag.code"
+                            " WHERE ag.account_id = $1 ORDER BY g.code", account_id)
+    return [Membership(r["code"], r["level"], r["parent"]) for r in rows]
+
+
+async def area_staffed(conn: Conn, path: Sequence[str]) -> bool:
+    """Whether some mediator's area (mediation/area.py: a grid's community, any other level itself) holds a
+    case whose grid has this path."""
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM account_grids ag JOIN accounts a ON a.id = ag.account_id"
+        " JOIN grids g ON g.code = ag.code WHERE a.role = 'mediator' AND NOT a.disabled"
+        f" AND (CASE WHEN g.level = '{COMMUNITY_CHILD}' THEN COALESCE(g.parent, g.code) ELSE g.code END)"
+        " = ANY($1::text[]))", list(path)))
 
 
 async def opened_cases(conn: Conn, account_id: str, limit: int = 100) -> list[Case]:

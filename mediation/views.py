@@ -92,6 +92,7 @@ def case_view(case: Case, viewer: Viewer, account_id: str | None = None) -> dict
         "join_code": named[0].join_code if sees_codes and named else None,
         "outcome_note": case.outcome_note,
         "version": case.version,
+        "grid": case.grid.view() if case.grid else None,
         "due_at": iso(case.due_at),
         "take_by": iso(case.take_by) if take_applies(case) else None,
         "overdue": is_overdue(case),

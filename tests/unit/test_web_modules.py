@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "web" / "static" / "js"
 TESTS = ROOT / "web" / "tests"
 # modules that must stay importable and testable without a browser
-PURE = ("mediate-state.js", "status.js", "dispatch-state.js", "alarm-state.js", "job-facts.js")
+PURE = ("mediate-state.js", "status.js", "dispatch-state.js", "alarm-state.js", "job-facts.js", "grid-state.js")
 BROWSER_ONLY = re.compile(r"\b(document|window|localStorage|navigator|WebSocket|fetch|setTimeout|location)\b")
 
 

@@ -283,6 +283,7 @@ describe('case copies', () => {
     const ids = (groups) => groups.map(([key, list]) => [key, list.map((c) => c.id)]);
     assert.deepEqual(ids(book.groups(med)), [
       ['mediate.groupOverdue', []],
+      ['mediate.groupArea', []],
       ['mediate.groupMine', ['mine-new', 'mine-old']],
       ['mediate.groupWaiting', ['wait-old', 'wait-new']],
       ['mediate.groupOthers', ['theirs']],
@@ -304,6 +305,7 @@ describe('case copies', () => {
     const ids = (groups) => groups.map(([key, list]) => [key, list.map((c) => c.id)]);
     assert.deepEqual(ids(book.groups(med)), [
       ['mediate.groupOverdue', ['wait-late', 'mine-late']],
+      ['mediate.groupArea', []],
       ['mediate.groupMine', []],
       ['mediate.groupWaiting', ['wait']],
       ['mediate.groupOthers', []],
@@ -313,6 +315,35 @@ describe('case copies', () => {
     assert.equal(isOverdue({ overdue: true, status: 'settled' }), false);
     assert.equal(deadlineOf({ take_by: at(1), due_at: at(2) }), at(1));
     assert.equal(deadlineOf({ take_by: null, due_at: at(2) }), at(2));
+  });
+});
+
+describe('your area first (issue 14)', () => {
+  const cs = (id, version, extra = {}) => ({ id, version, status: 'filed', created_at: '2026-11-29T10:00:00Z', ...extra });
+  test('waiting cases of the mediator\'s area come first; the mark outlives copies without it', () => {
+    const med = { id: 'm1', role: 'mediator' };
+    const at = (h) => `2026-11-29T${String(h).padStart(2, '0')}:00:00Z`;
+    const book = new CaseBook();
+    const snap = book.beginSnapshot();
+    book.applySnapshot(snap, [
+      [cs('near-new', 1, { in_area: true, created_at: at(4) }), cs('far', 1, { in_area: false, created_at: at(1) }),
+        cs('near-old', 1, { in_area: true, created_at: at(2) })],
+      [cs('near-old', 1, { created_at: at(2) })], // cases.mine's copy of the same version: no mark
+    ], null);
+    book.endSnapshot(snap);
+    const ids = (groups) => groups.filter(([, list]) => list.length).map(([key, list]) => [key, list.map((c) => c.id)]);
+    assert.deepEqual(ids(book.groups(med)), [
+      ['mediate.groupArea', ['near-old', 'near-new']],
+      ['mediate.groupWaiting', ['far']],
+    ]);
+    // the mediator takes one: a newer copy without the mark keeps it, and the case moves to "mine"
+    const taken = book.keep(cs('near-old', 2, { mediator: { id: 'm1' }, status: 'in_mediation', created_at: at(2) }));
+    assert.equal(taken.in_area, true);
+    assert.deepEqual(ids(book.groups(med)), [
+      ['mediate.groupArea', ['near-new']],
+      ['mediate.groupMine', ['near-old']],
+      ['mediate.groupWaiting', ['far']],
+    ]);
   });
 });
 

@@ -8,6 +8,18 @@
 import { t } from './i18n.js';
 import { getConfig } from './api.js';
 import { FINAL } from './status.js';
+import { LEVELS, SCALE, step, gridOf } from './grid-state.js';
+
+// grid borders (issue 14): thin lines, heavier for the larger units; only the grids are filled (by
+// their open incidents, grid-state.js SCALE) and answer the pointer; the larger units are drawn over
+// them without catching clicks
+const BORDER = {
+  district: { weight: 2.5, color: '#263238' },
+  street: { weight: 1.6, color: '#37474f', dashArray: '6 4' },
+  community: { weight: 1.2, color: '#455a64' },
+  grid: { weight: 0.7, color: '#607d8b' },
+};
+const CHOSEN = { weight: 3.5, color: '#0b57d0', dashArray: null };
 
 const FALLBACK_CENTER = [31.2304, 121.4737];
 
@@ -22,6 +34,8 @@ export class DispatchMap {
     this.selectedId = null;
     this.zoom = null;
     this.shown = new Map(); // id -> the incident last drawn, to redraw on selection
+    this.grids = new Map(); // code -> {layer, grid}: the grid borders (issue 14)
+    this.chosenGrid = null;
   }
 
   async init() {
@@ -153,6 +167,91 @@ export class DispatchMap {
   showAll() {
     this.userMoved = false;
     this._fit();
+  }
+
+  // ---- grids (issue 14) -------------------------------------------------------------------
+
+  /**
+   * Draw the grids of a GeoJSON FeatureCollection's features (again: only the colours change when
+   * the same grids come back). onPick(code) when a grid is clicked (not while picking a position).
+   */
+  setGrids(features, onPick) {
+    if (!this.map) return;
+    const list = (features || []).filter((f) => f && f.geometry && gridOf(f).code);
+    const codes = list.map((f) => gridOf(f).code).sort().join(',');
+    if (codes === [...this.grids.keys()].sort().join(',')) {
+      for (const f of list) this._restyle(gridOf(f));
+      return;
+    }
+    for (const { layer } of this.grids.values()) layer.remove();
+    this.grids.clear();
+    // the grids first (below), then community, street and district borders over them
+    const byDepth = [...list].sort((a, b) => LEVELS.indexOf(gridOf(b).level) - LEVELS.indexOf(gridOf(a).level));
+    for (const f of byDepth) {
+      const g = gridOf(f);
+      const filled = g.level === 'grid';
+      const layer = L.geoJSON(f, {
+        interactive: filled,
+        style: () => this._style(g),
+      });
+      if (filled) {
+        layer.bindTooltip(() => this._label(this._gridText(this.grids.get(g.code).grid)), { sticky: true });
+        layer.on('click', () => {
+          if (!this.el.classList.contains('picking')) onPick(g.code);
+        });
+      }
+      layer.addTo(this.map);
+      this.grids.set(g.code, { layer, grid: g });
+      layer.eachLayer((path) => {
+        const el = path.getElement && path.getElement();
+        if (el) {
+          el.dataset.code = g.code;
+          el.dataset.level = g.level;
+          el.dataset.open = String(g.open);
+        }
+      });
+    }
+  }
+
+  /** Outline the chosen area (null: none). */
+  chooseGrid(code) {
+    const before = this.chosenGrid;
+    this.chosenGrid = code;
+    for (const c of [before, code]) {
+      const x = c && this.grids.get(c);
+      if (x) this._restyle(x.grid);
+    }
+    const x = code && this.grids.get(code);
+    if (x && this.map) {
+      x.layer.bringToFront();
+      this.userMoved = true; // the dispatcher asked for this area: frame it and stay there
+      this.map.fitBounds(x.layer.getBounds(), { padding: [20, 20], maxZoom: 16 });
+    }
+  }
+
+  _gridText(g) {
+    return `${g.name} · ${t(`gridlevel.${g.level}`)}${g.level === 'grid' || g.open ? ` · ${t('dispatch.gridOpen', { n: g.open })}` : ''}`;
+  }
+
+  _style(g) {
+    const chosen = g.code === this.chosenGrid;
+    const base = { ...BORDER[g.level], ...(chosen ? CHOSEN : {}), className: `grid-shape grid-${g.level}${chosen ? ' grid-chosen' : ''}` };
+    if (g.level !== 'grid') return { ...base, fill: false };
+    return { ...base, fill: true, fillColor: SCALE[step(g.open)].colour, fillOpacity: 0.45 };
+  }
+
+  _restyle(g) {
+    const x = this.grids.get(g.code);
+    if (!x) return;
+    x.grid = g;
+    x.layer.setStyle(this._style(g));
+    x.layer.eachLayer((path) => {
+      const el = path.getElement && path.getElement();
+      if (el) {
+        el.classList.toggle('grid-chosen', g.code === this.chosenGrid);
+        el.dataset.open = String(g.open);
+      }
+    });
   }
 
   _marker(at, kind, label, name, selected) {

@@ -15,6 +15,8 @@ import { rings } from './alarm-state.js';
 import { escalationReason, handedBack } from './job-facts.js';
 import { newCallForm } from './newcall.js';
 import { referControl } from './dispatch-refer.js';
+import { gridAreas } from './dispatch-grids.js';
+import { inArea } from './grid-state.js';
 
 const ROUGH_M = 1000; // a position this uncertain is worth fixing by hand
 
@@ -47,6 +49,20 @@ let selectedIncident = null; // kept even after it leaves the queue
 let events = [];
 
 const map = new DispatchMap(document.getElementById('map'), { onSelect: select });
+// the areas (issue 14): grid borders coloured by open incidents; a pick limits the queue to one area
+const areas = gridAreas({
+  map,
+  token: () => token(),
+  onPick: () => watch(),
+  els: {
+    tree: document.getElementById('grid-tree'),
+    treeBox: document.getElementById('grid-tree-box'),
+    legend: document.getElementById('grid-legend'),
+    current: document.getElementById('area-current'),
+    all: document.getElementById('area-all'),
+  },
+});
+let gridsLoaded = false;
 const alerts = pushAlerts({ container: els.app, token: () => token() }); // escalations with the screen off
 
 const { sock, token, account } = staffSession({
@@ -85,9 +101,17 @@ const versions = new Versions(); // the newest copy seen of each, closed ones in
 async function watch() {
   await map.init();
   map.resize();
+  if (!gridsLoaded) {
+    gridsLoaded = true;
+    areas.load();
+  } else {
+    areas.changed();
+  }
   buffered = [];
+  const area = areas.chosen();
   try {
-    const r = await sock.request('queue.watch', {});
+    const r = await sock.request('queue.watch', area ? { grids: [area] } : {});
+    if (area !== areas.chosen()) return; // another pick went out meanwhile: its answer rules
     const late = buffered;
     buffered = null;
     incidents.clear();
@@ -110,14 +134,15 @@ async function watch() {
 
 function upsertIncident(inc, render = true) {
   if (!versions.admit(inc)) return;
-  if (FINAL.has(inc.status)) incidents.delete(inc.id);
+  const off = FINAL.has(inc.status) || !inArea(inc, areas.chosen()); // closed, or outside the area shown
+  if (off) incidents.delete(inc.id);
   else incidents.set(inc.id, inc);
   if (inc.id === selected) {
     selectedIncident = inc;
     paintDetail();
     loadTimeline(inc.id);
   }
-  if (FINAL.has(inc.status)) map.removeIncident(inc.id);
+  if (off) map.removeIncident(inc.id);
   else map.setIncident(inc);
   if (render) renderQueue();
 }
@@ -138,6 +163,7 @@ function upsertResponder(resp, render = true) {
 }
 
 sock.on('incident.updated', (m) => {
+  areas.changed(); // the colouring of the grids follows
   if (buffered) buffered.push(['incident', m.incident]);
   else upsertIncident(m.incident);
 });
@@ -450,4 +476,5 @@ onLangChange(() => {
   paintDetail();
   map.translate();
   map.relabel(incidents.values(), responders.values());
+  areas.relabel();
 });

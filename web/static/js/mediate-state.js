@@ -6,6 +6,9 @@
 //   case copies   every copy carries `version`; the highest wins (pushes and answers can cross).
 //                 A case-list snapshot replaces the list but keeps any newer copy pushed while
 //                 it was in flight, and the case on screen.
+//                 A mediator's cases.watch marks each case `in_area` (issue 14): the new cases of
+//                 their area come first ("your area"), then the rest; the mark outlives copies
+//                 without it.
 //   rooms         each room keeps its messages by seq (each seq once) and `last`, the highest seq
 //                 up to which it has every message. A live message beyond `last + 1` is a hole:
 //                 the page re-subscribes with after_seq = last, paging on while has_more. So do a
@@ -46,6 +49,14 @@ export function newer(a, b) {
   return (b.version ?? 0) >= (a.version ?? 0);
 }
 
+/**
+ * c, marked `in_area` as an earlier copy was when c does not say (issue 14: cases.watch and the cases
+ * channel mark each case for the mediator; answers such as cases.mine and their own pushes do not).
+ */
+function withArea(old, c) {
+  return old && old.in_area !== undefined && c.in_area === undefined ? { ...c, in_area: old.in_area } : c;
+}
+
 const byNewest = (a, b) => Date.parse(b.updated_at || b.created_at) - Date.parse(a.updated_at || a.created_at);
 const byOldest = (a, b) => Date.parse(a.created_at) - Date.parse(b.created_at);
 
@@ -72,8 +83,9 @@ export class CaseBook {
     if (this.pushed) this.pushed.add(c.id);
     const old = this.cases.get(c.id);
     if (old && !newer(old, c)) return old;
-    this.cases.set(c.id, c);
-    return c;
+    const kept = withArea(old, c);
+    this.cases.set(c.id, kept);
+    return kept;
   }
 
   /** A case-list request goes out; returns its token for applySnapshot/endSnapshot. */
@@ -91,7 +103,8 @@ export class CaseBook {
     const fresh = new Map();
     for (const c of lists.flat()) {
       const o = fresh.get(c.id);
-      if (!o || newer(o, c)) fresh.set(c.id, c);
+      if (!o || newer(o, c)) fresh.set(c.id, withArea(o, c));
+      else fresh.set(c.id, withArea(c, o));
     }
     for (const [id, old] of this.cases) {
       const n = fresh.get(id);
@@ -121,8 +134,9 @@ export class CaseBook {
       const mine = (c) => isMediatorOf(c, me);
       return [
         ['mediate.groupOverdue', all.filter(isOverdue).sort(byDeadline)],
+        ['mediate.groupArea', open.filter((c) => !c.mediator && c.in_area).sort(byOldest)],
         ['mediate.groupMine', open.filter(mine).sort(byNewest)],
-        ['mediate.groupWaiting', open.filter((c) => !c.mediator).sort(byOldest)],
+        ['mediate.groupWaiting', open.filter((c) => !c.mediator && !c.in_area).sort(byOldest)],
         ['mediate.groupOthers', open.filter((c) => c.mediator && !mine(c)).sort(byNewest)],
         ['mediate.groupClosed', list.filter((c) => CASE_FINAL.has(c.status) && mine(c)).sort(byNewest)],
       ];

@@ -117,9 +117,11 @@ export function createView(S, on) {
       h('strong', { class: 'ref', text: c.ref_no }),
       h('span', { class: `badge case-${c.status}`, text: t(`case.${c.status}`) }),
       isOverdue(c) ? h('span', { testid: 'case-overdue', class: 'badge badge-overdue', text: `⚠ ${t('mediate.overdue')}` }) : null,
+      c.in_area ? h('span', { class: 'badge badge-area', testid: 'in-area', text: t('mediate.inArea') }) : null,
       h('span', { class: 'cat', text: t(`casecat.${c.category}`) })),
     h('span', { class: 'summary', text: c.summary || '' }),
-    h('span', { class: 'row-meta', text: t('mediate.rowMeta', { n: others, when: fmtWhen(c.created_at) }) })));
+    h('span', { class: 'row-meta', text: t('mediate.rowMeta', { n: others, when: fmtWhen(c.created_at) }) }),
+    c.grid ? h('span', { class: 'row-meta row-grid', testid: 'case-grid', text: t('mediate.rowGrid', { name: c.grid.name }) }) : null));
   }
 
   function renderCases() {

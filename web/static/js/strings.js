@@ -656,4 +656,20 @@ export default {
   'mediate.feedbackStar': ['{n} of 5', '{n} 分'],
   'mediate.agreementPdf': ['Download agreement (PDF)', '下载协议书（PDF）'],
   'mediate.agreementPdfFailed': ['The PDF could not be made. Try again later.', '无法生成协议书 PDF，请稍后再试。'],
+  // mediation by grid (issue 14)
+  'mediate.groupArea': ['Your area: waiting for a mediator', '本辖区：等待受理'],
+  'mediate.inArea': ['Your area', '本辖区'],
+  'mediate.rowGrid': ['Area: {name}', '网格：{name}'],
+  // the dispatch map's areas (issue 14)
+  'dispatch.areaShown': ['Area shown:', '显示区域：'],
+  'dispatch.areaEverywhere': ['All areas', '全部区域'],
+  'dispatch.areaAll': ['All areas', '全部区域'],
+  'dispatch.gridTree': ['Pick an area from the list', '从列表中选择区域'],
+  'dispatch.gridLegend': ['Open incidents per grid:', '各网格未结事件：'],
+  'dispatch.gridPick': ['Show only {name} ({n} open)', '只看{name}（{n} 件未结）'],
+  'dispatch.gridOpen': ['{n} open', '{n} 件未结'],
+  'gridlevel.district': ['district', '区'],
+  'gridlevel.street': ['street', '街道'],
+  'gridlevel.community': ['community', '社区'],
+  'gridlevel.grid': ['grid', '网格'],
 };
