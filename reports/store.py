@@ -1,0 +1,114 @@
+"""SQL of the reports: one GROUP BY over incident_facts (infra/migrations/028_reports.sql) per report.
+
+The facts are kept by the database in the transaction of each change (triggers on the incident log);
+`facts_of` is the plain rule they are held equal to. A report's groups and its total are one statement
+(GROUPING SETS); percentiles are PostgreSQL's `percentile_cont` (linear interpolation between the
+closest ranks), which ignores incidents without the interval.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from infra.db import Conn
+from reports.rules import INTERVALS, PERCENTILES, PERIODS, Grouping, Query, ratio
+
+_QS = "ARRAY[" + ",".join(str(q) for _, q in PERCENTILES) + "]::float8[]"
+
+
+def _key(by: Grouping, tz: str) -> str:
+    local = "f.created_at AT TIME ZONE '" + tz.replace("'", "''") + "'"
+    return {Grouping.CATEGORY: "f.category", Grouping.GRID: "coalesce(f.grid_code, '')",
+            Grouping.CHANNEL: "f.channel", Grouping.DAY: f"date_trunc('day', {local})",
+            Grouping.WEEK: f"date_trunc('week', {local})", Grouping.MONTH: f"date_trunc('month', {local})"}[by]
+
+
+def _incidents_sql(by: Grouping, tz: str, area: bool) -> str:
+    key = _key(by, tz)
+    return f"""
+SELECT {key} AS g, grouping({key}) AS total,
+       count(*) AS received,
+       count(*) FILTER (WHERE f.escalated) AS escalated,
+       count(*) FILTER (WHERE f.status = 'cancelled' AND f.disposition IS DISTINCT FROM 'false_alarm') AS cancelled,
+       count(*) FILTER (WHERE f.status = 'resolved') AS resolved,
+       count(*) FILTER (WHERE f.disposition = 'false_alarm') AS false_alarms,
+       percentile_cont({_QS}) WITHIN GROUP (ORDER BY f.first_offer_s) AS press_to_first_offer,
+       percentile_cont({_QS}) WITHIN GROUP (ORDER BY f.assigned_s) AS press_to_assigned,
+       percentile_cont({_QS}) WITHIN GROUP (ORDER BY f.on_scene_s - f.assigned_s) AS assigned_to_on_scene,
+       percentile_cont({_QS}) WITHIN GROUP (ORDER BY f.closed_s) FILTER (WHERE f.status = 'resolved')
+           AS press_to_resolved,
+       coalesce(sum(f.offers), 0) AS offers, coalesce(sum(f.offers_accepted), 0) AS offers_accepted,
+       count(*) FILTER (WHERE f.assigned_s <= $3) AS in_target,
+       count(*) FILTER (WHERE NOT coalesce(f.assigned_s IS NULL AND f.closed_s <= $3, false)) AS target_base
+FROM incident_facts f
+WHERE f.created_at >= $1 AND f.created_at < $2 {"AND f.grid_code = ANY($4::text[])" if area else ""}
+GROUP BY GROUPING SETS (({key}), ())
+ORDER BY total, g"""
+
+
+def _percentiles(v: list[float] | None) -> dict[str, float | None]:
+    return {name: (v[i] if v is not None else None) for i, (name, _) in enumerate(PERCENTILES)}
+
+
+def _group(by: Grouping, g: Any) -> str:
+    if by in PERIODS:
+        return str(g.strftime("%Y-%m") if by == Grouping.MONTH else g.strftime("%Y-%m-%d"))
+    return str(g)
+
+
+def incident_row(by: Grouping, r: asyncpg.Record) -> dict[str, Any]:
+    row: dict[str, Any] = {"group": None if r["total"] else _group(by, r["g"])}
+    row.update({k: r[k] for k in ("received", "escalated", "cancelled", "resolved", "false_alarms")})
+    row.update({name: _percentiles(r[name]) for name in INTERVALS})
+    row.update({"offers": int(r["offers"]), "offers_accepted": int(r["offers_accepted"]),
+                "offer_acceptance": ratio(r["offers_accepted"], r["offers"]),
+                "offers_per_incident": ratio(r["offers"], r["received"]),
+                "assigned_within_target": ratio(r["in_target"], r["target_base"])})
+    return row
+
+
+async def area_codes(conn: Conn, roots: list[str]) -> list[str]:
+    """Every grid code under these grids (themselves included): an area, for `grid_code = ANY(...)`."""
+    return [r["code"] for r in await conn.fetch("SELECT code FROM grids WHERE path && $1::text[]", roots)]
+
+
+async def grid_path(conn: Conn, code: str) -> list[str] | None:
+    path = await conn.fetchval("SELECT path FROM grids WHERE code = $1", code)
+    return list(path) if path is not None else None
+
+
+async def grid_names(conn: Conn, codes: list[str]) -> dict[str, str]:
+    rows = await conn.fetch("SELECT code, name FROM grids WHERE code = ANY($1::text[])", codes)
+    return {r["code"]: r["name"] for r in rows}
+
+
+async def incident_report(conn: Conn, q: Query, *, tz: str, target_s: float,
+                          area: list[str] | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The groups (in order of their key) and the total of the incidents received in the period, within
+    `area` (grid codes) unless it is None."""
+    args: list[Any] = [q.start, q.end, float(target_s)]
+    if area is not None:
+        args.append(area)
+    recs = await conn.fetch(_incidents_sql(q.by, tz, area is not None), *args)
+    rows = [incident_row(q.by, r) for r in recs if not r["total"]]
+    total = next((incident_row(q.by, r) for r in recs if r["total"]), None)
+    if total is None:    # nothing at all in the period: the total of nothing
+        total = incident_row(q.by, _EMPTY)
+    return rows, total
+
+
+_EMPTY: Any = {"total": 1, "g": None, "received": 0, "escalated": 0, "cancelled": 0, "resolved": 0,
+               "false_alarms": 0, **{name: None for name in INTERVALS}, "offers": 0, "offers_accepted": 0,
+               "in_target": 0, "target_base": 0}
+
+
+async def facts(conn: Conn, incident_ids: list[str]) -> list[asyncpg.Record]:
+    """The facts as kept (the fast path), by incident id."""
+    return await conn.fetch("SELECT * FROM incident_facts WHERE incident_id = ANY($1::uuid[]) ORDER BY incident_id",
+                            incident_ids)
+
+
+async def facts_of(conn: Conn, incident_ids: list[str]) -> list[asyncpg.Record]:
+    """The facts recomputed from the incidents' rows and whole logs (the plain rule)."""
+    return await conn.fetch("SELECT * FROM incident_facts_of($1::uuid[]) ORDER BY incident_id", incident_ids)
