@@ -17,6 +17,7 @@ import aiohttp
 import asyncpg
 
 from reports import store
+from server.purge import purge
 from testkit.client import http
 from testkit.geo import near
 
@@ -293,3 +294,37 @@ async def test_the_facts_kept_equal_the_facts_recomputed(hl):
     done = next(k for k in kept if str(k["incident_id"]) == inc["id"])
     assert done["status"] == "resolved" and done["offers"] == done["offers_accepted"] == 1
     assert 0 <= done["first_offer_s"] <= done["assigned_s"] <= done["on_scene_s"] <= done["closed_s"]
+
+
+async def test_the_same_report_after_a_purge(hl):
+    """helpline purge blanks names, phones, notes, positions and what a call-taker wrote of the caller; the
+    report of the period is the same before and after, for every grouping."""
+    ids = await build(hl.database_url, HISTORY)
+    conn = await asyncpg.connect(hl.database_url)
+    try:
+        await conn.execute("UPDATE incidents SET caller_name = 'Wang Fang', address = '12 Elm Road', place_id = 'p1'")
+        caller = {"caller_name": "Wang Fang", "caller_phone": "+86138****0000", "address": "12 Elm Road"}
+        await conn.execute("INSERT INTO incident_events (incident_id, at, kind, data)"
+                           " VALUES ($1, $2, 'opened_for_caller', $3)", ids[0], HISTORY[0].created, json.dumps(caller))
+    finally:
+        await conn.close()
+    admin = await staff(hl, "admin")
+    groupings = ("category", "grid", "channel", "day", "week", "month")
+    before = {by: (await report(hl, admin, by=by, **PERIOD))[1] for by in groupings}
+    conn = await asyncpg.connect(hl.database_url)
+    try:
+        done = await purge(conn, 180)        # the history is from March; the run is later than September
+        assert done["incidents"] == 6        # the closed ones; the two still open are kept as they are
+        left = await conn.fetch("SELECT note, lat, lon, caller_name, address, place_id FROM incidents"
+                                " WHERE purged_at IS NOT NULL")
+        assert {tuple(r) for r in left} == {("", None, None, None, None, None)}
+        data = await conn.fetch("SELECT data FROM incident_events WHERE incident_id = ANY($1::uuid[])"
+                                " AND kind IN ('reported', 'opened_for_caller')", ids[:5])
+        assert all(not set(json.loads(r["data"])) & {"lat", "lon", "caller_name", "caller_phone", "address"}
+                   for r in data)
+        assert await conn.fetchval("SELECT name FROM accounts WHERE role = 'resident'") == "Li Lei"  # open ones
+    finally:
+        await conn.close()
+    after = {by: (await report(hl, admin, by=by, **PERIOD))[1] for by in groupings}
+    assert after == before
+    close_to(after["category"]["total"], expected(HISTORY))
