@@ -20,6 +20,7 @@ from infra.identity import Role
 from reports import rules, store
 
 INCIDENT_REPORTERS = frozenset({Role.DISPATCHER, Role.ADMIN})
+CASE_REPORTERS = frozenset({Role.MEDIATOR, Role.ADMIN})
 QUERY = (Param("from", "first day (YYYY-MM-DD, the city's time zone); default 30 days before `to`"),
          Param("to", "last day, included (YYYY-MM-DD); default today"),
          Param("grid", "only this area: a grid code at any level, and everything under it"),
@@ -40,9 +41,9 @@ async def _area(conn: Conn, account: dict[str, Any], picked: str | None) -> list
 
 
 def _answer(q: rules.Query, columns: list[str], rows: list[dict[str, Any]], total: dict[str, Any],
-            meta: dict[str, Any], name: str) -> web.Response:
+            meta: dict[str, Any], name: str, unit: str = "_s") -> web.Response:
     if q.csv:
-        body = rules.csv_table(columns, [*rows, {**total, "group": "total"}])
+        body = rules.csv_table(columns, [*rows, {**total, "group": "total"}], unit)
         return web.Response(text=body, content_type="text/csv", charset="utf-8", headers={
             "Content-Disposition": f'attachment; filename="{name}-{q.by}-{q.first_day}-{q.last_day}.csv"'})
     return web.json_response({**meta, "from": str(q.first_day), "to": str(q.last_day), "by": str(q.by),
@@ -73,5 +74,27 @@ async def incident_report(request: web.Request) -> web.Response:
                    {"assign_target_s": cfg.assign_target_s, "time_zone": cfg.time_zone}, "incidents")
 
 
+@route_doc(auth=BEARER, answers="application/json",
+           query=(*QUERY, Param("by", "category, grid or month (default category)")))
+async def case_report(request: web.Request) -> web.Response:
+    """Per group: cases filed, taken, settled, failed, referred, withdrawn; p50/p90 days to take and to
+    close."""
+    account = await bearer(request)
+    if account["role"] not in CASE_REPORTERS:
+        raise Forbidden("the case report is for mediators and admins")
+    cfg = request.app[CONFIG].reports
+    tz = ZoneInfo(cfg.time_zone)
+    q = rules.parse_query(request.query, today=datetime.now(tz).date(), tz=tz, groupings=rules.CASE_GROUPINGS)
+    async with request.app[POOL].acquire() as conn:
+        area = await _area(conn, account, q.grid)
+        rows, total = await store.case_report(conn, q, tz=cfg.time_zone, area=area)
+        names = (await store.grid_names(conn, [r["group"] for r in rows])) if q.by == rules.Grouping.GRID else {}
+    for r in rows:
+        r["label"] = names.get(r["group"], r["group"])
+    total["label"] = "total"
+    return _answer(q, rules.case_columns(), rows, total, {"time_zone": cfg.time_zone}, "cases", unit="")
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/reports/incidents", incident_report)
+    app.router.add_get("/api/reports/cases", case_report)

@@ -43,7 +43,8 @@ class Grouping(StrEnum):
 
 INCIDENT_GROUPINGS = (Grouping.CATEGORY, Grouping.GRID, Grouping.CHANNEL, Grouping.DAY, Grouping.WEEK,
                       Grouping.MONTH)
-CASE_GROUPINGS = (Grouping.CATEGORY, Grouping.GRID, Grouping.AGENCY, Grouping.MONTH)
+# by agency waits for agencies with a type (issue 15's agency_type); until then `by=agency` is a bad request
+CASE_GROUPINGS = (Grouping.CATEGORY, Grouping.GRID, Grouping.MONTH)
 PERIODS = frozenset({Grouping.DAY, Grouping.WEEK, Grouping.MONTH})
 
 # the intervals of the incident report, each a column of incident_facts or a difference of two
@@ -51,6 +52,10 @@ INTERVALS = ("press_to_first_offer", "press_to_assigned", "assigned_to_on_scene"
 PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95))
 INCIDENT_COUNTS = ("received", "escalated", "cancelled", "resolved", "false_alarms")
 INCIDENT_RATIOS = ("offers", "offers_accepted", "offer_acceptance", "offers_per_incident", "assigned_within_target")
+# the case report: counts by outcome (`taken`: a mediator took it), then days to take and to close
+CASE_COUNTS = ("filed", "taken", "settled", "failed", "referred", "withdrawn")
+CASE_INTERVALS = ("days_to_take", "days_to_close")
+CASE_PERCENTILES = (("p50", 0.5), ("p90", 0.9))
 
 
 @dataclass(frozen=True)
@@ -121,12 +126,20 @@ def incident_columns() -> list[str]:
     return cols + list(INCIDENT_RATIOS)
 
 
-def flat(row: Mapping[str, Any]) -> dict[str, Any]:
+def case_columns() -> list[str]:
+    """The CSV header of the case report, in order."""
+    cols = ["group", "label", *CASE_COUNTS]
+    for name in CASE_INTERVALS:
+        cols += [f"{name}_{p}" for p, _ in CASE_PERCENTILES]
+    return cols
+
+
+def flat(row: Mapping[str, Any], unit: str = "_s") -> dict[str, Any]:
     """A report row with its nested percentiles spread out into columns: `press_to_assigned_p90_s`."""
     out: dict[str, Any] = {}
     for k, v in row.items():
         if isinstance(v, Mapping):
-            out.update({f"{k}_{p}_s": x for p, x in v.items()})
+            out.update({f"{k}_{p}{unit}": x for p, x in v.items()})
         else:
             out[k] = v
     return out
@@ -140,14 +153,14 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def csv_table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows as CSV (RFC 4180, CRLF), BOM first; nested percentiles flattened (`flat`), None empty,
-    floats to three decimals."""
+def csv_table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]], unit: str = "_s") -> str:
+    """The rows as CSV (RFC 4180, CRLF), BOM first; nested percentiles flattened (`flat`, their columns
+    ending in `unit`), None empty, floats to three decimals."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(columns)
     for row in rows:
-        f = flat(row)
+        f = flat(row, unit)
         w.writerow([_cell(f.get(c)) for c in columns])
     return BOM + buf.getvalue()
 

@@ -12,7 +12,19 @@ from typing import Any
 import asyncpg
 
 from infra.db import Conn
-from reports.rules import INTERVALS, PERCENTILES, PERIODS, Grouping, Query, ratio
+from reports.rules import (
+    CASE_COUNTS,
+    CASE_INTERVALS,
+    CASE_PERCENTILES,
+    INTERVALS,
+    PERCENTILES,
+    PERIODS,
+    Grouping,
+    Query,
+    ratio,
+)
+
+CLOSED_CASES = "'settled','failed','referred','withdrawn'"
 
 _QS = "ARRAY[" + ",".join(str(q) for _, q in PERCENTILES) + "]::float8[]"
 
@@ -112,3 +124,55 @@ async def facts(conn: Conn, incident_ids: list[str]) -> list[asyncpg.Record]:
 async def facts_of(conn: Conn, incident_ids: list[str]) -> list[asyncpg.Record]:
     """The facts recomputed from the incidents' rows and whole logs (the plain rule)."""
     return await conn.fetch("SELECT * FROM incident_facts_of($1::uuid[]) ORDER BY incident_id", incident_ids)
+
+
+# ---------------------------------------------------------------- cases
+_CQS = "ARRAY[" + ",".join(str(q) for _, q in CASE_PERCENTILES) + "]::float8[]"
+
+
+def _cases_sql(by: Grouping, tz: str, area: bool) -> str:
+    """Cases are few (thousands a year, not millions): read from `cases` and their `taken` event directly.
+    Taken: the first `taken` of the log (a case opened by a mediator is theirs from the start)."""
+    key = _key(by, tz)
+    return f"""
+WITH f AS (
+    SELECT c.category, c.grid_code, c.created_at, c.status, c.closed_at,
+           coalesce((SELECT min(e.at) FROM case_events e WHERE e.case_id = c.id AND e.kind = 'taken'),
+                    CASE WHEN c.opened_by_role = 'mediator' THEN c.created_at END) AS taken_at
+    FROM cases c
+    WHERE c.created_at >= $1 AND c.created_at < $2 {"AND c.grid_code = ANY($3::text[])" if area else ""}
+)
+SELECT {key} AS g, grouping({key}) AS total,
+       count(*) AS filed, count(f.taken_at) AS taken,
+       count(*) FILTER (WHERE f.status = 'settled') AS settled,
+       count(*) FILTER (WHERE f.status = 'failed') AS failed,
+       count(*) FILTER (WHERE f.status = 'referred') AS referred,
+       count(*) FILTER (WHERE f.status = 'withdrawn') AS withdrawn,
+       percentile_cont({_CQS}) WITHIN GROUP (ORDER BY extract(epoch FROM f.taken_at - f.created_at) / 86400)
+           AS days_to_take,
+       percentile_cont({_CQS}) WITHIN GROUP (ORDER BY extract(epoch FROM f.closed_at - f.created_at) / 86400)
+           FILTER (WHERE f.status IN ({CLOSED_CASES})) AS days_to_close
+FROM f
+GROUP BY GROUPING SETS (({key}), ())
+ORDER BY total, g"""
+
+
+def case_row(by: Grouping, r: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"group": None if r["total"] else _group(by, r["g"])}
+    row.update({k: r[k] for k in CASE_COUNTS})
+    for name in CASE_INTERVALS:
+        v = r[name]
+        row[name] = {p: (float(v[i]) if v is not None else None) for i, (p, _) in enumerate(CASE_PERCENTILES)}
+    return row
+
+
+async def case_report(conn: Conn, q: Query, *, tz: str,
+                      area: list[str] | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The groups and the total of the cases filed in the period, within `area` unless it is None."""
+    args: list[Any] = [q.start, q.end]
+    if area is not None:
+        args.append(area)
+    recs = await conn.fetch(_cases_sql(q.by, tz, area is not None), *args)
+    rows = [case_row(q.by, r) for r in recs if not r["total"]]
+    total = next(case_row(q.by, r) for r in recs if r["total"])
+    return rows, total

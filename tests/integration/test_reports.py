@@ -328,3 +328,75 @@ async def test_the_same_report_after_a_purge(hl):
     after = {by: (await report(hl, admin, by=by, **PERIOD))[1] for by in groupings}
     assert after == before
     close_to(after["category"]["total"], expected(HISTORY))
+
+
+# ---------------------------------------------------------------- the case report
+# (category, grid, status, days after DAY0 filed, days to take or None, days to close or None)
+CASES = [
+    ("neighbour", "G1", "settled", 0, 0.5, 6.0),
+    ("neighbour", "G1", "failed", 0, 1.25, 20.0),
+    ("neighbour", "G2", "in_mediation", 1, 2.0, None),
+    ("family", "G2", "referred", 3, 0.1, 1.5),
+    ("family", None, "withdrawn", 10, None, 0.75),
+    ("labour", "G1", "filed", 40, None, None),         # April
+]
+
+
+async def build_cases(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        filer = await conn.fetchval("INSERT INTO accounts (role, name) VALUES ('resident', 'Han Mei') RETURNING id")
+        med = await conn.fetchval("INSERT INTO accounts (role, name) VALUES ('mediator', 'Zhao') RETURNING id")
+        for n, (cat, grid, status, day, take, close) in enumerate(CASES):
+            at = DAY0 + timedelta(days=day)
+            cid = await conn.fetchval(
+                "INSERT INTO cases (ref_no, filer_id, status, category, summary, mediator_id, created_at, updated_at,"
+                " closed_at, grid_code) VALUES ($1, $2, $3, $4, 'a wall', $5, $6, $6, $7, $8) RETURNING id",
+                f"M-{n}", filer, status, cat, med if take is not None else None, at,
+                at + timedelta(days=close) if close is not None else None, grid)
+            if take is not None:
+                await conn.execute("INSERT INTO case_events (case_id, at, actor_id, kind) VALUES ($1, $2, $3, 'taken')",
+                                   cid, at + timedelta(days=take), med)
+    finally:
+        await conn.close()
+
+
+def expected_cases(cases: list[tuple[Any, ...]]) -> dict[str, Any]:
+    takes = [c[4] for c in cases if c[4] is not None]
+    closes = [c[5] for c in cases if c[5] is not None]
+    return {"filed": len(cases), "taken": len(takes),
+            **{s: sum(c[2] == s for c in cases) for s in ("settled", "failed", "referred", "withdrawn")},
+            "days_to_take": {"p50": pct(takes, .5), "p90": pct(takes, .9)},
+            "days_to_close": {"p50": pct(closes, .5), "p90": pct(closes, .9)}}
+
+
+async def test_the_case_report(hl):
+    await build(hl.database_url, [])       # the grids
+    await build_cases(hl.database_url)
+    mediator, admin, dispatcher = await staff(hl, "mediator"), await staff(hl, "admin"), await staff(hl, "dispatcher")
+    period = {"from": "2026-03-01", "to": "2026-04-30"}
+
+    async def cases(token: str, **q: str) -> tuple[int, Any]:
+        return await http("GET", hl.base + "/api/reports/cases?" + "&".join(f"{k}={v}" for k, v in q.items()),
+                          token=token)
+
+    keys = {"category": lambda c: c[0], "grid": lambda c: c[1] or "",
+            "month": lambda c: (DAY0 + timedelta(days=c[3])).strftime("%Y-%m")}
+    for by, key in keys.items():
+        status, body = await cases(mediator, by=by, **period)
+        assert status == 200, body
+        assert [r["group"] for r in body["rows"]] == sorted({key(c) for c in CASES})
+        for row in body["rows"]:
+            close_to(row, expected_cases([c for c in CASES if key(c) == row["group"]]))
+        close_to(body["total"], expected_cases(CASES))
+    status, body = await cases(admin, grid="D1", **period)
+    close_to(body["total"], expected_cases([c for c in CASES if c[1] == "G1"]))
+    assert (await cases(dispatcher, **period))[0] == 403
+    status, body = await cases(admin, by="agency", **period)
+    assert status == 400 and body["error"]["message"].startswith("by:")
+    async with aiohttp.ClientSession() as s, s.get(
+            hl.base + "/api/reports/cases", params={**period, "format": "csv"},
+            headers={"Authorization": f"Bearer {admin}"}) as r:
+        table = list(csv.DictReader(io.StringIO((await r.read()).decode("utf-8-sig"))))
+    assert table[-1]["group"] == "total" and int(table[-1]["filed"]) == len(CASES)
+    assert math.isclose(float(table[-1]["days_to_close_p90"]), pct([6.0, 20.0, 1.5, 0.75], .9) or 0, abs_tol=6e-4)
