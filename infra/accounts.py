@@ -115,6 +115,25 @@ async def by_id(conn: Conn, account_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT a.*, {GRIDS_COLUMN} FROM accounts a WHERE a.id = $1", account_id)
 
 
+LIST_SQL = f"""
+SELECT a.*, {GRIDS_COLUMN}, r.skills FROM accounts a LEFT JOIN responders r ON r.account_id = a.id
+WHERE ($1::text IS NULL AND a.role <> 'resident' OR a.role = $1)
+  AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM account_grids ag JOIN grids g ON g.code = ag.code
+                                    WHERE ag.account_id = a.id AND g.path @> ARRAY[$2::text]))
+ORDER BY a.role, a.username NULLS LAST, a.created_at
+LIMIT $3
+"""
+
+
+async def listing(conn: Conn, role: str | None = None, grid: str | None = None,
+                  limit: int = 10_000) -> list[asyncpg.Record]:
+    """Accounts by role (staff when no role is given: residents are many and nameless) and by grid (those
+    working in the grid or anywhere under it)."""
+    if role is not None and role not in ROLES:
+        raise BadRequest(f"role: one of {', '.join(sorted(ROLES))}, not {role!r}")
+    return list(await conn.fetch(LIST_SQL, role, grid, limit))
+
+
 async def by_username(conn: Conn, username: str) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT a.*, {GRIDS_COLUMN} FROM accounts a WHERE a.username = $1", username)
 

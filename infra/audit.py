@@ -9,3 +9,23 @@ async def record(conn: Any, actor_id: str | None, actor_role: str | None, action
     await conn.execute(
         "INSERT INTO audit_log (actor_id, actor_role, action, subject_type, subject_id, detail)"
         " VALUES ($1, $2, $3, $4, $5, $6)", actor_id, actor_role, action, subject_type, subject_id, detail)
+
+
+# what `helpline audit` (and an admin's reading of the log) selects: the actor's username with each entry
+READ_SQL = """
+SELECT l.id, l.at, l.actor_id, a.username AS actor, l.actor_role, l.action, l.subject_type, l.subject_id, l.detail
+FROM audit_log l LEFT JOIN accounts a ON a.id = l.actor_id
+WHERE l.at >= $1 AND ($2::timestamptz IS NULL OR l.at < $2)
+  AND ($3::uuid IS NULL OR l.actor_id = $3)
+  AND ($4::text IS NULL OR l.subject_type = $4) AND ($5::text IS NULL OR l.subject_id = $5)
+  AND ($6::bigint IS NULL OR l.id > $6)
+ORDER BY l.id LIMIT $7
+"""
+
+
+async def read(conn: Any, since: Any, until: Any = None, actor_id: str | None = None,
+               subject_type: str | None = None, subject_id: str | None = None, after_id: int | None = None,
+               limit: int = 1000) -> list[Any]:
+    """Entries of the log, oldest first, from `since` (and before `until`), by actor and/or subject; page on
+    with after_id = the last id read. Reading is all there is: the table refuses UPDATE and DELETE."""
+    return list(await conn.fetch(READ_SQL, since, until, actor_id, subject_type, subject_id, after_id, limit))

@@ -1,17 +1,20 @@
-"""`helpline` — serve, migrate, user add, token, places import, grids import."""
+"""`helpline` — serve, migrate, user add|set|list|show, audit, token, purge, places import, grids import."""
 from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import json
 import logging
 import os
 import signal
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 from infra import config as config_mod
 from infra import db
-from infra.errors import HelplineError
+from infra.errors import BadRequest, HelplineError, NotFound
 from server import embedded, gcwatch
 
 log = logging.getLogger("helpline")
@@ -214,6 +217,114 @@ def cmd_user_set(cfg: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _account_row(r: Any) -> dict[str, Any]:
+    """An account as `user list --json` / `user show` print it (never its password hash)."""
+    return {"id": str(r["id"]), "username": r["username"], "role": r["role"], "name": r["name"],
+            "phone": r["phone"], "skills": list(r["skills"] or []) if "skills" in r else [],
+            "grids": list(r["grids"] or []), "supervisor": bool(r["supervisor"]),
+            "area_limited": bool(r["area_limited"]), "disabled": bool(r["disabled"]),
+            "verified": bool(r["verified"]), "created_at": r["created_at"].isoformat()}
+
+
+def cmd_user_list(cfg: Any, args: argparse.Namespace) -> int:
+    """Accounts as a table (or JSON), staff by default; an unknown grid is refused by name."""
+    from grids import store as grids_store
+    from infra import accounts
+
+    async def go(conn: Any) -> Any:
+        if args.grid and await grids_store.unknown(conn, [args.grid]):
+            raise BadRequest(f"grid: no grid {args.grid!r}")
+        return [_account_row(r) for r in await accounts.listing(conn, role=args.role, grid=args.grid)]
+    rows = _with_db(cfg, go)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+        return 0
+    cols = ["username", "role", "name", "phone", "grids", "state"]
+    table = [[r["username"] or r["id"], r["role"], r["name"], r["phone"] or "", ",".join(r["grids"]),
+              ",".join(f for f in ("disabled", "supervisor", "area_limited") if r[f]) or "active"] for r in rows]
+    widths = [max([len(c), *(len(t[i]) for t in table)]) for i, c in enumerate(cols)]
+    for line in [cols, *table]:
+        print("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip())
+    print(f"({len(rows)} accounts)", file=sys.stderr)
+    return 0
+
+
+def cmd_user_show(cfg: Any, args: argparse.Namespace) -> int:
+    """One account, every field but its password, and what the audit log says it did last."""
+    from infra import accounts
+
+    async def go(conn: Any) -> Any:
+        row = await accounts.by_username(conn, args.username)
+        if row is None:
+            raise NotFound(f"no account {args.username!r}")
+        skills = await conn.fetchval("SELECT skills FROM responders WHERE account_id = $1", row["id"])
+        out = {**_account_row(row), "skills": list(skills or [])}
+        recent = await conn.fetch("SELECT at, action, subject_type, subject_id FROM audit_log WHERE actor_id = $1"
+                                  " ORDER BY id DESC LIMIT 10", row["id"])
+        return out, list(reversed(recent))
+    out, recent = _with_db(cfg, go)
+    for k, v in out.items():
+        print(f"{k:13s} {','.join(v) if isinstance(v, list) else v}")
+    if recent:
+        print("recent actions (audit log):")
+        for r in recent:
+            print(f"  {r['at'].isoformat()}  {r['action']}  {r['subject_type']} {r['subject_id'] or ''}".rstrip())
+    return 0
+
+
+def _when(raw: str, field: str) -> datetime:
+    """A date (2026-11-29, midnight UTC) or a time with its offset (2026-11-29T08:00:00+08:00)."""
+    try:
+        t = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"{field}: a date (YYYY-MM-DD) or an ISO 8601 time, not {raw!r}") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def cmd_audit(cfg: Any, args: argparse.Namespace) -> int:
+    """The audit log from --since (and before --until), by actor and subject; text, CSV or JSON lines."""
+    from infra import accounts, audit
+
+    since = _when(args.since, "--since")
+    until = _when(args.until, "--until") if args.until else None
+    if until is not None and until <= since:
+        raise BadRequest("--until: must be after --since")
+    subject_type, _, subject_id = (args.subject or "").partition(":")
+
+    async def go(conn: Any) -> Any:
+        actor_id = None
+        if args.actor:
+            row = await accounts.by_username(conn, args.actor)
+            if row is None:
+                raise NotFound(f"--actor: no account {args.actor!r}")
+            actor_id = row["id"]
+        out, after = [], None
+        while True:
+            page = await audit.read(conn, since, until, actor_id, subject_type or None, subject_id or None, after)
+            out += page
+            if len(page) < 1000:
+                return out
+            after = page[-1]["id"]
+    rows = [{"at": r["at"].isoformat(), "actor": r["actor"] or (str(r["actor_id"]) if r["actor_id"] else ""),
+             "role": r["actor_role"] or "", "action": r["action"], "subject_type": r["subject_type"],
+             "subject_id": r["subject_id"] or "", "detail": r["detail"]} for r in _with_db(cfg, go)]
+    if args.format == "json":
+        for r in rows:
+            print(json.dumps(r, ensure_ascii=False))
+    elif args.format == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(["at", "actor", "role", "action", "subject_type", "subject_id", "detail"])
+        for r in rows:
+            w.writerow([*(r[k] for k in ("at", "actor", "role", "action", "subject_type", "subject_id")),
+                        json.dumps(r["detail"], ensure_ascii=False)])
+    else:
+        for r in rows:
+            detail = " ".join(f"{k}={v}" for k, v in r["detail"].items())
+            print(f"{r['at']}  {r['actor'] or '-'} ({r['role'] or '-'})  {r['action']}  "
+                  f"{r['subject_type']} {r['subject_id']}  {detail}".rstrip())
+    return 0
+
+
 def _announce_session_end(cfg: Any, account_id: str) -> None:
     """Close the account's open connections now; when the nodes cannot be told, say so (on stderr):
     they find out by themselves within server.session_recheck_s."""
@@ -355,6 +466,19 @@ def parser() -> argparse.ArgumentParser:
     upd.add_argument("--grids", help="comma-separated grid codes, replacing the account's (\"\" clears them)")
     upd.add_argument("--area-limited", action=argparse.BooleanOptionalAction, default=None,
                      help="limit a dispatcher to their grids (or with --no-area-limited lift it)")
+    lst = user.add_parser("list", help="accounts as a table: staff by default, or one role; by grid")
+    lst.add_argument("--role", choices=["resident", "responder", "dispatcher", "mediator", "agency", "admin",
+                                         "clerk"])
+    lst.add_argument("--grid", help="only accounts working in this grid or anywhere under it")
+    lst.add_argument("--json", action="store_true", help="JSON instead of a table")
+    shw = user.add_parser("show", help="one account in full (never its password) and its recent actions")
+    shw.add_argument("username")
+    aud = sub.add_parser("audit", help="print the audit log (who read or changed what, when)")
+    aud.add_argument("--since", required=True, help="YYYY-MM-DD (UTC) or an ISO 8601 time")
+    aud.add_argument("--until", help="YYYY-MM-DD (UTC) or an ISO 8601 time (exclusive)")
+    aud.add_argument("--actor", help="only this account's entries (username)")
+    aud.add_argument("--subject", help="only entries about this subject: TYPE or TYPE:ID (e.g. incident:<id>)")
+    aud.add_argument("--format", choices=["text", "csv", "json"], default="text")
     tok = sub.add_parser("token", help="print a signed JWT for an account")
     tok.add_argument("username")
     pur = sub.add_parser("purge", help="anonymise closed incidents and cases past privacy.retention_days")
@@ -370,8 +494,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "token": cmd_token, "purge": cmd_purge}
-USER_COMMANDS = {"add": cmd_user_add, "set": cmd_user_set}
+COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "token": cmd_token, "purge": cmd_purge, "audit": cmd_audit}
+USER_COMMANDS = {"add": cmd_user_add, "set": cmd_user_set, "list": cmd_user_list, "show": cmd_user_show}
 
 
 def main(argv: list[str] | None = None) -> int:
