@@ -12,9 +12,11 @@ Who may ask for which area is reports/access.py's; nothing here does I/O.
 """
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -172,3 +174,49 @@ def check_area(limited: bool, own: Sequence[str], picked: str | None, picked_pat
         raise BadRequest(f"grid: no grid {picked!r}")
     if limited and picked_path is not None and not set(picked_path) & set(own):
         raise Forbidden(f"grid: {picked} is outside your area")
+
+
+# ---------------------------------------------------------------- export (GET /api/export/incidents)
+EXPORT_PAGE = 500          # incidents per page by default
+EXPORT_MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class ExportQuery:
+    since: datetime          # closed at or after
+    after: tuple[datetime, str] | None    # the cursor: the last (closed_at, id) of the previous page
+    limit: int
+
+
+def parse_when(raw: str, field: str, tz: ZoneInfo) -> datetime:
+    """A day of the city (its midnight) or an ISO 8601 time (UTC when it has no offset)."""
+    try:
+        if _DATE.match(raw):
+            return datetime.combine(date.fromisoformat(raw), time(), tz)
+        t = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"{field}: {raw[:40]!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    return t if t.tzinfo else t.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def cursor(closed_at: datetime, incident_id: str) -> str:
+    """The opaque cursor after this incident (urlsafe base64 of `closed_at|id`)."""
+    return base64.urlsafe_b64encode(f"{closed_at.isoformat()}|{incident_id}".encode()).decode().rstrip("=")
+
+
+def parse_export(q: Mapping[str, str], tz: ZoneInfo) -> ExportQuery:
+    if not q.get("since"):
+        raise BadRequest("since: required (YYYY-MM-DD or an ISO 8601 time)")
+    since = parse_when(q["since"], "since", tz)
+    after = None
+    if q.get("cursor"):
+        try:
+            raw = q["cursor"]
+            at, _, iid = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode().partition("|")
+            after = (datetime.fromisoformat(at), str(uuid.UUID(iid)))
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("cursor: not a cursor this server gave") from None
+    raw_limit = q.get("limit") or str(EXPORT_PAGE)
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= EXPORT_MAX_PAGE:
+        raise BadRequest(f"limit: a number from 1 to {EXPORT_MAX_PAGE}")
+    return ExportQuery(since=since, after=after, limit=int(raw_limit))

@@ -21,6 +21,7 @@ from dispatch import worker as dispatch_worker
 from dispatch.service import DispatchService
 from handlers import apidoc, http, intake, sms_otp, voice, ws
 from handlers import context as k
+from handlers import export as export_handlers
 from handlers import grids as grids_handlers
 from handlers import push as push_handlers
 from handlers import reports as reports_handlers
@@ -171,6 +172,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     intake.add_routes(app)
     grids_handlers.add_routes(app)
     reports_handlers.add_routes(app)
+    export_handlers.add_routes(app)
     apidoc.add_routes(app, COMMANDS)
     return app
 

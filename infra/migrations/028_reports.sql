@@ -22,9 +22,11 @@ CREATE TABLE incident_facts (
     first_offer_s    double precision,               -- press -> first offer
     assigned_s       double precision,               -- press -> first assigned
     on_scene_s       double precision,               -- press -> first on scene
-    closed_s         double precision                -- press -> resolved or cancelled (the final event)
+    closed_s         double precision,               -- press -> resolved or cancelled (the final event)
+    closed_at        timestamptz                     -- when (the export's order: GET /api/export/incidents)
 );
 CREATE INDEX incident_facts_created ON incident_facts (created_at);
+CREATE INDEX incident_facts_closed ON incident_facts (closed_at, incident_id) WHERE closed_at IS NOT NULL;
 
 -- The plain rule: the facts of these incidents from their rows and whole logs.
 CREATE FUNCTION incident_facts_of(ids uuid[]) RETURNS SETOF incident_facts LANGUAGE sql STABLE AS $$
@@ -36,7 +38,9 @@ CREATE FUNCTION incident_facts_of(ids uuid[]) RETURNS SETOF incident_facts LANGU
            extract(epoch FROM min(e.at) FILTER (WHERE e.kind = 'assigned') - i.created_at)::float8,
            extract(epoch FROM min(e.at) FILTER (WHERE e.kind = 'on_scene') - i.created_at)::float8,
            CASE WHEN i.status IN ('resolved', 'cancelled') THEN extract(epoch FROM min(e.at) FILTER (
-               WHERE e.kind IN ('resolved', 'cancelled', 'closed')) - i.created_at)::float8 END
+               WHERE e.kind IN ('resolved', 'cancelled', 'closed')) - i.created_at)::float8 END,
+           CASE WHEN i.status IN ('resolved', 'cancelled') THEN min(e.at) FILTER (
+               WHERE e.kind IN ('resolved', 'cancelled', 'closed')) END
     FROM incidents i LEFT JOIN incident_events e ON e.incident_id = i.id
     WHERE i.id = ANY(ids)
     GROUP BY i.id
@@ -63,7 +67,9 @@ BEGIN
                               THEN extract(epoch FROM NEW.at - f.created_at)::float8 ELSE f.on_scene_s END,
             closed_s = CASE WHEN k IN ('resolved', 'cancelled', 'closed') AND f.closed_s IS NULL
                                  AND i.status IN ('resolved', 'cancelled')
-                            THEN extract(epoch FROM NEW.at - f.created_at)::float8 ELSE f.closed_s END
+                            THEN extract(epoch FROM NEW.at - f.created_at)::float8 ELSE f.closed_s END,
+            closed_at = CASE WHEN k IN ('resolved', 'cancelled', 'closed') AND f.closed_at IS NULL
+                                  AND i.status IN ('resolved', 'cancelled') THEN NEW.at ELSE f.closed_at END
         FROM incidents i WHERE i.id = NEW.incident_id AND f.incident_id = NEW.incident_id;
         EXIT WHEN FOUND;
         INSERT INTO incident_facts (incident_id, created_at, category, channel, grid_code, status, disposition)
@@ -87,3 +93,16 @@ CREATE TRIGGER incident_facts_grid AFTER UPDATE OF grid_code ON incidents
 
 -- the incidents that exist already
 INSERT INTO incident_facts SELECT * FROM incident_facts_of(ARRAY(SELECT id FROM incidents));
+
+-- API keys for other departments (`helpline apikey add NAME --scope export`): the secret part stored as
+-- an argon2 hash, found by its public id (the part before the dot); a revoked key is refused at once
+-- (every request reads its row).
+CREATE TABLE api_keys (
+    name        text PRIMARY KEY,
+    key_id      text NOT NULL UNIQUE,
+    secret_hash text NOT NULL,
+    scope       text NOT NULL CHECK (scope IN ('export')),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    revoked_at  timestamptz,
+    last_used_at timestamptz
+);

@@ -380,7 +380,7 @@ async def test_the_case_report(hl):
         return await http("GET", hl.base + "/api/reports/cases?" + "&".join(f"{k}={v}" for k, v in q.items()),
                           token=token)
 
-    keys = {"category": lambda c: c[0], "grid": lambda c: c[1] or "",
+    keys: dict[str, Any] = {"category": lambda c: c[0], "grid": lambda c: c[1] or "",
             "month": lambda c: (DAY0 + timedelta(days=c[3])).strftime("%Y-%m")}
     for by, key in keys.items():
         status, body = await cases(mediator, by=by, **period)

@@ -95,3 +95,19 @@ def test_csv_has_a_bom_flattened_percentiles_and_reads_back():
     assert back[0]["assigned_to_on_scene_p50_s"] == "0.333" and back[0]["press_to_assigned_p50_s"] == ""
     assert back[0]["assigned_within_target"] == "" and back[0]["offers_per_incident"] == "1"
     assert list(back[0]) == rules.incident_columns()
+
+
+def test_export_parameters_and_cursor():
+    q = rules.parse_export({"since": "2026-03-01"}, TZ)
+    assert q.since.isoformat() == "2026-03-01T00:00:00+08:00" and q.after is None and q.limit == rules.EXPORT_PAGE
+    assert rules.parse_export({"since": "2026-03-01T10:00:00"}, TZ).since.isoformat() == "2026-03-01T10:00:00+00:00"
+    at = datetime(2026, 3, 2, 1, 2, 3, 456789, tzinfo=ZoneInfo("UTC"))
+    c = rules.cursor(at, "35d04374-4c2c-43f8-b181-74e73f5f36df")
+    assert rules.parse_export({"since": "2026-03-01", "cursor": c, "limit": "7"}, TZ).after == (
+        at, "35d04374-4c2c-43f8-b181-74e73f5f36df")
+    day = "2026-03-01"
+    for bad, fld in (({}, "since:"), ({"since": "soon"}, "since:"), ({"since": day, "cursor": "eA"}, "cursor:"),
+                     ({"since": day, "limit": "-1"}, "limit:"), ({"since": day, "limit": "1001"}, "limit:")):
+        with pytest.raises(BadRequest) as e:
+            rules.parse_export(bad, TZ)
+        assert e.value.message.startswith(fld)
