@@ -62,10 +62,11 @@ async def incident_report(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG].reports
     tz = ZoneInfo(cfg.time_zone)
     q = rules.parse_query(request.query, today=datetime.now(tz).date(), tz=tz)
-    async with request.app[POOL].acquire() as conn:
+    pool = request.app[POOL]
+    async with pool.acquire() as conn, pool.acquire() as total_conn:
         area = await _area(conn, account, q.grid)
         rows, total = await store.incident_report(conn, q, tz=cfg.time_zone, target_s=cfg.assign_target_s,
-                                                  area=area)
+                                                  area=area, total_conn=total_conn)
         names = (await store.grid_names(conn, [r["group"] for r in rows])) if q.by == rules.Grouping.GRID else {}
     for r in rows:
         r["label"] = names.get(r["group"], r["group"])

@@ -47,11 +47,18 @@ CREATE FUNCTION incident_facts_of(ids uuid[]) RETURNS SETOF incident_facts LANGU
 $$;
 
 -- The fast path: one log row applied to its incident's facts (the row made at its `reported` event, or at
--- the first event seen when there was none).
+-- the first event that counts when there was none).
 CREATE FUNCTION incident_facts_apply() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     k text := NEW.kind;
 BEGIN
+    IF k = 'reported' THEN     -- the first row of every incident's log: the facts start
+        INSERT INTO incident_facts (incident_id, created_at, category, channel, grid_code, status, disposition)
+        SELECT i.id, i.created_at, i.category, i.channel, i.grid_code, i.status, i.disposition
+        FROM incidents i WHERE i.id = NEW.incident_id
+        ON CONFLICT (incident_id) DO NOTHING;
+        RETURN NULL;
+    END IF;
     FOR attempt IN 1..2 LOOP
         UPDATE incident_facts f SET
             category = i.category, channel = i.channel, grid_code = i.grid_code, status = i.status,
@@ -79,8 +86,12 @@ BEGIN
     END LOOP;
     RETURN NULL;
 END $$;
+-- only the kinds that change a fact (notes, acks, texts sent… cost nothing); `status` is as of the last
+-- of these, exact for the final ones (the only ones a report reads)
 CREATE TRIGGER incident_facts_apply AFTER INSERT ON incident_events
-    FOR EACH ROW EXECUTE FUNCTION incident_facts_apply();
+    FOR EACH ROW WHEN (NEW.kind IN ('reported', 'offered', 'assigned', 'on_scene', 'escalated', 'resolved',
+                                    'cancelled', 'closed'))
+    EXECUTE FUNCTION incident_facts_apply();
 
 -- an incident moved to another grid (re-tagged when a dispatcher locates it) is counted in its new grid
 CREATE FUNCTION incident_facts_grid() RETURNS trigger LANGUAGE plpgsql AS $$
