@@ -73,9 +73,13 @@ ORDER BY total, g"""
 
 
 async def _fetch(conn: Conn, sql: str, args: list[Any]) -> list[asyncpg.Record]:
-    """A report's statement without JIT: compiling it costs more than it saves on a scan of this size."""
+    """A report's statement without JIT (compiling it costs more than it saves on a scan of this size) and
+    planned for its own values: in a generic plan `grid_code = ANY($4)` is searched element by element for
+    every row (an area of 500 grids: 8 s of CPU for a district's year instead of 0.14 s), where a custom
+    plan hashes the array."""
     async with conn.transaction():
         await conn.execute("SET LOCAL jit = off")
+        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         return await conn.fetch(sql, *args)
 
 
