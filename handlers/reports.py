@@ -63,10 +63,20 @@ async def incident_report(request: web.Request) -> web.Response:
     tz = ZoneInfo(cfg.time_zone)
     q = rules.parse_query(request.query, today=datetime.now(tz).date(), tz=tz)
     pool = request.app[POOL]
-    async with pool.acquire() as conn, pool.acquire() as total_conn:
+    async with pool.acquire() as conn:
         area = await _area(conn, account, q.grid)
-        rows, total = await store.incident_report(conn, q, tz=cfg.time_zone, target_s=cfg.assign_target_s,
-                                                  area=area, total_conn=total_conn)
+        # a second connection for the total, only if one is free at once: a report never waits on the pool
+        # holding a connection (reports at once could otherwise take every connection and wait for each other)
+        try:
+            total_conn = await pool.acquire(timeout=0.05)
+        except TimeoutError:
+            total_conn = None
+        try:
+            rows, total = await store.incident_report(conn, q, tz=cfg.time_zone, target_s=cfg.assign_target_s,
+                                                      area=area, total_conn=total_conn)
+        finally:
+            if total_conn is not None:
+                await pool.release(total_conn)
         names = (await store.grid_names(conn, [r["group"] for r in rows])) if q.by == rules.Grouping.GRID else {}
     for r in rows:
         r["label"] = names.get(r["group"], r["group"])
