@@ -109,3 +109,19 @@ async def case_close(ctx: Connection, msg: m.CaseClose) -> dict[str, Any]:
 async def case_withdraw(ctx: Connection, msg: m.CaseRef) -> dict[str, Any]:
     """Extension: the filer withdraws the case before it is settled."""
     return {"case": await ctx.app[MEDIATION].withdraw(ctx.who, msg.case_id.lower())}
+
+
+async def case_events(ctx: Connection, msg: m.CaseRef) -> dict[str, Any]:
+    """Issue 15: the case's event log (its mediator and admins)."""
+    case_id = msg.case_id.lower()
+    return {"case_id": case_id, "events": await ctx.app[MEDIATION].case_events(ctx.who, case_id)}
+
+
+async def case_extend(ctx: Connection, msg: m.CaseExtend) -> dict[str, Any]:
+    """Issue 15: the case's mediator extends its deadline, once, with a reason."""
+    return {"case": await ctx.app[MEDIATION].extend(ctx.who, msg.case_id.lower(), msg.days, msg.reason)}
+
+
+async def case_feedback(ctx: Connection, msg: m.CaseFeedback) -> dict[str, Any]:
+    """Issue 15: a party's one satisfaction answer after the case closed (the party's own view of the case)."""
+    return {"case": await ctx.app[MEDIATION].feedback(ctx.who, msg.case_id.lower(), msg.score, msg.comment)}

@@ -79,3 +79,18 @@ class CaseClose(Msg, kw_only=True):
     case_id: Id
     outcome: Annotated[str, msgspec.Meta(max_length=16)]
     note: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
+class CaseExtend(Msg, kw_only=True):
+    """Issue 15: the case's mediator moves due_at once, with a reason (days and reason checked by the rules,
+    so that a bad value is told by its field)."""
+    case_id: Id
+    days: int
+    reason: Annotated[str, msgspec.Meta(max_length=2000)]
+
+
+class CaseFeedback(Msg, kw_only=True):
+    """Issue 15: a party of a closed case answers how satisfied they are, once."""
+    case_id: Id
+    score: int
+    comment: Annotated[str, msgspec.Meta(max_length=2000)] | None = None

@@ -2,9 +2,12 @@
 chat), or to the phone's own state (STOP, START). An edge: it calls both domains and the sms package.
 
 Which word a text is, and which wins, is decided by sms.grammar alone; this module only carries
-it out, in this order: opt-outs and opt-ins; a responder's words (handlers/sms_responder.py);
-HELP (a second one adds to the open request); SAFE;
-any other text to the sender's open incident as a note; else to mediation; else the usage text.
+it out, in this order: opt-outs and opt-ins; a responder's words (handlers/sms_responder.py: a
+responder's `1`/`2` answer their offer, never a satisfaction question); HELP (a second one adds to the
+open request); SAFE; a bare 1-5 as the answer to the sender's pending satisfaction question (issue 15:
+asked by SMS when a case of theirs closed, within mediation.feedback_sms_days, unanswered); any other
+text to the sender's open incident as a note; else to mediation; a bare 1-5 again after the answer is
+told the first stands; else the usage text.
 Each MessageSid is recorded in the transaction of its effect (the `also` of a dispatch call), so a
 replay is answered with the first answer and never acted on twice.
 """
@@ -16,6 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 
@@ -54,11 +58,20 @@ class Inbound:
 MediationReply = Callable[[str, str, Parsed], Awaitable["str | None"]]
 
 
+class FeedbackAnswers(Protocol):
+    """Mediation's satisfaction questions asked by SMS (mediation/tracking.py)."""
+
+    async def feedback_by_sms(self, phone: str, score: int,
+                              also: Callable[[Conn], Awaitable[None]] | None = None) -> str | None: ...
+    async def answered_by_sms(self, phone: str) -> tuple[str, int] | None: ...
+
+
 class InboundRouter:
     def __init__(self, pool: asyncpg.Pool, dispatch: DispatchService, mediation: MediationReply | None,
-                 emergency: str) -> None:
+                 emergency: str, feedback: FeedbackAnswers | None = None) -> None:
         self.pool, self.dispatch, self.emergency = pool, dispatch, emergency
         self.mediation = mediation      # None without the mediation feature
+        self.feedback = feedback        # satisfaction answers by SMS (None without them)
 
     async def handle(self, phone: str, body: str, sid: str) -> str | None:
         """Act on one inbound text; the reply text (None: reply nothing)."""
@@ -159,6 +172,13 @@ class InboundRouter:
             except Conflict:
                 return "safe_none", render(lang, "safe_none")
             return "safe", render(lang, "safe_ok", ref=inc["ref_no"])
+        if p.kind == Kind.SCORE and who is not None and self.feedback is not None:
+            try:       # the MessageSid is recorded in the answer's transaction
+                ref = await self.feedback.feedback_by_sms(ib.phone, int(p.code), also=ib.record)
+            except Conflict:
+                ref = None      # answered meanwhile (another delivery): told below that the first stands
+            if ref is not None:
+                return "feedback", case_reply("feedback_thanks", ref=ref, score=p.code)
         if who is not None and open_inc is not None and ib.body.strip():
             try:
                 await self.dispatch.add_note(who.id, open_inc[0], ib.body.strip()[:1000], via="sms", also=ib.record)
@@ -170,6 +190,10 @@ class InboundRouter:
             answer = await self.mediation(ib.phone, ib.body, p)
             if answer is not None:
                 return "mediation", answer
+            if p.kind == Kind.SCORE and self.feedback is not None:
+                again = await self.feedback.answered_by_sms(ib.phone)
+                if again is not None:
+                    return "feedback_again", case_reply("feedback_already", ref=again[0], score=again[1])
         return "usage", render(lang, "usage")
 
 

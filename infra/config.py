@@ -153,6 +153,15 @@ class Push(msgspec.Struct, forbid_unknown_fields=True):
     max_in_flight: int = 64              # POSTs to push services at once per node
 
 
+class Mediation(msgspec.Struct, forbid_unknown_fields=True):
+    """Cases followed up (issue 15, docs/mediation.md "Follow-up")."""
+
+    due_days: float = 30                 # a case is due this long after it is filed (due_at)
+    take_within_h: float = 24            # ... and must be taken by a mediator this long after (take_by)
+    sweep_s: float = 30                  # how often each node looks for cases that became overdue
+    feedback_sms_days: float = 14        # a bare 1-5 from an SMS party's phone answers the question this long
+
+
 class Privacy(msgspec.Struct, forbid_unknown_fields=True):
     retention_days: int = 180
 
@@ -162,6 +171,19 @@ class Reports(msgspec.Struct, forbid_unknown_fields=True):
 
     assign_target_s: float = 60          # the call-processing standard: the share of incidents assigned within it
     time_zone: str = "Asia/Shanghai"     # the city's: report periods are its days, weeks and months
+
+
+class Log(msgspec.Struct, forbid_unknown_fields=True):
+    """The process's log lines (infra/logs.py)."""
+
+    format: str = "text"    # text (a terminal) | json (one object a line, for Loki, Elasticsearch, journald)
+    level: str = "INFO"     # DEBUG adds a line per WebSocket command and HTTP request
+
+
+class Pdf(msgspec.Struct, forbid_unknown_fields=True):
+    """The agreement PDF (issue 15, mediation/agreement_pdf.py)."""
+
+    font: str = ""      # a TrueType/OpenType font (or .ttc) with Chinese glyphs; empty: Debian's CJK fonts
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
@@ -176,6 +198,9 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     privacy: Privacy = msgspec.field(default_factory=Privacy)
     push: Push = msgspec.field(default_factory=Push)
     reports: Reports = msgspec.field(default_factory=Reports)
+    mediation: Mediation = msgspec.field(default_factory=Mediation)
+    pdf: Pdf = msgspec.field(default_factory=Pdf)
+    log: Log = msgspec.field(default_factory=Log)
 
 
 def config_path(env: dict[str, str]) -> Path | None:
@@ -307,6 +332,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError("push.send_timeout_s must be positive, push.queue_size and push.max_in_flight at least 1")
     if cfg.dispatch.offer_sms not in ("offline", "always", "never"):
         raise ConfigError("dispatch.offer_sms must be 'offline', 'always' or 'never'")
+    m = cfg.mediation
+    if m.due_days <= 0 or m.take_within_h <= 0 or m.sweep_s <= 0 or m.feedback_sms_days <= 0:
+        raise ConfigError("mediation.due_days, take_within_h, sweep_s and feedback_sms_days must be positive")
+    if cfg.log.format not in ("text", "json"):
+        raise ConfigError("log.format must be 'text' or 'json'")
+    if cfg.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError("log.level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
     for name, cat in cfg.dispatch.categories.items():
         if not cat.skill:
             raise ConfigError(f"dispatch.categories.{name}.skill is empty")

@@ -63,6 +63,13 @@ class Metrics:
         self.tcp_refused = Counter("helpline_tcp_refused", "Connections refused at once: past the cap per"
                                    " address, or at the node's cap with nothing idle to evict", registry=r)
 
+        # issue 21: every text's end (sms/outbox.py), for the dashboard's SMS panel
+        self.sms = Counter("helpline_sms", "Texts (and offer calls) handed to the provider (`sent`) or given up"
+                           " on (`failed`: refused by the provider, outcome unknown, or out of retries)",
+                           ["result"], registry=r)
+        for result in ("sent", "failed"):
+            self.sms.labels(result=result)      # exported at 0 from the start: a rate needs a first sample
+
         # issue 12: Web Push (push/service.py); it counts its offers in offers_sent{channel="push"} above
         self.push_sent = Counter("helpline_push_sent", "Web Push messages a push service accepted, by what they"
                                  " told (offer, escalated, priority1)", ["kind"], registry=r)
@@ -72,6 +79,12 @@ class Metrics:
         self.push_dropped = Counter("helpline_push_subscriptions_dropped", "Push subscriptions dropped, by why"
                                     " (gone: the push service answered 404/410; logout; limit; unsubscribed)",
                                     ["reason"], registry=r)
+
+        # issue 15: cases followed up (mediation/tracking.py, the overdue sweep)
+        self.cases_overdue = Gauge("helpline_cases_overdue", "Open mediation cases past a deadline (take_by or"
+                                   " due_at), whole cluster, as of this node's last sweep", registry=r)
+        self.cases_became_overdue = Counter("helpline_cases_became_overdue", "Mediation cases this node marked"
+                                            " overdue (once each time a case passes a deadline)", registry=r)
 
     def offer_outcome(self, outcome: str) -> None:
         self.offers.labels(outcome=outcome).inc()

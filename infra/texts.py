@@ -29,6 +29,7 @@ class CaseText(StrEnum):
     SETTLED = "case.settled"          # ref, sha256
     CLOSED = "case.closed"            # ref, status
     CHAT = "case.chat"                # ref, sender, body
+    FEEDBACK = "case.feedback"        # ref: the case closed; how satisfied is the party (reply 1-5)
 
 
 class IncidentText(StrEnum):

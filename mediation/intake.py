@@ -17,6 +17,7 @@ rules.check_open_for_visitors, rules.check_distinct_phones and rules.is_opener; 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import phonenumbers
@@ -30,6 +31,7 @@ from infra.identity import Account
 from infra.texts import CaseText, Template, TextQueue
 from mediation import rules, store, views
 from mediation.codes import new_join_code
+from mediation.followup import Event
 from mediation.guard import check_destinations
 from mediation.rules import Case, OtherParty
 
@@ -50,6 +52,9 @@ class Intake:
     def _case_changed(self, out: Outbox, case: Case) -> None:
         raise NotImplementedError
 
+    def _deadlines(self) -> tuple[datetime, datetime]:
+        raise NotImplementedError
+
     async def open_for_visitors(self, actor: Account, category: str, summary: str, parties: list[OtherParty],
                                 request_id: str | None = None) -> dict[str, Any]:
         """Open a case for people at the counter: `case` (the opener's view, with the join codes) and
@@ -68,7 +73,7 @@ class Intake:
         out = Outbox()
         async with self.pool.acquire() as conn, conn.transaction():
             case_id = await store.insert_case(conn, actor.id, category, summary, request_id,
-                                              opened_by_role=actor.role)
+                                              opened_by_role=actor.role, deadlines=self._deadlines())
             if case_id is not None:
                 case = await self._fill(conn, actor, case_id, named, texted)
                 self._case_changed(out, case)
@@ -95,7 +100,7 @@ class Intake:
         opener = {"id": actor.id, "name": actor.name, "role": actor.role}
         case = await store.get_case(conn, case_id)
         assert case is not None
-        await store.log_event(conn, case_id, actor.id, "opened", category=case.category, parties=len(named),
+        await store.log_event(conn, case_id, actor.id, Event.OPENED, category=case.category, parties=len(named),
                               opened_by=opener, on_behalf_of=slots, texted=sent)
         await audit.record(conn, actor.id, actor.role, "open_for_visitors", "case", case_id,
                            ref_no=case.ref_no, on_behalf_of=slots, texted=sent)

@@ -25,6 +25,7 @@ from infra.identity import Account
 from infra.texts import CaseText, Template, TextQueue
 from mediation import rules, store
 from mediation.codes import new_join_code
+from mediation.followup import Event
 from mediation.guard import check_destinations
 from mediation.rules import Case
 
@@ -74,7 +75,7 @@ class Parties:
             while await store.code_exists(conn, code):
                 code = new_join_code()
             await store.insert_party(conn, case.id, slot, name, phone, code)
-            await store.log_event(conn, case.id, actor.id, "party_added", slot=slot, by=actor.role,
+            await store.log_event(conn, case.id, actor.id, Event.PARTY_ADDED, slot=slot, by=actor.role,
                                   phone=phone is not None, texted=texted)
             if phone is not None and texted and case.opened_by is not None:    # registered at a counter
                 await self.texts.enqueue(conn, phone, Template(CaseText.VISIT, {
@@ -115,7 +116,7 @@ class Parties:
                 if slot is None or not rules.may_claim(case, slot, actor):
                     return False
                 await store.join_party(conn, case.id, slot_no, actor.id, "ws")
-                await store.log_event(conn, case.id, actor.id, "joined", slot=slot_no, via="ws", by="phone")
+                await store.log_event(conn, case.id, actor.id, Event.JOINED, slot=slot_no, via="ws", by="phone")
                 got.append(True)
                 return True
             view = await self._mutate(actor, case_id, change)

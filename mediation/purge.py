@@ -1,11 +1,13 @@
 """`helpline purge` for mediation: blank personal data of cases closed longer than the retention period.
 
 Blanked: the summary and outcome note, the parties' names and phone numbers, the
-messages' bodies and sender names, and the party names in the signed record
+messages' bodies and sender names, the comments of satisfaction answers (their scores
+stay), and the party names in the signed record
 (agreement_signatures.party_name, the names in settlements.signatures, with
 settlements.names_purged_at saying when); resident accounts whose only business was such
 cases lose their name, phone and device id. Kept: category, status, timestamps, the case
-log (it holds no personal text) and the rest of the signed record: the agreement's text
+log (it holds no personal text; an `extended` event's reason is the mediator's
+wording) and the rest of the signed record: the agreement's text
 and SHA-256, which party account signed, by which channel and when. That is what proves a
 settlement (a party's copy hashes to the same SHA-256) and it names nobody; the text is the
 mediator's wording of the terms, kept because a settlement may be enforced after the
@@ -36,6 +38,8 @@ async def purge_cases(conn: Conn, retention_days: int) -> dict[str, int]:
                            " WHERE case_id = ANY($1::uuid[])", ids)
         await conn.execute("UPDATE case_messages SET body = '', sender_name = ''"
                            " WHERE case_id = ANY($1::uuid[])", ids)
+        await conn.execute("UPDATE case_feedback SET comment = NULL"      # issue 15: a party's own words
+                           " WHERE case_id = ANY($1::uuid[]) AND comment IS NOT NULL", ids)
         await conn.execute("UPDATE agreement_signatures SET party_name = '' WHERE party_name <> ''"
                            " AND agreement_id IN (SELECT id FROM agreements WHERE case_id = ANY($1::uuid[]))", ids)
         await conn.execute("UPDATE settlements SET names_purged_at = now(), signatures = COALESCE((SELECT"

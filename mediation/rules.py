@@ -120,6 +120,23 @@ class Agreement:
 
 
 @dataclass(frozen=True)
+class Feedback:
+    """One party's satisfaction question after the case closed, and their answer once given
+    (mediation/followup.py)."""
+
+    party_id: str
+    asked_via: str                 # ws: the page's prompt; sms: one text
+    asked_at: datetime
+    score: int | None = None
+    comment: str | None = None
+    answered_at: datetime | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.score is not None
+
+
+@dataclass(frozen=True)
 class Case:
     id: str
     ref_no: str
@@ -138,6 +155,12 @@ class Case:
     outcome_note: str | None = None
     settled_sha256: str | None = None
     opened_by: Opener | None = None   # a case opened for visitors; None when a party filed it
+    # followed up (issue 15, mediation/followup.py)
+    due_at: datetime | None = None
+    take_by: datetime | None = None
+    overdue_since: datetime | None = None
+    extended_at: datetime | None = None
+    feedback: tuple[Feedback, ...] = ()
 
     @property
     def joined(self) -> tuple[Party, ...]:
@@ -402,6 +425,16 @@ def close(case: Case, actor: Account, outcome: str) -> Status | None:
     if case.status not in MEDIATING:
         raise Conflict(f"case is {case.status}")
     return to
+
+
+def check_agreement_read(case: Case, actor: Account) -> None:
+    """Raise unless the actor may have the settled agreement as a document (the PDF for judicial
+    confirmation): the case's participants (parties, its mediator, invited agencies) and admins.
+    Someone else is refused before the case's status is told; a case not settled is a conflict."""
+    if case.role_of(actor) is None and actor.role != "admin":
+        raise Forbidden("only the case's parties, its mediator, its agencies and admins read its agreement")
+    if case.status != Status.SETTLED or case.agreement is None:
+        raise Conflict(f"case is {case.status}; only a settled agreement is issued as a document")
 
 
 def withdraw(case: Case, actor: Account) -> Status | None:

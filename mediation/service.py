@@ -29,20 +29,23 @@ import redis.asyncio as aioredis
 
 from infra import audit
 from infra.accounts import check_name, normalise_phone, shown_name
+from infra.config import Mediation as MediationSettings
 from infra.db import Conn
 from infra.errors import HelplineError, NotFound, Unavailable
 from infra.events import Outbox
 from infra.identity import Account
 from infra.keys import Keys
 from infra.texts import CaseText, Template, TextQueue
-from mediation import rules, store, views
+from mediation import followup, rules, store, views
 from mediation.chatbatch import ChatBatch
 from mediation.codes import new_join_code, new_sign_code, normalise_code
+from mediation.followup import Event
 from mediation.guard import Guard, check_destinations
 from mediation.intake import Intake
 from mediation.parties import Parties
 from mediation.rules import Case
 from mediation.sms_parties import SmsParties
+from mediation.tracking import FollowUp
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +53,11 @@ CASES_IN_MEMORY = 10_000                            # cases a node keeps for cha
 Change = Callable[[Conn, Case], Awaitable[bool]]
 
 
-class MediationService(SmsParties, Parties, Intake):
+class MediationService(SmsParties, Parties, Intake, FollowUp):
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys,
                  publish: Callable[[list[tuple[str, str]]], Awaitable[None]], texts: TextQueue,
-                 public_url: str = "", sms_countries: frozenset[str] = frozenset({"CN"})) -> None:
+                 public_url: str = "", sms_countries: frozenset[str] = frozenset({"CN"}),
+                 settings: MediationSettings | None = None) -> None:
         self.pool, self.redis, self.keys, self.publish = pool, redis, keys, publish
         self.texts = texts                # the SMS outbox, written inside our transactions
         self.public_url = public_url.rstrip("/")
@@ -62,6 +66,13 @@ class MediationService(SmsParties, Parties, Intake):
         self._cases: OrderedDict[str, Case] = OrderedDict()   # chat's view of cases, checked by version
         self.chat = ChatBatch(pool)
         self.feeds: Any = None            # mediation.live.Feeds of this node, set by setup_app
+        self.settings = settings or MediationSettings()   # deadlines and satisfaction (mediation/followup.py)
+        self.clock: Callable[[], datetime] = _now          # what deadlines are judged by (tests move it)
+        self.metrics: Any = None          # infra.metrics.Metrics of this node, set by create_app
+
+    def _deadlines(self) -> tuple[datetime, datetime]:
+        """(due_at, take_by) of a case filed now."""
+        return followup.deadlines(self.clock(), self.settings.due_days, self.settings.take_within_h)
 
     # ---------------------------------------------------------------- events
     def _case_changed(self, out: Outbox, case: Case, untaken_before: bool = False) -> None:
@@ -129,7 +140,8 @@ class MediationService(SmsParties, Parties, Intake):
             # no name: stored empty, and each page says "Applicant" in its own language
             filer_name = check_name(name or "") or shown_name(me["name"] if me else "", "")
             verified = bool(me and me["verified"])
-            case_id = await store.insert_case(conn, actor.id, category, summary, request_id)
+            case_id = await store.insert_case(conn, actor.id, category, summary, request_id,
+                                              deadlines=self._deadlines())
             if case_id is None:    # opened before under this request_id (its answer was lost): that case
                 assert request_id is not None
                 earlier = await store.case_by_request(conn, actor.id, request_id)
@@ -143,7 +155,7 @@ class MediationService(SmsParties, Parties, Intake):
                 while await store.code_exists(conn, code):
                     code = new_join_code()
                 await store.insert_party(conn, case_id, slot, o.name, o.phone, code)
-            await store.log_event(conn, case_id, actor.id, "opened", category=category, parties=len(others))
+            await store.log_event(conn, case_id, actor.id, Event.OPENED, category=category, parties=len(others))
             case = await store.get_case(conn, case_id)
             assert case is not None
             for p in case.parties:
@@ -177,7 +189,7 @@ class MediationService(SmsParties, Parties, Intake):
             if rules.check_join(case, slot, actor):
                 return False
             await store.join_party(conn, case_id, slot_no, actor.id, via)
-            await store.log_event(conn, case_id, actor.id, "joined", slot=slot_no, via=via)
+            await store.log_event(conn, case_id, actor.id, Event.JOINED, slot=slot_no, via=via)
             return True
         return await self._mutate(actor, case_id, change)
 
@@ -186,8 +198,10 @@ class MediationService(SmsParties, Parties, Intake):
             to = rules.take(case, actor)
             if to is None:
                 return False
-            await store.update_case(conn, case_id, status=str(to), mediator_id=actor.id)
-            await store.log_event(conn, case_id, actor.id, "taken")
+            # the take deadline no longer applies: an overdue mark stays only if due_at has passed too
+            await store.update_case(conn, case_id, status=str(to), mediator_id=actor.id,
+                                    overdue_since=followup.overdue_after_take(case, self.clock()))
+            await store.log_event(conn, case_id, actor.id, Event.TAKEN)
             await self._sms_parties(conn, case, CaseText.TAKEN, mediator=actor.name)
             return True
         return await self._mutate(actor, case_id, change)
@@ -200,7 +214,7 @@ class MediationService(SmsParties, Parties, Intake):
             if rules.check_invite(case, actor, target, role):
                 return False
             await store.add_agency(conn, case_id, account_id, actor.id)
-            await store.log_event(conn, case_id, actor.id, "agency_invited", agency_id=account_id)
+            await store.log_event(conn, case_id, actor.id, Event.INVITED, agency_id=account_id)
             return True
         return await self._mutate(actor, case_id, change)
 
@@ -210,7 +224,7 @@ class MediationService(SmsParties, Parties, Intake):
             # agreements.sign_code is texted to nobody: each SMS party gets a code of their own
             ag_id = await store.insert_agreement(conn, case_id, p.text, p.sha256, new_sign_code(), actor.id)
             await store.update_case(conn, case_id, status=str(p.status), agreement_id=ag_id)
-            await store.log_event(conn, case_id, actor.id, "agreement_proposed", agreement_id=ag_id,
+            await store.log_event(conn, case_id, actor.id, Event.PROPOSED, agreement_id=ag_id,
                                   sha256=p.sha256)
             for aid, phone in await store.sms_phones(conn, case.id):
                 code = new_sign_code()
@@ -230,14 +244,15 @@ class MediationService(SmsParties, Parties, Intake):
             ag, party = case.agreement, case.party(actor.id)
             assert ag is not None and party is not None
             await store.insert_signature(conn, ag.id, actor.id, party.name, via)
-            await store.log_event(conn, case_id, actor.id, "signed", agreement_id=ag.id, via=via)
+            await store.log_event(conn, case_id, actor.id, Event.SIGNED, agreement_id=ag.id, via=via)
             if d.settles:
                 await store.update_case(conn, case_id, status=str(rules.Status.SETTLED), closed_at=_now())
                 settled = await store.get_case(conn, case_id)
                 assert settled is not None
                 await store.insert_settlement(conn, settled)
-                await store.log_event(conn, case_id, None, "settled", agreement_id=ag.id, sha256=d.sha256)
+                await store.log_event(conn, case_id, None, Event.SETTLED, agreement_id=ag.id, sha256=d.sha256)
                 await self._sms_parties(conn, case, CaseText.SETTLED, sha256=d.sha256)
+                await self._ask_feedback(conn, settled)
             else:
                 await store.update_case(conn, case_id)
             return True
@@ -249,8 +264,9 @@ class MediationService(SmsParties, Parties, Intake):
             if to is None:
                 return False
             await store.update_case(conn, case_id, status=str(to), closed_at=_now(), outcome_note=note)
-            await store.log_event(conn, case_id, actor.id, "closed", outcome=outcome)
+            await store.log_event(conn, case_id, actor.id, followup.close_event(to), outcome=outcome)
             await self._sms_parties(conn, case, CaseText.CLOSED, status=str(to))
+            await self._ask_feedback(conn, case)
             return True
         return await self._mutate(actor, case_id, change)
 
@@ -260,8 +276,9 @@ class MediationService(SmsParties, Parties, Intake):
             if to is None:
                 return False
             await store.update_case(conn, case_id, status=str(to), closed_at=_now())
-            await store.log_event(conn, case_id, actor.id, "withdrawn")
+            await store.log_event(conn, case_id, actor.id, Event.WITHDRAWN)
             await self._sms_parties(conn, case, CaseText.CLOSED, status=str(to))
+            await self._ask_feedback(conn, case)
             return True
         return await self._mutate(actor, case_id, change)
 
@@ -412,6 +429,23 @@ class MediationService(SmsParties, Parties, Intake):
         self._remember(case)
         await self._announce(case, r, msg)
         return msg
+
+    async def settled_agreement(self, actor: Account, case_id: str) -> views.AgreementDoc:
+        """The settlement record of a settled case as a document (mediation/agreement_pdf.py makes the
+        PDF); for its participants and admins (rules.check_agreement_read). Staff reading it: audited."""
+        async with self.pool.acquire() as conn:
+            case = await store.get_case(conn, case_id)
+            if case is None:
+                raise NotFound("no such case")
+            rules.check_agreement_read(case, actor)
+            rec = await store.settlement(conn, case_id)
+            if rec is None:      # settled in the same transaction as its record: only a broken database
+                raise NotFound("no settlement record for this case")
+            if actor.role != "resident":
+                await audit.record(conn, actor.id, actor.role, "read", "agreement", case_id)
+        sigs = [views.DocSignature(s.get("name") or "", s.get("via") or "ws", datetime.fromisoformat(s["signed_at"]))
+                for s in rec["signatures"]]   # jsonb: decoded by the pool (infra/db.py)
+        return views.agreement_doc(case, rec["text"], rec["sha256"], rec["settled_at"], sigs)
 
     async def case_for(self, actor: Account, case_id: str) -> dict[str, Any]:
         async with self.pool.acquire() as conn:

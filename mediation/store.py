@@ -5,14 +5,16 @@ back as `rules.Case`; messages as dicts in the wire shape of contract §3.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from infra import eventlog
 from infra.accounts import shown_name
 from infra.db import Conn, sql_list
 from infra.formats import iso
-from mediation.rules import FINAL, Agreement, Case, Opener, Party, Person, Signature, Status
+from mediation.rules import FINAL, Agreement, Case, Feedback, Opener, Party, Person, Signature, Status
 
 FINAL_SQL = sql_list(Status, FINAL)
 
@@ -53,6 +55,10 @@ async def _assemble(conn: Conn, rows: list[asyncpg.Record]) -> list[Case]:
                 Signature(str(s["party_id"]), s["party_name"], s["via"], s["signed_at"]))
         agreements = {a["id"]: a for a in await conn.fetch(
             "SELECT * FROM agreements WHERE id = ANY($1::uuid[])", ag_ids)}
+    feedback: dict[Any, list[Feedback]] = {i: [] for i in ids}
+    for f in await conn.fetch("SELECT * FROM case_feedback WHERE case_id = ANY($1::uuid[])"
+                              " ORDER BY case_id, asked_at, party_id", ids):
+        feedback[f["case_id"]].append(feedback_from_row(f))
     out = []
     for r in rows:
         ag = agreements.get(r["agreement_id"])
@@ -65,10 +71,16 @@ async def _assemble(conn: Conn, rows: list[asyncpg.Record]) -> list[Case]:
             parties=tuple(parties[r["id"]]), agencies=tuple(agencies[r["id"]]),
             opened_by=Opener(str(r["filer_id"]), r["opener_name"] or "", r["opened_by_role"])
             if r["opened_by_role"] else None,
+            due_at=r["due_at"], take_by=r["take_by"], overdue_since=r["overdue_since"],
+            extended_at=r["extended_at"], feedback=tuple(feedback[r["id"]]),
             agreement=None if ag is None else Agreement(
                 id=str(ag["id"]), text=ag["text"], sha256=ag["sha256"], proposed_at=ag["proposed_at"],
                 sign_code=ag["sign_code"], signatures=tuple(sigs[ag["id"]]))))
     return out
+
+
+def feedback_from_row(f: asyncpg.Record) -> Feedback:
+    return Feedback(str(f["party_id"]), f["asked_via"], f["asked_at"], f["score"], f["comment"], f["answered_at"])
 
 
 async def get_case(conn: Conn, case_id: str) -> Case | None:
@@ -99,14 +111,18 @@ async def cases_of(conn: Conn, account_id: str, limit: int = 100) -> list[Case]:
 
 
 async def insert_case(conn: Conn, filer_id: str, category: str, summary: str,
-                      request_id: str | None = None, opened_by_role: str | None = None) -> str | None:
+                      request_id: str | None = None, opened_by_role: str | None = None,
+                      deadlines: tuple[datetime, datetime] | None = None) -> str | None:
     """The new case's id; None if this filer already opened a case with this request_id.
-    `opened_by_role`: a staff member (the filer_id) opened it for visitors."""
+    `opened_by_role`: a staff member (the filer_id) opened it for visitors. `deadlines`: (due_at, take_by)
+    (mediation/followup.py; without them, the shipped defaults from now)."""
+    due_at, take_by = deadlines if deadlines is not None else (None, None)
     v = await conn.fetchval(
-        "INSERT INTO cases (ref_no, filer_id, category, summary, request_id, opened_by_role)"
-        " VALUES ('M-' || nextval('case_ref_seq'), $1, $2, $3, $4, $5)"
+        "INSERT INTO cases (ref_no, filer_id, category, summary, request_id, opened_by_role, due_at, take_by)"
+        " VALUES ('M-' || nextval('case_ref_seq'), $1, $2, $3, $4, $5,"
+        " COALESCE($6, now() + interval '30 days'), COALESCE($7, now() + interval '24 hours'))"
         " ON CONFLICT (filer_id, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING id",
-        filer_id, category, summary, request_id, opened_by_role)
+        filer_id, category, summary, request_id, opened_by_role, due_at, take_by)
     return None if v is None else str(v)
 
 
@@ -198,9 +214,63 @@ async def insert_settlement(conn: Conn, case: Case) -> None:
          for s in ag.signatures])
 
 
+async def settlement(conn: Conn, case_id: str) -> asyncpg.Record | None:
+    """The settlement record of a case (text, sha256, signatures as signed, settled_at), or None."""
+    return await conn.fetchrow("SELECT text, sha256, signatures, settled_at FROM settlements WHERE case_id = $1",
+                               case_id)
+
+
 async def log_event(conn: Conn, case_id: str, actor_id: str | None, kind: str, **data: Any) -> None:
     await conn.execute("INSERT INTO case_events (case_id, actor_id, kind, data) VALUES ($1, $2, $3, $4)",
                        case_id, actor_id, kind, data)
+
+
+async def events(conn: Conn, case_id: str) -> list[dict[str, Any]]:
+    """The case's event log, oldest first, in the shape of an incident's events."""
+    return await eventlog.read(conn, "case_events", case_id)
+
+
+# ------------------------------------------------------------------ deadlines and satisfaction
+
+OPEN_SQL = f"status NOT IN ({FINAL_SQL})"
+
+
+async def lock_due(conn: Conn, now: datetime, limit: int) -> list[str]:
+    """Open cases past a deadline that applies and not yet marked overdue, locked (SKIP LOCKED: a case in a
+    change of its own, or being marked by another node, is left for the next sweep)."""
+    rows = await conn.fetch(
+        f"""SELECT id FROM cases WHERE {OPEN_SQL} AND overdue_since IS NULL
+              AND (due_at <= $1 OR (mediator_id IS NULL AND take_by <= $1))
+            ORDER BY LEAST(due_at, take_by) LIMIT $2 FOR UPDATE SKIP LOCKED""", now, limit)
+    return [str(r["id"]) for r in rows]
+
+
+async def count_overdue(conn: Conn) -> int:
+    return int(await conn.fetchval(f"SELECT count(*) FROM cases WHERE {OPEN_SQL} AND overdue_since IS NOT NULL"))
+
+
+async def ask_feedback(conn: Conn, case_id: str, party_id: str, via: str) -> None:
+    await conn.execute("INSERT INTO case_feedback (case_id, party_id, asked_via) VALUES ($1, $2, $3)"
+                       " ON CONFLICT DO NOTHING", case_id, party_id, via)
+
+
+async def answer_feedback(conn: Conn, case_id: str, party_id: str, score: int, comment: str | None,
+                          via: str) -> bool:
+    """Fill the party's unanswered question; False if it was answered meanwhile (the first answer stands)."""
+    done = await conn.fetchval(
+        "UPDATE case_feedback SET score = $3, comment = $4, answered_via = $5, answered_at = clock_timestamp()"
+        " WHERE case_id = $1 AND party_id = $2 AND score IS NULL RETURNING true",
+        case_id, party_id, score, comment, via)
+    return bool(done)
+
+
+async def feedback_of_phone(conn: Conn, phone: str, answered: bool) -> asyncpg.Record | None:
+    """The latest question asked by SMS of the account with this phone (unanswered, or answered)."""
+    return await conn.fetchrow(
+        f"""SELECT f.*, c.ref_no, a.role, a.name FROM case_feedback f JOIN accounts a ON a.id = f.party_id
+            JOIN cases c ON c.id = f.case_id
+            WHERE a.phone = $1 AND f.asked_via = 'sms' AND (f.score IS {'NOT ' if answered else ''}NULL)
+            ORDER BY f.asked_at DESC LIMIT 1""", phone)
 
 
 async def account(conn: Conn, account_id: str) -> asyncpg.Record | None:

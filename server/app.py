@@ -35,6 +35,7 @@ from infra.bus import Bus
 from infra.config import Config, sms_countries, token_service
 from infra.keys import Keys
 from infra.metrics import Metrics
+from mediation import tracking
 from mediation.live import Feeds
 from mediation.service import MediationService
 from push.service import PushService
@@ -64,7 +65,7 @@ def redis_client(url: str) -> aioredis.Redis:
 
 
 def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024, middlewares=[http.errors_middleware])
+    app = web.Application(client_max_size=64 * 1024, middlewares=[http.log_context_middleware, http.errors_middleware])
     app[k.CONFIG] = cfg
     app[k.TOKENS] = token_service(cfg)
 
@@ -99,7 +100,8 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         dispatch.on_offer(OfferTexts(outbox, cfg))
         outbox.offer_open = dispatch.reads.offer_open
         mediation = MediationService(pool, redis, keys, bus.publish_many, outbox, cfg.server.public_url,
-                                     sms_countries(cfg))
+                                     sms_countries(cfg), settings=cfg.mediation)
+        mediation.metrics = metrics      # overdue cases (issue 15)
         feeds = Feeds(mediation, bus, keys)
         mediation.feeds = feeds
         hub = Hub(app, cfg, pool, redis, bus, keys, metrics)
@@ -108,7 +110,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
                            (k.DISPATCH, dispatch), (k.MEDIATION, mediation), (k.FEEDS, feeds), (k.HUB, hub),
                            (k.SMS, outbox), (k.PUSH, push),
                            (k.SMS_ROUTER, InboundRouter(pool, dispatch, for_mediation(mediation),
-                                                        cfg.web.emergency_number)),
+                                                        cfg.web.emergency_number, feedback=mediation)),
                            (k.ADMISSION, Admission(cfg.server.max_commands_in_flight,
                                                    cfg.server.max_commands_waiting, metrics))):
             app[key] = value   # type: ignore[misc]  # one loop over keys of different types
@@ -136,7 +138,9 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         workers = [asyncio.create_task(dispatch_worker.run(dispatch.sweeps, cfg.dispatch.tick_s),
                                        name="dispatch-worker"),
                    asyncio.create_task(_presence_worker(hub), name="presence-worker"),
-                   asyncio.create_task(_session_worker(hub, cfg.server.session_recheck_s), name="session-worker")]
+                   asyncio.create_task(_session_worker(hub, cfg.server.session_recheck_s), name="session-worker"),
+                   asyncio.create_task(tracking.run(mediation.sweep_overdue, cfg.mediation.sweep_s),
+                                       name="case-deadline-worker")]
         try:
             yield
         finally:

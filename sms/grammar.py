@@ -15,6 +15,7 @@ and tried against RULES from top to bottom; the first rule that matches decides 
     8r          DUTY_ON   ON 上班                                     the whole message; responders only
     9r          DUTY_OFF  OFF 下班                                    the whole message; responders only
     10          YES       YES                                       the whole message
+    10s         SCORE     1 2 3 4 5                                 the whole message (a satisfaction answer)
     11          HELP      HELP SOS 求助 救命                          first word, then the text
     12          SAFE      SAFE 平安 取消                              first word, then the text
     13          SIGN      SIGN 签字 签名 签署 + 6 digits               the whole message
@@ -36,6 +37,12 @@ win over (above YES for `YES`). The sender's role is that of the account the num
 `parse(body, role=...)` skips rules of other roles, so from any other number (a resident, staff of
 another role, a stranger) `1` or `YES` or `ON` read as they always did: YES an opt-in, the rest a
 note or a chat message. Whole messages only: "1 more thing" from a responder is no acceptance.
+
+SCORE (10s, issue 15) is a *candidate* like JOIN and SIGN: a bare digit 1-5 answers the satisfaction
+question of a closed case while one asked by SMS of that phone's party is pending
+(handlers/sms_routing.py); otherwise the text reads as OTHER (a note, or a chat message). It sits
+below the responder rows, so from a responder's number `1` and `2` stay ACCEPT and DECLINE: a
+responder's pending offer always wins (and a responder is never a party of a case).
 """
 from __future__ import annotations
 
@@ -55,6 +62,7 @@ class Kind(StrEnum):
     SIGN = "sign"
     JOIN = "join"
     OTHER = "other"
+    SCORE = "score"       # a bare 1-5: a satisfaction answer, if one is pending (else OTHER)
     # a responder's words (roles={"responder"})
     ACCEPT = "accept"
     DECLINE = "decline"
@@ -109,6 +117,7 @@ RULES: tuple[Rule, ...] = (
     Rule(Kind.DUTY_ON, Form.WHOLE, ("ON", "上班"), roles=RESPONDER),
     Rule(Kind.DUTY_OFF, Form.WHOLE, ("OFF", "下班"), roles=RESPONDER),
     Rule(Kind.YES, Form.WHOLE, ("YES",)),
+    Rule(Kind.SCORE, Form.WHOLE, ("1", "2", "3", "4", "5")),
     Rule(Kind.HELP, Form.FIRST, ("HELP", "SOS", "求助", "救命")),
     Rule(Kind.SAFE, Form.FIRST, ("SAFE", "平安", "取消")),
     Rule(Kind.SIGN, Form.PATTERN, pattern=SIGN),
@@ -133,7 +142,9 @@ def parse(body: str, role: str | None = None) -> Parsed:
 
 
 def _whole(rule: Rule, t: str, whole: str, orig: str) -> Parsed | None:
-    return Parsed(rule.kind, "") if whole in rule.words else None
+    if whole not in rule.words:
+        return None
+    return Parsed(rule.kind, orig, whole) if rule.kind is Kind.SCORE else Parsed(rule.kind, "")
 
 
 def _first(rule: Rule, t: str, whole: str, orig: str) -> Parsed | None:

@@ -62,6 +62,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "progress_none": "Helpline: you have no assigned incident.",
         "duty_on": "Helpline: you are on duty at your last position. OFF ends duty.",
         "duty_on_nopos": "Helpline: no known position. Start duty once in the app, then ON works by SMS.",
+        "duty_on_grid": "Helpline: you are on duty for your grid (no position yet). OFF ends duty.",
         "duty_off": "Helpline: you are off duty. ON starts duty.",
         "duty_off_busy": "Helpline: finish your incident first (DONE), or ask a dispatcher.",
         "duty_off_none": "Helpline: you are not on duty.",
@@ -100,6 +101,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "progress_none": "求助热线：您目前没有指派的事件。",
         "duty_on": "求助热线：已按您最后的位置上班。回复“下班”结束。",
         "duty_on_nopos": "求助热线：没有您的位置。请先在应用中上班一次。",
+        "duty_on_grid": "求助热线：已在您的网格上班（暂无位置）。回复“下班”结束。",
         "duty_off": "求助热线：您已下班。回复“上班”开始。",
         "duty_off_busy": "求助热线：请先完成当前事件（回复“完成”）或联系调度员。",
         "duty_off_none": "求助热线：您目前不在班。",
@@ -317,6 +319,9 @@ CASE_TEXTS: dict[CaseText, Callable[..., str]] = {
     CaseText.CLOSED: lambda ref, status:
         f"{_prefix(ref)}: 案件{CASE_STATUS_WORDS.get(status, status)}. The case is {status}.",
     CaseText.CHAT: _chat,
+    CaseText.FEEDBACK: lambda ref:
+        f"{_prefix(ref)}: 案件已结束。您对本次调解满意吗？请回复 1-5（1 很不满意，5 很满意）。"
+        f" The case has ended. How satisfied are you with the mediation? Reply 1-5 (1 not at all, 5 very).",
 }
 
 
@@ -360,6 +365,9 @@ CASE_REPLIES: dict[str, str] = {
     "signed_waiting": "[{ref}] 已签字 Signed. 等待其他当事人 Waiting for the others.",
     "send_failed": "未能发送 Not delivered: {why}",
     "delivered": "已送达 Delivered (#{seq}).",
+    "feedback_thanks": "[{ref}] 谢谢您的评价 Thank you: {score}/5.",
+    "feedback_already": "[{ref}] 您已评价过，以第一次为准 You have already answered ({score}/5);"
+                        " the first answer stands.",
 }
 
 

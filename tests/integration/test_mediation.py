@@ -111,7 +111,7 @@ async def test_full_case_to_settlement_with_two_parties_and_an_agency(hl):
             with pytest.raises(asyncpg.RaiseError):
                 await conn.execute(sql)
         kinds = [r["kind"] for r in await conn.fetch("SELECT kind FROM case_events ORDER BY id")]
-        assert kinds == ["opened", "joined", "taken", "agency_invited", "agreement_proposed", "signed", "signed",
+        assert kinds == ["opened", "joined", "taken", "invited", "proposed", "signed", "signed",
                          "settled"]
     finally:
         await conn.close()

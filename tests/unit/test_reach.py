@@ -93,8 +93,10 @@ def test_responder_words(body: str, kind: str) -> None:
 @pytest.mark.parametrize("role", [None, "resident", "dispatcher", "mediator"])
 def test_responder_words_mean_nothing_special_from_anyone_else(role: str | None) -> None:
     assert g.parse("YES", role=role).kind == g.Kind.YES          # an opt-in, as before
-    for body in ("1", "2", "N", "OTW", "ARR", "DONE", "ON", "OFF", "是", "拒绝", "上班"):
+    for body in ("N", "OTW", "ARR", "DONE", "ON", "OFF", "是", "拒绝", "上班"):
         assert g.parse(body, role=role).kind == g.Kind.OTHER, body
+    for body in ("1", "2"):      # a satisfaction answer if pending (issue 15), else ordinary text; never an offer
+        assert g.parse(body, role=role).kind == g.Kind.SCORE, body
 
 
 def test_offer_text_is_one_segment_and_says_how_to_answer() -> None:

@@ -143,14 +143,23 @@ def test_precedence_of_codes(body: str, kind: str, code: str) -> None:
 def test_one_table_in_precedence_order_and_role_words_can_be_added() -> None:
     assert [r.kind for r in h.RULES] == [h.Kind.STOP, h.Kind.START, h.Kind.ACCEPT, h.Kind.DECLINE,
                                          h.Kind.EN_ROUTE, h.Kind.ON_SCENE, h.Kind.RESOLVED, h.Kind.DUTY_ON,
-                                         h.Kind.DUTY_OFF, h.Kind.YES, h.Kind.HELP, h.Kind.SAFE, h.Kind.SIGN,
-                                         h.Kind.JOIN]
+                                         h.Kind.DUTY_OFF, h.Kind.YES, h.Kind.SCORE, h.Kind.HELP, h.Kind.SAFE,
+                                         h.Kind.SIGN, h.Kind.JOIN]
     for role in (None, "resident", "responder"):      # for any one sender, a word belongs to one rule
         words = [w for r in h.RULES for w in r.words if r.roles is None or role in r.roles]
         dup = {w for w in words if words.count(w) > 1}
-        assert dup == ({"YES"} if role == "responder" else set())   # the responder's YES wins: it comes first
+        # the responder's YES, 1 and 2 win: they come first (a pending offer beats a satisfaction answer)
+        assert dup == ({"YES", "1", "2"} if role == "responder" else set())
     assert h.parse("是", role="responder").kind == h.Kind.ACCEPT
     assert h.parse("是", role="resident").kind == h.Kind.OTHER
+    assert h.parse("1", role="responder").kind == h.Kind.ACCEPT
+    assert h.parse("2", role="responder").kind == h.Kind.DECLINE
+    assert h.parse("3", role="responder").kind == h.Kind.SCORE
+    for body, code in (("1", "1"), (" ５ ", "5"), ("4.", "4")):
+        p = h.parse(body, role="resident")
+        assert (p.kind, p.code) == (h.Kind.SCORE, code)
+    for body in ("0", "6", "45", "5 stars", "1 more thing"):
+        assert h.parse(body, role="resident").kind != h.Kind.SCORE
 
 
 def test_case_texts_render_from_one_catalogue() -> None:

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 
 import {
   CaseBook, Chat, Outbox, RETRY, afterSendError, openRequest, newer,
-  partyOf, isMediatorOf, isAgencyOf, isFiler, canRead, roomsFor, caucusParty,
+  partyOf, isMediatorOf, isAgencyOf, isFiler, canRead, roomsFor, caucusParty, isOverdue, deadlineOf,
 } from '../static/js/mediate-state.js';
 
 const ME = { id: 'me', role: 'resident' };
@@ -282,6 +282,7 @@ describe('case copies', () => {
     book.keep(cs('closed-theirs', 1, { mediator: { id: 'm2' }, status: 'withdrawn' }));
     const ids = (groups) => groups.map(([key, list]) => [key, list.map((c) => c.id)]);
     assert.deepEqual(ids(book.groups(med)), [
+      ['mediate.groupOverdue', []],
       ['mediate.groupMine', ['mine-new', 'mine-old']],
       ['mediate.groupWaiting', ['wait-old', 'wait-new']],
       ['mediate.groupOthers', ['theirs']],
@@ -290,6 +291,28 @@ describe('case copies', () => {
     assert.deepEqual(ids(book.groups(ME)).map(([key, list]) => [key, list.length]), [
       ['mediate.groupOpen', 5], ['mediate.groupClosed', 2],
     ]);
+  });
+
+  test('overdue cases come first, the earliest deadline first, and leave their usual group', () => {
+    const med = { id: 'm1', role: 'mediator' };
+    const at = (h) => `2026-11-29T${String(h).padStart(2, '0')}:00:00Z`;
+    const book = new CaseBook();
+    book.keep(cs('mine-late', 1, { mediator: { id: 'm1' }, status: 'in_mediation', overdue: true, due_at: at(8) }));
+    book.keep(cs('wait-late', 1, { overdue: true, take_by: at(4), due_at: at(20), created_at: at(1) }));
+    book.keep(cs('wait', 1, { created_at: at(2) }));
+    book.keep(cs('closed-late', 1, { mediator: { id: 'm1' }, status: 'failed', overdue: true }));
+    const ids = (groups) => groups.map(([key, list]) => [key, list.map((c) => c.id)]);
+    assert.deepEqual(ids(book.groups(med)), [
+      ['mediate.groupOverdue', ['wait-late', 'mine-late']],
+      ['mediate.groupMine', []],
+      ['mediate.groupWaiting', ['wait']],
+      ['mediate.groupOthers', []],
+      ['mediate.groupClosed', ['closed-late']],
+    ]);
+    assert.deepEqual(ids(book.groups(ME))[0], ['mediate.groupOpen', ['mine-late', 'wait-late', 'wait']]);
+    assert.equal(isOverdue({ overdue: true, status: 'settled' }), false);
+    assert.equal(deadlineOf({ take_by: at(1), due_at: at(2) }), at(1));
+    assert.equal(deadlineOf({ take_by: null, due_at: at(2) }), at(2));
   });
 });
 

@@ -47,6 +47,12 @@ export function newer(a, b) {
 const byNewest = (a, b) => Date.parse(b.updated_at || b.created_at) - Date.parse(a.updated_at || a.created_at);
 const byOldest = (a, b) => Date.parse(a.created_at) - Date.parse(b.created_at);
 
+/** An open case past a deadline (the server marks it: `overdue`). */
+export const isOverdue = (c) => !!c.overdue && !CASE_FINAL.has(c.status);
+/** The deadline that applies: take_by while nobody took the case, else due_at. */
+export const deadlineOf = (c) => c.take_by || c.due_at || null;
+const byDeadline = (a, b) => Date.parse(deadlineOf(a) || a.created_at) - Date.parse(deadlineOf(b) || b.created_at);
+
 export class CaseBook {
   constructor() {
     this.cases = new Map(); // id -> the newest copy seen
@@ -106,10 +112,13 @@ export class CaseBook {
   /** The case list as [i18n key of the heading, cases] groups, in order (empty ones included). */
   groups(me) {
     const list = [...this.cases.values()];
-    const open = list.filter((c) => !CASE_FINAL.has(c.status));
+    const all = list.filter((c) => !CASE_FINAL.has(c.status));
     if (me.role === 'mediator') {
+      // overdue cases first (issue 15), the earliest deadline first; the other groups hold the rest
+      const open = all.filter((c) => !isOverdue(c));
       const mine = (c) => isMediatorOf(c, me);
       return [
+        ['mediate.groupOverdue', all.filter(isOverdue).sort(byDeadline)],
         ['mediate.groupMine', open.filter(mine).sort(byNewest)],
         ['mediate.groupWaiting', open.filter((c) => !c.mediator).sort(byOldest)],
         ['mediate.groupOthers', open.filter((c) => c.mediator && !mine(c)).sort(byNewest)],
@@ -117,7 +126,7 @@ export class CaseBook {
       ];
     }
     return [
-      ['mediate.groupOpen', open.sort(byNewest)],
+      ['mediate.groupOpen', all.sort(byNewest).sort((a, b) => isOverdue(b) - isOverdue(a))], // overdue first
       ['mediate.groupClosed', list.filter((c) => CASE_FINAL.has(c.status)).sort(byNewest)],
     ];
   }

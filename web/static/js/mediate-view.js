@@ -6,7 +6,7 @@
 import { t, getLang } from './i18n.js';
 import { h, tid, fmtTime } from './ui.js';
 import { CASE_FINAL as FINAL, CASE_TALKING as TALKING } from './status.js';
-import { partyOf, isMediatorOf, isFiler, isOpenerOf, canRead, roomsFor, caucusParty } from './mediate-state.js';
+import { partyOf, isMediatorOf, isFiler, isOpenerOf, canRead, roomsFor, caucusParty, isOverdue } from './mediate-state.js';
 
 export const $ = (id) => document.getElementById(id);
 export const els = {
@@ -56,6 +56,9 @@ export const els = {
   caseMsg: $('case-msg'),
   keepBox: $('keep-box'),
   chatMsg: $('chat-msg'), // beside the message box: a failed send is said where it was typed
+  deadline: $('c-deadline'),
+  feedbackBox: $('feedback-box'),
+  feedbackGiven: $('feedback-given'),
 };
 
 // A party without a name (a filer who left it blank is stored with none; records from before
@@ -113,6 +116,7 @@ export function createView(S, on) {
     h('span', { class: 'row-top' },
       h('strong', { class: 'ref', text: c.ref_no }),
       h('span', { class: `badge case-${c.status}`, text: t(`case.${c.status}`) }),
+      isOverdue(c) ? h('span', { testid: 'case-overdue', class: 'badge badge-overdue', text: `⚠ ${t('mediate.overdue')}` }) : null,
       h('span', { class: 'cat', text: t(`casecat.${c.category}`) })),
     h('span', { class: 'summary', text: c.summary || '' }),
     h('span', { class: 'row-meta', text: t('mediate.rowMeta', { n: others, when: fmtWhen(c.created_at) }) })));
@@ -158,6 +162,8 @@ export function createView(S, on) {
     $('c-meta').textContent = t('mediate.meta', { cat: t(`casecat.${c.category}`), when: fmtWhen(c.created_at) })
       + (c.opened_by ? ` · ${t('mediate.openedBy', { name: c.opened_by.name })}` : '');
     $('c-summary').textContent = c.summary || '';
+    paintDeadline(c, final);
+    paintFeedback(c);
 
     // who is in it: the joined parties, then those named but not joined yet
     const party = (p) => h('li', { class: p.id === you.id ? 'me' : '' },
@@ -214,6 +220,39 @@ export function createView(S, on) {
     paintMessages();
 
     paintAgreement(c);
+  }
+
+  // the deadline that applies (issue 15): take_by while nobody took the case, else due_at; overdue marked
+  function paintDeadline(c, final) {
+    const when = c.take_by || c.due_at;
+    els.deadline.hidden = final || !when;
+    if (final || !when) return;
+    const parts = [];
+    if (isOverdue(c)) parts.push(h('span', { testid: 'case-overdue', class: 'badge badge-overdue', text: `⚠ ${t('mediate.overdue')}` }), ' ');
+    parts.push(t(c.take_by ? 'mediate.takeBy' : 'mediate.dueAt', { when: fmtWhen(when) }));
+    if (c.extended_at) parts.push(' ', t('mediate.extended'));
+    els.deadline.replaceChildren(...parts);
+    els.deadline.classList.toggle('overdue', isOverdue(c));
+  }
+
+  // a party of a closed case is asked once how satisfied they are; their answer is theirs alone
+  function paintFeedback(c) {
+    const f = partyOf(c, S.me()) ? c.feedback : null;
+    const asked = !!f && f.score == null;
+    if (!asked || S.feedbackCase !== c.id) {
+      S.feedbackCase = asked ? c.id : null;
+      S.feedbackScore = 0;
+    }
+    els.feedbackBox.hidden = !asked;
+    for (const b of els.feedbackBox.querySelectorAll('[data-score]')) {
+      const on = Number(b.dataset.score) === S.feedbackScore;
+      b.setAttribute('aria-pressed', String(on));
+      b.classList.toggle('chosen', on);
+      b.setAttribute('aria-label', t('mediate.feedbackStar', { n: b.dataset.score }));
+    }
+    const given = !!f && f.score != null;
+    els.feedbackGiven.hidden = !given;
+    els.feedbackGiven.textContent = given ? t('mediate.feedbackGiven', { n: f.score }) : '';
   }
 
   // one more party after filing: the filer or the case's mediator, while the case is open

@@ -16,7 +16,7 @@ import { t, onLangChange } from './i18n.js';
 import { store } from './api.js';
 import { tid, notify, errorText, bindConn } from './ui.js';
 import { staffSession } from './staff.js';
-import { deviceSocket, saveResidentToken } from './device.js';
+import { deviceSocket, deviceToken, saveResidentToken } from './device.js';
 import { wirePhoneForm } from './mediate-phone.js';
 import { CaseBook, Chat, Outbox } from './mediate-state.js';
 import { $, els, createView } from './mediate-view.js';
@@ -40,6 +40,8 @@ const S = {
   lastProposeCase: null, // the case whose proposal box was last pre-filled
   lastAdded: null, // {caseId, name, join_code, texted}: the party this browser added last (its code shown)
   claimNext: false, // after a phone code: take the parties named with that phone, once the socket is live
+  feedbackCase: null, // the closed case whose satisfaction question is on screen (issue 15)
+  feedbackScore: 0, // the score picked there, 1-5 (0: none yet)
   me: () => (S.active ? S.active.me : {}),
 };
 let residentSock = null;
@@ -273,6 +275,25 @@ async function act(btn, type, fields, messages = {}) {
 
 els.take.addEventListener('click', () => act(els.take, 'case.take', { case_id: S.openId }, { conflict: 'mediate.takeConflict' }));
 
+// the satisfaction question of a closed case (issue 15): pick 1-5, add a comment if you like, send once
+for (const b of els.feedbackBox.querySelectorAll('[data-score]')) {
+  b.addEventListener('click', () => {
+    S.feedbackScore = Number(b.dataset.score);
+    view.paintCase();
+  });
+}
+els.feedbackBox.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const send = tid('feedback-send');
+  if (!S.feedbackScore) {
+    notify(msgFor(send), t('mediate.feedbackPick'), 'error');
+    return;
+  }
+  const comment = tid('feedback-comment').value.trim();
+  const r = await act(send, 'case.feedback', { case_id: S.openId, score: S.feedbackScore, ...(comment ? { comment } : {}) });
+  if (r) tid('feedback-comment').value = '';
+});
+
 $('invite-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const input = tid('agency-id');
@@ -371,6 +392,33 @@ tid('sign-confirm').addEventListener('click', () => {
   // sign exactly the text on screen: the server refuses if the proposal changed meanwhile
   if (c && c.agreement && c.agreement.id) fields.agreement_id = c.agreement.id;
   act(tid('sign'), 'agreement.sign', fields, { conflict: 'mediate.signConflict' });
+});
+
+// the settled agreement as a PDF (issue 15): fetched with this page's token, saved as a file
+tid('agreement-pdf').addEventListener('click', async () => {
+  const btn = tid('agreement-pdf');
+  const c = S.book.get(S.openId);
+  if (!c) return;
+  notify(msgFor(btn), '');
+  btn.disabled = true;
+  try {
+    const token = S.mode === 'staff' ? staff.token() : await deviceToken();
+    const r = await fetch(`/api/cases/${encodeURIComponent(c.id)}/agreement.pdf`,
+      { headers: { Authorization: `Bearer ${token}` } });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    const url = URL.createObjectURL(await r.blob());
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = `agreement-${c.ref_no}.pdf`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  } catch (e) {
+    notify(msgFor(btn), t('mediate.agreementPdfFailed'), 'error');
+  } finally {
+    btn.disabled = false;
+  }
 });
 
 // ---- start -------------------------------------------------------------------------------------------

@@ -105,11 +105,18 @@ async function sendPending() {
     return;
   }
   inflight = true;
+  // still the request to send: not cancelled (nor replaced) while waiting for a link
+  const wanted = () => (store.get(K.pending) || {}).req?.request_id === pending.req.request_id;
   try {
     let incident;
     try {
-      incident = (await sock.request('help.request', pending.req, { waitMs: 6000 })).incident;
+      incident = (await sock.request('help.request', pending.req, { waitMs: 6000, wanted })).incident;
     } catch (e) {
+      // cancelled before it could go (never sent): it never goes
+      if (e.code === 'withdrawn' || (e.code === 'offline' && !wanted())) {
+        if (cancelOnAck === pending.req.request_id) cancelOnAck = null;
+        return;
+      }
       if (!['disconnected', 'timeout', 'offline'].includes(e.code)) throw e;
       // the socket is not getting through: the same request over HTTP (same request_id)
       incident = (await postJSON('/api/help', pending.req, await deviceToken())).incident;

@@ -8,7 +8,8 @@
 //
 // request() rejects with an Error carrying `.code`: one of the server's error codes,
 // or 'disconnected' (the socket closed before the answer: the outcome is unknown),
-// 'timeout', 'offline' (not live within the wait).
+// 'timeout', 'offline' (not live within the wait), 'withdrawn' (its `wanted` check said no once the
+// socket was live: never sent).
 // The socket reconnects by itself with exponential backoff and full jitter, re-sends
 // hello, and is 'live' only between a welcome and the next close. A ping every 25 s
 // (any answer, even an error, proves the server is there) catches half-dead links.
@@ -83,8 +84,11 @@ export class Socket {
     return Date.now() + this.serverOffsetMs;
   }
 
-  async request(type, fields = {}, { timeoutMs = 15000, waitMs = 15000 } = {}) {
+  async request(type, fields = {}, { timeoutMs = 15000, waitMs = 15000, wanted = null } = {}) {
     if (this.state !== 'live') await this._waitLive(waitMs);
+    // a request that waited for the connection goes out only if it is still wanted: a help request pressed
+    // off line and cancelled before the link came back must never be sent later
+    if (wanted && !wanted()) throw new RequestError('withdrawn');
     const ref = `${Date.now().toString(36)}-${(++this.seq).toString(36)}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
