@@ -55,7 +55,9 @@ PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95))
 INCIDENT_COUNTS = ("received", "escalated", "cancelled", "resolved", "false_alarms")
 INCIDENT_RATIOS = ("offers", "offers_accepted", "offer_acceptance", "offers_per_incident", "assigned_within_target")
 # the case report: counts by outcome (`taken`: a mediator took it), then days to take and to close
-CASE_COUNTS = ("filed", "taken", "settled", "failed", "referred", "withdrawn")
+CASE_COUNTS = ("filed", "taken", "settled", "failed", "referred", "withdrawn", "overdue")
+# the parties' satisfaction answers (case_feedback, 1-5): how many, and their mean
+CASE_SATISFACTION = ("satisfaction_answers", "satisfaction_mean")
 CASE_INTERVALS = ("days_to_take", "days_to_close")
 CASE_PERCENTILES = (("p50", 0.5), ("p90", 0.9))
 
@@ -133,7 +135,7 @@ def case_columns() -> list[str]:
     cols = ["group", "label", *CASE_COUNTS]
     for name in CASE_INTERVALS:
         cols += [f"{name}_{p}" for p, _ in CASE_PERCENTILES]
-    return cols
+    return cols + list(CASE_SATISFACTION)
 
 
 def flat(row: Mapping[str, Any], unit: str = "_s") -> dict[str, Any]:

@@ -170,8 +170,11 @@ def _cases_sql(by: Grouping, tz: str, area: bool) -> str:
 WITH f AS (
     SELECT c.category, c.grid_code, c.created_at, c.status, c.closed_at,
            coalesce((SELECT min(e.at) FROM case_events e WHERE e.case_id = c.id AND e.kind = 'taken'),
-                    CASE WHEN c.opened_by_role = 'mediator' THEN c.created_at END) AS taken_at
+                    CASE WHEN c.opened_by_role = 'mediator' THEN c.created_at END) AS taken_at,
+           c.overdue_since IS NOT NULL AS overdue, fb.n AS fb_n, fb.total AS fb_total
     FROM cases c
+    LEFT JOIN LATERAL (SELECT count(score) AS n, sum(score) AS total FROM case_feedback WHERE case_id = c.id) fb
+        ON true
     WHERE c.created_at >= $1 AND c.created_at < $2 {"AND c.grid_code = ANY($3::text[])" if area else ""}
 )
 SELECT {key} AS g, grouping({key}) AS total,
@@ -180,6 +183,9 @@ SELECT {key} AS g, grouping({key}) AS total,
        count(*) FILTER (WHERE f.status = 'failed') AS failed,
        count(*) FILTER (WHERE f.status = 'referred') AS referred,
        count(*) FILTER (WHERE f.status = 'withdrawn') AS withdrawn,
+       count(*) FILTER (WHERE f.overdue) AS overdue,
+       coalesce(sum(f.fb_n), 0) AS satisfaction_answers,
+       sum(f.fb_total)::float8 / nullif(sum(f.fb_n), 0) AS satisfaction_mean,
        percentile_cont({_CQS}) WITHIN GROUP (ORDER BY extract(epoch FROM f.taken_at - f.created_at) / 86400)
            AS days_to_take,
        percentile_cont({_CQS}) WITHIN GROUP (ORDER BY extract(epoch FROM f.closed_at - f.created_at) / 86400)
@@ -192,6 +198,7 @@ ORDER BY total, g"""
 def case_row(by: Grouping, r: Any) -> dict[str, Any]:
     row: dict[str, Any] = {"group": None if r["total"] else _group(by, r["g"])}
     row.update({k: r[k] for k in CASE_COUNTS})
+    row.update({"satisfaction_answers": int(r["satisfaction_answers"]), "satisfaction_mean": r["satisfaction_mean"]})
     for name in CASE_INTERVALS:
         v = r[name]
         row[name] = {p: (float(v[i]) if v is not None else None) for i, (p, _) in enumerate(CASE_PERCENTILES)}

@@ -341,6 +341,8 @@ CASES = [
     ("family", None, "withdrawn", 10, None, 0.75),
     ("labour", "G1", "filed", 40, None, None),         # April
 ]
+OVERDUE = {2, 5}                                       # still open past a deadline
+SCORES = {0: [5, 4], 1: [2], 3: [3]}                   # the parties' satisfaction answers (one asked, unanswered)
 
 
 async def build_cases(database_url: str) -> None:
@@ -358,6 +360,13 @@ async def build_cases(database_url: str) -> None:
             if take is not None:
                 await conn.execute("INSERT INTO case_events (case_id, at, actor_id, kind) VALUES ($1, $2, $3, 'taken')",
                                    cid, at + timedelta(days=take), med)
+            if n in OVERDUE:
+                await conn.execute("UPDATE cases SET overdue_since = created_at + interval '2 days' WHERE id = $1", cid)
+            for score in [*SCORES.get(n, []), None]:
+                party = await conn.fetchval("INSERT INTO accounts (role, name) VALUES ('resident', 'p') RETURNING id")
+                await conn.execute("INSERT INTO case_feedback (case_id, party_id, asked_via, score, answered_via,"
+                                   " answered_at) VALUES ($1, $2, 'ws', $3, $4, $5)", cid, party, score,
+                                   "ws" if score else None, at + timedelta(days=30) if score else None)
     finally:
         await conn.close()
 
@@ -365,7 +374,10 @@ async def build_cases(database_url: str) -> None:
 def expected_cases(cases: list[tuple[Any, ...]]) -> dict[str, Any]:
     takes = [c[4] for c in cases if c[4] is not None]
     closes = [c[5] for c in cases if c[5] is not None]
+    scores = [x for c in cases for x in SCORES.get(CASES.index(c), [])]
     return {"filed": len(cases), "taken": len(takes),
+            "overdue": sum(CASES.index(c) in OVERDUE for c in cases), "satisfaction_answers": len(scores),
+            "satisfaction_mean": sum(scores) / len(scores) if scores else None,
             **{s: sum(c[2] == s for c in cases) for s in ("settled", "failed", "referred", "withdrawn")},
             "days_to_take": {"p50": pct(takes, .5), "p90": pct(takes, .9)},
             "days_to_close": {"p50": pct(closes, .5), "p90": pct(closes, .9)}}

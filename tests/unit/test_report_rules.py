@@ -59,8 +59,8 @@ def test_each_report_has_its_groupings():
         rules.parse_query({"by": "agency"}, today=TODAY, tz=TZ, groupings=rules.CASE_GROUPINGS)
     assert rules.case_columns()[:8] == ["group", "label", "filed", "taken", "settled", "failed", "referred",
                                         "withdrawn"]
-    assert rules.case_columns()[8:] == ["days_to_take_p50", "days_to_take_p90", "days_to_close_p50",
-                                        "days_to_close_p90"]
+    assert rules.case_columns()[8:] == ["overdue", "days_to_take_p50", "days_to_take_p90", "days_to_close_p50",
+                                        "days_to_close_p90", "satisfaction_answers", "satisfaction_mean"]
 
 
 def test_area_rule():

@@ -15,7 +15,8 @@ const COLUMNS = {
   incidents: ['received', 'escalated', 'resolved', 'cancelled', 'false_alarms',
     'press_to_first_offer', 'press_to_assigned', 'assigned_to_on_scene', 'press_to_resolved',
     'offer_acceptance', 'offers_per_incident', 'assigned_within_target'],
-  cases: ['filed', 'taken', 'settled', 'failed', 'referred', 'withdrawn', 'days_to_take', 'days_to_close'],
+  cases: ['filed', 'taken', 'settled', 'failed', 'referred', 'withdrawn', 'overdue', 'days_to_take', 'days_to_close',
+    'satisfaction_answers', 'satisfaction_mean'],
 };
 const PCT = { incidents: ['p50', 'p90', 'p95'], cases: ['p50', 'p90'] };
 const SHARES = new Set(['offer_acceptance', 'assigned_within_target']);

@@ -657,6 +657,9 @@ export default {
   'reports.col.withdrawn': ['Withdrawn', '已撤回'],
   'reports.col.days_to_take': ['Days to take', '受理天数'],
   'reports.col.days_to_close': ['Days to close', '结案天数'],
+  'reports.col.overdue': ['Overdue', '超期'],
+  'reports.col.satisfaction_answers': ['Satisfaction answers', '满意度评价数'],
+  'reports.col.satisfaction_mean': ['Mean satisfaction (1-5)', '平均满意度（1-5）'],
   // cases followed up (issue 15): deadlines, overdue, the satisfaction question
   'mediate.groupOverdue': ['Overdue', '已超期'],
   'mediate.overdue': ['Overdue', '已超期'],
