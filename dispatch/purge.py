@@ -1,8 +1,10 @@
 """`helpline purge` for incidents: blank personal data of incidents closed longer than the retention period.
 
 What stays is what statistics need: category, priority, channel, status, disposition,
-timestamps, the offer history and the event kinds. Notes, positions and follow-up
-texts are blanked; resident accounts with nothing left inside the retention period
+timestamps, the offer history, the event kinds, the grid (and the report facts of
+reports/, which hold nothing personal). Notes, positions, follow-up texts and what a
+call-taker wrote of the caller (name, phone, address, gazetteer place) are blanked;
+resident accounts with nothing left inside the retention period
 lose their name, phone and device id.
 """
 from __future__ import annotations
@@ -26,8 +28,10 @@ async def purge_incidents(conn: Conn, retention_days: int, keep: Sequence[str] =
     if ids:
         await conn.execute("SET LOCAL helpline.purge = 'on'")
         await conn.execute("UPDATE incidents SET note = '', lat = NULL, lon = NULL, accuracy_m = NULL,"
+                           " caller_name = NULL, address = NULL, place_id = NULL,"
                            " purged_at = now() WHERE id = ANY($1::uuid[])", ids)
         await conn.execute("UPDATE incident_events SET data = data - 'text' - 'note' - 'lat' - 'lon'"
+                           " - 'caller_name' - 'caller_phone' - 'address' - 'place_id'"
                            " WHERE incident_id = ANY($1::uuid[])", ids)
     keep_sql = "".join(f" AND NOT ({cond})" for cond in keep)
     residents = await conn.execute(

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 STATIC = web.AppKey("static", StaticFiles)
 MAX_BODY = 64 * 1024
 WEB = Path(__file__).resolve().parent.parent / "web" / "static"
-PAGES = {"/": "index.html", "/responder": "responder.html", "/dispatch": "dispatch.html", "/mediate": "mediate.html"}
+PAGES = {"/": "index.html", "/responder": "responder.html", "/dispatch": "dispatch.html", "/mediate": "mediate.html",
+         "/reports": "reports.html"}
 CSP = ("default-src 'self'; img-src 'self' data: https: http:; connect-src 'self' ws: wss:; "
        "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 

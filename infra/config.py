@@ -9,6 +9,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 import yaml
@@ -168,6 +169,13 @@ class Privacy(msgspec.Struct, forbid_unknown_fields=True):
     retention_days: int = 180
 
 
+class Reports(msgspec.Struct, forbid_unknown_fields=True):
+    """Reports and export (issue 16, contract §11)."""
+
+    assign_target_s: float = 60          # the call-processing standard: the share of incidents assigned within it
+    time_zone: str = "Asia/Shanghai"     # the city's: report periods are its days, weeks and months
+
+
 class Log(msgspec.Struct, forbid_unknown_fields=True):
     """The process's log lines (infra/logs.py)."""
 
@@ -192,6 +200,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     web: Web = msgspec.field(default_factory=Web)
     privacy: Privacy = msgspec.field(default_factory=Privacy)
     push: Push = msgspec.field(default_factory=Push)
+    reports: Reports = msgspec.field(default_factory=Reports)
     mediation: Mediation = msgspec.field(default_factory=Mediation)
     pdf: Pdf = msgspec.field(default_factory=Pdf)
     log: Log = msgspec.field(default_factory=Log)
@@ -297,6 +306,13 @@ def validate(cfg: Config) -> None:
         gc_t = []
     if len(gc_t) != 3 or any(t < 1 for t in gc_t):
         raise ConfigError("server.gc_thresholds must be three positive integers, e.g. 50000,50,100")
+    try:
+        ZoneInfo(cfg.reports.time_zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ConfigError(f"reports.time_zone: {cfg.reports.time_zone!r} is not a time zone (e.g. Asia/Shanghai)"
+                          ) from None
+    if cfg.reports.assign_target_s <= 0:
+        raise ConfigError("reports.assign_target_s must be positive")
     if cfg.server.max_commands_in_flight < 1 or cfg.server.max_commands_waiting < 0:
         raise ConfigError("server.max_commands_in_flight must be at least 1, max_commands_waiting at least 0")
     if cfg.server.keepalive_timeout_s <= 0 or cfg.server.body_timeout_s <= 0 or cfg.server.session_recheck_s <= 0:

@@ -21,8 +21,10 @@ from dispatch import worker as dispatch_worker
 from dispatch.service import DispatchService
 from handlers import apidoc, http, intake, sms_otp, voice, ws
 from handlers import context as k
+from handlers import export as export_handlers
 from handlers import grids as grids_handlers
 from handlers import push as push_handlers
+from handlers import reports as reports_handlers
 from handlers import sms as sms_handlers
 from handlers.admission import Admission
 from handlers.commands import COMMANDS
@@ -173,6 +175,8 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     voice.add_routes(app)
     intake.add_routes(app)
     grids_handlers.add_routes(app)
+    reports_handlers.add_routes(app)
+    export_handlers.add_routes(app)
     apidoc.add_routes(app, COMMANDS)
     return app
 

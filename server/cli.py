@@ -433,6 +433,61 @@ def cmd_grids_import(cfg: Any, args: argparse.Namespace) -> int:
     return 1 if plan.errors else 0
 
 
+def cmd_apikey(cfg: Any, args: argparse.Namespace) -> int:
+    """API keys for other departments: add (prints the key, once), list, revoke."""
+    from infra import apikeys
+
+    async def go(conn: Any) -> Any:
+        if args.apikey_command == "add":
+            return await apikeys.add(conn, args.name, args.scope)
+        if args.apikey_command == "revoke":
+            return await apikeys.revoke(conn, args.name)
+        return await apikeys.listing(conn)
+    got = _with_db(cfg, go)
+    if args.apikey_command == "add":
+        print(got)
+        print("(keep it: only its hash is stored)", file=sys.stderr)
+    elif args.apikey_command == "revoke":
+        print(f"revoked {args.name} at {got.isoformat()}")
+    else:
+        for k in got:
+            state = f"revoked {k['revoked_at'].isoformat()}" if k["revoked_at"] else "active"
+            used = k["last_used_at"].isoformat() if k["last_used_at"] else "never used"
+            print(f"{k['name']}\t{k['scope']}\thlk_{k['key_id']}.…\t{state}\t{used}")
+    return 0
+
+
+def cmd_export(cfg: Any, args: argparse.Namespace) -> int:
+    """Closed incidents since --since, as JSON lines or CSV (the export of GET /api/export/incidents)."""
+    from zoneinfo import ZoneInfo
+
+    from reports import export, rules
+
+    tz = ZoneInfo(cfg.reports.time_zone)
+    since = rules.parse_when(args.since, "--since", tz)
+
+    async def go(conn: Any) -> Any:
+        out: list[dict[str, Any]] = []
+        q = rules.ExportQuery(since=since, after=None, limit=rules.EXPORT_MAX_PAGE)
+        while True:
+            page = await export.page(conn, q)
+            out += page
+            if len(page) < q.limit:
+                return out
+            q = rules.ExportQuery(since=since, after=(page[-1]["closed_at"], page[-1]["id"]), limit=q.limit)
+    items = [export.wire(i) for i in _with_db(cfg, go)]
+    if args.format == "json":
+        for i in items:
+            print(json.dumps(i, ensure_ascii=False))
+    else:
+        cols = list(export.COLUMNS)
+        w = csv.writer(sys.stdout)
+        w.writerow(cols)
+        for i in items:
+            w.writerow(["" if i[c] is None else i[c] for c in cols])
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="helpline", description="One-click help and online mediation for a city.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -494,10 +549,22 @@ def parser() -> argparse.ArgumentParser:
     gim = grd.add_parser("import", help="load grids from a GeoJSON FeatureCollection (code, name, level, parent);"
                                         " re-import updates by code; prints a summary")
     gim.add_argument("file")
+    key = sub.add_parser("apikey", help="API keys for other departments").add_subparsers(dest="apikey_command",
+                                                                                        required=True)
+    kad = key.add_parser("add", help="create a key and print it (only its hash is kept)")
+    kad.add_argument("name")
+    kad.add_argument("--scope", required=True, choices=["export"])
+    key.add_parser("list", help="the keys: name, scope, id, active or revoked, last use")
+    krv = key.add_parser("revoke", help="refuse the key from now on")
+    krv.add_argument("name")
+    exp = sub.add_parser("export", help="closed incidents without personal data, as JSON lines or CSV")
+    exp.add_argument("--since", required=True, help="closed at or after: YYYY-MM-DD (the city's day) or ISO 8601")
+    exp.add_argument("--format", choices=["json", "csv"], default="json")
     return p
 
 
-COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "token": cmd_token, "purge": cmd_purge, "audit": cmd_audit}
+COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "token": cmd_token, "purge": cmd_purge, "audit": cmd_audit,
+            "apikey": cmd_apikey, "export": cmd_export}
 USER_COMMANDS = {"add": cmd_user_add, "set": cmd_user_set, "list": cmd_user_list, "show": cmd_user_show}
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("server", "handlers", "dispatch", "mediation", "sms", "push", "grids", "infra")
+PACKAGES = ("server", "handlers", "dispatch", "mediation", "sms", "push", "reports", "grids", "infra")
 LINT = Path(sys.executable).with_name("lint-imports")
 
 pytestmark = pytest.mark.skipif(not LINT.exists(), reason="import-linter is not installed (pip install -e '.[test]')")
