@@ -45,8 +45,9 @@ class Grouping(StrEnum):
 
 INCIDENT_GROUPINGS = (Grouping.CATEGORY, Grouping.GRID, Grouping.CHANNEL, Grouping.DAY, Grouping.WEEK,
                       Grouping.MONTH)
-# by agency waits for agencies with a type (issue 15's agency_type); until then `by=agency` is a bad request
-CASE_GROUPINGS = (Grouping.CATEGORY, Grouping.GRID, Grouping.MONTH)
+# by agency: the type of the body a referred case went to (an agency account's agency_type, or the type named
+# for a body outside the system); cases not referred make the group "" (none)
+CASE_GROUPINGS = (Grouping.CATEGORY, Grouping.GRID, Grouping.AGENCY, Grouping.MONTH)
 PERIODS = frozenset({Grouping.DAY, Grouping.WEEK, Grouping.MONTH})
 
 # the intervals of the incident report, each a column of incident_facts or a difference of two

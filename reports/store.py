@@ -35,7 +35,8 @@ def _key(by: Grouping, tz: str) -> str:
     # text keys in byte order (COLLATE "C"): codes and category names are ASCII, and PostgreSQL sorts "C" text
     # with abbreviated keys, which it does not for a libc locale (the grouping sort is most of a report's time)
     return {Grouping.CATEGORY: 'f.category COLLATE "C"', Grouping.GRID: "coalesce(f.grid_code, '') COLLATE \"C\"",
-            Grouping.CHANNEL: 'f.channel COLLATE "C"', Grouping.DAY: f"date_trunc('day', {local})",
+            Grouping.CHANNEL: 'f.channel COLLATE "C"', Grouping.AGENCY: 'f.agency COLLATE "C"',
+            Grouping.DAY: f"date_trunc('day', {local})",
             Grouping.WEEK: f"date_trunc('week', {local})", Grouping.MONTH: f"date_trunc('month', {local})"}[by]
 
 
@@ -171,8 +172,10 @@ WITH f AS (
     SELECT c.category, c.grid_code, c.created_at, c.status, c.closed_at,
            coalesce((SELECT min(e.at) FROM case_events e WHERE e.case_id = c.id AND e.kind = 'taken'),
                     CASE WHEN c.opened_by_role = 'mediator' THEN c.created_at END) AS taken_at,
-           c.overdue_since IS NOT NULL AS overdue, fb.n AS fb_n, fb.total AS fb_total
+           c.overdue_since IS NOT NULL AS overdue, fb.n AS fb_n, fb.total AS fb_total,
+           coalesce(ra.agency_type, c.referred_to_type, '') AS agency
     FROM cases c
+    LEFT JOIN accounts ra ON ra.id = c.referred_to_agency
     LEFT JOIN LATERAL (SELECT count(score) AS n, sum(score) AS total FROM case_feedback WHERE case_id = c.id) fb
         ON true
     WHERE c.created_at >= $1 AND c.created_at < $2 {"AND c.grid_code = ANY($3::text[])" if area else ""}

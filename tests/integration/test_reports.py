@@ -405,7 +405,19 @@ async def test_the_case_report(hl):
     status, body = await cases(admin, grid="D1", **period)
     close_to(body["total"], expected_cases([c for c in CASES if c[1] == "G1"]))
     assert (await cases(dispatcher, **period))[0] == 403
+    # by the type of the body a referred case went to: an agency account's type, or one named outside
+    conn = await asyncpg.connect(hl.database_url)
+    try:
+        court = await conn.fetchval("INSERT INTO accounts (role, name, agency_type) VALUES ('agency', 'Court',"
+                                    " 'court') RETURNING id")
+        await conn.execute("UPDATE cases SET referred_to_agency = $1 WHERE ref_no = 'M-3'", court)
+    finally:
+        await conn.close()
     status, body = await cases(admin, by="agency", **period)
+    assert status == 200 and [r["group"] for r in body["rows"]] == ["", "court"]
+    close_to(body["rows"][1], expected_cases([CASES[3]]))
+    close_to(body["rows"][0], expected_cases([c for i, c in enumerate(CASES) if i != 3]))
+    status, body = await cases(admin, by="channel", **period)
     assert status == 400 and body["error"]["message"].startswith("by:")
     async with aiohttp.ClientSession() as s, s.get(
             hl.base + "/api/reports/cases", params={**period, "format": "csv"},

@@ -55,8 +55,9 @@ def test_each_report_has_its_groupings():
     with pytest.raises(BadRequest):
         rules.parse_query({"by": "day"}, today=TODAY, tz=TZ, groupings=rules.CASE_GROUPINGS)
     assert rules.parse_query({"by": "month"}, today=TODAY, tz=TZ, groupings=rules.CASE_GROUPINGS).by == "month"
-    with pytest.raises(BadRequest):      # until agencies have a type (issue 15)
-        rules.parse_query({"by": "agency"}, today=TODAY, tz=TZ, groupings=rules.CASE_GROUPINGS)
+    assert rules.parse_query({"by": "agency"}, today=TODAY, tz=TZ, groupings=rules.CASE_GROUPINGS).by == "agency"
+    with pytest.raises(BadRequest):      # incidents are not referred to agencies
+        rules.parse_query({"by": "agency"}, today=TODAY, tz=TZ, groupings=rules.INCIDENT_GROUPINGS)
     assert rules.case_columns()[:8] == ["group", "label", "filed", "taken", "settled", "failed", "referred",
                                         "withdrawn"]
     assert rules.case_columns()[8:] == ["overdue", "days_to_take_p50", "days_to_take_p90", "days_to_close_p50",

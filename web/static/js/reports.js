@@ -9,7 +9,7 @@ const KEY = 'helpline.reports.session';
 const ROLES = { incidents: ['dispatcher', 'admin'], cases: ['mediator', 'admin'] };
 const GROUPINGS = {
   incidents: ['category', 'grid', 'channel', 'day', 'week', 'month'],
-  cases: ['category', 'grid', 'month'],
+  cases: ['category', 'grid', 'agency', 'month'],
 };
 const COLUMNS = {
   incidents: ['received', 'escalated', 'resolved', 'cancelled', 'false_alarms',
@@ -56,8 +56,9 @@ function num(v, share) {
   return Number.isInteger(v) ? String(v) : v.toFixed(1);
 }
 
-function label(row) {
+function label(row, by) {
   if (row.group === null) return t('reports.total');
+  if (by === 'agency') return row.group === '' ? t('reports.notReferred') : t(`agency_type.${row.group}`);
   if (row.group === '') return t('reports.noGrid');
   return row.label && row.label !== row.group ? `${row.label} (${row.group})` : row.group;
 }
@@ -68,7 +69,8 @@ function renderTable(k, body) {
     cols.flatMap((c) => (PCT[k] && typeof body.total[c] === 'object' && body.total[c] !== null
       ? PCT[k].map((p) => h('th', { attrs: { scope: 'col' }, text: `${t(`reports.col.${c}`)} ${p}` }))
       : [h('th', { attrs: { scope: 'col' }, text: t(`reports.col.${c}`) })])));
-  const line = (row, cls) => h('tr', { class: cls || '' }, h('th', { attrs: { scope: 'row' }, text: label(row) }),
+  const line = (row, cls) => h('tr', { class: cls || '' },
+    h('th', { attrs: { scope: 'row' }, text: label(row, body.by) }),
     cols.flatMap((c) => (typeof row[c] === 'object' && row[c] !== null
       ? PCT[k].map((p) => h('td', { text: num(row[c][p]) }))
       : [h('td', { text: num(row[c], SHARES.has(c)) })])));
@@ -83,7 +85,7 @@ function draw(id, config) {
 }
 
 function renderCharts(k, body) {
-  const labels = body.rows.map(label);
+  const labels = body.rows.map((r) => label(r, body.by));
   if (k === 'incidents') {
     draw('rp-chart-times', {
       type: body.by === 'day' || body.by === 'week' || body.by === 'month' ? 'line' : 'bar',

@@ -657,6 +657,8 @@ export default {
   'reports.by.day': ['Day', '按日'],
   'reports.by.week': ['Week', '按周'],
   'reports.by.month': ['Month', '按月'],
+  'reports.by.agency': ['Referred to', '转交机构'],
+  'reports.notReferred': ['Not referred', '未转交'],
   'reports.area': ['Area (grid code)', '区域（网格编码）'],
   'reports.areaAll': ['All of my area', '我的全部区域'],
   'reports.show': ['Show', '查询'],
