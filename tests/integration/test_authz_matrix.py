@@ -352,6 +352,8 @@ async def http_call(w: World, route: str, role: str) -> int:
     hl = w.hl
     token = None if role == "none" else await w.token(role)
     method, path = route.split(" ")[:2]
+    if path.startswith("/api/admin/"):
+        return await admin_call(w, method, path, token)
     if "{id}" in path:
         if "once" not in w.__dict__:
             w.__dict__["once"] = (await w.offered())[0] if route.endswith(" offered") else await w.assigned()
@@ -372,3 +374,22 @@ async def test_http_route_matrix(hl, route):
     w = await World(hl).build()
     got = {role: str(await http_call(w, route, role)) for role in ROLES}
     assert got == expected
+
+
+# the admin console (issue 21): every /api/admin/ route acts on one spare staff account of the world
+ADMIN_BODIES: dict[str, Any] = {
+    "/api/admin/accounts/{id}": {"name": "Edited by an admin"},
+    "/api/admin/accounts/{id}/sessions/end": {},
+}
+
+
+async def admin_call(w: World, method: str, path: str, token: str | None) -> int:
+    if "admin_target" not in w.__dict__:
+        name = "target-" + uuid.uuid4().hex[:6]
+        w.__dict__["admin_target"] = await w.hl.add_user(name, "mediator")
+    kw: dict[str, Any] = {}
+    if method == "POST":
+        kw["json"] = ({"username": "made-" + uuid.uuid4().hex[:6], "role": "clerk"}
+                      if path == "/api/admin/accounts" else ADMIN_BODIES.get(path))
+    status, _ = await http(method, w.hl.base + path.replace("{id}", w.__dict__["admin_target"]), token=token, **kw)
+    return status
