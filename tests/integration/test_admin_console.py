@@ -93,7 +93,7 @@ async def test_bad_input_names_the_field_and_writes_nothing(hl):
     await add_grid(hl)
     await hl.add_user("taken1", "mediator", phone="+8613800138001")
     base = {"role": "mediator", "password": "S3cure-pass"}
-    cases = [
+    cases: list[tuple[dict[str, Any], int, str]] = [
         ({"username": "taken1"}, 409, "username"),
         ({"username": "bad name!"}, 400, "username"),
         ({"username": "new1", "phone": "12"}, 400, "phone"),
