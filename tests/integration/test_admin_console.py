@@ -114,10 +114,11 @@ async def test_bad_input_names_the_field_and_writes_nothing(hl):
     taken = (await sql(hl, "SELECT id FROM accounts WHERE username = 'taken1'"))[0]["id"]
     await hl.add_user("other1", "mediator")
     other = (await sql(hl, "SELECT id FROM accounts WHERE username = 'other1'"))[0]["id"]
-    for fields, status, field in [({"username": "taken1"}, 409, "username"), ({"phone": "+8613800138001"}, 409,
-                                                                               "phone"),
-                                  ({"skills": ["medical"]}, 400, "skills"), ({"grids": ["NOPE"]}, 400, "grids"),
-                                  ({"name": "Mo", "grids": ["NOPE"]}, 400, "grids")]:
+    edits: list[tuple[dict[str, Any], int, str]] = [
+        ({"username": "taken1"}, 409, "username"), ({"phone": "+8613800138001"}, 409, "phone"),
+        ({"skills": ["medical"]}, 400, "skills"), ({"grids": ["NOPE"]}, 400, "grids"),
+        ({"name": "Mo", "grids": ["NOPE"]}, 400, "grids")]
+    for fields, status, field in edits:
         st, body = await http("POST", hl.base + f"/api/admin/accounts/{other}", token=token, json=fields)
         assert st == status and field in body["error"]["message"], (fields, body)
     row = (await sql(hl, "SELECT username, name, phone FROM accounts WHERE id = $1", other))[0]
