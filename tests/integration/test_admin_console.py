@@ -312,3 +312,50 @@ async def test_non_admins_are_refused_everything(hl):
         st, _ = await http(method, hl.base + path)
         assert st == 401
     assert token
+
+
+async def test_a_ws_commands_audit_entry_has_its_address_and_a_dead_nodes_sessions_are_not_listed(hl):
+    import time
+
+    import redis.asyncio as aioredis
+
+    from infra.keys import Keys
+
+    token = await admin(hl)
+    disp = await hl.user("dispatcher")
+    await disp.ok("queue.watch")
+    watched = await audit_rows(hl, "watch")
+    assert [(r["subject_type"], r["address"]) for r in watched] == [("queue", "127.0.0.1")]
+    # an entry a node that died left behind (not refreshed for longer than infra/sessions.py STALE_S)
+    r = aioredis.Redis.from_url(hl.redis_url)
+    key = Keys(hl.prefix).sessions(disp.account_id)
+    try:
+        await r.hset(key, "dead-node:1", json.dumps({"id": "dead-node:1", "node": "dead-node", "since": "x",
+                                                    "seen": time.time() - 3600, "token_id": "t"}))
+        st, body = await http("GET", hl.base + f"/api/admin/accounts/{disp.account_id}/sessions", token=token)
+        assert st == 200 and [s["node"] != "dead-node" for s in body["sessions"]] == [True]
+        assert not await r.hexists(key, "dead-node:1")          # dropped on the way
+    finally:
+        await r.aclose()
+    # a resident's connections are not listed (infra/sessions.py)
+    resident = await hl.resident()
+    st, body = await http("GET", hl.base + f"/api/admin/accounts/{resident.account_id}/sessions", token=token)
+    assert st == 200 and body["sessions"] == []
+
+
+async def test_sessions_on_another_node_are_listed_and_ended_from_this_one(cluster):
+    a, b = await cluster.start_node(), await cluster.start_node()
+    await a.add_user("root1", "admin")
+    token = await a.login("root1")
+    disp = await b.user("dispatcher")
+    st, body = await http("GET", a.base + f"/api/admin/accounts/{disp.account_id}/sessions", token=token)
+    assert st == 200 and len(body["sessions"]) == 1
+    listed = body["sessions"][0]
+    st, mine = await http("GET", a.base + f"/api/admin/accounts/{(await a.connect(token)).account_id}/sessions",
+                          token=token)
+    assert listed["node"] != mine["sessions"][0]["node"]          # B's connection, read through A
+    st, body = await http("POST", a.base + f"/api/admin/accounts/{disp.account_id}/sessions/end", token=token,
+                          json={"session": listed["id"]})
+    assert st == 200
+    await asyncio.wait_for(disp.reader, 5)
+    assert disp.close_code == 1008
