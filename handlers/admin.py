@@ -47,12 +47,18 @@ async def _admin(request: web.Request) -> Account:
     return who_of(account)
 
 
-def _account_id(request: web.Request) -> str:
-    raw = request.match_info["id"]
+def _is_id(raw: str) -> bool:
     try:
         msgspec.convert(raw, m.Id)
     except msgspec.ValidationError:
-        raise NotFound("account: no such account") from None
+        return False
+    return True
+
+
+def _account_id(request: web.Request) -> str:
+    raw = request.match_info["id"]
+    if not _is_id(raw):
+        raise NotFound("account: no such account")
     return raw
 
 
@@ -328,6 +334,11 @@ async def _audit_query(request: web.Request, conn: Conn) -> tuple[AuditQuery, st
             raise NotFound(f"actor: no account {actor!r}")
         actor_id = str(row["id"])
     subject_type, _, subject_id = (qs.get("subject") or "").strip().partition(":")
+    if subject_type == "account" and subject_id and not _is_id(subject_id):     # account:USERNAME
+        row = await accounts.by_username(conn, subject_id) if accounts.USERNAME.match(subject_id) else None
+        if row is None:
+            raise NotFound(f"subject: no account {subject_id!r}")
+        subject_id = str(row["id"])
     return AuditQuery(since, until, actor_id, subject_type or None, subject_id or None), actor
 
 
@@ -335,7 +346,7 @@ def _entry(r: Any) -> dict[str, Any]:
     return {"id": r["id"], "at": iso(r["at"]), "actor": r["actor"],
             "actor_id": str(r["actor_id"]) if r["actor_id"] else None, "role": r["actor_role"],
             "action": r["action"], "subject_type": r["subject_type"], "subject_id": r["subject_id"],
-            "address": r["address"], "detail": r["detail"]}
+            "subject_name": r["subject_name"], "address": r["address"], "detail": r["detail"]}
 
 
 def _filters(q: AuditQuery, actor: str | None) -> dict[str, Any]:
@@ -345,7 +356,7 @@ def _filters(q: AuditQuery, actor: str | None) -> dict[str, Any]:
 
 
 AUDIT_QUERY = (Param("actor", "the username of who did it"),
-               Param("subject", "what it was done to: a type (incident, case, account, …) or type:id"),
+               Param("subject", "what it was done to: a type (incident, case, …), type:id or account:USERNAME"),
                Param("since", "from this date or ISO 8601 time (default: the beginning)"),
                Param("until", "before this date or time"))
 
@@ -368,7 +379,7 @@ async def read_audit(request: web.Request) -> web.Response:
                               "next_after": rows[-1]["id"] if more else None})
 
 
-CSV_COLUMNS = ["at", "actor", "role", "action", "subject_type", "subject_id", "address", "detail"]
+CSV_COLUMNS = ["at", "actor", "role", "action", "subject_type", "subject_id", "subject_name", "address", "detail"]
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -394,8 +405,8 @@ async def audit_csv(request: web.Request) -> web.Response:
             for r in page:
                 e = _entry(r)
                 w.writerow([_cell(e["at"]), _cell(e["actor"] or e["actor_id"]), _cell(e["role"]), _cell(e["action"]),
-                            _cell(e["subject_type"]), _cell(e["subject_id"]), _cell(e["address"]),
-                            _cell(e["detail"])])
+                            _cell(e["subject_type"]), _cell(e["subject_id"]), _cell(e["subject_name"]),
+                            _cell(e["address"]), _cell(e["detail"])])
             n += len(page)
             if len(page) < 1000:
                 break

@@ -18,11 +18,13 @@ async def record(conn: Any, actor_id: str | None, actor_role: str | None, action
         CLIENT_ADDRESS.get())
 
 
-# what `helpline audit` (and an admin's reading of the log) selects: the actor's username with each entry
+# what `helpline audit` (and an admin's reading of the log) selects: the actor's username with each entry, and the
+# username of an account the entry is about
 READ_SQL = """
 SELECT l.id, l.at, l.actor_id, a.username AS actor, l.actor_role, l.action, l.subject_type, l.subject_id, l.detail,
-       l.address
+       l.address, s.username AS subject_name
 FROM audit_log l LEFT JOIN accounts a ON a.id = l.actor_id
+     LEFT JOIN accounts s ON l.subject_type = 'account' AND s.id::text = l.subject_id
 WHERE l.at >= $1 AND ($2::timestamptz IS NULL OR l.at < $2)
   AND ($3::uuid IS NULL OR l.actor_id = $3)
   AND ($4::text IS NULL OR l.subject_type = $4) AND ($5::text IS NULL OR l.subject_id = $5)

@@ -263,16 +263,21 @@ async def test_the_audit_log_read_by_filters_and_pages_and_as_csv(hl):
         await http("GET", hl.base + f"/api/admin/accounts/{disp_id}", token=token)
     st, body = await http("GET", hl.base + f"/api/admin/audit?subject=account:{disp_id}&limit=2", token=token)
     assert st == 200 and len(body["entries"]) == 2 and body["next_after"]
-    assert {(e["actor"], e["action"], e["subject_id"], e["address"]) for e in body["entries"]} == \
-        {("root1", "account.read", str(disp_id), "127.0.0.1")}
+    assert {(e["actor"], e["action"], e["subject_id"], e["subject_name"], e["address"]) for e in body["entries"]} == \
+        {("root1", "account.read", str(disp_id), "disp2", "127.0.0.1")}
     st, more = await http("GET", hl.base + f"/api/admin/audit?subject=account:{disp_id}&limit=2"
                           f"&after={body['next_after']}", token=token)
     assert len(more["entries"]) == 1 and more["next_after"] is None
     st, body = await http("GET", hl.base + "/api/admin/audit?actor=disp2", token=token)
     assert body["entries"] == []
+    st, by_name = await http("GET", hl.base + "/api/admin/audit?subject=account:disp2", token=token)
+    assert [e["subject_name"] for e in by_name["entries"]] == ["disp2"] * 3
+    st, body = await http("GET", hl.base + "/api/admin/audit?subject=account:nobody", token=token)
+    assert st == 404 and "subject" in body["error"]["message"]
     st, body = await http("GET", hl.base + "/api/admin/audit?since=2999-01-01", token=token)
     assert body["entries"] == []
-    for bad, field in (("actor=nobody", "actor"), ("since=yesterday", "since"), ("limit=0", "limit"),
+    for bad, field in (("actor=nobody", "actor"),
+                       ("subject=account:no%20body", "subject"), ("since=yesterday", "since"), ("limit=0", "limit"),
                        ("since=2026-02-01&until=2026-01-01", "until")):
         st, body = await http("GET", hl.base + f"/api/admin/audit?{bad}", token=token)
         assert st in (400, 404) and field in body["error"]["message"], bad
@@ -289,8 +294,10 @@ async def test_the_audit_log_read_by_filters_and_pages_and_as_csv(hl):
         raw = await r.read()
     assert raw.startswith("\ufeff".encode())
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert list(rows[0]) == ["at", "actor", "role", "action", "subject_type", "subject_id", "address", "detail"]
-    assert [(r["actor"], r["action"], r["subject_id"]) for r in rows] == [("root1", "account.read", str(disp_id))] * 3
+    assert list(rows[0]) == ["at", "actor", "role", "action", "subject_type", "subject_id", "subject_name", "address",
+                             "detail"]
+    assert [(r["actor"], r["action"], r["subject_id"], r["subject_name"], r["address"]) for r in rows] == \
+        [("root1", "account.read", str(disp_id), "disp2", "127.0.0.1")] * 3
     assert len(await audit_rows(hl, "audit.export")) == 1
     st, body = await http("GET", hl.base + "/api/admin/audit.csv?actor=nobody", token=token)
     assert st == 404 and "actor" in body["error"]["message"]

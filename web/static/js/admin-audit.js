@@ -23,7 +23,7 @@ export function auditPanel({ token }) {
     h('td', { class: 'age', text: new Date(e.at).toLocaleString() }),
     h('td', { text: e.actor || e.actor_id || t('admin.system') }),
     h('td', { text: e.action }),
-    h('td', { text: [e.subject_type, e.subject_id].filter(Boolean).join(' ') }),
+    h('td', { text: [e.subject_type, e.subject_name || e.subject_id].filter(Boolean).join(' ') }),
     h('td', { text: e.address || '' }));
 
   async function show(append) {
