@@ -676,7 +676,7 @@ export default {
   'admin.refresh': ['Refresh', '刷新'],
   'admin.audit': ['Audit log', '审计日志'],
   'admin.actor': ['Who (user name)', '操作人（用户名）'],
-  'admin.subject': ['What (type or type:id)', '对象（类型或 类型:编号）'],
+  'admin.subject': ['What (a type, type:id or account:user name)', '对象（类型、类型:编号 或 account:用户名）'],
   'admin.since': ['From', '起始日期'],
   'admin.until': ['Before', '截止日期（不含）'],
   'admin.show': ['Show', '显示'],
