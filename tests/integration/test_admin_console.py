@@ -366,3 +366,30 @@ async def test_sessions_on_another_node_are_listed_and_ended_from_this_one(clust
     assert st == 200
     await asyncio.wait_for(disp.reader, 5)
     assert disp.close_code == 1008
+
+
+async def test_two_admins_suspending_each_other_at_once_leave_one_active(hl):
+    one, two = await admin(hl, "root1"), await admin(hl, "root2")
+    ids = {r["username"]: str(r["id"]) for r in await sql(hl, "SELECT id, username FROM accounts")}
+    answers = await asyncio.gather(
+        http("POST", hl.base + f"/api/admin/accounts/{ids['root2']}/suspend", token=one),
+        http("POST", hl.base + f"/api/admin/accounts/{ids['root1']}/suspend", token=two))
+    statuses = sorted(st for st, _ in answers)
+    # the second to take the lock sees one active admin left (or its own session already ended: 401)
+    assert statuses[0] == 200 and statuses[1] in (401, 409), answers
+    active = await sql(hl, "SELECT username FROM accounts WHERE role = 'admin' AND NOT disabled")
+    assert len(active) == 1
+
+
+async def test_a_reset_code_sent_twice_at_once_sets_one_password(hl):
+    token = await admin(hl)
+    await hl.add_user("med6", "mediator")
+    target = str((await sql(hl, "SELECT id FROM accounts WHERE username = 'med6'"))[0]["id"])
+    st, body = await http("POST", hl.base + f"/api/admin/accounts/{target}/reset", token=token)
+    code = body["code"]
+    answers = await asyncio.gather(*(
+        http("POST", hl.base + "/api/auth/reset", json={"username": "med6", "code": code, "password": pw})
+        for pw in ("First-pass-1", "Second-pass-2")))
+    assert sorted(st for st, _ in answers) == [204, 401]
+    winner = "First-pass-1" if answers[0][0] == 204 else "Second-pass-2"
+    await hl.login("med6", winner)

@@ -45,6 +45,8 @@ export function accountsPanel({ token }) {
     const q = tid('find-q').value.trim();
     if (q) qs.set('q', q);
     if (tid('find-role').value) qs.set('role', tid('find-role').value);
+    const grid = tid('find-grid').value.trim();
+    if (grid) qs.set('grid', grid);
     if (tid('find-state').value) qs.set('suspended', tid('find-state').value);
     const msg = tid('find-msg');
     try {

@@ -648,6 +648,7 @@ export default {
   'admin.name': ['Name', '姓名'],
   'admin.phone': ['Phone', '电话'],
   'admin.grids': ['Grids', '网格'],
+  'admin.grid': ['Grid (code)', '网格（编码）'],
   'admin.skills': ['Skills (responders; comma-separated)', '技能（救助人员；用逗号分隔）'],
   'admin.gridsField': ['Grids (codes, comma-separated)', '网格（编码，用逗号分隔）'],
   'admin.supervisor': ['Supervisor (texted about escalations)', '值班主管（升级事件短信通知）'],
