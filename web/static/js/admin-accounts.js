@@ -143,6 +143,7 @@ export function accountsPanel({ token }) {
         if (pw) body.password = pw;
         const r = await postJSON('/api/admin/accounts', body, token());
         shown = [r.account, ...shown];
+        notify(tid('find-msg'), t('admin.found', { n: shown.length }), 'info');
         showForm(r.account);
         notify(tid('action-msg'), t('admin.created', { name: r.account.username }), 'ok');
         if (r.reset) showCode(r.reset);
