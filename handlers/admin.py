@@ -145,6 +145,8 @@ async def create_account(request: web.Request) -> web.Response:
     body = await read_json(request, am.AccountCreate)
     role = _role(body.role)
     phone = _phone(body.phone) or None
+    if body.skills and role != "responder":
+        raise BadRequest("skills: only responders have skills")
     code = None if body.password is not None else rules.new_code()
     password = body.password if body.password is not None else secrets.token_urlsafe(32)
     ttl = request.app[CONFIG].auth.reset_code_ttl_s

@@ -102,6 +102,9 @@ async def test_bad_input_names_the_field_and_writes_nothing(hl):
         ({"username": "new1", "role": "pilot"}, 400, "role"),
         ({"username": "new1", "role": "resident"}, 400, "role"),
         ({"username": "new1", "name": "138 0013 8001"}, 400, "name"),
+        ({"username": "new1", "skills": ["medical"]}, 400, "skills"),
+        ({"username": "new1", "password": "short"}, 400, "password"),
+        ({"username": "new1", "area_limited": True}, 400, "area_limited"),
     ]
     for fields, status, field in cases:
         st, body = await http("POST", hl.base + "/api/admin/accounts", token=token, json={**base, **fields})
