@@ -14,6 +14,7 @@ import socket
 import time
 import uuid
 from collections import deque
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -155,7 +156,8 @@ class Hub:
         if not live_sessions.tracked(conn.role):
             return
         conn.session_id = self.sessions.new_id()
-        conn.session_info = {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "address": conn.remote,
+        since = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        conn.session_info = {"since": since, "address": conn.remote,
                              "user_agent": user_agent[:200], "token_id": conn.claims.token_id,
                              "token_expires": conn.claims.expires_at}
         await self.sessions.opened(conn.id, conn.session_id, conn.session_info)

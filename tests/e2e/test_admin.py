@@ -42,6 +42,8 @@ async def test_admin_console(node: Any, open_page: OpenPage, lang: str, tmp_path
     # a dispatcher at work: their session is listed, and suspension signs them out at once
     disp = await open_page(node, "/dispatch", locale=locale, ignore=("WebSocket", "Failed to load resource"))
     await login(disp, "disp1")
+    second = await open_page(node, "/dispatch", locale=locale, ignore=("WebSocket", "Failed to load resource"))
+    await login(second, "disp1")
 
     # a non-admin who opens /admin is told it is for admins only
     # (the refusals below answer 4xx, which Chromium logs as a failed load)
@@ -84,10 +86,16 @@ async def test_admin_console(node: Any, open_page: OpenPage, lang: str, tmp_path
     await no_raw_keys(page)
     await both_sizes(page, lang, "admin-created")
 
-    # the dispatcher's session, then suspension with a confirmation
+    # the dispatcher's two sessions: one ended with its button (that console signs out), then suspension
+    # with a confirmation
     await page.get_by_test_id("account-disp1").click()
+    await expect(page.get_by_test_id("session")).to_have_count(2)
+    await expect(page.get_by_test_id("session").first).to_contain_text("127.0.0.1")
+    await page.get_by_test_id("session-end").last.click()
+    await page.get_by_test_id("confirm-yes").click()
     await expect(page.get_by_test_id("session")).to_have_count(1)
-    await expect(page.get_by_test_id("session")).to_contain_text("127.0.0.1")
+    await expect(second.locator("#login")).to_be_visible()
+    await expect(disp.locator("#app")).to_be_visible()          # the other session goes on
     await page.get_by_test_id("suspend").click()
     await expect(page.get_by_test_id("confirm")).to_be_visible()
     await check(page, lang, "admin-confirm-suspend")
