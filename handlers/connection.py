@@ -160,16 +160,18 @@ class Hub:
         conn.session_info = {"since": since, "address": conn.remote,
                              "user_agent": user_agent[:200], "token_id": conn.claims.token_id,
                              "token_expires": conn.claims.expires_at}
-        await self.sessions.opened(conn.id, conn.session_id, conn.session_info)
+        if self.bus.connected:      # else the refresh lists it once Redis is back (never a wait on a dead Redis)
+            await self.sessions.opened(conn.id, conn.session_id, conn.session_info)
 
     async def session_closed(self, conn: Connection) -> None:
-        if conn.session_id is not None:
+        if conn.session_id is not None and self.bus.connected:
             await self.sessions.closed(conn.id, conn.session_id)
 
     async def refresh_sessions(self) -> None:
         """Every listed session of this node seen now (the presence worker, every infra/sessions.py REFRESH_S)."""
-        await self.sessions.refresh([(c.id, c.session_id, c.session_info) for c in self.all()
-                                     if c.session_id is not None and not c.closed])
+        if self.bus.connected:
+            await self.sessions.refresh([(c.id, c.session_id, c.session_info) for c in self.all()
+                                         if c.session_id is not None and not c.closed])
 
     async def refresh_presence(self) -> None:
         """Responders connected here are online (a key with a TTL, refreshed by the presence worker).

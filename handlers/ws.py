@@ -115,9 +115,9 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     hub.add(conn)
     try:
         await conn.listen(hub.keys.account_channel(conn.id))
-        try:
+        try:     # listed on /admin before the welcome: whoever sees the welcome finds the session there
             await hub.session_opened(conn, request.headers.get("User-Agent", ""))
-        except Exception as e:      # not listed on /admin until the next refresh; the session itself is fine
+        except Exception as e:      # not listed until the next refresh; the session itself is fine
             log.warning("listing the session of %s: %s", conn.id, e)
         if conn.role == "responder" and hub.bus.connected:   # who can be offered incidents (and hear them)
             with contextlib.suppress(Exception):
