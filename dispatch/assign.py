@@ -21,6 +21,7 @@ from dispatch.matching import Nearby
 from dispatch.notices import SYSTEM, Held, Tx
 from dispatch.offers import Reason
 from dispatch.roster import ResponderStatus as RS
+from grids import store as grids_store
 from infra.errors import Conflict, NotFound
 from infra.identity import Account
 
@@ -43,8 +44,8 @@ class Assigning:
                 held = await rs.pending_for_responder(conn, responder_id)
                 other = (await store.get_incident(conn, held.incident_id)
                          if held is not None and held.incident_id != incident_id else None)
-            near = (await self.svc.matcher.nearby(other["skill"], other["lat"], other["lon"], other["radius_km"])
-                    if other is not None else None)
+            near = (await self.svc.nearby(other["skill"], other["lat"], other["lon"], other["radius_km"],
+                                          other["grid_code"]) if other is not None else None)
             try:
                 return await self._assign(who, incident_id, responder_id, held if near is not None else None, near, via)
             except Held:
@@ -87,21 +88,24 @@ class Assigning:
 
     async def locate(self, who: Account, incident_id: str, lat: float, lon: float, *,
                      via: str = "ws") -> dict[str, Any]:
-        """A dispatcher sets the position of an incident that has none (or a wrong one); matching runs again."""
+        """A dispatcher sets the position of an incident that has none (or a wrong one); it is tagged with the
+        grid holding the new position, and matching runs again."""
         lc.check_position(lat, lon)
         async with self.svc.pool.acquire() as conn:
             pre = await store.get_incident(conn, incident_id)
-        if pre is None:
-            raise NotFound("no such incident")
-        near = await self.svc.matcher.nearby(pre["skill"], lat, lon, pre["radius_km"])
+            if pre is None:
+                raise NotFound("no such incident")
+            grid = await grids_store.tag(conn, lat, lon)
+        code = grid.code if grid is not None else None
+        near = await self.svc.nearby(pre["skill"], lat, lon, pre["radius_km"], code)
         candidates = near.candidates
 
         async def decide(tx: Tx, row: asyncpg.Record) -> dict[str, Any]:
             lc.check_relocate(store.rules_view(row))
             # the dispatcher's position is exact: a rough accuracy the resident's device reported no longer applies
             row = await store.update_incident(tx.conn, incident_id, lat=lat, lon=lon, accuracy_m=None,
-                                              status=str(lc.Status.QUEUED), offer_attempts=0,
-                                              event=("located", who.id, {"lat": lat, "lon": lon}))
+                                              status=str(lc.Status.QUEUED), offer_attempts=0, grid_code=code,
+                                              event=("located", who.id, {"lat": lat, "lon": lon, "grid": code}))
             if candidates is None:
                 return await self.svc.notices.incident(tx, row)
             return store.incident_view(await self.svc._advance(tx, row, candidates, who.id, near.fresh))

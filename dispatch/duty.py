@@ -31,7 +31,10 @@ class Duty:
         self.pool, self.matcher, self.notices, self.publish = pool, matcher, notices, publish
         self.pass_on, self.give_back = pass_on, give_back
 
-    async def start(self, who: Account, lat: float, lon: float, skills: list[str] | None) -> dict[str, Any]:
+    async def start(self, who: Account, lat: float | None, lon: float | None,
+                    skills: list[str] | None) -> dict[str, Any]:
+        """On duty at (lat, lon); without a position (None) only a grid worker by SMS (`resume`): matched
+        by their grid's membership (dispatch/tiers.py), out of the live index until they send one."""
         check_position(lat, lon)
         out = Outbox()
         async with self.pool.acquire() as conn, conn.transaction():
@@ -48,12 +51,17 @@ class Duty:
         return resp
 
     async def resume(self, who: Account) -> dict[str, Any] | None:
-        """Start duty at the last known position (duty by SMS: `ON`); None if there is none."""
+        """Start duty at the last known position (duty by SMS: `ON`); None if there is none, unless they
+        belong to a grid: a grid worker goes on duty without one, and is offered their grid's and community's
+        incidents by membership (dispatch/tiers.py), by SMS while off line."""
         async with self.pool.acquire() as conn:
             row = await rs.get_responder(conn, who.id)
-        if row is None or row["lat"] is None or row["lon"] is None:
-            return None
-        return await self.start(who, row["lat"], row["lon"], None)
+            member = await rs.in_a_grid(conn, who.id)
+        if row is not None and row["lat"] is not None and row["lon"] is not None:
+            return await self.start(who, row["lat"], row["lon"], None)
+        if member:
+            return await self.start(who, None, None, None)
+        return None
 
     async def end(self, who: Account, hand_back: str | None = None) -> dict[str, Any]:
         """Off duty; an offer held passes on. With a job in hand only with `hand_back` (why: `signed_out` or

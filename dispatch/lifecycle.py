@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from dispatch.offers import OfferState, Plan
+from dispatch.offers import TIER_ORDER, OfferState, Plan, Tier
 from dispatch.roster import ResponderStatus
 from infra.errors import BadRequest, Conflict, Forbidden
 
@@ -86,6 +86,7 @@ class Candidate:
     status: str          # a ResponderStatus, or "unknown" before the claim (plan_first_offer)
     online: bool = True
     pageable: bool = False   # on duty with a phone (and offers by SMS not off): reachable while off line
+    tier: str = Tier.RADIUS  # a Tier: a worker of the incident's grid or community is asked before the rest
 
     @property
     def reachable(self) -> bool:
@@ -174,13 +175,20 @@ def reach_km(c: Candidate) -> float:
     return c.distance_km + (0.0 if c.online else OFFLINE_PENALTY_KM)
 
 
+def in_range(c: Candidate, radius_km: float) -> bool:
+    """A worker of the incident's grid or community is a candidate wherever they are (or without a position:
+    on duty by SMS); anyone else only within the radius."""
+    return c.tier != Tier.RADIUS or c.distance_km <= radius_km
+
+
 def rank(candidates: list[Candidate], already_offered: set[str], radius_km: float) -> list[Candidate]:
     """Eligible candidates, best first: available, reachable (on line, or pageable by phone), in range, not
-    offered this incident before; ordered by reach_km (on-line responders first at similar distances)."""
+    offered this incident before; by tier (the incident's grid, its community, the radius: dispatch/tiers.py),
+    then by reach_km (on-line responders first at similar distances)."""
     ok = [c for c in candidates
-          if c.status == ResponderStatus.AVAILABLE and c.reachable and c.distance_km <= radius_km
+          if c.status == ResponderStatus.AVAILABLE and c.reachable and in_range(c, radius_km)
           and c.responder_id not in already_offered]
-    return sorted(ok, key=lambda c: (reach_km(c), c.responder_id))
+    return sorted(ok, key=lambda c: (TIER_ORDER[c.tier], reach_km(c), c.responder_id))
 
 
 def next_step(inc: Incident, candidates: list[Candidate], already_offered: set[str], *,

@@ -172,6 +172,20 @@ class Matcher:
             log.warning("GEO search failed, incident stays queued for the sweeper: %s", e)
             return Nearby(None)
 
+    async def presence(self, ids: list[str]) -> dict[str, bool]:
+        """Whether each of these responders has a connection open on some node (the grid members the nearby
+        search did not find: dispatch/tiers.py); RedisError if Redis cannot say."""
+        if not ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.exists(self.keys.online(i))
+            try:
+                found = await asyncio.wait_for(pipe.execute(), NEARBY_WAIT_S)
+            except TimeoutError:
+                raise RedisTimeoutError(f"no answer from Redis within {NEARBY_WAIT_S} s") from None
+        return {i: bool(f) for i, f in zip(ids, found)}
+
     async def mark_ready(self, grace_s: float) -> None:
         """The live index is rebuilt: matching may trust it (presence gets `grace_s` to come back)."""
         async with self.redis.pipeline(transaction=False) as pipe:

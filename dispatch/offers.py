@@ -58,6 +58,19 @@ ENDS: dict[Reason, OfferState] = {
 }
 
 
+class Tier(StrEnum):
+    """Which circle of responders an offer came from (issue 14): the incident's own grid's workers first,
+    then its community's, then everyone within the radius (dispatch/tiers.py; the `tier` of the offer row
+    and of the `offered` event)."""
+
+    GRID = "grid"
+    COMMUNITY = "community"
+    RADIUS = "radius"
+
+
+TIER_ORDER: dict[str, int] = {Tier.GRID: 0, Tier.COMMUNITY: 1, Tier.RADIUS: 2}
+
+
 @dataclass(frozen=True)
 class Plan:
     """The escalation plan of one incident: how far to look, how many responders to ask in turn,

@@ -69,6 +69,17 @@ async def upsert(conn: Conn, places: list[pl.Place]) -> Summary:
     return out
 
 
+async def after_import(conn: Conn) -> None:
+    """Ready for searching after an import: the GIN indexes' pending lists merged (a look-up scans a pending
+    list whole: tens of ms after a bulk import, until a vacuum came by) and fresh statistics (without them the
+    planner guesses how many places hold an alias and may read the whole table for a LIMIT it thinks near)."""
+    await conn.execute("SELECT gin_clean_pending_list(i::regclass) FROM unnest($1::text[]) AS i", list(GIN_INDEXES))
+    await conn.execute("ANALYZE places, place_words")
+
+
+GIN_INDEXES = ("places_search_trgm", "places_alias_keys", "places_grams")
+
+
 def _row_place(r: asyncpg.Record) -> pl.Place:
     return pl.Place(r["id"], r["name"], r["address"], r["lat"], r["lon"], tuple(r["aliases"]))
 
@@ -84,8 +95,9 @@ _COLS = "id, name, address, aliases, lat, lon, name_key, alias_keys"
 # the first rows found (substring, typo), never ranks every match. Later stages run only while the
 # earlier ones found fewer than the limit (the typo stage: none); Python ranks the union
 # (dispatch/places.py, one rule).
-PREFIX_SQL = (f"(SELECT {_COLS}, 0::real AS sim FROM places WHERE name_key LIKE $1 || '%' ORDER BY name_key"
-              f" LIMIT $2) UNION ALL (SELECT {_COLS}, 0::real FROM places WHERE alias_keys @> ARRAY[$3] LIMIT $2)")
+PREFIX_SQL = (f"(SELECT {_COLS}, 0::real AS sim FROM places WHERE (name_key COLLATE \"C\") LIKE $1 || '%'"
+              f" ORDER BY name_key COLLATE \"C\" LIMIT $2)"
+              f" UNION ALL (SELECT {_COLS}, 0::real FROM places WHERE alias_keys @> ARRAY[$3] LIMIT $2)")
 SUBSTRING_SQL = {
     # a CJK pair or more: every bigram stored (GIN, whatever the locale), then the substring itself
     "cjk": f"SELECT {_COLS}, 0::real AS sim FROM places WHERE grams @> $3::text[]"

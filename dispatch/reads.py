@@ -11,17 +11,24 @@ import asyncpg
 from dispatch import access, offers, store
 from dispatch import roster_store as rs
 from dispatch.offers import Offer
+from grids import store as grids_store
 from infra import audit
 from infra.db import Conn
-from infra.errors import NotFound
+from infra.errors import BadRequest, NotFound
 from infra.formats import iso
 from infra.identity import Account, Role
 
 
-async def snapshot(conn: Conn, who: Account | None) -> dict[str, Any]:
+async def snapshot(conn: Conn, who: Account | None, sets: access.Filter = ()) -> dict[str, Any]:
+    """The dispatchers' queue: open incidents (those passing the filter `sets`) and on-duty responders."""
     if who is not None:
         await audit.record(conn, who.id, who.role, "watch", "queue", None)
-    return {"incidents": await store.open_incidents(conn), "responders": await rs.on_duty(conn)}
+    return {"incidents": await store.open_incidents(conn, sets), "responders": await rs.on_duty(conn)}
+
+
+async def area(conn: Conn, who: Account) -> access.Area:
+    role, limited, codes = await store.area(conn, who.id)
+    return access.area_of(role, limited, codes)
 
 
 async def incident_with_events(conn: Conn, who: Account, incident_id: str) -> dict[str, Any]:
@@ -34,6 +41,9 @@ async def incident_with_events(conn: Conn, who: Account, incident_id: str) -> di
         pending = await rs.pending_for_incident(conn, incident_id)
         offered = pending.responder_id if pending is not None else None
     reader = access.reader_of(access.Parties(str(row["reporter_id"]), responder, offered), who)
+    if reader == access.Reader.STAFF:     # a dispatcher limited to an area reads only its incidents
+        grid = store.grid_view(row)
+        access.check_area(await area(conn, who), grid["path"] if grid is not None else None)
     if access.audited(reader):
         await audit.record(conn, who.id, who.role, "read", "incident", incident_id)
     inc = access.with_phone(store.incident_view(row), store.reporter_phone(row), who.id)
@@ -67,9 +77,30 @@ class Reads:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
-    async def snapshot(self, who: Account | None = None) -> dict[str, Any]:
+    async def snapshot(self, who: Account | None = None, sets: access.Filter = ()) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
-            return await snapshot(conn, who)
+            return await snapshot(conn, who, sets)
+
+    async def queue_filter(self, who: Account, grids: list[str] | None) -> access.Filter:
+        """The filter of `who`'s queue.watch: the grids asked for (an unknown code is refused, named), within
+        their area if they are limited to it (access.queue_filter)."""
+        async with self.pool.acquire() as conn:
+            if grids:
+                bad = await grids_store.unknown(conn, grids)
+                if bad:
+                    raise BadRequest(f"grids: no such grid {', '.join(bad[:10])}")
+            return access.queue_filter(await area(conn, who), grids)
+
+    async def check_area(self, who: Account, *incident_ids: str) -> None:
+        """Forbidden if `who` is a dispatcher limited to an area and one of these incidents lies outside it
+        (an incident that does not exist is left to the command: not_found)."""
+        async with self.pool.acquire() as conn:
+            mine = await area(conn, who)
+            if not mine.limited:
+                return
+            paths = await store.grid_paths(conn, list(incident_ids))
+        for path in paths.values():
+            access.check_area(mine, path)
 
     async def incident_with_events(self, who: Account, incident_id: str) -> dict[str, Any]:
         async with self.pool.acquire() as conn:

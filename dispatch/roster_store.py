@@ -10,8 +10,9 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.offers import Offer, OfferState, Reason
+from dispatch.offers import Offer, OfferState, Reason, Tier
 from dispatch.roster import ResponderStatus
+from dispatch.tiers import Member
 from infra.db import Conn
 from infra.formats import iso
 
@@ -49,7 +50,7 @@ async def lock_responder(conn: Conn, responder_id: str, create: bool = False) ->
     return await conn.fetchrow("SELECT * FROM responders WHERE account_id = $1 FOR UPDATE", responder_id)
 
 
-async def save_duty(conn: Conn, responder_id: str, status: ResponderStatus, lat: float, lon: float,
+async def save_duty(conn: Conn, responder_id: str, status: ResponderStatus, lat: float | None, lon: float | None,
                     skills: list[str]) -> asyncpg.Record:
     await conn.execute("UPDATE responders SET status = $2, lat = $3, lon = $4, skills = $5, updated_at = now()"
                        " WHERE account_id = $1", responder_id, str(status), lat, lon, skills)
@@ -101,6 +102,35 @@ async def candidate_states(conn: Conn, incident_id: str, ids: list[str]) -> tupl
             {str(r["account_id"]) for r in rows if r["offered"]})
 
 
+# The on-duty responders with the skill who belong to the grid $1 or to its community: the community in its
+# path (the grid itself, when it is one), and every grid under it. `codes`: the grids of theirs among those.
+GRID_MEMBERS_SQL = f"""
+WITH me AS (SELECT path FROM grids WHERE code = $1),
+c AS (SELECT g.code FROM grids g, me WHERE g.code = ANY(me.path) AND g.level = 'community'),
+area AS (SELECT $1::text AS code UNION SELECT g.code FROM grids g WHERE g.path && ARRAY(SELECT code FROM c))
+SELECT r.account_id, r.status, r.lat, r.lon, a.phone IS NOT NULL AS has_phone, array_agg(ag.code) AS codes
+FROM area
+JOIN account_grids ag ON ag.code = area.code
+JOIN responders r ON r.account_id = ag.account_id
+JOIN accounts a ON a.id = ag.account_id
+WHERE r.status <> '{OFF_DUTY}' AND $2 = ANY(r.skills) AND NOT a.disabled
+GROUP BY r.account_id, r.status, r.lat, r.lon, a.phone
+"""
+
+
+async def grid_members(conn: Conn, grid_code: str, skill: str) -> list[Member]:
+    """The incident's grid's and community's on-duty workers with the skill (dispatch/tiers.py)."""
+    rows = await conn.fetch(GRID_MEMBERS_SQL, grid_code, skill)
+    return [Member(str(r["account_id"]), frozenset(r["codes"]), r["status"], r["lat"], r["lon"], r["has_phone"])
+            for r in rows]
+
+
+async def in_a_grid(conn: Conn, responder_id: str) -> bool:
+    """Whether the account belongs to some grid (a grid worker may go on duty by SMS without a position)."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM account_grids WHERE account_id = $1)",
+                                    responder_id))
+
+
 # ------------------------------------------------------------------ offers
 
 async def offer(conn: Conn, offer_id: str) -> tuple[Offer, datetime] | None:
@@ -141,14 +171,15 @@ async def due_offers(conn: Conn, limit: int) -> list[str]:
 
 
 async def claim_and_offer(conn: Conn, incident_id: str, responder_id: str, attempt: int,
-                          expires_at: datetime) -> asyncpg.Record | None:
-    """available → offered and the offer row, atomically; None if someone else claimed the responder first."""
+                          expires_at: datetime, tier: str = Tier.RADIUS) -> asyncpg.Record | None:
+    """available → offered and the offer row (with the tier it came from), atomically; None if someone else
+    claimed the responder first."""
     return await conn.fetchrow(
         f"""WITH c AS (UPDATE responders SET status = '{OFFERED}', updated_at = now()
                        WHERE account_id = $2 AND status = '{AVAILABLE}' RETURNING account_id)
-            INSERT INTO offers (incident_id, responder_id, attempt, expires_at)
-            SELECT $1, c.account_id, $3, $4 FROM c RETURNING *""",
-        incident_id, responder_id, attempt, expires_at)
+            INSERT INTO offers (incident_id, responder_id, attempt, expires_at, tier)
+            SELECT $1, c.account_id, $3, $4, $5 FROM c RETURNING *""",
+        incident_id, responder_id, attempt, expires_at, str(tier))
 
 
 async def end_offer(conn: Conn, offer_id: str, state: OfferState, reason: Reason) -> None:

@@ -14,6 +14,7 @@ then the same statement runs in a transaction with them.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -27,7 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from dispatch import lifecycle as lc
-from dispatch import offers, store
+from dispatch import offers, store, tiers
 from dispatch import roster_store as rs
 from dispatch.acks import Alarms
 from dispatch.assign import Assigning
@@ -40,6 +41,9 @@ from dispatch.reach import Reach
 from dispatch.reads import Reads
 from dispatch.roster import ResponderStatus as RS
 from dispatch.sweeps import Sweeps
+from dispatch.tiers import Member
+from grids import store as grids_store
+from grids.rules import GridRef
 from infra.config import Config
 from infra.errors import BadRequest, Conflict, NotFound
 from infra.events import Outbox
@@ -130,21 +134,22 @@ class DispatchService:
                 await self.notices.incident(tx, row)
                 self.notices.outcome("escalated")
                 return row
+            chosen = next(c for c in pool if c.responder_id == decision.responder_id)
             offer = await rs.claim_and_offer(tx.conn, inc.id, decision.responder_id, decision.attempt,
-                                             decision.expires_at)
+                                             decision.expires_at, chosen.tier)
             if offer is not None:
                 break
             before.add(decision.responder_id)  # taken by a concurrent dispatch: try the next one
-        chosen = next(c for c in pool if c.responder_id == decision.responder_id)
         channels = self.reach.channels_of(chosen, row["priority"])
         row = await store.update_incident(
             tx.conn, inc.id, status=str(lc.Status.OFFERED), offer_attempts=decision.attempt,
             event=("offered", actor_id, {"responder_id": decision.responder_id, "offer_id": str(offer["id"]),
-                                         "attempt": decision.attempt, "channels": list(channels)}))
+                                         "attempt": decision.attempt, "channels": list(channels),
+                                         "tier": str(chosen.tier)}))
         inc_view = await self.notices.incident(tx, row)
         self.notices.offer(tx.out, decision.responder_id, str(offer["id"]), inc_view, offer["expires_at"])
         await self.reach.offered(tx, str(offer["id"]), decision.responder_id, inc_view, offer["expires_at"],
-                                 chosen.distance_km, channels)
+                                 tiers.offer_distance(chosen), channels)
         self.notices.responder(tx.out, await rs.get_responder(tx.conn, decision.responder_id))
         if self.metrics and decision.attempt == 1:
             self.metrics.press_to_offer.observe(max(0.0, (offer["created_at"] - row["created_at"]).total_seconds()))
@@ -165,11 +170,18 @@ class DispatchService:
         plan = offers.freeze(self.dcfg)
         gate = (Gate(remote, self.dcfg.flood_per_address, self.dcfg.flood_per_prefix, self.dcfg.flood_window_s,
                      self.dcfg.unverified_offers_per_min) if remote and channel != "sms" else None)
+        grid = await self._tag(lat, lon)
+        members: list[Member] = []
         try:   # the reporter's limit (every channel), the flood limits and the nearby responders: one round trip
-            near = await self.matcher.nearby_counted(cat.skill, lat, lon, plan.radius_km, who.id, gate)
+            # to Redis, and beside it the grid's and community's workers from PostgreSQL (tiers.py)
+            near, members = await asyncio.gather(
+                self.matcher.nearby_counted(cat.skill, lat, lon, plan.radius_km, who.id, gate),
+                self._members(grid, cat.skill))
         except RedisError as e:   # the limiter lets help through; the sweeper matches it once Redis is back
             log.warning("Redis unavailable at a report, incident stays queued for the sweeper: %s", e)
             near = Nearby(None if lat is not None and lon is not None else [])
+        if grid is not None:
+            near = await self._merged(near, members, grid.code, lat, lon) or near
         candidates = near.candidates
         now = datetime.now(UTC)
         first: lc.OfferFirstAvailable | lc.Escalate | None = None
@@ -192,7 +204,8 @@ class DispatchService:
             "reason": first.reason if isinstance(first, lc.Escalate) else lc.NO_CANDIDATE,
             "attempt": offering.attempt if offering else 1, "offer_id": str(uuid.uuid4()),
             "expires_at": offering.expires_at if offering else now, "hold": near.hold,
-            "channels": {rid: list(ch) for rid, ch in reach.items()}}
+            "channels": {rid: list(ch) for rid, ch in reach.items()}, "grid": grid,
+            "tiers": tiers.tiers_of(candidates or [])}
         out = Outbox()
         try:
             async with self.pool.acquire() as conn:
@@ -211,7 +224,7 @@ class DispatchService:
                         if row["offer_id"] is not None:
                             rid = str(row["r_account_id"])
                             await self.reach.offered(tx, str(row["offer_id"]), rid, inc, row["offer_expires_at"],
-                                                     next(c.distance_km for c in candidates or []
+                                                     next(tiers.offer_distance(c) for c in candidates or []
                                                           if c.responder_id == rid), reach.get(rid, ()))
                         if also is not None:
                             await also(conn)
@@ -239,6 +252,47 @@ class DispatchService:
         if self.metrics:
             self.metrics.incidents_created.labels(channel=channel).inc()
         return inc, True
+
+    # ---------------------------------------------------------------- grids and tiers (dispatch/tiers.py)
+    async def _tag(self, lat: float | None, lon: float | None) -> GridRef | None:
+        """The grid holding a position (None outside every grid, or without one): grids/store.py."""
+        if lat is None or lon is None:
+            return None
+        async with self.pool.acquire() as conn:
+            return await grids_store.tag(conn, lat, lon)
+
+    async def _members(self, grid: GridRef | None, skill: str) -> list[Member]:
+        """The on-duty workers with the skill of the grid and its community (none without a grid)."""
+        if grid is None:
+            return []
+        async with self.pool.acquire() as conn:
+            return await rs.grid_members(conn, grid.code, skill)
+
+    async def _merged(self, near: Nearby, members: list[Member], grid_code: str, lat: float | None,
+                      lon: float | None) -> Nearby | None:
+        """The nearby candidates with the grid's and community's workers merged in, by tier; whether the
+        workers the live index did not find are on line is asked of Redis (None if it cannot say)."""
+        if near.candidates is None or not members:
+            return near
+        found = {c.responder_id for c in near.candidates}
+        try:
+            online = await self.matcher.presence([m.responder_id for m in members if m.responder_id not in found])
+        except RedisError as e:
+            log.warning("presence of grid workers unknown: %s", e)
+            return None
+        return replace(near, candidates=tiers.merge(near.candidates, members, grid_code, lat, lon, online,
+                                                    self.matcher.paging))
+
+    async def nearby(self, skill: str, lat: float | None, lon: float | None, radius_km: float,
+                     grid_code: str | None) -> Nearby:
+        """The candidates for an incident: the live index's nearby responders, and the workers of its grid
+        and community with their tier (None when Redis cannot say: the incident waits for the sweeper)."""
+        near = await self.matcher.nearby(skill, lat, lon, radius_km)
+        if near.candidates is None or grid_code is None:
+            return near
+        async with self.pool.acquire() as conn:
+            members = await rs.grid_members(conn, grid_code, skill)
+        return await self._merged(near, members, grid_code, lat, lon) or Nearby(None)
 
     async def cancel(self, who: Account, incident_id: str, *, via: str = "ws",
                      also: InTxn | None = None) -> dict[str, Any]:
@@ -342,7 +396,7 @@ class DispatchService:
         if pre is None:
             return False
         # Redis is asked before the lock is taken, so that no incident row waits on it
-        near = await self.matcher.nearby(pre["skill"], pre["lat"], pre["lon"], pre["radius_km"])
+        near = await self.nearby(pre["skill"], pre["lat"], pre["lon"], pre["radius_km"], pre["grid_code"])
 
         async def decide(tx: Tx, row: asyncpg.Record) -> bool:
             got = await rs.offer(tx.conn, offer_id)

@@ -13,8 +13,10 @@ from typing import Any
 import asyncpg
 
 from dispatch import lifecycle as lc
-from dispatch.offers import Plan
+from dispatch.offers import Plan, Tier
 from dispatch.roster import ResponderStatus
+from grids.rules import GridRef
+from infra import eventlog
 from infra.db import Conn, sql_list
 from infra.formats import iso
 
@@ -28,10 +30,12 @@ INCIDENT_SELECT = """
 SELECT i.*, ra.name AS reporter_name, ra.phone AS reporter_phone, sa.name AS responder_name,
        (SELECT count(*) FROM incidents f WHERE f.reporter_id = i.reporter_id
         AND f.disposition = 'false_alarm') AS reporter_false_alarms,
-       (SELECT name FROM accounts ob WHERE ob.id = i.opened_by) AS opened_by_name
+       (SELECT name FROM accounts ob WHERE ob.id = i.opened_by) AS opened_by_name,
+       gr.name AS grid_name, gr.path AS grid_path
 FROM incidents i
 JOIN accounts ra ON ra.id = i.reporter_id
 LEFT JOIN accounts sa ON sa.id = i.responder_id
+LEFT JOIN grids gr ON gr.code = i.grid_code
 """
 
 
@@ -54,7 +58,18 @@ def incident_view(r: asyncpg.Record) -> dict[str, Any]:
         "opened_by": {"id": str(r["opened_by"]), "name": r.get("opened_by_name")} if r.get("opened_by") else None,
         "caller_name": r.get("caller_name"), "address": r.get("address"), "place_id": r.get("place_id"),
         "duplicate_of": str(r["duplicate_of"]) if r.get("duplicate_of") else None,
+        "grid": grid_view(r),
     }
+
+
+def grid_view(r: asyncpg.Record) -> dict[str, Any] | None:
+    """The incident's grid {code, name, path} (grids.rules.GridRef.view), or None outside every grid. A grid
+    a later import removed keeps its code (incidents.grid_code has no foreign key: the figures stay)."""
+    code = r.get("grid_code")
+    if code is None:
+        return None
+    path = r.get("grid_path")
+    return {"code": code, "name": r.get("grid_name") or code, "path": list(path) if path is not None else [code]}
 
 
 def reporter_phone(r: asyncpg.Record) -> str | None:
@@ -90,8 +105,9 @@ async def incident_by_request(conn: Conn, reporter_id: str, request_id: str) -> 
 
 
 async def incident_of_offer(conn: Conn, offer_id: str) -> asyncpg.Record | None:
-    """What matching needs before the lock is taken: the incident's id, skill, position and radius."""
-    return await conn.fetchrow("SELECT o.incident_id AS id, i.skill, i.lat, i.lon, i.radius_km FROM offers o"
+    """What matching needs before the lock is taken: the incident's id, skill, position, radius and grid."""
+    return await conn.fetchrow("SELECT o.incident_id AS id, i.skill, i.lat, i.lon, i.radius_km, i.grid_code"
+                               " FROM offers o"
                                " JOIN incidents i ON i.id = o.incident_id WHERE o.id = $1", offer_id)
 
 
@@ -102,8 +118,10 @@ SELECT u.*, ra.name AS reporter_name, ra.phone AS reporter_phone, sa.name AS res
        (SELECT count(*) FROM incidents f WHERE f.reporter_id = u.reporter_id AND f.id <> u.id
         AND f.disposition = 'false_alarm')
        + (u.disposition IS NOT DISTINCT FROM 'false_alarm')::int AS reporter_false_alarms,
-       (SELECT name FROM accounts ob WHERE ob.id = u.opened_by) AS opened_by_name
-FROM u JOIN accounts ra ON ra.id = u.reporter_id LEFT JOIN accounts sa ON sa.id = u.responder_id"""
+       (SELECT name FROM accounts ob WHERE ob.id = u.opened_by) AS opened_by_name,
+       gr.name AS grid_name, gr.path AS grid_path
+FROM u JOIN accounts ra ON ra.id = u.reporter_id LEFT JOIN accounts sa ON sa.id = u.responder_id
+LEFT JOIN grids gr ON gr.code = u.grid_code"""
 
 
 async def update_incident(conn: Conn, incident_id: str, *, event: Event | None = None,
@@ -174,7 +192,7 @@ WITH t AS (
 ), u AS (
     INSERT INTO incidents (ref_no, reporter_id, request_id, status, category, skill, priority,
                            lat, lon, accuracy_m, note, channel, offer_attempts,
-                           radius_km, max_offers, offer_timeout_s, flags, escalation_reason)
+                           radius_km, max_offers, offer_timeout_s, flags, escalation_reason, grid_code)
     SELECT 'H-' || nextval('incident_ref_seq'), $1, $2,
            CASE WHEN c.account_id IS NOT NULL THEN '{lc.Status.OFFERED}'
                 WHEN t.held THEN '{lc.Status.ESCALATED}' ELSE $12 END,
@@ -182,12 +200,14 @@ WITH t AS (
            $18::float8, $19::int, $20::float8,
            CASE WHEN t.held THEN ARRAY['{POSSIBLE_FLOOD}'] ELSE '{{}}'::text[] END,
            CASE WHEN c.account_id IS NOT NULL THEN NULL WHEN t.held THEN '{FLOOD_HOLD}'
-                WHEN $12 = '{lc.Status.ESCALATED}' THEN $17::text END
+                WHEN $12 = '{lc.Status.ESCALATED}' THEN $17::text END,
+           $23::text
     FROM t LEFT JOIN c ON true
     RETURNING *
 ), o AS (
-    INSERT INTO offers (id, incident_id, responder_id, attempt, expires_at)
-    SELECT $14::uuid, u.id, c.account_id, $13::int, $15 FROM u, c
+    INSERT INTO offers (id, incident_id, responder_id, attempt, expires_at, tier)
+    SELECT $14::uuid, u.id, c.account_id, $13::int, $15,
+           COALESCE($24::jsonb ->> c.account_id::text, '{Tier.RADIUS}') FROM u, c
     RETURNING *
 ), e AS (
     INSERT INTO incident_events (incident_id, actor_id, kind, data)
@@ -197,7 +217,9 @@ WITH t AS (
         SELECT 2, NULL, 'offered', jsonb_build_object('responder_id', c.account_id::text, 'offer_id', $14::uuid::text,
                                                       'attempt', $13::int,
                                                       'channels', COALESCE($22::jsonb -> c.account_id::text,
-                                                                           '["ws"]'::jsonb)) FROM c
+                                                                           '["ws"]'::jsonb),
+                                                      'tier', COALESCE($24::jsonb ->> c.account_id::text,
+                                                                       '{Tier.RADIUS}')) FROM c
         UNION ALL
         SELECT 2, NULL, 'escalated', jsonb_build_object('reason', CASE WHEN u.flags @> ARRAY['{POSSIBLE_FLOOD}']
                                                                        THEN '{FLOOD_HOLD}' ELSE $17::text END)
@@ -215,17 +237,23 @@ async def report(conn: Conn, *, reporter_id: str, request_id: str, category: str
                  lat: float | None, lon: float | None, accuracy_m: float | None, note: str, channel: str,
                  plan: Plan, offer_to: list[str], otherwise: lc.Status, reason: str, attempt: int,
                  offer_id: str, expires_at: datetime, hold: bool = False,
-                 channels: dict[str, list[str]] | None = None) -> asyncpg.Record:
+                 channels: dict[str, list[str]] | None = None, grid: GridRef | None = None,
+                 tiers: dict[str, str] | None = None) -> asyncpg.Record:
     """Insert the incident with its plan and make its first offer to the first of `offer_to` still
     available, else give it status `otherwise` (escalated with `reason`, or queued); one row: the
     incident in view shape plus offer_id / offer_expires_at and the claimed responder's r_* columns
     (NULL if none). `hold`: the live index judged it a possible flood; if its reporter is not trusted it is
-    escalated `flood_hold` and flagged instead of offered."""
+    escalated `flood_hold` and flagged instead of offered. `grid`: the grid holding the position (tagged by the
+    caller, grids/store.tag); `tiers`: the tier of each candidate asked from outside the radius
+    (dispatch/tiers.py), recorded on the offer and its `offered` event."""
     row = await conn.fetchrow(
         REPORT_SQL, reporter_id, request_id, category, skill, priority, lat, lon, accuracy_m, note, channel,
         offer_to, str(otherwise), attempt, offer_id, expires_at,
-        {"channel": channel, "category": category, "plan": plan.as_data()}, reason,
-        plan.radius_km, plan.max_offers, plan.offer_timeout_s, hold, channels or {})
+        {"channel": channel, "category": category, "plan": plan.as_data(),
+         "grid": grid.code if grid is not None else None,
+         "tiers": [str(t) for t in Tier] if grid is not None else [str(Tier.RADIUS)]}, reason,
+        plan.radius_km, plan.max_offers, plan.offer_timeout_s, hold, channels or {},
+        grid.code if grid is not None else None, tiers or {})
     assert row is not None
     return row
 
@@ -236,18 +264,32 @@ async def log_event(conn: Conn, incident_id: str, actor_id: str | None, kind: st
 
 
 async def events(conn: Conn, incident_id: str) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        """SELECT e.id, e.at, e.kind, e.data, e.actor_id, a.name, a.role FROM incident_events e
-           LEFT JOIN accounts a ON a.id = e.actor_id WHERE e.incident_id = $1 ORDER BY e.id""", incident_id)
-    return [{"id": r["id"], "at": iso(r["at"]), "kind": r["kind"], "data": r["data"],
-             "actor": {"id": str(r["actor_id"]), "name": r["name"], "role": r["role"]} if r["actor_id"] else None}
-            for r in rows]
+    return await eventlog.read(conn, "incident_events", incident_id)
 
 
-async def open_incidents(conn: Conn) -> list[dict[str, Any]]:
-    rows = await conn.fetch(INCIDENT_SELECT + f" WHERE i.status NOT IN ({FINAL_SQL})"
-                            " ORDER BY i.priority, i.created_at")
+async def open_incidents(conn: Conn, sets: tuple[frozenset[str], ...] = ()) -> list[dict[str, Any]]:
+    """Every unfinished incident; with `sets` (access.Filter) those whose grid path meets each set."""
+    meets = "".join(f" AND gr.path && ${k + 1}::text[]" for k in range(len(sets)))
+    rows = await conn.fetch(INCIDENT_SELECT + f" WHERE i.status NOT IN ({FINAL_SQL}){meets}"
+                            " ORDER BY i.priority, i.created_at", *(sorted(x) for x in sets))
     return [incident_view(r) for r in rows]
+
+
+async def area(conn: Conn, account_id: str) -> tuple[str, bool, frozenset[str]]:
+    """(role, area_limited, the grids the account belongs to) for access.area_of."""
+    r = await conn.fetchrow("SELECT a.role, a.area_limited, ARRAY(SELECT code FROM account_grids g"
+                            " WHERE g.account_id = a.id) AS codes FROM accounts a WHERE a.id = $1", account_id)
+    if r is None:
+        return "", False, frozenset()
+    return str(r["role"]), bool(r["area_limited"]), frozenset(r["codes"])
+
+
+async def grid_paths(conn: Conn, incident_ids: list[str]) -> dict[str, list[str] | None]:
+    """The grid path of each of these incidents (None: in no grid); an id that names none is left out."""
+    rows = await conn.fetch("SELECT i.id, CASE WHEN i.grid_code IS NULL THEN NULL"
+                            " ELSE COALESCE(gr.path, ARRAY[i.grid_code]) END AS path FROM incidents i"
+                            " LEFT JOIN grids gr ON gr.code = i.grid_code WHERE i.id = ANY($1::uuid[])", incident_ids)
+    return {str(r["id"]): list(r["path"]) if r["path"] is not None else None for r in rows}
 
 
 async def reported_open(conn: Conn, reporter_id: str) -> list[asyncpg.Record]:
@@ -272,7 +314,7 @@ async def assigned_working(conn: Conn, responder_id: str) -> list[asyncpg.Record
 async def orphans(conn: Conn, older_than_s: float, limit: int) -> list[asyncpg.Record]:
     """Queued incidents nobody carried on for a while (their node died, or Redis was down)."""
     return await conn.fetch(
-        f"SELECT id, skill, lat, lon, radius_km FROM incidents WHERE status = '{lc.Status.QUEUED}'"
+        f"SELECT id, skill, lat, lon, radius_km, grid_code FROM incidents WHERE status = '{lc.Status.QUEUED}'"
         " AND updated_at <= now() - make_interval(secs => $1) ORDER BY priority, created_at LIMIT $2",
         float(older_than_s), limit)
 

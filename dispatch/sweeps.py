@@ -77,7 +77,7 @@ class Sweeps:
         `after`: how its previous try ended, when known (lifecycle.nobody_else)."""
         bad = lc.position_problem(r["lat"], r["lon"])
         near = (Nearby(None) if bad
-                else await self.svc.matcher.nearby(r["skill"], r["lat"], r["lon"], r["radius_km"]))
+                else await self.svc.nearby(r["skill"], r["lat"], r["lon"], r["radius_km"], r["grid_code"]))
         if near.candidates is None and not bad:
             return None
 

@@ -16,7 +16,8 @@ from grids import importing, rules
 from infra.db import Conn
 from infra.errors import BadRequest
 
-TAG_SQL = "SELECT code, name, path, geometry FROM grids WHERE bbox @> point($2, $1)"
+# box @> box, not box @> point: only the former is a GiST operator of box_ops (the index is used)
+TAG_SQL = "SELECT code, name, path, geometry FROM grids WHERE bbox @> box(point($2, $1), point($2, $1))"
 
 
 def _geometry(v: Any) -> dict[str, Any]:

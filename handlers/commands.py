@@ -32,7 +32,7 @@ COMMANDS: dict[str, Command] = table(
     command("offer.accept", m.OfferRef, {RESPONDER}, h.offer_accept),
     command("offer.decline", m.OfferRef, {RESPONDER}, h.offer_decline),
     command("incident.progress", m.Progress, {RESPONDER}, h.incident_progress),
-    command("queue.watch", m.Empty, STAFF_DISPATCH, h.queue_watch),
+    command("queue.watch", m.QueueWatch, STAFF_DISPATCH, h.queue_watch),
     command("incident.assign", m.Assign, STAFF_DISPATCH, h.incident_assign),
     command("incident.close", m.Close, STAFF_DISPATCH, h.incident_close),
     command("incident.events", m.IncidentRef, {RESIDENT, RESPONDER, DISPATCHER, ADMIN}, h.incident_events),

@@ -26,7 +26,7 @@ from handlers.context import POOL, TOKENS
 from infra import accounts
 from infra import sessions as live_sessions
 from infra.auth import SESSION_ENDED_PREFIX, Claims
-from infra.bus import Bus
+from infra.bus import Bus, Listener
 from infra.config import Config
 from infra.errors import Unauthorized
 from infra.identity import Account
@@ -201,6 +201,7 @@ class Connection:
         self.id: str = account["id"]
         self.role: str = account["role"]
         self.channels: set[str] = set()
+        self._via: dict[str, Listener] = {}        # channels heard through a filter (listen's `via`)
         self.state: dict[str, Any] = {}            # per-connection data of feeds and commands
         self._out: deque[Any] = deque()
         self._wake = asyncio.Event()
@@ -277,15 +278,23 @@ class Connection:
             pass
 
     # subscriptions
-    async def listen(self, channel: str) -> None:
-        if channel not in self.channels:
-            self.channels.add(channel)
-            await self.hub.bus.listen(channel, self)
+    async def listen(self, channel: str, via: Listener | None = None) -> None:
+        """Hear `channel`, directly or through `via` (a listener that filters before passing on: a queue
+        watched by grid). Listening again with another `via` replaces the old one without a gap."""
+        new: Listener = via if via is not None else self
+        old = self._via.get(channel, self) if channel in self.channels else None
+        if old is new:
+            return
+        self.channels.add(channel)
+        self._via[channel] = new
+        await self.hub.bus.listen(channel, new)
+        if old is not None:
+            await self.hub.bus.unlisten(channel, old)
 
     async def unlisten(self, channel: str) -> None:
         if channel in self.channels:
             self.channels.discard(channel)
-            await self.hub.bus.unlisten(channel, self)
+            await self.hub.bus.unlisten(channel, self._via.pop(channel, self))
 
     def allow(self, type_: str) -> bool:
         b = self._buckets.get(type_)

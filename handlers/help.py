@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
+from dispatch import access
+from dispatch import lifecycle as lc
 from handlers import messages as m
 from handlers.connection import Connection
 from handlers.context import DISPATCH
@@ -23,7 +27,11 @@ async def resync(ctx: Connection) -> None:
     for inc in state["open_incidents"]:
         ctx.send({"type": "incident.updated", "incident": inc})
     if ctx.state.get("watching_queue"):
-        ctx.send({"type": "queue.snapshot", **await ctx.app[DISPATCH].reads.snapshot()})
+        snap = await ctx.app[DISPATCH].reads.snapshot(None, ctx.state.get(QUEUE_FILTER, ()))
+        feed = ctx.state.get(QUEUE_FEED)
+        if feed is not None:
+            feed.shown = {i["id"] for i in snap["incidents"]}
+        ctx.send({"type": "queue.snapshot", **snap})
 
 
 async def ping(ctx: Connection, msg: m.Empty) -> None:
@@ -72,18 +80,80 @@ async def incident_progress(ctx: Connection, msg: m.Progress) -> dict[str, Any]:
     return {"incident": await ctx.app[DISPATCH].progress(ctx.who, msg.incident_id, msg.status, msg.note)}
 
 
-async def queue_watch(ctx: Connection, msg: m.Empty) -> dict[str, Any]:
+QUEUE_FILTER = "dispatch.queue_filter"     # ctx.state: the access.Filter of the connection's queue.watch
+QUEUE_FEED = "dispatch.queue_feed"         # ctx.state: its QueueFeed, when filtered
+
+
+class _Grid(msgspec.Struct):
+    path: list[str]
+
+
+class _Incident(msgspec.Struct):
+    id: str
+    status: str = ""
+    grid: _Grid | None = None
+
+
+class _Pushed(msgspec.Struct):
+    incident: _Incident | None = None
+
+
+_pushed = msgspec.json.Decoder(_Pushed)
+
+
+class QueueFeed:
+    """The dispatchers' channel for one watcher with a filter (queue.watch `grids`, an area-limited
+    dispatcher): an incident.updated passes when its grid is in the filter (access.visible), and once more
+    when an incident shown leaves it (moved elsewhere: the client learns its new grid and drops it);
+    everything else (responder.updated) passes. Reads only `incident.id/status/grid.path` of each push."""
+
+    def __init__(self, ctx: Connection, sets: access.Filter, shown: set[str]) -> None:
+        self.ctx, self.sets, self.shown = ctx, sets, shown
+
+    def deliver(self, payload: str) -> None:
+        if self.ctx.closed:
+            return
+        try:
+            inc = _pushed.decode(payload).incident
+        except msgspec.DecodeError:
+            return
+        if inc is None:
+            self.ctx.deliver(payload)
+        elif access.visible(inc.grid.path if inc.grid is not None else None, self.sets):
+            if inc.status in lc.FINAL:
+                self.shown.discard(inc.id)
+            else:
+                self.shown.add(inc.id)
+            self.ctx.deliver(payload)
+        elif inc.id in self.shown:
+            self.shown.discard(inc.id)
+            self.ctx.deliver(payload)
+
+
+async def queue_watch(ctx: Connection, msg: m.QueueWatch) -> dict[str, Any]:
+    """`grids` (extension, issue 14): only the incidents in these grids (descendants included); a dispatcher
+    limited to an area gets only it whatever they ask (dispatch/access.py)."""
+    reads = ctx.app[DISPATCH].reads
+    sets = await reads.queue_filter(ctx.who, msg.grids)
+    feed = QueueFeed(ctx, sets, set()) if sets else None
     # subscribe first, then read: a change between the two arrives as a push (clients keep the higher version)
-    await ctx.listen(ctx.hub.keys.dispatch_channel)
+    await ctx.listen(ctx.hub.keys.dispatch_channel, feed)
     ctx.state["watching_queue"] = True
-    return await ctx.app[DISPATCH].reads.snapshot(ctx.who)
+    ctx.state[QUEUE_FILTER] = sets
+    ctx.state[QUEUE_FEED] = feed
+    snap = await reads.snapshot(ctx.who, sets)
+    if feed is not None:
+        feed.shown |= {i["id"] for i in snap["incidents"]}
+    return snap
 
 
 async def incident_assign(ctx: Connection, msg: m.Assign) -> dict[str, Any]:
+    await ctx.app[DISPATCH].reads.check_area(ctx.who, msg.incident_id)
     return {"incident": await ctx.app[DISPATCH].assign(ctx.who, msg.incident_id, msg.responder_id)}
 
 
 async def incident_close(ctx: Connection, msg: m.Close) -> dict[str, Any]:
+    await ctx.app[DISPATCH].reads.check_area(ctx.who, msg.incident_id)
     return {"incident": await ctx.app[DISPATCH].close(ctx.who, msg.incident_id, msg.disposition)}
 
 
@@ -93,9 +163,11 @@ async def incident_events(ctx: Connection, msg: m.IncidentRef) -> dict[str, Any]
 
 async def incident_locate(ctx: Connection, msg: m.Locate) -> dict[str, Any]:
     """Extension: set the position of an incident reported without one (SMS), then match again."""
+    await ctx.app[DISPATCH].reads.check_area(ctx.who, msg.incident_id)
     return {"incident": await ctx.app[DISPATCH].locate(ctx.who, msg.incident_id, msg.lat, msg.lon)}
 
 
 async def incident_ack(ctx: Connection, msg: m.IncidentRef) -> dict[str, Any]:
     """Extension (issue 12): "I'm on it": the console alarm goes quiet for this incident on every console."""
+    await ctx.app[DISPATCH].reads.check_area(ctx.who, msg.incident_id)
     return {"incident": await ctx.app[DISPATCH].alarms.acknowledge(ctx.who, msg.incident_id)}

@@ -4,6 +4,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
+import time
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,13 +21,14 @@ from handlers import messages as m
 from handlers import transport, wire
 from handlers.apidoc import BEARER, LOOPBACK, route_doc
 from handlers.connection import authenticate
-from handlers.context import BUS, CONFIG, DISPATCH, KEYS, METRICS, POOL, PUSH, REDIS, TOKENS
+from handlers.context import BUS, CONFIG, DISPATCH, KEYS, MEDIATION, METRICS, POOL, PUSH, REDIS, TOKENS
 from handlers.static import StaticFiles, compress_json
 from handlers.wire import NUL_MESSAGE
-from infra import accounts, audit, ratelimit
+from infra import accounts, audit, logs, ratelimit
 from infra.auth import Claims, session_ended
 from infra.errors import BadRequest, Forbidden, HelplineError, NotFound, RateLimited, TooLarge, Unauthorized
 from infra.identity import Account
+from mediation import agreement_pdf
 
 log = logging.getLogger(__name__)
 STATIC = web.AppKey("static", StaticFiles)
@@ -47,6 +51,34 @@ class DeviceBody(msgspec.Struct):
 
 def error_body(e: HelplineError) -> web.Response:
     return web.json_response({"error": {"code": e.code, "message": e.message}}, status=e.status)
+
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@web.middleware
+async def log_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request's log lines carry its request id: the client's `X-Request-Id` (letters, digits, `._:-`,
+    up to 64), else a new one; it is answered in `X-Request-Id` (infra/logs.py). The path only, never the
+    query, goes in the DEBUG line (a query may hold a phone number)."""
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+    t0 = time.perf_counter()
+    status = 0
+    with logs.scope(request_id=rid):
+        try:
+            resp = await handler(request)
+            status = resp.status
+        except web.HTTPException as e:
+            status = e.status
+            e.headers["X-Request-Id"] = rid
+            raise
+        finally:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s answered %d in %.1f ms", request.method, request.path, status,
+                          (time.perf_counter() - t0) * 1000)
+    resp.headers["X-Request-Id"] = rid
+    return resp
 
 
 @web.middleware
@@ -73,7 +105,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         resp = web.json_response({"error": {"code": code, "message": e.reason}}, status=e.status)
     except asyncpg.DataError as e:
         # a value the database cannot hold that no check caught first: the client's input, not an outage
-        log.warning("%s %s: refused by the database: %s", request.method, request.path, e)
+        # the class only: asyncpg's message quotes the value (a note, a name)
+        log.warning("%s %s: refused by the database: %s", request.method, request.path, type(e).__name__)
         resp = error_body(BadRequest("a value of this request cannot be stored"))
     except (TimeoutError, OSError) as e:
         log.warning("%s %s: unavailable: %s", request.method, request.path, e)
@@ -158,7 +191,9 @@ async def bearer_claims(request: web.Request) -> tuple[dict[str, Any], Claims]:
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("Authorization: Bearer <token> required")
-    return await authenticate(request.app, token)
+    account, claims = await authenticate(request.app, token)
+    logs.add(account_id=account["id"], role=account["role"])
+    return account, claims
 
 
 # ---------------------------------------------------------------- health and metrics
@@ -294,6 +329,7 @@ async def post_help(request: web.Request) -> web.Response:
 async def get_incident(request: web.Request) -> web.Response:
     account = await bearer(request)
     iid = request.match_info["id"]
+    logs.add(incident_id=iid[:40])
     try:
         msgspec.convert(iid, m.Id)
     except msgspec.ValidationError:
@@ -301,6 +337,27 @@ async def get_incident(request: web.Request) -> web.Response:
     data = await request.app[DISPATCH].reads.incident_with_events(
         who_of(account), iid)
     return web.json_response(data)
+
+
+@route_doc(auth=BEARER, answers="application/pdf",
+           statuses={403: "not a participant of the case nor an admin", 404: "no such case",
+                     409: "the case is not settled", 503: "no CJK font to embed (pdf.font)"})
+async def get_agreement_pdf(request: web.Request) -> web.Response:
+    """The settled agreement of a case as a PDF (issue 15): its participants and admins."""
+    account = await bearer(request)
+    cid = request.match_info["id"].lower()
+    logs.add(case_id=cid[:40])
+    try:
+        msgspec.convert(cid, m.Id)
+    except msgspec.ValidationError:
+        raise NotFound("no such case") from None
+    doc = await request.app[MEDIATION].settled_agreement(who_of(account), cid)
+    font = agreement_pdf.find_font(request.app[CONFIG].pdf.font)
+    # subsetting a CJK font: off the loop, one at a time (agreement_pdf.EXECUTOR)
+    body = await asyncio.get_running_loop().run_in_executor(agreement_pdf.EXECUTOR, agreement_pdf.document, doc, font)
+    return web.Response(body=body, content_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="agreement-{doc.ref_no}.pdf"',
+        "Cache-Control": "no-store"})
 
 
 @route_doc()
@@ -352,6 +409,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/help", post_help)
     r.add_get("/api/incidents/{id}", get_incident)
     r.add_get("/api/config", public_config)
+    r.add_get("/api/cases/{id}/agreement.pdf", get_agreement_pdf)
     for path, name in PAGES.items():
         r.add_get(path, page(name))
     app[STATIC] = StaticFiles(WEB)

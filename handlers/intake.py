@@ -62,6 +62,7 @@ async def incident_create(ctx: Connection, msg: IncidentCreate) -> dict[str, Any
 
 
 async def incident_link(ctx: Connection, msg: IncidentLink) -> dict[str, Any]:
+    await ctx.app[DISPATCH].reads.check_area(ctx.who, msg.incident_id.lower(), msg.duplicate_of.lower())
     return {"incident": await Intake(ctx.app[DISPATCH]).link(ctx.who, msg.incident_id.lower(),
                                                               msg.duplicate_of.lower())}
 

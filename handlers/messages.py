@@ -103,3 +103,12 @@ class Locate(Msg, kw_only=True):
     incident_id: Id
     lat: Lat
     lon: Lon
+
+
+GridCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class QueueWatch(Msg, kw_only=True):
+    """queue.watch; `grids` (extension, issue 14): only the incidents in these grids, descendants included."""
+
+    grids: Annotated[list[GridCode], msgspec.Meta(max_length=500)] | None = None

@@ -92,6 +92,8 @@ async def _duty(dispatch: DispatchService, who: Account, kind: str, lang: str) -
         resp = await dispatch.duty.resume(who)
         if resp is None:
             return "duty_on_nopos", render(lang, "duty_on_nopos")
+        if resp["lat"] is None:      # a grid worker without a position: matched by membership (dispatch/tiers.py)
+            return "duty_on_grid", render(lang, "duty_on_grid")
         return "duty_on", render(lang, "duty_on")
     state = await dispatch.reads.welcome_state(who)
     status = (state.get("responder") or {}).get("status", ResponderStatus.OFF_DUTY)

@@ -24,7 +24,7 @@ from handlers import transport, wire
 from handlers.commands import COMMANDS
 from handlers.connection import Connection, Hub, authenticate
 from handlers.context import ADMISSION, CONFIG, DISPATCH, FEEDS, HUB
-from infra import ratelimit
+from infra import logs, ratelimit
 from infra.auth import Claims
 from infra.errors import BadRequest, Forbidden, HelplineError, RateLimited, Unauthorized, Unavailable
 
@@ -113,6 +113,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     account, claims = first
     conn = Connection(hub, ws, account, claims, request.remote or "-")
     hub.add(conn)
+    logs.add(account_id=conn.id, role=conn.role)      # the connection's own lines (within the upgrade's scope)
     try:
         await conn.listen(hub.keys.account_channel(conn.id))
         try:     # listed on /admin before the welcome: whoever sees the welcome finds the session there
@@ -188,7 +189,29 @@ async def _gone(conn: Connection) -> None:
             log.exception("moving on the offer of disconnected responder %s", conn.id)
 
 
+def _ids(obj: Any) -> dict[str, str | None]:
+    """The identifiers a command names or an answer carries, for the log context (infra/logs.py)."""
+    out: dict[str, str | None] = {}
+    for field in ("incident_id", "case_id", "offer_id"):
+        v = getattr(obj, field, None)
+        if isinstance(v, str):
+            out[field] = v.lower()
+    if isinstance(obj, dict):
+        for key, field in (("incident", "incident_id"), ("case", "case_id")):
+            rec = obj.get(key)
+            if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                out[field] = rec["id"]
+                out["ref"] = rec.get("ref_no")
+    return out
+
+
 async def handle_frame(conn: Connection, data: str) -> None:
+    """One command, its log lines carrying the account, the command's ref (request_id) and the ids it names."""
+    with logs.scope(account_id=conn.id, role=conn.role):
+        await _handle_frame(conn, data)
+
+
+async def _handle_frame(conn: Connection, data: str) -> None:
     hub = conn.hub
     metrics = hub.metrics
     ref = None
@@ -203,6 +226,7 @@ async def handle_frame(conn: Connection, data: str) -> None:
         if cmd is None:
             raise BadRequest(f"unknown type {env.type!r}")
         type_ = env.type
+        logs.add(request_id=ref, command=type_)
         if conn.role not in cmd.roles:
             raise Forbidden(f"{env.type} is not for a {conn.role}")
         if ((env.type in RECHECKED or (conn.role != "resident" and env.type not in UNPRIVILEGED))
@@ -211,6 +235,7 @@ async def handle_frame(conn: Connection, data: str) -> None:
             conn.end_session()
             return
         msg = wire.decode(cmd.decoder, data)
+        logs.add(**_ids(msg))
         if not conn.allow(env.type):
             raise RateLimited(f"too many {env.type}; slow down")
         limit = None if env.type in ratelimit.COUNTED_BY_SERVICE else ratelimit.ACCOUNT_LIMITS.get(env.type)
@@ -222,15 +247,21 @@ async def handle_frame(conn: Connection, data: str) -> None:
         else:
             async with conn.app[ADMISSION]:
                 result = await cmd.fn(conn, msg)
-        metrics.command_seconds.labels(type=env.type).observe(time.perf_counter() - t0)
+        took = time.perf_counter() - t0
+        metrics.command_seconds.labels(type=env.type).observe(took)
         metrics.commands.labels(type=env.type, result="ok").inc()
         conn.send({"type": "ok", "ref": ref, **(result or {})})
+        if log.isEnabledFor(logging.DEBUG):
+            logs.add(**_ids(result))
+            log.debug("command %s ok in %.1f ms", env.type, took * 1000)
     except HelplineError as e:
+        log.debug("command %s answered %s", type_, e.code)     # the code only: messages may quote input
         metrics.commands.labels(type=type_, result=e.code).inc()
         conn.send({"type": "error", "ref": ref, "code": e.code, "message": e.message})
     except asyncpg.DataError as e:
         # a value the database cannot hold that no check caught first: the client's input, not an outage
-        log.warning("command %s refused by the database: %s", type_, e)
+        # the class only: asyncpg's message quotes the value (a note, a name)
+        log.warning("command %s refused by the database: %s", type_, type(e).__name__)
         conn.send({"type": "error", "ref": ref, "code": BadRequest.code, "message": "a value cannot be stored"})
     except (TimeoutError, OSError, ConnectionError, *INFRA_ERRORS) as e:
         log.warning("command failed, service unavailable: %s", e)

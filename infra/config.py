@@ -166,6 +166,19 @@ class Privacy(msgspec.Struct, forbid_unknown_fields=True):
     retention_days: int = 180
 
 
+class Log(msgspec.Struct, forbid_unknown_fields=True):
+    """The process's log lines (infra/logs.py)."""
+
+    format: str = "text"    # text (a terminal) | json (one object a line, for Loki, Elasticsearch, journald)
+    level: str = "INFO"     # DEBUG adds a line per WebSocket command and HTTP request
+
+
+class Pdf(msgspec.Struct, forbid_unknown_fields=True):
+    """The agreement PDF (issue 15, mediation/agreement_pdf.py)."""
+
+    font: str = ""      # a TrueType/OpenType font (or .ttc) with Chinese glyphs; empty: Debian's CJK fonts
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     server: Server = msgspec.field(default_factory=Server)
     database: Database = msgspec.field(default_factory=Database)
@@ -178,6 +191,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     privacy: Privacy = msgspec.field(default_factory=Privacy)
     push: Push = msgspec.field(default_factory=Push)
     mediation: Mediation = msgspec.field(default_factory=Mediation)
+    pdf: Pdf = msgspec.field(default_factory=Pdf)
+    log: Log = msgspec.field(default_factory=Log)
 
 
 def config_path(env: dict[str, str]) -> Path | None:
@@ -305,6 +320,10 @@ def validate(cfg: Config) -> None:
     m = cfg.mediation
     if m.due_days <= 0 or m.take_within_h <= 0 or m.sweep_s <= 0 or m.feedback_sms_days <= 0:
         raise ConfigError("mediation.due_days, take_within_h, sweep_s and feedback_sms_days must be positive")
+    if cfg.log.format not in ("text", "json"):
+        raise ConfigError("log.format must be 'text' or 'json'")
+    if cfg.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError("log.level must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
     for name, cat in cfg.dispatch.categories.items():
         if not cat.skill:
             raise ConfigError(f"dispatch.categories.{name}.skill is empty")

@@ -63,6 +63,13 @@ class Metrics:
         self.tcp_refused = Counter("helpline_tcp_refused", "Connections refused at once: past the cap per"
                                    " address, or at the node's cap with nothing idle to evict", registry=r)
 
+        # issue 21: every text's end (sms/outbox.py), for the dashboard's SMS panel
+        self.sms = Counter("helpline_sms", "Texts (and offer calls) handed to the provider (`sent`) or given up"
+                           " on (`failed`: refused by the provider, outcome unknown, or out of retries)",
+                           ["result"], registry=r)
+        for result in ("sent", "failed"):
+            self.sms.labels(result=result)      # exported at 0 from the start: a rate needs a first sample
+
         # issue 12: Web Push (push/service.py); it counts its offers in offers_sent{channel="push"} above
         self.push_sent = Counter("helpline_push_sent", "Web Push messages a push service accepted, by what they"
                                  " told (offer, escalated, priority1)", ["kind"], registry=r)

@@ -62,6 +62,12 @@ NEW_DEVICES_PER_NETWORK = (120, 600)       # per /24 (IPv4) or /64 (IPv6)
 # address_prefix() below.
 
 
+def scope_of(key: str) -> str:
+    """The scope of a counter's key (`…rate:<scope>:<subject>` → scope), for logs: its subject (a phone
+    number, a join code, an address) stays out of them."""
+    return key.partition("rate:")[2].partition(":")[0] or "?"
+
+
 async def count(redis: Any, key: str, window_s: int, add: int = 1) -> int:
     """Add to the window's counter and return it (0 if Redis is unavailable).
 
@@ -76,7 +82,7 @@ async def count(redis: Any, key: str, window_s: int, add: int = 1) -> int:
             _, n = await pipe.execute()
         return int(n)
     except RedisError as e:
-        log.warning("rate limit counter %s unavailable: %s", key, e)
+        log.warning("rate limit counter %s unavailable: %s", scope_of(key), e)
         return 0
 
 

@@ -8,6 +8,7 @@
     chatbatch.py  chat messages of concurrent senders written in one statement
     live.py       per-connection room feeds: gap-free, duplicate-free delivery
     purge.py      `helpline purge` for closed cases
+    agreement_pdf.py  a settled agreement (views.AgreementDoc) as PDF bytes, CJK font embedded (fpdf2)
 
 The WebSocket commands are handlers/mediation.py; what an SMS party's text does is
 handlers/sms_routing.py (an edge: it calls dispatch and mediation alike).

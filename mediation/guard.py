@@ -51,7 +51,7 @@ class Guard:
             async with asyncio.timeout(REDIS_WAIT_S):
                 return await rl.take(self.redis, counters)
         except TimeoutError:
-            log.warning("rate limit counters %s: Redis did not answer; let through", counters[0][0])
+            log.warning("rate limit counters %s: Redis did not answer; let through", rl.scope_of(counters[0][0]))
             return True
 
     async def _refund(self, counters: list[tuple[str, rl.Limit]]) -> None:
@@ -59,7 +59,7 @@ class Guard:
             async with asyncio.timeout(REDIS_WAIT_S):
                 await rl.refund(self.redis, counters)
         except TimeoutError:
-            log.warning("rate limit refund %s: Redis did not answer", counters[0][0])
+            log.warning("rate limit refund %s: Redis did not answer", rl.scope_of(counters[0][0]))
 
     async def opening(self, account_id: str, remote: str, phones: list[str | None]) -> set[int]:
         """Count a new case (RateLimited past the limits) and its invitations: the slots that may be texted."""

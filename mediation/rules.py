@@ -427,6 +427,16 @@ def close(case: Case, actor: Account, outcome: str) -> Status | None:
     return to
 
 
+def check_agreement_read(case: Case, actor: Account) -> None:
+    """Raise unless the actor may have the settled agreement as a document (the PDF for judicial
+    confirmation): the case's participants (parties, its mediator, invited agencies) and admins.
+    Someone else is refused before the case's status is told; a case not settled is a conflict."""
+    if case.role_of(actor) is None and actor.role != "admin":
+        raise Forbidden("only the case's parties, its mediator, its agencies and admins read its agreement")
+    if case.status != Status.SETTLED or case.agreement is None:
+        raise Conflict(f"case is {case.status}; only a settled agreement is issued as a document")
+
+
 def withdraw(case: Case, actor: Account) -> Status | None:
     """The filer withdraws; None if already withdrawn."""
     if actor.id != case.filer_id or case.opened_by is not None:

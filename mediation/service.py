@@ -430,6 +430,23 @@ class MediationService(SmsParties, Parties, Intake, FollowUp):
         await self._announce(case, r, msg)
         return msg
 
+    async def settled_agreement(self, actor: Account, case_id: str) -> views.AgreementDoc:
+        """The settlement record of a settled case as a document (mediation/agreement_pdf.py makes the
+        PDF); for its participants and admins (rules.check_agreement_read). Staff reading it: audited."""
+        async with self.pool.acquire() as conn:
+            case = await store.get_case(conn, case_id)
+            if case is None:
+                raise NotFound("no such case")
+            rules.check_agreement_read(case, actor)
+            rec = await store.settlement(conn, case_id)
+            if rec is None:      # settled in the same transaction as its record: only a broken database
+                raise NotFound("no settlement record for this case")
+            if actor.role != "resident":
+                await audit.record(conn, actor.id, actor.role, "read", "agreement", case_id)
+        sigs = [views.DocSignature(s.get("name") or "", s.get("via") or "ws", datetime.fromisoformat(s["signed_at"]))
+                for s in rec["signatures"]]   # jsonb: decoded by the pool (infra/db.py)
+        return views.agreement_doc(case, rec["text"], rec["sha256"], rec["settled_at"], sigs)
+
     async def case_for(self, actor: Account, case_id: str) -> dict[str, Any]:
         async with self.pool.acquire() as conn:
             case = await store.get_case(conn, case_id)

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from infra import eventlog
 from infra.accounts import shown_name
 from infra.db import Conn, sql_list
 from infra.formats import iso
@@ -213,6 +214,12 @@ async def insert_settlement(conn: Conn, case: Case) -> None:
          for s in ag.signatures])
 
 
+async def settlement(conn: Conn, case_id: str) -> asyncpg.Record | None:
+    """The settlement record of a case (text, sha256, signatures as signed, settled_at), or None."""
+    return await conn.fetchrow("SELECT text, sha256, signatures, settled_at FROM settlements WHERE case_id = $1",
+                               case_id)
+
+
 async def log_event(conn: Conn, case_id: str, actor_id: str | None, kind: str, **data: Any) -> None:
     await conn.execute("INSERT INTO case_events (case_id, actor_id, kind, data) VALUES ($1, $2, $3, $4)",
                        case_id, actor_id, kind, data)
@@ -220,12 +227,7 @@ async def log_event(conn: Conn, case_id: str, actor_id: str | None, kind: str, *
 
 async def events(conn: Conn, case_id: str) -> list[dict[str, Any]]:
     """The case's event log, oldest first, in the shape of an incident's events."""
-    rows = await conn.fetch(
-        """SELECT e.id, e.at, e.kind, e.data, e.actor_id, a.name, a.role FROM case_events e
-           LEFT JOIN accounts a ON a.id = e.actor_id WHERE e.case_id = $1 ORDER BY e.id""", case_id)
-    return [{"id": r["id"], "at": iso(r["at"]), "kind": r["kind"], "data": r["data"],
-             "actor": {"id": str(r["actor_id"]), "name": r["name"], "role": r["role"]} if r["actor_id"] else None}
-            for r in rows]
+    return await eventlog.read(conn, "case_events", case_id)
 
 
 # ------------------------------------------------------------------ deadlines and satisfaction

@@ -6,6 +6,8 @@ Who sees what:
     the opener              phone numbers in full and the join codes (they typed them in at the counter):
                             the staff member who opened a case for visitors
     other staff             phone numbers masked (+86******1234): agencies, mediators watching
+    the agreement document  phone numbers masked, whoever asks for it (a paper goes further than a page):
+                            `AgreementDoc`, made into a PDF by mediation/agreement_pdf.py
 
 Deadlines (`due_at`, `take_by` while no mediator holds the case, `overdue`) are the same for everyone.
 A satisfaction answer (`feedback`) is shown to the party who gave it and to nobody else: every other
@@ -13,6 +15,8 @@ viewer gets `feedback: null`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -100,3 +104,47 @@ def case_view(case: Case, viewer: Viewer, account_id: str | None = None) -> dict
 
 def view_for(case: Case, account_id: str, role: str) -> dict[str, Any]:
     return case_view(case, viewer_of(case, account_id, role), account_id)
+
+
+# ------------------------------------------------------------------ the settled agreement as a document
+
+@dataclass(frozen=True)
+class DocParty:
+    name: str                  # as the case holds it; "" once purged or never given
+    phone: str | None          # masked (infra.formats.mask_phone), or None
+    filer: bool
+
+
+@dataclass(frozen=True)
+class DocSignature:
+    name: str
+    via: str                   # ws | sms
+    signed_at: datetime
+
+
+@dataclass(frozen=True)
+class AgreementDoc:
+    """What the agreement PDF holds: the settlement record (the signed text, its SHA-256, who signed
+    when) and the case around it. Built from the `settlements` row, not the live agreement: the
+    document is the record that was sealed."""
+
+    ref_no: str
+    category: str
+    text: str
+    sha256: str
+    seal: str
+    settled_at: datetime
+    mediator: str
+    parties: tuple[DocParty, ...]
+    signatures: tuple[DocSignature, ...]
+
+
+def agreement_doc(case: Case, text: str, sha256: str, settled_at: datetime,
+                  signatures: list[DocSignature]) -> AgreementDoc:
+    """The document of a settled case, from its settlement record (text, hash, signatures, time)."""
+    return AgreementDoc(
+        ref_no=case.ref_no, category=case.category, text=text, sha256=sha256, seal=seal(sha256) or "",
+        settled_at=settled_at, mediator=case.mediator.name if case.mediator else "",
+        parties=tuple(DocParty(p.name, mask_phone(p.phone), p.slot == 0 and case.opened_by is None)
+                      for p in case.joined),
+        signatures=tuple(signatures))

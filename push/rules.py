@@ -113,6 +113,11 @@ class Notice:
     account_id: str | None = None       # an offer's responder
     offer_id: str | None = None
     expires_at: datetime | None = None  # an offer's deadline
+    grid_path: tuple[str, ...] = ()     # the incident's grid path (issue 14): area-limited dispatchers
+
+
+class _Grid(msgspec.Struct):
+    path: list[str]
 
 
 class _Incident(msgspec.Struct):
@@ -121,6 +126,7 @@ class _Incident(msgspec.Struct):
     status: str
     category: str
     priority: int
+    grid: _Grid | None = None
 
 
 class _Offer(msgspec.Struct):
@@ -148,10 +154,11 @@ def classify(channel: str, payload: str | bytes, account_prefix: str, dispatch_c
                           o.offer_id, o.expires_at)
         if raw.startswith(_UPDATED) and channel == dispatch_channel:
             i = _updated.decode(raw).incident
+            path = tuple(i.grid.path) if i.grid is not None else ()
             if i.status == "escalated":
-                return Notice("escalated", i.id, i.ref_no, i.category, i.priority)
+                return Notice("escalated", i.id, i.ref_no, i.category, i.priority, grid_path=path)
             if i.priority == 1 and i.status in NEW_P1_STATUSES:
-                return Notice("priority1", i.id, i.ref_no, i.category, i.priority)
+                return Notice("priority1", i.id, i.ref_no, i.category, i.priority, grid_path=path)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     return None

@@ -160,7 +160,7 @@ class PushService:
             if not await self._first(notice):
                 return
             async with self.pool.acquire() as conn:
-                subs = await store.of_dispatchers(conn)
+                subs = await store.of_dispatchers(conn, notice.grid_path)
         if not subs:
             return
         if len(self._sending) >= self.cfg.queue_size:

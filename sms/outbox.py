@@ -228,6 +228,8 @@ class SmsOutbox:
                 if lost != "UPDATE 0":
                     log.warning("SMS outbox: %s texts whose sender vanished mid-send marked failed",
                                 lost.split()[-1])
+                    if self.metrics is not None:
+                        self.metrics.sms.labels(result="failed").inc(int(lost.split()[-1]))
             rows = await conn.fetch(_CLAIM, room, self.node_id, LEASE_S, calls)
             if rows:
                 rows = await self._within_budget(conn, rows)
@@ -311,6 +313,8 @@ class SmsOutbox:
                     " COALESCE(delivery_status, $3), sent_at = now(), updated_at = now(),"
                     " error = NULL WHERE id = $1 RETURNING extract(epoch FROM sent_at - created_at)",
                     oid, sent.sid, sent.status)
+            if self.metrics is not None:
+                self.metrics.sms.labels(result="sent").inc()
             if self.metrics is not None and row["kind"] in OFFER_KINDS and took is not None:
                 self.metrics.offer_sms_seconds.labels(kind=row["kind"]).observe(float(took))
         except asyncio.CancelledError:
@@ -333,6 +337,8 @@ class SmsOutbox:
 
     async def _failed(self, oid: int, why: str, code: int | None, opted_out: str | None = None) -> None:
         log.warning("SMS %s failed: %s", oid, why)
+        if self.metrics is not None:
+            self.metrics.sms.labels(result="failed").inc()
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("UPDATE sms_outbox SET status = 'failed', error = $2, error_code = $3,"
                                " updated_at = now() WHERE id = $1", oid, why[:500], code)

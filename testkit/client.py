@@ -38,7 +38,11 @@ async def http(method: str, url: str, token: str | None = None, **kw: Any) -> tu
     if token:
         headers["Authorization"] = f"Bearer {token}"
     async with aiohttp.ClientSession() as s, s.request(method, url, headers=headers, **kw) as r:
-        text = await r.text()
+        raw = await r.read()
+        try:
+            text = raw.decode(r.charset or "utf-8")
+        except UnicodeDecodeError:      # a binary answer (the agreement PDF): the bytes
+            return r.status, raw
         try:
             return r.status, json.loads(text)
         except ValueError:

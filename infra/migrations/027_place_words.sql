@@ -13,3 +13,15 @@ ON CONFLICT DO NOTHING;
 
 -- the old typo stage's index (word similarity over name and aliases of every place) is not read any more
 DROP INDEX places_names_trgm;
+
+-- Name prefixes in byte order (C collation), so that `ORDER BY name_key COLLATE "C" LIMIT n` reads the first
+-- n entries of the index: a text_pattern_ops index serves the LIKE but not the ORDER BY, and a one-character
+-- query then sorted every name starting with it (thousands).
+CREATE INDEX places_name_c ON places ((name_key COLLATE "C"));
+DROP INDEX places_name_prefix;
+
+-- A bulk import leaves the GIN indexes' new entries in their pending lists, which every look-up then scans
+-- (tens of ms) until a vacuum merges them: an import ends by merging them (places_store.after_import), and
+-- so does this migration for what is there.
+SELECT gin_clean_pending_list('places_search_trgm'::regclass), gin_clean_pending_list('places_alias_keys'::regclass),
+       gin_clean_pending_list('places_grams'::regclass);

@@ -3,11 +3,14 @@ works one to a signed agreement, an agency sees the joint room only, reconnects 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pypdf
 import pytest
 
 from tests.e2e.helpers import WS_CONTROL, WS_REFUSED, OpenPage, expect, login, open_case, send_message
@@ -147,6 +150,18 @@ async def test_case_to_settlement_with_two_residents_a_mediator_and_an_agency(
         await expect(page.get_by_test_id("settled-sha256")).to_have_text(sha)
         await expect(page.get_by_test_id("message-input")).to_be_hidden()  # a final case takes no messages
     await expect(row(med, case_id)).to_have_attribute("data-status", "settled")
+    # the agreement as a PDF (issue 15): the button in the page's language; the file holds the signed text
+    for page in (filer, med):
+        button = page.get_by_test_id("agreement-pdf")
+        await expect(button).to_have_text("下载协议书（PDF）" if zh else "Download agreement (PDF)")
+        async with page.expect_download() as dl:
+            await button.click()
+        download = await dl.value
+        assert download.suggested_filename.endswith(".pdf")
+        body = Path(await download.path()).read_bytes()
+        back = "".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(body)).pages)
+        back = re.sub(r"[\s\x00]+", "", back)
+        assert re.sub(r"\s+", "", text) in back and sha in back
     await check(med, lang, "mediate-mediator-settled")
     await check(filer, lang, "mediate-party-settled")
     await check(agency, lang, "mediate-agency-settled")

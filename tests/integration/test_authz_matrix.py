@@ -16,6 +16,7 @@ import websockets
 from testkit.accounts import Front
 from testkit.client import Client, http
 from testkit.geo import near
+from testkit.squares import insert_grids, join
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "authorization.md"
 ROLES = ["resident", "resident2", "responder", "responder2", "dispatcher", "mediator", "mediator2", "agency",
@@ -182,6 +183,7 @@ WS_FIELDS: dict[str, Fields] = {
     "incident.create": lambda w, r: _coro({"request_id": uuid.uuid4().hex, "category": "other",
                                            "channel": "phone", **near(0)}),
     "incident.link": lambda w, r: _staff_target(w, r, _link_fields),
+    "queue.watch grids": once(lambda w: _grids(w)),
     "places.search": lambda w, r: _coro({"q": "park"}),
     "case.open": lambda w, r: _coro({"category": "consumer", "summary": "Broken fridge",
                                      "other_parties": [{"name": "Shop"}]}),
@@ -348,12 +350,26 @@ async def test_the_clerk_column_of_routes(hl, route):
     assert str(await http_call(w, route, "clerk")) == CLERK_TABLE[route]
 
 
+async def _settled_case(w: World) -> str:
+    """The matrix's case with its agreement signed by both joined parties (resident and B): settled."""
+    c = await w.case()
+    if "settled" not in c:
+        await w.c["mediator"].ok("agreement.propose", case_id=c["id"], text="B fixes the pipe by Friday.")
+        await w.c["resident"].ok("agreement.sign", case_id=c["id"])
+        await c["b"].ok("agreement.sign", case_id=c["id"])
+        c["settled"] = True
+    cid: str = c["id"]
+    return cid
+
+
 async def http_call(w: World, route: str, role: str) -> int:
     hl = w.hl
     token = None if role == "none" else await w.token(role)
     method, path = route.split(" ")[:2]
     if path.startswith("/api/admin/"):
         return await admin_call(w, method, path, token)
+    if path.startswith("/api/cases/{id}"):
+        path = path.replace("{id}", await _settled_case(w))
     if "{id}" in path:
         if "once" not in w.__dict__:
             w.__dict__["once"] = (await w.offered())[0] if route.endswith(" offered") else await w.assigned()
@@ -393,3 +409,61 @@ async def admin_call(w: World, method: str, path: str, token: str | None) -> int
                       if path == "/api/admin/accounts" else ADMIN_BODIES.get(path))
     status, _ = await http(method, w.hl.base + path.replace("{id}", w.__dict__["admin_target"]), token=token, **kw)
     return status
+# ---------------------------------------------------------------- dispatchers limited to an area (issue 14)
+
+async def _grids(w: World) -> dict[str, Any]:
+    """The test city's grids (testkit/squares.py): the incidents of the world lie in G1."""
+    await insert_grids(w.hl.database_url)
+    return {"grids": ["D1"]}
+
+
+def read_area_table() -> dict[str, tuple[str, str]]:
+    """The table `| command or route | in their area | outside it |`."""
+    rows: dict[str, tuple[str, str]] = {}
+    for line in DOC.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            rows[cells[0].replace("`", "")] = (cells[1], cells[2])
+    return rows
+
+
+AREA_TABLE = read_area_table()
+AREA_FIELDS: dict[str, Callable[[World], Awaitable[dict[str, Any]]]] = {
+    "queue.watch": lambda w: _coro({}),
+    "incident.assign": _assign_fields,
+    "incident.close": _close_fields,
+    "incident.locate": _locate_fields,
+    "incident.ack": lambda w: _wrap(w.escalated(), "incident_id"),
+    "incident.link": _link_fields,
+    "incident.events": lambda w: _wrap(w.escalated(), "incident_id"),
+    "incident.create": lambda w: _coro({"request_id": uuid.uuid4().hex, "category": "other", "channel": "phone",
+                                        **near(0)}),
+}
+
+
+async def _limited(w: World, code: str) -> tuple[Client, str]:
+    name = f"area-{code}-{uuid.uuid4().hex[:6]}"
+    did = await w.hl.add_user(name, "dispatcher", name=name)
+    await join(w.hl.database_url, did, code, area_limited=True)
+    token = await w.hl.login(name)
+    return await w.hl.connect(token), token
+
+
+def test_every_area_row_is_sent():
+    assert set(AREA_TABLE) == set(AREA_FIELDS) | {"GET /api/incidents/{id}"}
+
+
+@pytest.mark.parametrize("row", sorted(AREA_TABLE))
+async def test_area_limited_dispatcher_matrix(hl, row):
+    w = await World(hl).build()
+    await _grids(w)
+    got = []
+    for code in ("G1", "G3"):            # the world's incidents lie in G1
+        c, token = await _limited(w, code)
+        if row.startswith("GET "):
+            iid = await w.escalated()
+            got.append(str((await http("GET", f"{hl.base}/api/incidents/{iid}", token=token))[0]))
+            continue
+        ans = await c.call(row, **await AREA_FIELDS[row](w))
+        got.append("ok" if ans["type"] == "ok" else ans["code"])
+    assert tuple(got) == AREA_TABLE[row]

@@ -150,7 +150,9 @@ _cand = st.builds(lc.Candidate,
                   responder_id=st.sampled_from([f"r{i}" for i in range(8)]),
                   distance_km=st.floats(0, 12, allow_nan=False),
                   status=st.sampled_from(["available", "offered", "busy", "off_duty"]),
-                  online=st.booleans())
+                  online=st.booleans(),
+                  # issue 14: a worker of the incident's grid or community, matched by tier wherever they are
+                  tier=st.sampled_from(["grid", "community", "radius"]))
 
 
 class Limits(TypedDict):
@@ -169,7 +171,7 @@ def test_planned_first_offer_picks_whom_next_step_picks(cands, has_position, acc
     inc = lc.Incident("i", lc.Status.QUEUED, "rep", None, 0, has_position, accuracy)
     kw = Limits(radius_km=5.0, max_offers=3, now=now, offer_timeout_s=30)
     known = lc.next_step(inc, cands, set(), **kw)
-    plan = lc.plan_first_offer(inc, [lc.Candidate(c.responder_id, c.distance_km, "unknown", c.online)
+    plan = lc.plan_first_offer(inc, [lc.Candidate(c.responder_id, c.distance_km, "unknown", c.online, tier=c.tier)
                                      for c in cands], **kw)
     status = {c.responder_id: c.status for c in cands}
     if isinstance(plan, lc.Escalate):

@@ -16,7 +16,7 @@ import { t, onLangChange } from './i18n.js';
 import { store } from './api.js';
 import { tid, notify, errorText, bindConn } from './ui.js';
 import { staffSession } from './staff.js';
-import { deviceSocket, saveResidentToken } from './device.js';
+import { deviceSocket, deviceToken, saveResidentToken } from './device.js';
 import { wirePhoneForm } from './mediate-phone.js';
 import { CaseBook, Chat, Outbox } from './mediate-state.js';
 import { $, els, createView } from './mediate-view.js';
@@ -392,6 +392,33 @@ tid('sign-confirm').addEventListener('click', () => {
   // sign exactly the text on screen: the server refuses if the proposal changed meanwhile
   if (c && c.agreement && c.agreement.id) fields.agreement_id = c.agreement.id;
   act(tid('sign'), 'agreement.sign', fields, { conflict: 'mediate.signConflict' });
+});
+
+// the settled agreement as a PDF (issue 15): fetched with this page's token, saved as a file
+tid('agreement-pdf').addEventListener('click', async () => {
+  const btn = tid('agreement-pdf');
+  const c = S.book.get(S.openId);
+  if (!c) return;
+  notify(msgFor(btn), '');
+  btn.disabled = true;
+  try {
+    const token = S.mode === 'staff' ? staff.token() : await deviceToken();
+    const r = await fetch(`/api/cases/${encodeURIComponent(c.id)}/agreement.pdf`,
+      { headers: { Authorization: `Bearer ${token}` } });
+    if (!r.ok) throw new Error(`HTTP ${r.status}`);
+    const url = URL.createObjectURL(await r.blob());
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = `agreement-${c.ref_no}.pdf`;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  } catch (e) {
+    notify(msgFor(btn), t('mediate.agreementPdfFailed'), 'error');
+  } finally {
+    btn.disabled = false;
+  }
 });
 
 // ---- start -------------------------------------------------------------------------------------------

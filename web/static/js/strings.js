@@ -618,6 +618,8 @@ export default {
   'mediate.feedbackPick': ['Choose 1 to 5 first.', '请先选择 1 至 5 分。'],
   'mediate.feedbackGiven': ['Your answer: {n} of 5. Thank you.', '您的评价：{n} 分（满分 5 分）。谢谢！'],
   'mediate.feedbackStar': ['{n} of 5', '{n} 分'],
+  'mediate.agreementPdf': ['Download agreement (PDF)', '下载协议书（PDF）'],
+  'mediate.agreementPdfFailed': ['The PDF could not be made. Try again later.', '无法生成协议书 PDF，请稍后再试。'],
   // the admin console (/admin, issue 21)
   'admin.title': ['Helpline — administration', '一键求助——系统管理'],
   'admin.heading': ['Administration', '系统管理'],
