@@ -9,8 +9,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import time
+import uuid
 from collections import deque
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -20,6 +24,7 @@ from aiohttp import WSCloseCode, web
 
 from handlers.context import POOL, TOKENS
 from infra import accounts
+from infra import sessions as live_sessions
 from infra.auth import SESSION_ENDED_PREFIX, Claims
 from infra.bus import Bus, Listener
 from infra.config import Config
@@ -98,6 +103,9 @@ class Hub:
         # WebSockets this node takes, both kinds: server.max_connections_per_node, lowered by `serve` to leave
         # room for plain HTTP under its TCP cap (handlers/transport.py socket_cap)
         self.max_sockets = cfg.server.max_connections_per_node
+        # staff sessions, listed on /admin across the cluster (infra/sessions.py)
+        self.sessions = live_sessions.LiveSessions(
+            redis, keys, f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}")
 
     def add(self, conn: Connection) -> None:
         self.count += 1
@@ -143,6 +151,28 @@ class Hub:
                 closed += 1
         return closed
 
+    async def session_opened(self, conn: Connection, user_agent: str) -> None:
+        """List a staff connection among its account's live sessions (infra/sessions.py)."""
+        if not live_sessions.tracked(conn.role):
+            return
+        conn.session_id = self.sessions.new_id()
+        since = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        conn.session_info = {"since": since, "address": conn.remote,
+                             "user_agent": user_agent[:200], "token_id": conn.claims.token_id,
+                             "token_expires": conn.claims.expires_at}
+        if self.bus.connected:      # else the refresh lists it once Redis is back (never a wait on a dead Redis)
+            await self.sessions.opened(conn.id, conn.session_id, conn.session_info)
+
+    async def session_closed(self, conn: Connection) -> None:
+        if conn.session_id is not None and self.bus.connected:
+            await self.sessions.closed(conn.id, conn.session_id)
+
+    async def refresh_sessions(self) -> None:
+        """Every listed session of this node seen now (the presence worker, every infra/sessions.py REFRESH_S)."""
+        if self.bus.connected:
+            await self.sessions.refresh([(c.id, c.session_id, c.session_info) for c in self.all()
+                                         if c.session_id is not None and not c.closed])
+
     async def refresh_presence(self) -> None:
         """Responders connected here are online (a key with a TTL, refreshed by the presence worker).
 
@@ -165,6 +195,8 @@ class Connection:
                  remote: str = "-") -> None:
         self.hub, self.ws, self.account, self.claims = hub, ws, account, claims
         self.remote = remote                       # the client's address, for limits per address
+        self.session_id: str | None = None          # as listed among the account's live sessions (staff only)
+        self.session_info: dict[str, Any] = {}
         self.app = hub.app
         self.id: str = account["id"]
         self.role: str = account["role"]

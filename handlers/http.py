@@ -24,7 +24,7 @@ from handlers.connection import authenticate
 from handlers.context import BUS, CONFIG, DISPATCH, KEYS, MEDIATION, METRICS, POOL, PUSH, REDIS, TOKENS
 from handlers.static import StaticFiles, compress_json
 from handlers.wire import NUL_MESSAGE
-from infra import accounts, logs, ratelimit
+from infra import accounts, audit, logs, ratelimit
 from infra.auth import Claims, session_ended
 from infra.errors import BadRequest, Forbidden, HelplineError, NotFound, RateLimited, TooLarge, Unauthorized
 from infra.identity import Account
@@ -35,7 +35,7 @@ STATIC = web.AppKey("static", StaticFiles)
 MAX_BODY = 64 * 1024
 WEB = Path(__file__).resolve().parent.parent / "web" / "static"
 PAGES = {"/": "index.html", "/responder": "responder.html", "/dispatch": "dispatch.html", "/mediate": "mediate.html",
-         "/reports": "reports.html"}
+         "/reports": "reports.html", "/admin": "admin.html"}
 CSP = ("default-src 'self'; img-src 'self' data: https: http:; connect-src 'self' ws: wss:; "
        "style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
@@ -84,6 +84,8 @@ async def log_context_middleware(request: web.Request, handler: Handler) -> web.
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every answer of every route is JSON when it is an error, 500 included (logged)."""
+    # every audit entry written for this request (or for this /ws connection's commands): from where
+    audit.CLIENT_ADDRESS.set(request.remote)
     try:
         await screen(request)
         # from here the request is handled (its body has arrived): its connection is not evicted at the

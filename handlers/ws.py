@@ -116,6 +116,10 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     logs.add(account_id=conn.id, role=conn.role)      # the connection's own lines (within the upgrade's scope)
     try:
         await conn.listen(hub.keys.account_channel(conn.id))
+        try:     # listed on /admin before the welcome: whoever sees the welcome finds the session there
+            await hub.session_opened(conn, request.headers.get("User-Agent", ""))
+        except Exception as e:      # not listed until the next refresh; the session itself is fine
+            log.warning("listing the session of %s: %s", conn.id, e)
         if conn.role == "responder" and hub.bus.connected:   # who can be offered incidents (and hear them)
             with contextlib.suppress(Exception):
                 key = hub.keys.online(conn.id)
@@ -143,6 +147,8 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
             await app[FEEDS].forget(conn)
         except Exception:
             log.exception("dropping the feeds of %s", conn.id)
+        with contextlib.suppress(Exception):      # else it ages out of the listing (infra/sessions.py STALE_S)
+            await hub.session_closed(conn)
         if hub.remove(conn):
             await _gone(conn)
     return ws

@@ -61,6 +61,7 @@ class Auth(msgspec.Struct, forbid_unknown_fields=True):
     token_ttl_s: int = 86400
     issuer: str = "helpline"
     audience: str = "helpline"
+    reset_code_ttl_s: int = 1800    # a one-time password reset code (issued on /admin) is valid this long
 
 
 class Category(msgspec.Struct, forbid_unknown_fields=True):

@@ -44,6 +44,11 @@ class Keys:
         """Set of responders on duty with a phone: candidates while off line, reached by SMS and voice (issue 12)."""
         return f"{self.prefix}pageable"
 
+    def sessions(self, account_id: str) -> str:
+        """Hash of the account's open WebSocket sessions across the cluster (staff only; infra/sessions.py):
+        field node:serial, value JSON of node, since, address, user agent, token id; refreshed by each node."""
+        return f"{self.prefix}sessions:{account_id}"
+
     def rate(self, scope: str, ident: str) -> str:
         return f"{self.prefix}rate:{scope}:{ident}"
 

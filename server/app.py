@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from dispatch import worker as dispatch_worker
 from dispatch.service import DispatchService
-from handlers import apidoc, http, intake, sms_otp, voice, ws
+from handlers import admin, apidoc, http, intake, sms_otp, voice, ws
 from handlers import context as k
 from handlers import export as export_handlers
 from handlers import grids as grids_handlers
@@ -177,6 +177,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     grids_handlers.add_routes(app)
     reports_handlers.add_routes(app)
     export_handlers.add_routes(app)
+    admin.add_routes(app)
     apidoc.add_routes(app, COMMANDS)
     return app
 
@@ -213,6 +214,12 @@ async def _presence_worker(hub: Hub) -> None:
             raise
         except Exception as e:
             log.warning("presence refresh: %s", e)
+        try:
+            await hub.refresh_sessions()     # the staff sessions /admin lists (infra/sessions.py REFRESH_S)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("sessions refresh: %s", e)
 
 
 async def _session_worker(hub: Hub, period_s: float) -> None:

@@ -306,21 +306,23 @@ def cmd_audit(cfg: Any, args: argparse.Namespace) -> int:
             after = page[-1]["id"]
     rows = [{"at": r["at"].isoformat(), "actor": r["actor"] or (str(r["actor_id"]) if r["actor_id"] else ""),
              "role": r["actor_role"] or "", "action": r["action"], "subject_type": r["subject_type"],
-             "subject_id": r["subject_id"] or "", "detail": r["detail"]} for r in _with_db(cfg, go)]
+             "subject_id": r["subject_id"] or "", "detail": r["detail"], "address": r["address"] or ""}
+            for r in _with_db(cfg, go)]
     if args.format == "json":
         for r in rows:
             print(json.dumps(r, ensure_ascii=False))
     elif args.format == "csv":
         w = csv.writer(sys.stdout)
-        w.writerow(["at", "actor", "role", "action", "subject_type", "subject_id", "detail"])
+        w.writerow(["at", "actor", "role", "action", "subject_type", "subject_id", "detail", "address"])
         for r in rows:
             w.writerow([*(r[k] for k in ("at", "actor", "role", "action", "subject_type", "subject_id")),
-                        json.dumps(r["detail"], ensure_ascii=False)])
+                        json.dumps(r["detail"], ensure_ascii=False), r["address"]])
     else:
         for r in rows:
             detail = " ".join(f"{k}={v}" for k, v in r["detail"].items())
+            where = f"  from {r['address']}" if r["address"] else ""
             print(f"{r['at']}  {r['actor'] or '-'} ({r['role'] or '-'})  {r['action']}  "
-                  f"{r['subject_type']} {r['subject_id']}  {detail}".rstrip())
+                  f"{r['subject_type']} {r['subject_id']}  {detail}".rstrip() + where)
     return 0
 
 

@@ -81,6 +81,8 @@ async def test_audit_prints_who_did_what_filtered_and_as_csv(hl):
     about = cli(hl, "audit", "--since", "2020-01-01", "--subject", f"incident:{iid}", "--format", "csv")
     table = list(csv.DictReader(io.StringIO(about.stdout)))
     assert table and {r["subject_id"] for r in table} == {iid}
+    assert {r["address"] for r in table} == {"127.0.0.1"}           # from where: the WebSocket's client
+    assert {e["address"] for e in entries} == {"127.0.0.1"}
     assert cli(hl, "audit", "--since", "2999-01-01").stdout == ""
     for args, says in [(["--since", "yesterday"], "--since: a date"),
                        (["--since", "2026-11-29", "--until", "2026-11-28"], "--until: must be after --since"),

@@ -13,9 +13,10 @@ import { tid, setupChrome, notify } from './ui.js';
  * @param {() => Promise<void>} [o.beforeLogout]
  * @param {(proceed: () => void) => boolean} [o.holdLogout]  true: the page asks first, and calls proceed if confirmed
  * @param {() => void} [o.onLogout]
+ * @param {string} [o.wrongRoleKey]  the message for an account of another role (default login.wrongRole)
  * @returns {{sock: Socket, account: () => object|null, token: () => string|null}}
  */
-export function staffSession({ page, roles, onWelcome, beforeLogout, onLogout, holdLogout }) {
+export function staffSession({ page, roles, onWelcome, beforeLogout, onLogout, holdLogout, wrongRoleKey }) {
   const key = `helpline.${page}.session`;
   const loginView = document.getElementById('login');
   const appView = document.getElementById('app');
@@ -57,7 +58,7 @@ export function staffSession({ page, roles, onWelcome, beforeLogout, onLogout, h
     try {
       const r = await postJSON('/api/auth/login', { username, password });
       if (!roles.includes(r.account.role)) {
-        showLogin(t('login.wrongRole'));
+        showLogin(t(wrongRoleKey || 'login.wrongRole'));
         return;
       }
       session = { token: r.token, account: r.account };
