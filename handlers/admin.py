@@ -153,7 +153,7 @@ async def create_account(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn, conn.transaction():
         account_id = await accounts.create(
             conn, username=body.username, role=role, password=password, name=body.name, skills=body.skills,
-            phone=phone, supervisor=body.supervisor, area_limited=body.area_limited)
+            phone=phone, supervisor=body.supervisor, area_limited=body.area_limited, agency_type=body.agency_type)
         if body.grids:
             await grids_store.set_account_grids(conn, account_id, role, body.grids)
         expires = await admin_store.issue_reset(conn, account_id, rules.code_hash(code), who.id, ttl) if code else None
@@ -189,7 +189,8 @@ async def edit_account(request: web.Request) -> web.Response:
             await admin_store.rename(conn, account_id, body.username)
             username = body.username
         _, ended = await accounts.update(conn, username, role=role, name=body.name, phone=body.phone,
-                                         supervisor=body.supervisor, area_limited=body.area_limited)
+                                         supervisor=body.supervisor, area_limited=body.area_limited,
+                                         agency_type=body.agency_type)
         if body.skills is not None:
             await admin_store.set_skills(conn, account_id, body.skills)
         if body.grids is not None:

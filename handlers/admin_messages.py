@@ -14,9 +14,12 @@ GridCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Password = Annotated[str, msgspec.Meta(max_length=256)]
 
 
+AgencyTypeField = Annotated[str, msgspec.Meta(max_length=32)]     # infra/agency_types.py checks the value
+
+
 class AccountCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A new staff account. Without a password, the answer carries a one-time code the person sets their own
-    password with (POST /api/auth/reset). `agency_type` (agencies) arrives with the agencies work (m2)."""
+    password with (POST /api/auth/reset). `agency_type`: agencies only (court, police, justice, …)."""
 
     username: Username
     role: Annotated[str, msgspec.Meta(max_length=16)]
@@ -27,6 +30,7 @@ class AccountCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     grids: Annotated[list[GridCode], msgspec.Meta(max_length=64)] | None = None
     supervisor: bool = False
     area_limited: bool = False
+    agency_type: AgencyTypeField | None = None
 
 
 class AccountEdit(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -41,6 +45,7 @@ class AccountEdit(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     grids: Annotated[list[GridCode], msgspec.Meta(max_length=64)] | None = None
     supervisor: bool | None = None
     area_limited: bool | None = None
+    agency_type: AgencyTypeField | None = None
 
 
 class SessionsEnd(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -107,4 +107,5 @@ def view(r: Any) -> dict[str, Any]:
             "phone": r["phone"], "skills": list(r["skills"] or []) if "skills" in r else [],
             "grids": list(r["grids"] or []), "supervisor": bool(r["supervisor"]),
             "area_limited": bool(r["area_limited"]), "suspended": bool(r["disabled"]),
-            "verified": bool(r["verified"]), "created_at": r["created_at"].isoformat()}
+            "verified": bool(r["verified"]), "created_at": r["created_at"].isoformat(),
+            "agency_type": r.get("agency_type")}

@@ -105,6 +105,8 @@ async def test_bad_input_names_the_field_and_writes_nothing(hl):
         ({"username": "new1", "skills": ["medical"]}, 400, "skills"),
         ({"username": "new1", "password": "short"}, 400, "password"),
         ({"username": "new1", "area_limited": True}, 400, "area_limited"),
+        ({"username": "new1", "agency_type": "court"}, 400, "agency_type"),       # a mediator has no kind
+        ({"username": "new1", "role": "agency", "agency_type": "embassy"}, 400, "agency_type"),
     ]
     for fields, status, field in cases:
         st, body = await http("POST", hl.base + "/api/admin/accounts", token=token, json={**base, **fields})
@@ -133,6 +135,21 @@ async def test_bad_input_names_the_field_and_writes_nothing(hl):
     st, body = await http("GET", hl.base + "/api/admin/accounts?grid=NOPE", token=token)
     assert st == 400 and "grid" in body["error"]["message"]
     assert taken != other
+
+
+async def test_an_agency_account_has_its_kind(hl):
+    token = await admin(hl)
+    st, body = await http("POST", hl.base + "/api/admin/accounts", token=token, json={
+        "username": "court1", "role": "agency", "name": "District court", "password": "S3cure-pass",
+        "agency_type": "court"})
+    assert st == 201 and body["account"]["agency_type"] == "court", body
+    aid = body["account"]["id"]
+    st, body = await http("POST", hl.base + f"/api/admin/accounts/{aid}", token=token,
+                          json={"agency_type": "justice"})
+    assert st == 200 and body["account"]["agency_type"] == "justice", body
+    st, body = await http("POST", hl.base + "/api/admin/accounts", token=token, json={
+        "username": "body2", "role": "agency", "password": "S3cure-pass"})
+    assert st == 201 and body["account"]["agency_type"] == "other"          # no kind given: other
 
 
 async def test_the_last_active_admin_cannot_be_suspended_or_demoted(hl):

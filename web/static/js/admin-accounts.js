@@ -4,6 +4,7 @@ import { t, onLangChange } from './i18n.js';
 import { getJSON, postJSON } from './api.js';
 import { tid, h, notify, fmtTime } from './ui.js';
 import { refusal, confirmAction } from './admin-ui.js';
+import { AGENCY_TYPES } from './status.js';
 
 const ROLES = ['responder', 'dispatcher', 'mediator', 'agency', 'clerk', 'admin'];
 const list = (raw) => raw.split(/[,，\s]+/).map((s) => s.trim()).filter(Boolean);
@@ -73,6 +74,8 @@ export function accountsPanel({ token }) {
     tid('f-grids').value = a ? a.grids.join(', ') : '';
     tid('f-supervisor').checked = !!(a && a.supervisor);
     tid('f-area').checked = !!(a && a.area_limited);
+    fillAgencyTypes();
+    tid('f-agency-type').value = (a && a.agency_type) || 'other';
     tid('f-password').value = '';
     fitRole();
     document.getElementById('f-password-field').hidden = !!a;
@@ -93,7 +96,15 @@ export function accountsPanel({ token }) {
     document.getElementById('f-skills-field').hidden = role !== 'responder';
     document.getElementById('f-supervisor-field').hidden = !['dispatcher', 'admin'].includes(role);
     document.getElementById('f-area-field').hidden = role !== 'dispatcher';
-    // the agency type select (m2) is shown for role agency here, in #f-agency-slot
+    document.getElementById('f-agency-field').hidden = role !== 'agency';
+  }
+
+  /** The kinds of agency (infra/agency_types.py), in the page's language. */
+  function fillAgencyTypes() {
+    const sel = tid('f-agency-type');
+    const was = sel.value;
+    sel.replaceChildren(...AGENCY_TYPES.map((k) => h('option', { attrs: { value: k }, text: t(`agency_type.${k}`) })));
+    if (was) sel.value = was;
   }
 
   function edit(a) {
@@ -109,6 +120,7 @@ export function accountsPanel({ token }) {
     if (body.role === 'responder') body.skills = list(tid('f-skills').value);
     if (!['dispatcher', 'admin'].includes(body.role)) delete body.supervisor;
     if (body.role !== 'dispatcher') delete body.area_limited;
+    if (body.role === 'agency') body.agency_type = tid('f-agency-type').value;
     return body;
   }
 
@@ -226,7 +238,7 @@ export function accountsPanel({ token }) {
   tid('reinstate').addEventListener('click', () => suspension(false));
   tid('reset').addEventListener('click', reset);
   tid('sessions-refresh').addEventListener('click', loadSessions);
-  onLangChange(() => { fillRoles(); paintRows(); });
+  onLangChange(() => { fillRoles(); fillAgencyTypes(); paintRows(); });
   fillRoles();
   find();
 }

@@ -29,3 +29,7 @@ export const CASE_FINAL = new Set(['settled', 'failed', 'referred', 'withdrawn']
 
 /** The parties are talking: the case's mediator may propose (or revise) an agreement. */
 export const CASE_TALKING = new Set(['in_mediation', 'agreement_proposed']);
+
+// the kinds of agency account (infra/agency_types.py; tests/unit/test_web_facts.py keeps the two equal)
+export const AGENCY_TYPES = ['court', 'police', 'justice', 'womens_federation', 'civil_affairs', 'security_committee',
+  'party_service', 'other'];

@@ -604,6 +604,7 @@ export default {
   'channel.phone': ['Phone call', '电话'],
   'channel.walk_in': ['At the counter', '窗口来访'],
   // 3+N mediation (issue 15): the agency directory, referrals between dispatch and mediation
+  'admin.agencyType': ['Kind of agency', '机构类型'],
   'agency_type.court': ["People's court", '人民法庭'],
   'agency_type.police': ['Police station', '派出所'],
   'agency_type.justice': ['Justice office', '司法所'],
