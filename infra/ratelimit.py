@@ -140,12 +140,26 @@ async def take(redis: Any, counters: list[tuple[str, Limit]]) -> bool:
     """Count one attempt on every counter first, then judge: False if any is past its limit.
 
     Counting before evaluating is what makes the limit hold under concurrency: the eleventh of
-    sixteen parallel attempts sees 11, whatever order they are evaluated in."""
-    over = False
-    for key, (limit, window_s) in counters:
-        if await count(redis, key, window_s) > limit:
-            over = True
-    return not over
+    sixteen parallel attempts sees 11, whatever order they are evaluated in. The counters of one
+    attempt move together (one MULTI), so parallel attempts reach every counter in the same order:
+    counted one by one, an attempt could be the 10th on one counter and the 11th on another while
+    another attempt was the 11th and 10th, and two counters of a limit of ten let nine through."""
+    if isinstance(redis, Pipeliner) or len(counters) == 1:
+        over = False
+        for key, (limit, window_s) in counters:
+            if await count(redis, key, window_s) > limit:
+                over = True
+        return not over
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            for key, (_, window_s) in counters:
+                pipe.set(key, 0, ex=window_s, nx=True)
+                pipe.incrby(key, 1)
+            got = await pipe.execute()
+    except RedisError as e:
+        log.warning("rate limit counters %s unavailable: %s", scope_of(counters[0][0]), e)
+        return True
+    return all(int(n) <= limit for n, (_, (limit, _)) in zip(got[1::2], counters))
 
 
 async def refund(redis: Any, counters: list[tuple[str, Limit]]) -> None:
