@@ -30,7 +30,7 @@ from infra import admin_rules as rules
 from infra.auth import ROLES, session_ended
 from infra.db import Conn
 from infra.errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
-from infra.formats import iso
+from infra.formats import instant, iso
 from infra.identity import Account, Role
 
 STAFF_ROLES = tuple(r for r in ROLES if r != "resident")    # what an admin may make or make an account into
@@ -305,15 +305,6 @@ def _int(raw: str | None, field: str, default: int, low: int, high: int) -> int:
     return v
 
 
-def _when(raw: str, field: str) -> datetime:
-    """A date (2026-11-29, midnight UTC) or a time with its offset (2026-11-29T08:00:00+08:00)."""
-    try:
-        t = datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(f"{field}: a date (YYYY-MM-DD) or an ISO 8601 time, not {raw!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 class AuditQuery(msgspec.Struct, frozen=True):
     since: datetime
     until: datetime | None
@@ -325,8 +316,8 @@ class AuditQuery(msgspec.Struct, frozen=True):
 async def _audit_query(request: web.Request, conn: Conn) -> tuple[AuditQuery, str | None]:
     """The filters of ?actor=USERNAME&subject=TYPE[:ID]&since=&until= (the same as `helpline audit`)."""
     qs = request.query
-    since = _when(qs["since"], "since") if qs.get("since") else BEGINNING
-    until = _when(qs["until"], "until") if qs.get("until") else None
+    since = instant(qs["since"], "since") if qs.get("since") else BEGINNING
+    until = instant(qs["until"], "until") if qs.get("until") else None
     if until is not None and until <= since:
         raise BadRequest("until: must be after since")
     actor_id = None

@@ -1,7 +1,9 @@
 """How times and phone numbers are written on the wire, in texts and in logs: one place for each."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+
+from infra.errors import BadRequest
 
 
 def iso(t: datetime | None) -> str | None:
@@ -30,3 +32,13 @@ def seal(sha256: str | None) -> str | None:
         return None
     head = sha256[:8].upper()
     return f"{head[:4]}-{head[4:]}"
+
+
+def instant(raw: str, field: str) -> datetime:
+    """A date (2026-11-29, midnight UTC) or a time with its offset (2026-11-29T08:00:00+08:00); a bad one is
+    refused naming the field (`helpline audit --since`, the admin console's audit filters)."""
+    try:
+        t = datetime.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"{field}: a date (YYYY-MM-DD) or an ISO 8601 time, not {raw!r}") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)

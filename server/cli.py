@@ -8,12 +8,12 @@ import json
 import logging
 import signal
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 from infra import agency_types, db, logs
 from infra import config as config_mod
 from infra.errors import BadRequest, HelplineError, NotFound
+from infra.formats import instant
 from server import embedded, gcwatch
 
 log = logging.getLogger("helpline")
@@ -271,21 +271,12 @@ def cmd_user_show(cfg: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(raw: str, field: str) -> datetime:
-    """A date (2026-11-29, midnight UTC) or a time with its offset (2026-11-29T08:00:00+08:00)."""
-    try:
-        t = datetime.fromisoformat(raw)
-    except ValueError:
-        raise BadRequest(f"{field}: a date (YYYY-MM-DD) or an ISO 8601 time, not {raw!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
 def cmd_audit(cfg: Any, args: argparse.Namespace) -> int:
     """The audit log from --since (and before --until), by actor and subject; text, CSV or JSON lines."""
     from infra import accounts, audit
 
-    since = _when(args.since, "--since")
-    until = _when(args.until, "--until") if args.until else None
+    since = instant(args.since, "--since")
+    until = instant(args.until, "--until") if args.until else None
     if until is not None and until <= since:
         raise BadRequest("--until: must be after --since")
     subject_type, _, subject_id = (args.subject or "").partition(":")
