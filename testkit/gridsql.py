@@ -9,10 +9,7 @@ well inside each grid.
 """
 from __future__ import annotations
 
-import json
-from typing import Any
-
-import asyncpg
+from testkit import squares
 
 Row = tuple[str, str, str, str | None, tuple[float, float, float, float]]   # code, name, level, parent, box
 
@@ -30,30 +27,11 @@ CENTRES = {code: ((b[1] + b[3]) / 2, (b[0] + b[2]) / 2) for code, _, _, _, b in 
 OUTSIDE = (31.40, 121.60)
 
 
-def square(lon0: float, lat0: float, lon1: float, lat1: float) -> dict[str, Any]:
-    return {"type": "Polygon", "coordinates": [[[lon0, lat0], [lon1, lat0], [lon1, lat1], [lon0, lat1], [lon0, lat0]]]}
-
-
 async def insert_city(database_url: str, rows: list[Row] = CITY) -> None:
-    """The rows (parents before children), with their paths."""
-    paths: dict[str, list[str]] = {}
-    conn = await asyncpg.connect(database_url)
-    try:
-        for code, name, level, parent, (x0, y0, x1, y1) in rows:
-            paths[code] = (paths[parent] if parent else []) + [code]
-            await conn.execute(
-                "INSERT INTO grids (code, name, level, parent, path, geometry, bbox)"
-                " VALUES ($1, $2, $3, $4, $5, $6::jsonb, box(point($7, $8), point($9, $10)))",
-                code, name, level, parent, paths[code], json.dumps(square(x0, y0, x1, y1)), x0, y0, x1, y1)
-    finally:
-        await conn.close()
+    """The rows (parents before children), with their paths (testkit/squares.py writes them)."""
+    await squares.insert_grids(database_url, rows)
 
 
 async def belong(database_url: str, account_id: str, *codes: str) -> None:
     """The account belongs to these grids (what `helpline user set NAME --grids` writes)."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.executemany("INSERT INTO account_grids (account_id, code) VALUES ($1, $2)",
-                               [(account_id, c) for c in codes])
-    finally:
-        await conn.close()
+    await squares.join(database_url, account_id, *codes)
