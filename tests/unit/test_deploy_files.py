@@ -126,6 +126,14 @@ def test_the_env_example_loads_as_a_whole_and_each_value_arrives_at_its_key():
             config_mod.load(env={**{a.name: a.value for a in active}, line.name: line.value}, path=CONFIG_YAML)
 
 
+def test_an_installed_node_without_config_yaml_runs_the_defaults_config_yaml_states(tmp_path):
+    """`pip install .` (the unit's venv, the container) ships no config.yaml: the loader then starts from
+    the Structs' defaults, which must be what the repository's config.yaml says."""
+    empty = tmp_path / "config.yaml"
+    empty.write_text("# nothing\n")
+    assert config_mod.load(env={}, path=empty) == config_mod.load(env={}, path=CONFIG_YAML)
+
+
 # ---------------------------------------------------------------- helpline.service
 def unit() -> configparser.ConfigParser:
     p = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",),
