@@ -164,8 +164,8 @@ class Floor:
             lines.append(self.clients.line("floor client (this process) during the throughput phase"))
             if self.clients.limited():
                 lines.append(
-                    "  ** the floor's maximum may be limited by its client or the machine: ratios to it "
-                    "flatter helpline **"
+                    "  ** the floor's maximum may be understated (limited by its client or a busy machine): "
+                    "ratios to it flatter helpline **"
                 )
         return "\n".join(lines)
 
@@ -184,24 +184,26 @@ class Floor:
 
 def best(a: Floor, b: Floor) -> Floor:
     """Per percentile, the lower of two floor runs: on a shared machine the floor measured
-    during someone else's burst would flatter every ratio to it."""
+    during someone else's burst would flatter every ratio to it. The throughput phase's figures
+    (maximum, CPU per message, client CPU) are those of the run with the higher maximum."""
 
     def low(x: dict[str, float], y: dict[str, float]) -> dict[str, float]:
         return {k: min(x[k], y[k]) if k != "n" else x[k] + y[k] for k in x}
 
+    tp = a if a.throughput >= b.throughput else b  # the throughput phase's figures all from one run
     return Floor(
         low(a.ok, b.ok),
         low(a.push, b.push),
         a.rate,
         a.seconds + b.seconds,
-        max(a.throughput, b.throughput),
-        max(a.throughput_ok, b.throughput_ok),
-        a.server_cpu,
+        tp.throughput,
+        tp.throughput_ok,
+        tp.server_cpu,
         a.lost + b.lost,
-        min(a.pg_ms_per_msg, b.pg_ms_per_msg),
+        tp.pg_ms_per_msg,
         a.warmup_seconds,
         min(a.fixed_ms_per_msg, b.fixed_ms_per_msg),
-        a.clients if a.throughput >= b.throughput else b.clients,
+        tp.clients,
     )
 
 
