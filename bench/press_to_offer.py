@@ -332,12 +332,14 @@ async def run(args: argparse.Namespace) -> int:
             try:
                 statuses: dict[str, int] = {
                     r["status"]: r["count"]
-                    for r in await conn.fetch("SELECT status, count(*) FROM incidents GROUP BY status")
+                    for r in await conn.fetch("SELECT status, count(*) FROM incidents"
+                                              " WHERE request_id NOT LIKE 'p2o-cost-%' GROUP BY status")
                 }
                 unresolved = await conn.fetch(
                     "SELECT i.ref_no, i.status, string_agg(e.kind || coalesce(' ' || (e.data->>'reason'), ''),"
                     " ', ' ORDER BY e.id) AS log FROM incidents i JOIN incident_events e ON e.incident_id = i.id"
-                    " WHERE i.status <> 'resolved' GROUP BY i.id ORDER BY i.created_at LIMIT 3")
+                    " WHERE i.status <> 'resolved' AND i.request_id NOT LIKE 'p2o-cost-%'"
+                    " GROUP BY i.id ORDER BY i.created_at LIMIT 3")
             finally:
                 await conn.close()
             span = t_end - t_meas
@@ -379,11 +381,12 @@ async def run(args: argparse.Namespace) -> int:
                 f"  responders: {s.offers_total} offers, {s.accepted} accepted, {s.declined} declined, "
                 f"{s.conflicts} accept conflicts, {s.resolved} resolved, {s.errors} errors"
             )
-            print(f"  incidents in PostgreSQL by status: {statuses}")
+            print(f"  incidents in PostgreSQL by status (the cost phase's left out): {statuses}")
             if args.grids > 0:
                 conn = await stack.connect()
                 try:
-                    tagged = await conn.fetchval("SELECT count(*) FROM incidents WHERE grid_code IS NOT NULL")
+                    tagged = await conn.fetchval("SELECT count(*) FROM incidents WHERE grid_code IS NOT NULL"
+                                                 " AND request_id NOT LIKE 'p2o-cost-%'")
                     tiers = {r["tier"]: r["n"] for r in await conn.fetch(
                         "SELECT tier, count(*) AS n FROM offers GROUP BY tier ORDER BY tier")}
                 finally:
