@@ -318,8 +318,10 @@ async def run(args: argparse.Namespace) -> int:
             if fl:
                 print(headline("surge.capacity_ratio", cap / fl.throughput if fl.throughput else float("nan")))
                 print(headline("surge.floor_max_msgs_per_s", fl.throughput))
-            if cpu_per_req:
-                print(headline("surge.cpu_ms_per_request", cpu_per_req[0]))
+            if cpu_per_req:  # at the capacity's step (the last that passed), else at the first step
+                before_fail = next((i for i, st in enumerate(judged) if not st.passed), len(judged))
+                at = max(0, before_fail - 1)
+                print(headline("surge.cpu_ms_per_request", cpu_per_req[at]))
             print(headline("surge.first_failed_step", first_fail.rate if first_fail else 0.0))
             print(headline("surge.client_limited", int(limited)))
             if waits_report:
