@@ -24,7 +24,7 @@ from handlers.connection import authenticate
 from handlers.context import BUS, CONFIG, DISPATCH, KEYS, MEDIATION, METRICS, POOL, PUSH, REDIS, TOKENS
 from handlers.static import StaticFiles, compress_json
 from handlers.wire import NUL_MESSAGE
-from infra import accounts, audit, logs, ratelimit
+from infra import accounts, audit, logs, ratelimit, redisclient
 from infra.auth import Claims, session_ended
 from infra.errors import BadRequest, Forbidden, HelplineError, NotFound, RateLimited, TooLarge, Unauthorized
 from infra.identity import Account
@@ -254,14 +254,21 @@ async def readyz(request: web.Request) -> web.Response:
                 await conn.fetchval("SELECT 1")
     except Exception as e:
         failed["postgres"] = type(e).__name__
+    said: dict[str, str] = {}     # per part, what is happening, for an operator (docs/protocol.md "Readiness")
     try:
         async with asyncio.timeout(2):
-            await app[REDIS].ping()
+            problem, said["redis"] = await redisclient.describe(app[REDIS])
+        if problem is None and not app[BUS].connected:
+            problem = "Resubscribing"
+            said["redis"] += "; the subscriptions are being made again (pushes wait)"
+        if problem is not None:
+            failed["redis"] = problem
     except Exception as e:
         failed["redis"] = type(e).__name__
+        said["redis"] = f"Redis did not answer within 2 s ({type(e).__name__})"
     if failed:
-        return web.json_response({"status": "unavailable", "failed": failed}, status=503)
-    return web.json_response({"status": "ready"})
+        return web.json_response({"status": "unavailable", "failed": failed, **said}, status=503)
+    return web.json_response({"status": "ready", **said})
 
 
 def _loopback(request: web.Request) -> bool:

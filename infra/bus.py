@@ -5,6 +5,11 @@ is subscribed on its first local listener and dropped with its last. When the
 Redis connection breaks, the reader reconnects with backoff, subscribes again
 and calls `on_resync` so that the node re-sends current state from PostgreSQL
 to its clients (what was published during the outage is not replayed).
+
+Behind Sentinel the reader also moves when the primary does: a reconnect asks the sentinels where
+the primary is now, and every `primary_check_s` the reader compares its server with the sentinels'
+primary — a demoted primary that keeps running as a replica still accepts SUBSCRIBE but hears no
+PUBLISH any more, so a connection that merely stays up is not proof of anything.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -20,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from infra import redisclient
 from infra.redisbatch import Pipeliner
 
 log = logging.getLogger(__name__)
@@ -46,7 +53,13 @@ class Peer(Listener, Protocol):
         """Queue one message (encoded here) for the client; must not block."""
 
 
+class PrimaryMoved(RedisConnectionError):
+    """The sentinels name another primary than the one the subscriptions are on."""
+
+
 class Bus:
+    primary_check_s = 2.0      # behind Sentinel: how often the reader checks it is on the primary
+
     def __init__(self, redis: aioredis.Redis, on_resync: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
         self.redis = redis
         self.batch = Pipeliner(redis)     # publishes (and rate-limit counters) share pipelines
@@ -156,6 +169,10 @@ class Bus:
 
     async def _run(self) -> None:
         delay = 0.1
+        # behind Sentinel a reconnect is mostly waiting for the sentinels to name the new primary: ask often
+        sentinel = redisclient.sentinel_pool(self.redis) is not None
+        max_delay = 1.0 if sentinel else 5.0
+        idle_wait = min(5.0, self.primary_check_s) if sentinel else 5.0
         first = True
         while True:
             try:
@@ -170,8 +187,13 @@ class Bus:
                 if not first and self.on_resync is not None:
                     self._resync = asyncio.create_task(self.on_resync())   # keep a reference until it ends
                 first = False
+                next_check = time.monotonic() + self.primary_check_s
                 while True:
-                    msg = await self._pubsub.get_message(ignore_subscribe_messages=False, timeout=5.0)
+                    if sentinel and time.monotonic() >= next_check:
+                        next_check = time.monotonic() + self.primary_check_s
+                        if await redisclient.primary_moved(self.redis, self._pubsub.connection):
+                            raise PrimaryMoved("the sentinels name another primary: subscribing there")
+                    msg = await self._pubsub.get_message(ignore_subscribe_messages=False, timeout=idle_wait)
                     if msg is None:
                         await self._pubsub.ping()
                         continue
@@ -199,4 +221,4 @@ class Bus:
                     with contextlib.suppress(Exception):
                         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
                 await asyncio.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, max_delay)

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 import yaml
 
+from infra import redisurl
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_SECRET = "sample-secret-change-me-0123456789abcdef0123456789abcdef"
 
@@ -300,6 +302,11 @@ def exempt_networks(cfg: Config) -> list[ipaddress.IPv4Network | ipaddress.IPv6N
 def validate(cfg: Config) -> None:
     if not cfg.redis.key_prefix:
         raise ConfigError("redis.key_prefix must not be empty")
+    if cfg.redis.url:
+        try:
+            redisurl.parse(cfg.redis.url)
+        except redisurl.RedisUrlError as e:
+            raise ConfigError(f"redis.url: {e}") from None
     if cfg.dispatch.max_offers < 1:
         raise ConfigError("dispatch.max_offers must be at least 1")
     if cfg.dispatch.offer_timeout_s <= 0:

@@ -13,9 +13,6 @@ from collections.abc import AsyncIterator, Awaitable
 
 import redis.asyncio as aioredis
 from aiohttp import web
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from dispatch import worker as dispatch_worker
 from dispatch.service import DispatchService
@@ -30,7 +27,7 @@ from handlers.admission import Admission
 from handlers.commands import COMMANDS
 from handlers.connection import Hub
 from handlers.sms_routing import InboundRouter, for_mediation
-from infra import db
+from infra import db, redisclient
 from infra.bus import Bus
 from infra.config import Config, sms_countries, token_service, trusted_proxies
 from infra.keys import Keys
@@ -49,19 +46,9 @@ log = logging.getLogger(__name__)
 
 
 def redis_client(url: str) -> aioredis.Redis:
-    """Commands wait for a free connection (up to 5 s) rather than failing at a surge.
-
-    A command that finds its pooled connection broken is sent once more on a new one: after a Redis
-    restart every idle connection of the pool is dead, and without this the first command on each
-    fails — a doorbell not rung (a client not told of its offer or its responder until it reconnects),
-    a report left for the sweeper. A command the old server might have run before it went away is
-    at worst repeated: a PUBLISH (the clients take the newer version) or a counter counted twice."""
-    # not on a timeout: a Redis that hangs must not cost each command twice
-    once_on_a_dead_connection = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=5, health_check_interval=10,
-                                                    socket_connect_timeout=3, socket_timeout=5,
-                                                    retry=once_on_a_dead_connection)
-    return aioredis.Redis(connection_pool=pool)
+    """The node's Redis client for `redis.url`: one Redis, or the primary of a Sentinel set
+    (infra/redisclient.py `connect`: a blocking pool, a command retried once on a dead connection)."""
+    return redisclient.connect(url)
 
 
 def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Application:

@@ -330,10 +330,11 @@ def _announce_session_end(cfg: Any, account_id: str) -> None:
         return
     import redis
 
+    from infra import redisclient
     from infra.auth import session_ended
     from infra.keys import Keys
 
-    r = redis.Redis.from_url(cfg.redis.url, socket_connect_timeout=2, socket_timeout=2)
+    r = redisclient.connect_sync(cfg.redis.url, timeout_s=2)
     try:
         r.publish(Keys(cfg.redis.key_prefix).account_channel(account_id), session_ended())
     except redis.RedisError as e:

@@ -1,0 +1,148 @@
+"""Redis clients from `redis.url`: one Redis, or the primary of a Sentinel set (infra/redisurl.py).
+
+Every place that opens Redis from the configured URL comes here (the node's pool, the CLI's
+one-shot publish), so a Sentinel URL means the same thing everywhere.
+
+With Sentinel, every new connection asks the sentinels where the primary is
+(redis-py's SentinelManagedConnection); a connection that meets a READONLY reply (its server was
+demoted to a replica) is dropped and the command is sent once more on a new connection, to the
+new primary. Subscriptions are the bus's business (infra/bus.py `primary_moved`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+import redis.sentinel
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from infra import redisurl
+
+# a sentinel that does not answer within this is passed over for the next one
+SENTINEL_TIMEOUT_S = 1.0
+
+
+class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """The primary of a Sentinel service, with the blocking pool's behaviour: at a surge commands wait
+    (up to `timeout`) for a free connection rather than fail. redis-py has no blocking Sentinel pool;
+    the two classes compose (SentinelConnectionPool only picks the connection class and the address,
+    BlockingConnectionPool only how a connection is waited for).
+
+    A connection given back after the primary moved is closed rather than kept: otherwise a read
+    could still go to the old primary, now a replica, and answer from there."""
+
+    async def release(self, connection: AbstractConnection) -> None:
+        if self.master_address is not None and _address(connection) != tuple(self.master_address):
+            await connection.disconnect()
+        await super().release(connection)
+
+
+def connect(url: str) -> aioredis.Redis:
+    """The node's client. Commands wait for a free connection (up to 5 s) rather than failing at a surge.
+
+    A command that finds its pooled connection broken is sent once more on a new one: after a Redis
+    restart (or a Sentinel failover) every idle connection of the pool is dead, and without this the
+    first command on each fails — a doorbell not rung (a client not told of its offer or its responder
+    until it reconnects), a report left for the sweeper. A command the old server might have run
+    before it went away is at worst repeated: a PUBLISH (the clients take the newer version) or a
+    counter counted twice."""
+    # not on a timeout: a Redis that hangs must not cost each command twice
+    once_on_a_dead_connection = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+    options: dict[str, Any] = {"max_connections": 64, "timeout": 5, "health_check_interval": 10,
+                               "socket_connect_timeout": 3, "socket_timeout": 5, "retry": once_on_a_dead_connection}
+    target = redisurl.parse(url)
+    if isinstance(target, redisurl.PlainTarget):
+        pool = aioredis.BlockingConnectionPool.from_url(url, **options)
+        return aioredis.Redis(connection_pool=pool)
+    sentinel = Sentinel(target.sentinels, sentinel_kwargs=_sentinel_kwargs(target))  # type: ignore[no-untyped-call]
+    client: aioredis.Redis = sentinel.master_for(
+        target.service, connection_pool_class=BlockingSentinelPool, db=target.db, username=target.username,
+        password=target.password, **options)
+    return client
+
+
+def connect_sync(url: str, timeout_s: float) -> redis.Redis:
+    """A short-lived blocking client (the CLI's), on the same URL forms."""
+    target = redisurl.parse(url)
+    if isinstance(target, redisurl.PlainTarget):
+        return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        target.sentinels, sentinel_kwargs=_sentinel_kwargs(target))
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        target.service, db=target.db, username=target.username, password=target.password,
+        socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    return client
+
+
+def _sentinel_kwargs(target: redisurl.SentinelTarget) -> dict[str, Any]:
+    kw: dict[str, Any] = {"socket_connect_timeout": SENTINEL_TIMEOUT_S, "socket_timeout": SENTINEL_TIMEOUT_S}
+    if target.sentinel_password is not None:
+        kw["password"] = target.sentinel_password
+    return kw
+
+
+def _address(connection: AbstractConnection) -> tuple[Any, Any]:
+    return getattr(connection, "host", None), getattr(connection, "port", None)
+
+
+def sentinel_pool(client: aioredis.Redis) -> SentinelConnectionPool | None:
+    pool = client.connection_pool
+    return pool if isinstance(pool, SentinelConnectionPool) else None
+
+
+async def primary_moved(client: aioredis.Redis, connection: AbstractConnection | None) -> bool:
+    """The sentinels name a primary other than the server `connection` is on (it was demoted, or
+    failed over while this connection still works). A replica still accepts SUBSCRIBE but no longer
+    hears PUBLISHes, so a subscriber must move. False for a plain URL, and when the sentinels name
+    no primary at all (mid-failover: keep what works until they do)."""
+    pool = sentinel_pool(client)
+    if pool is None or connection is None:
+        return False
+    try:
+        address = await pool.get_master_address()  # type: ignore[no-untyped-call]  # also drops the pool's idle connections to an old primary
+    except (MasterNotFoundError, RedisConnectionError, RedisTimeoutError):
+        return False
+    return _address(connection) != tuple(address)
+
+
+async def describe(client: aioredis.Redis) -> tuple[str | None, str]:
+    """(what failed or None, what is happening in an operator's words) for /readyz: one PING to the
+    primary, and with Sentinel first the sentinels' view of the service."""
+    pool = sentinel_pool(client)
+    where = ""
+    if pool is not None:
+        manager: Sentinel = pool.sentinel_manager
+        answered, masters = 0, None
+        errors: list[str] = []
+        for s in manager.sentinels:
+            kw = s.connection_pool.connection_kwargs
+            try:
+                masters = await s.sentinel_masters()
+            except (RedisError, OSError) as e:
+                errors.append(f"{kw.get('host')}:{kw.get('port')} ({type(e).__name__})")
+                continue
+            answered += 1
+            state = masters.get(pool.service_name) if isinstance(masters, dict) else None
+            if state and manager.check_master_state(state, pool.service_name):
+                where = f"{state['ip']}:{state['port']}"
+                break
+        if not where:
+            if not answered:
+                return "NoSentinel", f"no sentinel answers: {', '.join(errors)}"
+            return "MasterNotFoundError", (f"no primary: the sentinels know none for service {pool.service_name!r}"
+                           " (failover in progress?)")
+    else:
+        kw = client.connection_pool.connection_kwargs
+        where = str(kw["path"]) if "path" in kw else f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
+    try:
+        await client.ping()
+    except (RedisError, OSError) as e:
+        return type(e).__name__, f"primary {where} does not answer: {type(e).__name__}: {e}"
+    return None, f"primary {where}" + (f" (sentinel service {pool.service_name!r})" if pool is not None else "")
