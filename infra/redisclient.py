@@ -144,5 +144,6 @@ async def describe(client: aioredis.Redis) -> tuple[str | None, str]:
     try:
         await client.ping()
     except (RedisError, OSError) as e:
-        return type(e).__name__, f"primary {where} does not answer: {type(e).__name__}: {e}"
+        named = " (the sentinels still name it: failover pending?)" if pool is not None else ""
+        return type(e).__name__, f"primary {where} does not answer{named}: {type(e).__name__}: {e}"
     return None, f"primary {where}" + (f" (sentinel service {pool.service_name!r})" if pool is not None else "")
