@@ -56,6 +56,7 @@ class Traffic:
     def __init__(self) -> None:
         self.acked: dict[str, str] = {}             # request_id -> incident id
         self.acked_status: dict[str, str] = {}      # incident id -> its status in the acknowledgement
+        self.acked_at: dict[str, float] = {}        # request_id -> when it was acknowledged
         self.owner: dict[str, Client] = {}          # request_id -> the resident's connection
         self.refused: list[Any] = []                # answers other than ok / unavailable
         self.chat_acked: dict[str, int] = {}        # client_msg_id -> seq
@@ -73,6 +74,7 @@ class Traffic:
             if ans["type"] == "ok":
                 self.acked[request_id] = ans["incident"]["id"]
                 self.acked_status[ans["incident"]["id"]] = ans["incident"]["status"]
+                self.acked_at[request_id] = time.monotonic()
                 return
             if ans.get("code") != "unavailable":
                 self.refused.append(ans)
@@ -96,9 +98,20 @@ class Traffic:
             await asyncio.sleep(every_s)
 
     async def respond(self, r: Client) -> None:
-        """A responder on duty accepting every offer and working it to the end."""
+        """A responder on duty accepting every offer (pushed, or in the `state` of a resync) and working it
+        to the end, as the responder page does."""
+        def offered(p: dict[str, Any]) -> bool:
+            return p.get("type") == "offer" or (p.get("type") == "state" and p.get("offer") is not None)
         while True:
-            offer = await r.push("offer", timeout=120)
+            deadline = time.monotonic() + 120
+            while not any(offered(p) for p in r.pushes):
+                assert time.monotonic() < deadline and not r.closed, "a responder got no offer for 2 minutes"
+                r.changed.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(r.changed.wait(), 1)
+            i = next(i for i, p in enumerate(r.pushes) if offered(p))
+            p = r.pushes.pop(i)
+            offer = p if p["type"] == "offer" else p["offer"]
             self.offered_at.setdefault(offer["incident"]["id"], time.monotonic())
             with contextlib.suppress(Exception):
                 ans = await r.call("offer.accept", offer_id=offer["offer_id"], timeout=5)
@@ -156,6 +169,9 @@ async def test_primary_killed_under_help_and_chat_traffic(sentinel_cluster: tupl
     # every resident's connection is made beforehand (a device token is an HTTP call of its own)
     residents = [await (a if i % 2 else b).resident() for i in range(24)]
     probe = await a.resident()
+    disp_name = "disp-" + uuid.uuid4().hex[:6]
+    await a.add_user(disp_name, "dispatcher")
+    disp = await a.connect(await a.login(disp_name))
     seen: list[tuple[float, str, int, Any]] = []
     poller = asyncio.create_task(poll_ready([a, b], seen))
     try:
@@ -207,6 +223,13 @@ async def test_primary_killed_under_help_and_chat_traffic(sentinel_cluster: tupl
         assert any(s.startswith("no primary: the sentinels know none for service 'hl'") or
                    s.startswith(f"primary 127.0.0.1:{old} does not answer") for s in said), said
 
+        # the CLI reaches the nodes through the sentinels too: a suspension closes the session at once
+        # (well before the nodes' own re-check, server.session_recheck_s = 15)
+        out = await asyncio.to_thread(cluster.cli, "user", "set", disp_name, "--disable")
+        assert out.returncode == 0 and "could not tell" not in out.stderr, out.stderr
+        await asyncio.wait_for(disp.reader, 5)
+        assert disp.close_code == 1008
+
         # PostgreSQL: every acknowledged request once, as acknowledged; every acked chat message once
         conn = await asyncpg.connect(cluster.database_url)
         try:
@@ -247,7 +270,7 @@ async def test_primary_killed_under_help_and_chat_traffic(sentinel_cluster: tupl
                    if p.get("type") == "chat.message" and p["message"]["case_id"] == cid]
             assert sorted(got) == chat_seqs, (c.account_id, got)
         print(f"\nfailover: killed :{old}, new primary :{new} named {failed_over_s:.2f} s after the kill; a new request"
-              f" offered {resumed_s:.2f} s after the kill;"
+              f" acknowledged {t.acked_at['probe'] - killed_at:.2f} s and offered {resumed_s:.2f} s after the kill;"
               f" readyz said: {sorted(said)}")
     finally:
         poller.cancel()

@@ -146,6 +146,7 @@ async def test_health_ready_and_metrics(hl):
     assert await http("GET", hl.base + "/healthz") == (200, {"status": "ok"})
     st, body = await http("GET", hl.base + "/readyz")
     assert st == 200
+    assert body["status"] == "ready" and body["redis"].startswith("primary ")     # its address or socket path
     medic = await hl.user("responder", skills=["medical"])
     await medic.ok("duty.start", **near(0.001))
     resident = await hl.resident()
