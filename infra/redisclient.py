@@ -44,6 +44,16 @@ class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPo
         await super().release(connection)
 
 
+class SentinelRedis(aioredis.Redis):
+    """The primary's client; closing it closes its connections to the sentinels too."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        pool = self.connection_pool
+        await super().aclose(close_connection_pool)
+        if isinstance(pool, SentinelConnectionPool):
+            await pool.sentinel_manager.aclose()
+
+
 def connect(url: str) -> aioredis.Redis:
     """The node's client. Commands wait for a free connection (up to 5 s) rather than failing at a surge.
 
@@ -63,8 +73,8 @@ def connect(url: str) -> aioredis.Redis:
         return aioredis.Redis(connection_pool=pool)
     sentinel = Sentinel(target.sentinels, sentinel_kwargs=_sentinel_kwargs(target))  # type: ignore[no-untyped-call]
     client: aioredis.Redis = sentinel.master_for(
-        target.service, connection_pool_class=BlockingSentinelPool, db=target.db, username=target.username,
-        password=target.password, **options)
+        target.service, redis_class=SentinelRedis, connection_pool_class=BlockingSentinelPool, db=target.db,
+        username=target.username, password=target.password, **options)
     return client
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
-import redis.asyncio as aioredis
 
 from testkit.runtime import log
 
@@ -86,7 +85,9 @@ class Stack:
 
     async def delete_keys(self) -> int:
         """Delete the keys under this stack's prefix (SCAN, never FLUSHDB); how many there were."""
-        r = aioredis.Redis.from_url(self.redis_url)
+        from infra import redisclient
+
+        r = redisclient.connect(self.redis_url)      # any redis.url form, the Sentinel one included
         try:
             n = 0
             batch: list[bytes] = []

@@ -312,6 +312,8 @@ async def test_subscriber_and_publisher_move_off_a_primary_demoted_alive() -> No
     async def on_resync() -> None:
         resyncs.append(time.monotonic())
     client = redisclient.connect(sentinels.url)
+    pool = client.connection_pool       # the node's pool behind Sentinel: blocking at a surge, as for one Redis
+    assert isinstance(pool, aioredis.BlockingConnectionPool) and (pool.max_connections, pool.timeout) == (64, 5)
     bus = Bus(client, on_resync)
     inbox = Inbox()
     try:
