@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+import redis.retry
 import redis.sentinel
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
@@ -84,15 +85,18 @@ def connect_sync(url: str, timeout_s: float) -> redis.Redis:
     if isinstance(target, redisurl.PlainTarget):
         return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-        target.sentinels, sentinel_kwargs=_sentinel_kwargs(target))
+        target.sentinels, sentinel_kwargs=_sentinel_kwargs(target, sync=True))
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
         target.service, db=target.db, username=target.username, password=target.password,
         socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     return client
 
 
-def _sentinel_kwargs(target: redisurl.SentinelTarget) -> dict[str, Any]:
-    kw: dict[str, Any] = {"socket_connect_timeout": SENTINEL_TIMEOUT_S, "socket_timeout": SENTINEL_TIMEOUT_S}
+def _sentinel_kwargs(target: redisurl.SentinelTarget, sync: bool = False) -> dict[str, Any]:
+    # no retries (redis-py's default retries with back-off, seconds per dead sentinel): the next sentinel is asked
+    retry = redis.retry.Retry(NoBackoff(), 0) if sync else Retry(NoBackoff(), 0)
+    kw: dict[str, Any] = {"socket_connect_timeout": SENTINEL_TIMEOUT_S, "socket_timeout": SENTINEL_TIMEOUT_S,
+                          "retry": retry}
     if target.sentinel_password is not None:
         kw["password"] = target.sentinel_password
     return kw

@@ -117,6 +117,12 @@ class SentinelSet:
             seen.add((addr[0].decode(), int(addr[1])) if addr else None)
         return seen.pop() if len(seen) == 1 else None
 
+    def kill_sentinel(self, i: int) -> None:
+        """kill -9 the i-th sentinel."""
+        proc = self.procs.pop(self.sentinel_ports[i])
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
     def wait_failover(self, timeout: float = 30) -> int:
         """Wait until every sentinel names the replica as the primary and it says it is one; its port."""
         def promoted() -> bool:

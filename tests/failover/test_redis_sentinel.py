@@ -368,3 +368,34 @@ async def test_subscriber_and_publisher_move_off_a_primary_demoted_alive() -> No
 
 async def _has(inbox: Inbox, payload: str) -> bool:
     return payload in inbox.got
+
+
+async def test_dead_sentinels_are_passed_over_and_named() -> None:
+    """A dead sentinel is passed over at once (the next one is asked; /readyz answers within its 2 s), by the
+    node's client and the CLI's; with every sentinel dead /readyz says so, naming them."""
+    from infra import redisclient
+
+    sentinels = SentinelSet()
+    await asyncio.to_thread(sentinels.__enter__)
+    client = redisclient.connect(sentinels.url)
+    try:
+        sentinels.kill_sentinel(0)
+        async with asyncio.timeout(2):
+            problem, words = await redisclient.describe(client)
+        assert (problem, words) == (None, f"primary 127.0.0.1:{sentinels.primary_port} (sentinel service 'hl')")
+        sync = redisclient.connect_sync(sentinels.url, timeout_s=2)
+        try:
+            assert await asyncio.to_thread(sync.publish, "hl:cli", "x") == 0
+        finally:
+            sync.close()
+        sentinels.kill_sentinel(1)
+        sentinels.kill_sentinel(2)
+        async with asyncio.timeout(2):
+            problem, words = await redisclient.describe(client)
+        assert problem == "NoSentinel"
+        assert words.startswith("no sentinel answers: "), words
+        named = words.removeprefix("no sentinel answers: ").split(", ")    # in the order they were asked
+        assert sorted(named) == sorted(f"127.0.0.1:{p} (ConnectionError)" for p in sentinels.sentinel_ports), words
+    finally:
+        await client.aclose()
+        sentinels.stop()
