@@ -503,6 +503,7 @@ def test_the_urls_shown_parse_with_the_validators_and_a_broken_one_is_refused(na
         from infra import redisurl  # type: ignore[attr-defined,unused-ignore]
 
         target = redisurl.parse(url)
+        assert isinstance(target, redisurl.SentinelTarget)
         assert len(target.sentinels) == 3 and target.service == "helpline"
         broken = url.rsplit("/", 1)[0] + "/"                  # the service name left out
     else:
