@@ -257,7 +257,7 @@ async def readyz(request: web.Request) -> web.Response:
     said: dict[str, str] = {}     # per part, what is happening, for an operator (docs/protocol.md "Readiness")
     try:
         async with asyncio.timeout(2):
-            problem, said["redis"] = await redisclient.describe(app[REDIS])
+            problem, said["redis"] = await redisclient.describe(app[REDIS], app[KEYS].keepalive_channel)
         if problem is None and not app[BUS].connected:
             problem = "Resubscribing"
             said["redis"] += "; the subscriptions are being made again (pushes wait)"

@@ -10,6 +10,13 @@ Behind Sentinel the reader also moves when the primary does: a reconnect asks th
 the primary is now, and every `primary_check_s` the reader compares its server with the sentinels'
 primary — a demoted primary that keeps running as a replica still accepts SUBSCRIBE but hears no
 PUBLISH any more, so a connection that merely stays up is not proof of anything.
+
+On a Redis Cluster the bus uses sharded pub/sub (SSUBSCRIBE; the node SPUBLISHes, infra/redisbatch.py):
+every channel of the deployment is in one slot (infra/keys.py), so the reader holds one connection, to
+the primary holding that slot. When that primary dies the connection breaks; when it is demoted alive
+(a manual failover, a slot moved) Redis ends the connection's shard subscriptions itself (an unasked
+SUNSUBSCRIBE). Either way the reader re-reads the cluster's map of slots, subscribes again on the slot's
+primary now and resyncs its clients.
 """
 from __future__ import annotations
 
@@ -19,9 +26,10 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -54,14 +62,21 @@ class Peer(Listener, Protocol):
 
 
 class PrimaryMoved(RedisConnectionError):
-    """The sentinels name another primary than the one the subscriptions are on."""
+    """The sentinels name another primary than the one the subscriptions are on (or, on a cluster, the
+    subscriptions' node no longer holds the deployment's slot)."""
 
 
 class Bus:
     primary_check_s = 2.0      # behind Sentinel: how often the reader checks it is on the primary
 
-    def __init__(self, redis: aioredis.Redis, on_resync: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
+    def __init__(self, redis: aioredis.Redis, on_resync: Callable[[], Coroutine[Any, Any, None]] | None = None,
+                 keepalive: str = "__helpline_keepalive__") -> None:
         self.redis = redis
+        # subscribed from the start so that the connection stays in subscribe mode; on a cluster it must be
+        # in the deployment's slot (Keys.keepalive_channel)
+        self.keepalive = keepalive
+        self.cluster = redisclient.is_cluster(redis)
+        self._dropping: set[str] = set()     # cluster: channels this bus unsubscribed, their SUNSUBSCRIBE due
         self.batch = Pipeliner(redis)     # publishes (and rate-limit counters) share pipelines
         self.on_resync = on_resync
         self.listeners: dict[str, set[Listener]] = {}
@@ -86,9 +101,7 @@ class Bus:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._drop_pubsub()
 
     async def publish(self, channel: str, payload: str) -> None:
         await self.batch.publish([(channel, payload)])
@@ -136,7 +149,7 @@ class Bus:
                 if not wanted or self._pubsub is None:
                     continue
                 try:
-                    await self._pubsub.subscribe(*wanted)
+                    await self._subscribe(*wanted)
                 except (RedisError, OSError) as e:
                     log.warning("subscribe of %d channels: %s", len(wanted), e)
                     for ch in wanted:
@@ -158,7 +171,48 @@ class Bus:
             del self.listeners[channel]
             if self.connected and self._pubsub is not None and not self.closing:
                 with contextlib.suppress(RedisError, OSError):
-                    await self._pubsub.unsubscribe(channel)
+                    if self.cluster:
+                        self._dropping.add(channel)
+                        await self._pubsub.sunsubscribe(channel)
+                    else:
+                        await self._pubsub.unsubscribe(channel)
+
+    async def _subscribe(self, *channels: str) -> None:
+        assert self._pubsub is not None
+        if self.cluster:
+            self._dropping.difference_update(channels)
+            await self._pubsub.ssubscribe(*channels)
+        else:
+            await self._pubsub.subscribe(*channels)
+
+    async def _open(self, first: bool) -> aioredis.client.PubSub:
+        """A pub/sub connection: from the client's pool, or on a cluster one of its own to the primary that
+        holds the deployment's slot (the map of slots read again on a reconnect: it may have moved)."""
+        if not self.cluster:
+            return self.redis.pubsub()
+        cluster = cast(RedisCluster, self.redis)
+        if first or cluster._initialize:
+            await cluster.initialize()
+        else:
+            await cluster.nodes_manager.initialize()
+        node = cluster.get_node_from_key(self.keepalive)
+        if node is None:
+            raise PrimaryMoved(f"the cluster's map names no primary for {self.keepalive}'s slot")
+        kw = cluster.get_connection_kwargs()
+        wanted = ("username", "password", "socket_connect_timeout", "socket_timeout", "health_check_interval")
+        options: dict[str, Any] = {k: kw[k] for k in wanted if kw.get(k) is not None}
+        pool = aioredis.ConnectionPool(host=node.host, port=node.port, max_connections=2, **options)
+        return aioredis.client.PubSub(connection_pool=pool)
+
+    async def _drop_pubsub(self) -> None:
+        if self._pubsub is None:
+            return
+        pool = self._pubsub.connection_pool
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        if self.cluster:            # the cluster's pub/sub pool is the bus's own
+            with contextlib.suppress(Exception):
+                await pool.disconnect()
 
     def _dispatch(self, channel: str, payload: str) -> None:
         for listener in list(self.listeners.get(channel, ())):
@@ -170,17 +224,19 @@ class Bus:
     async def _run(self) -> None:
         delay = 0.1
         # behind Sentinel a reconnect is mostly waiting for the sentinels to name the new primary: ask often
-        sentinel = redisclient.sentinel_pool(self.redis) is not None
+        # (and on a cluster for its replica's promotion)
+        sentinel = redisclient.sentinel_pool(self.redis) is not None or self.cluster
         max_delay = 1.0 if sentinel else 5.0
         idle_wait = min(5.0, self.primary_check_s) if sentinel else 5.0
         first = True
         while True:
             try:
-                self._pubsub = self.redis.pubsub()
+                self._dropping.clear()
+                self._pubsub = await self._open(first)
                 # a placeholder channel keeps the connection in subscribe mode
-                await self._pubsub.subscribe("__helpline_keepalive__")
+                await self._subscribe(self.keepalive)
                 if self.listeners:
-                    await self._pubsub.subscribe(*self.listeners)
+                    await self._subscribe(*self.listeners)
                 self.connected = True
                 self._ready.set()
                 delay = 0.1
@@ -200,11 +256,16 @@ class Bus:
                     kind = msg["type"]
                     ch = msg["channel"]
                     ch = ch.decode() if isinstance(ch, bytes) else ch
-                    if kind == "message":
+                    if kind in ("message", "smessage"):
                         data = msg["data"]
                         self._dispatch(ch, data.decode() if isinstance(data, bytes) else data)
-                    elif kind == "subscribe":
+                    elif kind in ("subscribe", "ssubscribe"):
                         self._resolve(ch)
+                    elif kind == "sunsubscribe":
+                        if ch in self._dropping:
+                            self._dropping.discard(ch)
+                        else:   # not asked for: this node no longer holds the slot (demoted, slot moved)
+                            raise PrimaryMoved(f"the cluster node ended the subscription to {ch}: the slot moved")
             except asyncio.CancelledError:
                 raise
             except (RedisConnectionError, RedisTimeoutError, OSError, RedisError) as e:
@@ -217,8 +278,6 @@ class Bus:
                         if not fut.done():
                             fut.set_result(None)
                 self._confirm.clear()
-                if self._pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._drop_pubsub()
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, max_delay)

@@ -2,13 +2,47 @@
 
 All start with the configured `redis.key_prefix`, so deployments and test runs
 can share one Redis.
+
+On a Redis Cluster (`redis+cluster://`) the prefix is made a hash tag (`helpline:` becomes
+`{helpline}:`, `cluster_prefix`), so that every key and channel of one deployment hashes to the same
+slot: the matching script, the rate limits' MULTI, the pipelined publishes and counters all touch
+several keys at once, and a cluster runs those only within one slot. The cluster then gives
+failover, not sharding of helpline's keys (docs/operations.md "Redis Cluster").
 """
 from __future__ import annotations
+
+from infra import redisurl
+
+
+def has_hash_tag(key: str) -> bool:
+    """`key` hashes by a tag of its own: a '{' with a non-empty '...}' after it (Redis Cluster's rule)."""
+    start = key.find("{")
+    return start >= 0 and key.find("}", start + 1) > start + 1
+
+
+def cluster_prefix(prefix: str) -> str:
+    """The prefix as a hash tag: `helpline:` -> `{helpline}:`; one that has a tag already is kept."""
+    if has_hash_tag(prefix):
+        return prefix
+    core = prefix.rstrip(":") or prefix
+    return "{" + core + "}" + prefix[len(core):]
 
 
 class Keys:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
+
+    @classmethod
+    def for_redis(cls, prefix: str, url: str | None) -> Keys:
+        """The keys for `redis.key_prefix` on `redis.url`: hash-tagged on a Redis Cluster."""
+        if url and isinstance(redisurl.parse(url), redisurl.ClusterTarget):
+            return cls(cluster_prefix(prefix))
+        return cls(prefix)
+
+    @property
+    def keepalive_channel(self) -> str:
+        """Subscribed by every node's bus so that its connection stays in subscribe mode (never published)."""
+        return f"{self.prefix}ch:keepalive"
 
     # pub/sub channels: scoped, so a node only hears what its own clients need
     def account_channel(self, account_id: str) -> str:

@@ -25,6 +25,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
+from infra import redisclient
+
 log = logging.getLogger(__name__)
 PUBLISH_WAIT_S = 1.0    # how long a publisher waits for its doorbell to be confirmed
 
@@ -39,6 +41,7 @@ class Pipeliner:
         self._flusher: asyncio.Task[None] | None = None
         self.batches = 0            # pipelines sent, for tests and benchmarks
         self.commands = 0
+        self.publish_command = redisclient.publish_command(redis)    # SPUBLISH on a Redis Cluster
 
     async def run(self, add: Adder, n: int) -> list[Any]:
         """Queue `n` commands (added to the pipeline by `add`); their results, in order.
@@ -96,7 +99,7 @@ class Pipeliner:
 
         def add(pipe: Pipeline) -> None:
             for channel, payload in items:
-                pipe.publish(channel, payload)
+                pipe.execute_command(self.publish_command, channel, payload)
         try:
             # the caller (a report, a chat message) is answered once its change is committed; a Redis that
             # hangs must not hold that answer for the socket timeout: past this, the doorbell rings (or

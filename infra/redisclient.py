@@ -1,4 +1,5 @@
-"""Redis clients from `redis.url`: one Redis, or the primary of a Sentinel set (infra/redisurl.py).
+"""Redis clients from `redis.url`: one Redis, the primary of a Sentinel set, or a Redis Cluster
+(infra/redisurl.py).
 
 Every place that opens Redis from the configured URL comes here (the node's pool, the CLI's
 one-shot publish), so a Sentinel URL means the same thing everywhere.
@@ -7,15 +8,25 @@ With Sentinel, every new connection asks the sentinels where the primary is
 (redis-py's SentinelManagedConnection); a connection that meets a READONLY reply (its server was
 demoted to a replica) is dropped and the command is sent once more on a new connection, to the
 new primary. Subscriptions are the bus's business (infra/bus.py `primary_moved`).
+
+With a Redis Cluster the client is redis-py's RedisCluster: it reads the map of slots from the seeds,
+sends each command to the primary holding its key's slot, and on a dead connection, MOVED or
+CLUSTERDOWN re-reads the map and tries once more. Every key of one deployment is in one slot (the key
+prefix is a hash tag, infra/keys.py), so transactions and scripts work as on one Redis. Publishes are
+sharded (SPUBLISH, `publish_command`), heard only on the slot's own shard rather than broadcast to every
+node. RedisCluster duck-types as redis.asyncio.Redis for every command helpline sends; `is_cluster` tells
+the few places that differ (pub/sub, the pool, /readyz).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
+import redis.cluster
 import redis.retry
 import redis.sentinel
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
@@ -28,6 +39,10 @@ from infra import redisurl
 
 # a sentinel that does not answer within this is passed over for the next one
 SENTINEL_TIMEOUT_S = 1.0
+# RedisCluster has no blocking pool: past this many connections to one cluster node a command fails
+# (MaxConnectionsError, answered `unavailable`) instead of waiting; the node's publishes and counters go
+# through one pipeline at a time (infra/redisbatch.py), so this is far above what a node uses
+CLUSTER_MAX_CONNECTIONS = 256
 
 
 class BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
@@ -72,6 +87,16 @@ def connect(url: str) -> aioredis.Redis:
     if isinstance(target, redisurl.PlainTarget):
         pool = aioredis.BlockingConnectionPool.from_url(url, **options)
         return aioredis.Redis(connection_pool=pool)
+    if isinstance(target, redisurl.ClusterTarget):
+        # the same timeouts; `retry` here counts the cluster client's own attempts (each after re-reading
+        # the slot map when the last failed on a dead connection or a node that no longer holds the slot)
+        cluster = RedisCluster(
+            startup_nodes=[ClusterNode(h, p) for h, p in target.seeds], username=target.username,
+            password=target.password, max_connections=CLUSTER_MAX_CONNECTIONS,
+            health_check_interval=options["health_check_interval"],
+            socket_connect_timeout=options["socket_connect_timeout"], socket_timeout=options["socket_timeout"],
+            retry=Retry(NoBackoff(), 1))
+        return cast(aioredis.Redis, cluster)      # duck-typed: see the module's docstring
     sentinel = Sentinel(target.sentinels, sentinel_kwargs=_sentinel_kwargs(target))  # type: ignore[no-untyped-call]
     client: aioredis.Redis = sentinel.master_for(
         target.service, redis_class=SentinelRedis, connection_pool_class=BlockingSentinelPool, db=target.db,
@@ -84,12 +109,32 @@ def connect_sync(url: str, timeout_s: float) -> redis.Redis:
     target = redisurl.parse(url)
     if isinstance(target, redisurl.PlainTarget):
         return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    if isinstance(target, redisurl.ClusterTarget):
+        cluster = redis.cluster.RedisCluster(
+            startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in target.seeds],  # type: ignore[no-untyped-call]
+            username=target.username,
+            password=target.password, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+        return cast(redis.Redis, cluster)
     sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
         target.sentinels, sentinel_kwargs=_sentinel_kwargs(target, sync=True))
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
         target.service, db=target.db, username=target.username, password=target.password,
         socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     return client
+
+
+def is_cluster(client: aioredis.Redis | redis.Redis) -> bool:
+    return isinstance(client, (RedisCluster, redis.cluster.RedisCluster))
+
+
+def publish_command(client: aioredis.Redis | redis.Redis) -> str:
+    """PUBLISH, or on a cluster SPUBLISH: a plain PUBLISH there is copied to every node of the cluster
+    over its bus; a sharded one stays on the shard of the channel's slot, where the bus subscribes."""
+    return "SPUBLISH" if is_cluster(client) else "PUBLISH"
+
+
+def publish_sync(client: redis.Redis, channel: str, payload: str) -> None:
+    client.execute_command(publish_command(client), channel, payload)  # type: ignore[no-untyped-call]
 
 
 def _sentinel_kwargs(target: redisurl.SentinelTarget, sync: bool = False) -> dict[str, Any]:
@@ -107,7 +152,7 @@ def _address(connection: AbstractConnection) -> tuple[Any, Any]:
 
 
 def sentinel_pool(client: aioredis.Redis) -> SentinelConnectionPool | None:
-    pool = client.connection_pool
+    pool = getattr(client, "connection_pool", None)      # a RedisCluster has a pool per node, none of its own
     return pool if isinstance(pool, SentinelConnectionPool) else None
 
 
@@ -126,9 +171,12 @@ async def primary_moved(client: aioredis.Redis, connection: AbstractConnection |
     return _address(connection) != tuple(address)
 
 
-async def describe(client: aioredis.Redis) -> tuple[str | None, str]:
+async def describe(client: aioredis.Redis, slot_key: str = "") -> tuple[str | None, str]:
     """(what failed or None, what is happening in an operator's words) for /readyz: one PING to the
-    primary, and with Sentinel first the sentinels' view of the service."""
+    primary, and with Sentinel first the sentinels' view of the service; on a cluster, the primary that
+    holds `slot_key`'s slot (any key of the deployment: they share one)."""
+    if is_cluster(client):
+        return await _describe_cluster(cast(RedisCluster, client), slot_key)
     pool = sentinel_pool(client)
     where = ""
     if pool is not None:
@@ -161,3 +209,30 @@ async def describe(client: aioredis.Redis) -> tuple[str | None, str]:
         named = " (the sentinels still name it: failover pending?)" if pool is not None else ""
         return type(e).__name__, f"primary {where} does not answer{named}: {type(e).__name__}: {e}"
     return None, f"primary {where}" + (f" (sentinel service {pool.service_name!r})" if pool is not None else "")
+
+
+async def _describe_cluster(client: RedisCluster, slot_key: str) -> tuple[str | None, str]:
+    """The primary holding the deployment's slot, as the client's map of slots says, and one PING to it
+    (no map at all: the seeds are asked first). A primary that does not answer is mid-failover until
+    its replica is promoted: the client re-reads the map on its next command."""
+    slot = client.keyslot(slot_key)
+    try:
+        if client._initialize:      # never reached a seed yet, or a failure asked for the map again
+            await client.initialize()
+        node = client.nodes_manager.get_node_from_slot(slot)
+    except (RedisError, OSError) as e:
+        return type(e).__name__, f"no cluster map: no seed answers ({type(e).__name__}: {e})"
+    where = f"primary {node.host}:{node.port} (cluster slot {slot})"
+    try:
+        await client.execute_command("PING", target_nodes=node)
+    except (RedisError, OSError) as e:
+        client._initialize = True       # ask for the map again: the replica may have taken over by now
+        return type(e).__name__, f"{where} does not answer (cluster failover pending?): {type(e).__name__}: {e}"
+    try:
+        info = await client.execute_command("CLUSTER INFO", target_nodes=node)
+    except (RedisError, OSError) as e:
+        return type(e).__name__, f"{where} answers but not CLUSTER INFO: {type(e).__name__}: {e}"
+    state = info.get("cluster_state") if isinstance(info, dict) else None
+    if state != "ok":
+        return "ClusterDown", f"{where}: cluster_state is {state!r} (slots not all covered: failover pending?)"
+    return None, where

@@ -1,16 +1,21 @@
-"""`redis.url`, read: a plain Redis URL or a Sentinel set. Pure: parsing only, no I/O.
+"""`redis.url`, read: a plain Redis URL, a Sentinel set or a Redis Cluster. Pure: parsing only, no I/O.
 
 Accepted forms (docs/operations.md, "Redis Sentinel"):
 
     redis://[[user]:password@]host[:port][/db]          one Redis (redis-py's own form; rediss:// for TLS)
     unix://[[user]:password@]/path/to/socket[?db=N]
     redis+sentinel://[[user]:password@]host:port[,host:port...]/service_name[/db][?sentinel_password=...]
+    redis+cluster://[[user]:password@]host:port[,host:port...]          (docs/operations.md, "Redis Cluster")
 
 In the Sentinel form the hosts are the sentinels (every one with its port: a sentinel's port is not
 the Redis default), `service_name` is the name the sentinels monitor (`sentinel monitor NAME ...`),
 the user and password are the Redis servers' (the primary's and replicas'), and the one option,
 `sentinel_password`, is the sentinels' own `requirepass` when they have one. An IPv6 host is written
 in brackets: `[::1]:26379`.
+
+In the Cluster form the hosts are seed nodes (any few of the cluster's nodes, each with its port): the
+client asks them for the cluster's map of slots and finds every other node from it. A cluster has only
+database 0, and takes no options.
 
 Every malformed URL raises RedisUrlError naming the part that is wrong.
 """
@@ -22,6 +27,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_OPTIONS = ("sentinel_password",)
+CLUSTER_SCHEME = "redis+cluster"
 
 
 class RedisUrlError(ValueError):
@@ -44,22 +50,38 @@ class SentinelTarget:
 
 
 @dataclass(frozen=True)
+class ClusterTarget:
+    seeds: list[tuple[str, int]]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        """The seeds as an operator writes them, without the password."""
+        return "cluster seeds " + ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.seeds)
+
+
+@dataclass(frozen=True)
 class PlainTarget:
     url: str
 
 
-def parse(url: str) -> PlainTarget | SentinelTarget:
+Target = PlainTarget | SentinelTarget | ClusterTarget
+
+
+def parse(url: str) -> Target:
     """Read `url`; raise RedisUrlError (naming the wrong part) when it is malformed."""
     url = url.strip()
     if "://" not in url:
         raise RedisUrlError(f"{_shown(url)} is not a URL: expected redis://host:port, unix:///path or "
-                            "redis+sentinel://host:port,host:port/service_name")
+                            "redis+sentinel://host:port,host:port/service_name or redis+cluster://host:port,host:port")
     scheme = url.split("://", 1)[0].lower()
     if scheme == SENTINEL_SCHEME:
         return _sentinel(url)
+    if scheme == CLUSTER_SCHEME:
+        return _cluster(url)
     if scheme not in PLAIN_SCHEMES:
-        raise RedisUrlError(f"unknown scheme {scheme + '://'!r}: use redis://, rediss://, unix:// or "
-                            "redis+sentinel://")
+        raise RedisUrlError(f"unknown scheme {scheme + '://'!r}: use redis://, rediss://, unix://, "
+                            "redis+sentinel:// or redis+cluster://")
     _plain(url, scheme)
     return PlainTarget(url)
 
@@ -76,7 +98,8 @@ def _plain(url: str, scheme: str) -> None:
         return
     if "," in parts.netloc:
         raise RedisUrlError(f"{scheme}:// takes one host; several hosts are the Sentinel form "
-                            "redis+sentinel://host:port,host:port/service_name")
+                            "redis+sentinel://host:port,host:port/service_name or the Cluster form "
+                            "redis+cluster://host:port,host:port")
     if not parts.hostname:
         raise RedisUrlError(f"{scheme}:// needs a host, e.g. {scheme}://127.0.0.1:6379")
     try:
@@ -94,14 +117,7 @@ def _sentinel(url: str) -> SentinelTarget:
     if "#" in query or "#" in rest:
         raise RedisUrlError("a fragment ('#...') has no meaning in redis.url")
     netloc, slash, path = rest.partition("/")
-    username = password = None
-    if "@" in netloc:
-        auth, netloc = netloc.rsplit("@", 1)
-        user, colon, pw = auth.partition(":")
-        username = unquote(user) or None
-        password = unquote(pw) if colon else None
-        if password is None and username is not None:   # redis://secret@host: the password alone
-            username, password = None, username
+    username, password, netloc = _auth(netloc)
     if not netloc:
         raise RedisUrlError("redis+sentinel:// names no sentinel: list them as host:port,host:port")
     sentinels = [_host_port(item, i) for i, item in enumerate(netloc.split(","), 1)]
@@ -138,21 +154,55 @@ def _sentinel(url: str) -> SentinelTarget:
                           sentinel_password=sentinel_password)
 
 
-def _host_port(item: str, n: int) -> tuple[str, int]:
-    where = f"sentinel {n} ({item!r})" if item else f"sentinel {n}"
+def _auth(netloc: str) -> tuple[str | None, str | None, str]:
+    """(username, password, the hosts) of `[[user]:password@]hosts`."""
+    username = password = None
+    if "@" in netloc:
+        auth, netloc = netloc.rsplit("@", 1)
+        user, colon, pw = auth.partition(":")
+        username = unquote(user) or None
+        password = unquote(pw) if colon else None
+        if password is None and username is not None:   # redis://secret@host: the password alone
+            username, password = None, username
+    return username, password, netloc
+
+
+def _cluster(url: str) -> ClusterTarget:
+    rest = url.split("://", 1)[1]
+    if "#" in rest:
+        raise RedisUrlError("a fragment ('#...') has no meaning in redis.url")
+    rest, question, query = rest.partition("?")
+    if question:
+        raise RedisUrlError(f"unknown option(s) {query!r}: the Cluster form takes none")
+    netloc, _, path = rest.partition("/")
+    username, password, netloc = _auth(netloc)
+    if not netloc:
+        raise RedisUrlError("redis+cluster:// names no seed node: list some of the cluster's nodes as "
+                            "host:port,host:port")
+    seeds = [_host_port(item, i, "seed", 6379) for i, item in enumerate(netloc.split(","), 1)]
+    if len(set(seeds)) != len(seeds):
+        raise RedisUrlError("the same seed node is listed twice")
+    if path.strip("/") not in ("", "0"):
+        raise RedisUrlError(f"{'/' + path!r} after the seeds: a Redis Cluster has only database 0 and no "
+                            "service name (that is the Sentinel form, redis+sentinel://)")
+    return ClusterTarget(seeds=seeds, username=username, password=password)
+
+
+def _host_port(item: str, n: int, what: str = "sentinel", port_example: int = 26379) -> tuple[str, int]:
+    where = f"{what} {n} ({item!r})" if item else f"{what} {n}"
     if not item:
-        raise RedisUrlError(f"{where} is empty: list the sentinels as host:port,host:port")
+        raise RedisUrlError(f"{where} is empty: list the {what}s as host:port,host:port")
     if item.startswith("["):
         host, close, tail = item[1:].partition("]")
         if not close or not host:
             raise RedisUrlError(f"{where}: an IPv6 address is written [address]:port")
         if not tail.startswith(":"):
-            raise RedisUrlError(f"{where} has no port: write [{host}]:26379")
+            raise RedisUrlError(f"{where} has no port: write [{host}]:{port_example}")
         port_text = tail[1:]
     else:
         host, colon, port_text = item.rpartition(":")
         if not colon:
-            raise RedisUrlError(f"{where} has no port: write {item}:26379 (every sentinel needs its port)")
+            raise RedisUrlError(f"{where} has no port: write {item}:{port_example} (every {what} needs its port)")
         if not host:
             raise RedisUrlError(f"{where} has no host before the port")
         if ":" in host:

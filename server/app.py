@@ -66,9 +66,9 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
             await conn.close()
         pool = await db.create_pool(database_url, cfg.database.pool_min, cfg.database.pool_max)
         redis = redis_client(redis_url)
-        keys = Keys(cfg.redis.key_prefix)
+        keys = Keys.for_redis(cfg.redis.key_prefix, redis_url)     # hash-tagged on a Redis Cluster
         metrics = Metrics()
-        bus = Bus(redis)
+        bus = Bus(redis, keepalive=keys.keepalive_channel)
         push = PushService(cfg, pool, redis, keys, metrics)
 
         async def publish(items: list[tuple[str, str]]) -> None:

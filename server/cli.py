@@ -336,7 +336,8 @@ def _announce_session_end(cfg: Any, account_id: str) -> None:
 
     r = redisclient.connect_sync(cfg.redis.url, timeout_s=2)
     try:
-        r.publish(Keys(cfg.redis.key_prefix).account_channel(account_id), session_ended())
+        redisclient.publish_sync(r, Keys.for_redis(cfg.redis.key_prefix, cfg.redis.url).account_channel(account_id),
+                                 session_ended())
     except redis.RedisError as e:
         print(f"helpline: could not tell the nodes at once (Redis unreachable: {e}); {later}", file=sys.stderr)
     finally:

@@ -97,3 +97,55 @@ def test_serve_with_a_bad_url_exits_2_with_one_line(url: str, named: str) -> Non
     assert out.returncode == 2, out
     assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
     assert out.stderr.startswith("helpline: configuration error: redis.url: ") and named in out.stderr, out.stderr
+
+
+# ---------------------------------------------------------------- Redis Cluster (issue 17, the second step)
+def test_cluster_form_in_full() -> None:
+    from infra.redisurl import ClusterTarget
+
+    t = parse("redis+cluster://app:s%40cret@10.0.0.1:7000,redis-b.local:7001,[::1]:7002")
+    assert t == ClusterTarget(seeds=[("10.0.0.1", 7000), ("redis-b.local", 7001), ("::1", 7002)],
+                              username="app", password="s@cret")
+    assert "s@cret" not in repr(t) and "s@cret" not in t.describe()
+    assert t.describe() == "cluster seeds 10.0.0.1:7000,redis-b.local:7001,[::1]:7002"
+
+
+def test_cluster_form_at_its_smallest() -> None:
+    from infra.redisurl import ClusterTarget
+
+    assert parse("redis+cluster://127.0.0.1:7000") == ClusterTarget(seeds=[("127.0.0.1", 7000)])
+    assert parse("REDIS+CLUSTER://h:1/") == ClusterTarget(seeds=[("h", 1)])
+    assert parse("redis+cluster://:pw@h:1/0") == ClusterTarget(seeds=[("h", 1)], password="pw")
+    assert parse("redis+cluster://pw@h:1,h:2").password == "pw"          # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("url", "named"), [
+    ("redis+cluster://", "names no seed node"),
+    ("redis+cluster://pw@", "names no seed node"),
+    ("redis+cluster://h1:7000,,h2:7001", "seed 2 is empty"),
+    ("redis+cluster://h1:7000,h2", "seed 2 ('h2') has no port: write h2:6379"),
+    ("redis+cluster://h1:70x0", "seed 1 ('h1:70x0'): bad port '70x0'"),
+    ("redis+cluster://h1:65536", "bad port '65536'"),
+    ("redis+cluster://:7000", "seed 1 (':7000') has no host before the port"),
+    ("redis+cluster://::1:7000", "IPv6 address is written [address]:port"),
+    ("redis+cluster://[::1]", "has no port: write [::1]:6379"),
+    ("redis+cluster://h1:7000,h1:7000", "the same seed node is listed twice"),
+    ("redis+cluster://h 1:7000", "'h 1' is not a host name"),
+    ("redis+cluster://h1:7000/2", "'/2' after the seeds: a Redis Cluster has only database 0"),
+    ("redis+cluster://h1:7000/mymaster", "no service name (that is the Sentinel form"),
+    ("redis+cluster://h1:7000?read_from_replicas=1", "the Cluster form takes none"),
+    ("redis+cluster://h1:7000#x", "fragment"),
+    ("cluster://h1:7000", "unknown scheme 'cluster://'"),
+    ("redis://h1:7000,h2:7001", "or the Cluster form redis+cluster://host:port,host:port"),
+])
+def test_malformed_cluster_urls_name_the_wrong_part(url: str, named: str) -> None:
+    with pytest.raises(RedisUrlError) as e:
+        parse(url)
+    assert named in str(e.value)
+
+
+def test_config_refuses_a_bad_cluster_url_naming_the_key() -> None:
+    with pytest.raises(config_mod.ConfigError, match=r"^redis\.url: seed 3 \('h3'\) has no port"):
+        config_mod.load({"HELPLINE_REDIS_URL": "redis+cluster://h1:7000,h2:7001,h3"})
+    cfg = config_mod.load({"HELPLINE_REDIS_URL": "redis+cluster://h1:7000,h2:7001"})
+    assert cfg.redis.url.startswith("redis+cluster://")
