@@ -70,6 +70,16 @@ class SentinelRedis(aioredis.Redis):
             await pool.sentinel_manager.aclose()
 
 
+class ClusterRedis(RedisCluster):
+    """redis-py's cluster client, but like the node's other clients not retrying a command that timed out:
+    a Redis that hangs must not cost each command twice. A dead connection, CLUSTERDOWN and an uncovered
+    slot (a failover under way) are still retried once, after the map of slots is read again. (Pipelines
+    keep redis-py's own rule, RedisCluster.ERRORS_ALLOW_RETRY, which it reads from the base class.)"""
+
+    ERRORS_ALLOW_RETRY = tuple(  # type: ignore[assignment]  # fewer than the base's
+        e for e in RedisCluster.ERRORS_ALLOW_RETRY if e is not RedisTimeoutError)
+
+
 def connect(url: str) -> aioredis.Redis:
     """The node's client. Commands wait for a free connection (up to 5 s) rather than failing at a surge.
 
@@ -90,7 +100,7 @@ def connect(url: str) -> aioredis.Redis:
     if isinstance(target, redisurl.ClusterTarget):
         # the same timeouts; `retry` here counts the cluster client's own attempts (each after re-reading
         # the slot map when the last failed on a dead connection or a node that no longer holds the slot)
-        cluster = RedisCluster(
+        cluster = ClusterRedis(
             startup_nodes=[ClusterNode(h, p) for h, p in target.seeds], username=target.username,
             password=target.password, max_connections=CLUSTER_MAX_CONNECTIONS,
             health_check_interval=options["health_check_interval"],
@@ -213,15 +223,16 @@ async def describe(client: aioredis.Redis, slot_key: str = "") -> tuple[str | No
 
 async def _describe_cluster(client: RedisCluster, slot_key: str) -> tuple[str | None, str]:
     """The primary holding the deployment's slot, as the client's map of slots says, and one PING to it
-    (no map at all: the seeds are asked first). A primary that does not answer is mid-failover until
-    its replica is promoted: the client re-reads the map on its next command."""
+    (no map, or one marked stale by a failure: the cluster's nodes are asked for it first). A primary that
+    does not answer is mid-failover until its replica is promoted: the client re-reads the map on its next
+    command."""
     slot = client.keyslot(slot_key)
     try:
         if client._initialize:      # never reached a seed yet, or a failure asked for the map again
             await client.initialize()
         node = client.nodes_manager.get_node_from_slot(slot)
     except (RedisError, OSError) as e:
-        return type(e).__name__, f"no cluster map: no seed answers ({type(e).__name__}: {e})"
+        return type(e).__name__, f"no cluster map: the cluster's nodes could not be read ({type(e).__name__}: {e})"
     where = f"primary {node.host}:{node.port} (cluster slot {slot})"
     try:
         await client.execute_command("PING", target_nodes=node)

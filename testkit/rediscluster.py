@@ -1,7 +1,7 @@
 """A real Redis Cluster on loopback for failover tests: six `redis-server --cluster-enabled yes`
 processes (three primaries, three replicas: `redis-cli --cluster create ... --cluster-replicas 1`),
 each on a free port with its cluster bus on another free port (`cluster-port`), under a temporary
-directory.
+directory (the servers' logs beside their data).
 
 The node timeout is short (1 s) so that a kill -9 of a primary is noticed and its replica promoted
 within a few seconds. Needs the system's redis-server and redis-cli, version 7 or later (sharded
@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -26,8 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-
-from testkit.stack import free_port
 
 SERVER = "/usr/bin/redis-server"
 CLI = "/usr/bin/redis-cli"
@@ -55,38 +54,70 @@ def unavailable() -> str | None:
     return None
 
 
+class ServerExited(RuntimeError):
+    """A redis-server of the set exited while it was being started."""
+
+
 class RedisClusterSet:
     def __init__(self, primaries: int = 3, node_timeout_ms: int = 1000) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="hl-rcluster-"))
         self.node_timeout_ms = node_timeout_ms
-        self.ports = [free_port() for _ in range(primaries * 2)]
+        self.n = primaries * 2
+        self.ports: list[int] = []
+        self.bus_ports: list[int] = []
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
+        """Twelve distinct free ports (a node's and its cluster bus's), held open together while picked so
+        that none is handed out twice."""
+        socks = []
+        try:
+            for _ in range(self.n * 2):
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                socks.append(s)
+            ports = [s.getsockname()[1] for s in socks]
+        finally:
+            for s in socks:
+                s.close()
+        self.ports, self.bus_ports = ports[:self.n], ports[self.n:]
 
     @property
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
 
-    def _server(self, port: int) -> None:
+    def _server(self, port: int, bus_port: int) -> None:
         d = self.dir / str(port)
         d.mkdir()
         log = open(self.dir / f"{port}.log", "wb")
         self.procs[port] = subprocess.Popen(
             [SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(d), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-             "--cluster-port", str(free_port()), "--cluster-node-timeout", str(self.node_timeout_ms),
+             "--cluster-port", str(bus_port), "--cluster-node-timeout", str(self.node_timeout_ms),
              # a replica may always take over, however long it was cut off (the test kills, it does not partition)
              "--cluster-replica-validity-factor", "0"],
             stdout=log, stderr=subprocess.STDOUT, cwd=d, start_new_session=True)
         log.close()
 
-    def start(self, timeout: float = 60) -> RedisClusterSet:
+    def start(self, timeout: float = 60, attempts: int = 3) -> RedisClusterSet:
+        """Start the servers and create the cluster; a server that exits at once (its port taken meanwhile
+        by another process on this busy machine) makes a new attempt on new ports."""
         why = unavailable()
         if why:
             raise RuntimeError(why)
-        for port in self.ports:
-            self._server(port)
-        for port in self.ports:
-            self._wait(lambda port=port: _cmd(port, "PING"), timeout, f"redis-server on :{port}")
+        for attempt in range(1, attempts + 1):
+            for port, bus_port in zip(self.ports, self.bus_ports, strict=True):
+                self._server(port, bus_port)
+            try:
+                for port in self.ports:
+                    self._wait(lambda port=port: _cmd(port, "PING"), timeout, f"redis-server on :{port}")
+                break
+            except ServerExited:
+                if attempt == attempts:
+                    raise
+                self._kill_all()
+                self._pick_ports()
         out = subprocess.run([CLI, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
                               "--cluster-replicas", "1", "--cluster-yes"],
                              capture_output=True, text=True, timeout=timeout)
@@ -156,11 +187,16 @@ class RedisClusterSet:
             with contextlib.suppress(redis.RedisError, KeyError, ValueError, IndexError):
                 if check():
                     return
+            for port, proc in self.procs.items():
+                if proc.poll() is not None:
+                    tail = (self.dir / f"{port}.log").read_text(errors="replace")[-600:]
+                    raise ServerExited(f"Redis Cluster: redis-server on :{port} exited ({proc.returncode}) while "
+                                       f"waiting for {what}: {tail}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Redis Cluster: waited {timeout}s for {what}; logs in {self.dir}")
             time.sleep(0.05)
 
-    def stop(self) -> None:
+    def _kill_all(self) -> None:
         for proc in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGKILL)
@@ -168,13 +204,20 @@ class RedisClusterSet:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
         self.procs.clear()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        for d in self.dir.iterdir():
+            if d.is_dir():
+                shutil.rmtree(d, ignore_errors=True)
+
+    def stop(self, keep_logs: bool = False) -> None:
+        self._kill_all()
+        if not keep_logs:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> RedisClusterSet:
         try:
             return self.start()
         except BaseException:
-            self.stop()
+            self.stop(keep_logs=True)        # the error names the directory of the servers' logs
             raise
 
     def __exit__(self, *exc: object) -> None:

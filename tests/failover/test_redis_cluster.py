@@ -118,7 +118,9 @@ async def test_slot_primary_killed_under_help_and_chat_traffic(redis_cluster: tu
         deadline = killed_at + 10
         while probe_iid not in t.offered_at and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert probe_iid in t.offered_at, "no offer for a request made after the failover within 10 s of the kill"
+        assert probe_iid in t.offered_at, ("no offer for a request made after the failover within 10 s of the kill",
+                                           t.acked_status[probe_iid], t.acked_at["probe"] - killed_at, failed_over_s,
+                                           a.tail(40), b.tail(40))
         resumed_s = t.offered_at[probe_iid] - killed_at
         assert resumed_s < 10
 
@@ -221,6 +223,11 @@ async def test_bus_moves_off_a_primary_demoted_alive() -> None:
     async def on_resync() -> None:
         resyncs.append(time.monotonic())
     client = redisclient.connect(rc.url)
+    # the node's cluster client: the plain client's timeouts, one retry (after re-reading the map), none on a timeout
+    assert isinstance(client, redisclient.ClusterRedis) and client.retry.get_retries() == 1
+    kw = client.get_connection_kwargs()
+    assert (kw["socket_connect_timeout"], kw["socket_timeout"], kw["health_check_interval"]) == (3, 5, 10)
+    assert redisclient.RedisTimeoutError not in redisclient.ClusterRedis.ERRORS_ALLOW_RETRY
     keys = Keys.for_redis("hl-test:", rc.url)
     assert keys.prefix == "{hl-test}:"
     bus = Bus(client, on_resync, keepalive=keys.keepalive_channel)
