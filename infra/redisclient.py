@@ -223,12 +223,12 @@ async def describe(client: aioredis.Redis, slot_key: str = "") -> tuple[str | No
 
 async def _describe_cluster(client: RedisCluster, slot_key: str) -> tuple[str | None, str]:
     """The primary holding the deployment's slot, as the client's map of slots says, and one PING to it
-    (no map, or one marked stale by a failure: the cluster's nodes are asked for it first). A primary that
-    does not answer is mid-failover until its replica is promoted: the client re-reads the map on its next
-    command."""
+    (with no map yet, the cluster's nodes are asked for one first). A primary that does not answer is
+    mid-failover until its replica is promoted; the failed PING, like any failed command, makes the
+    client read the map again before its next command (the bus's reconnects read it too)."""
     slot = client.keyslot(slot_key)
     try:
-        if client._initialize:      # never reached a seed yet, or a failure asked for the map again
+        if not client.nodes_manager.slots_cache:      # never reached the cluster yet
             await client.initialize()
         node = client.nodes_manager.get_node_from_slot(slot)
     except (RedisError, OSError) as e:
@@ -237,7 +237,6 @@ async def _describe_cluster(client: RedisCluster, slot_key: str) -> tuple[str | 
     try:
         await client.execute_command("PING", target_nodes=node)
     except (RedisError, OSError) as e:
-        client._initialize = True       # ask for the map again: the replica may have taken over by now
         return type(e).__name__, f"{where} does not answer (cluster failover pending?): {type(e).__name__}: {e}"
     try:
         info = await client.execute_command("CLUSTER INFO", target_nodes=node)
