@@ -16,7 +16,9 @@ every channel of the deployment is in one slot (infra/keys.py), so the reader ho
 the primary holding that slot. When that primary dies the connection breaks; when it is demoted alive
 (a manual failover, a slot moved) Redis ends the connection's shard subscriptions itself (an unasked
 SUNSUBSCRIBE). Either way the reader re-reads the cluster's map of slots, subscribes again on the slot's
-primary now and resyncs its clients.
+primary now and resyncs its clients. (redis-py's ClusterPubSub also re-makes shard subscriptions when its
+map of slots changes, but in background tasks that tell nobody: the bus could not resync its clients for
+what was published meanwhile, so it keeps its own connection and knows when it moved.)
 """
 from __future__ import annotations
 
