@@ -14,6 +14,7 @@ Skipped, with the reason, where there is no redis-server 7+ or no redis-cli (the
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from redis.exceptions import CrossSlotTransactionError
 
 from testkit import rediscluster
 from testkit import stack as stack_mod
@@ -202,7 +204,7 @@ async def test_slot_primary_killed_under_help_and_chat_traffic(redis_cluster: tu
             w.cancel()
 
 
-async def test_bus_moves_off_a_primary_demoted_alive() -> None:
+async def test_bus_moves_off_a_primary_demoted_alive(monkeypatch: pytest.MonkeyPatch) -> None:
     """A manual failover (CLUSTER FAILOVER on the replica): the old primary keeps running, as a replica,
     and its connections stay up. Redis ends the shard subscriptions of a node that no longer holds the
     slot (an unasked SUNSUBSCRIBE); the bus must take that as a move: subscribe on the new primary and
@@ -249,6 +251,31 @@ async def test_bus_moves_off_a_primary_demoted_alive() -> None:
         pair = [(keys.rate("join", "addr"), (5, 60)), (keys.rate("join", "code"), (5, 60))]
         assert await ratelimit.take(client, pair)          # one MULTI over two counters (it logs, not raises)
         assert [await client.get(k) for k, _ in pair] == [b"1", b"1"]
+
+        # a transaction queues its commands at once: redis-py's own way starts a thread per command queued
+        # and joins it while the event loop waits (infra/redisclient.py OneSlotTransaction)
+        started: list[threading.Thread] = []
+        real_start = threading.Thread.start
+
+        def counted_start(thread: threading.Thread) -> None:
+            started.append(thread)
+            real_start(thread)
+        monkeypatch.setattr(threading.Thread, "start", counted_start)
+        await bus.publish_many([(ch, f"batch-{i}") for i in range(50)])
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.set(keys.live_fresh, 1, ex=5)
+            pipe.incrby(keys.rate("t", "w"), 2)
+            assert await pipe.execute() == [True, 2]
+        monkeypatch.undo()
+        assert started == []
+        await until(lambda: _has(inbox, "batch-49"), 5, "the batch of publishes")
+        # and a transaction across slots is still refused before anything is sent
+        elsewhere = next(f"other-{i}" for i in range(100) if helpline_slot_of(f"other-{i}") != helpline_slot_of(ch))
+        with pytest.raises(CrossSlotTransactionError):
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.set(elsewhere, 1)
+                pipe.set(keys.live_fresh, 1, ex=5)
+                await pipe.execute()
 
         slot = helpline_slot_of(ch)
         old = rc.owner(slot)
