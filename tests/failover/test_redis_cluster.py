@@ -26,7 +26,7 @@ from redis.exceptions import CrossSlotTransactionError
 
 from testkit import rediscluster
 from testkit import stack as stack_mod
-from testkit.client import http
+from testkit.client import Client, http
 from testkit.geo import near
 from testkit.nodes import Cluster
 from testkit.rediscluster import RedisClusterSet
@@ -34,6 +34,33 @@ from tests.failover.test_redis_sentinel import FINAL, Inbox, Traffic, poll_ready
 from tests.integration.test_mediation_chat import setup_case
 
 pytestmark = [pytest.mark.failover, pytest.mark.cluster]
+
+
+PROBE_AT = near(0.5)       # ~55 km north: beyond dispatch.radius_km (10) of the traffic's responders
+
+
+class ClusterTraffic(Traffic):
+    async def press_at(self, resident: Client, request_id: str, where: dict[str, float], give_up_s: float = 40) -> None:
+        """Traffic.press at another place: the probe's, where a responder of its own waits idle (the traffic's
+        three may all be busy when it comes, and then a request is escalated, not offered: that would measure
+        their capacity, not the failover)."""
+        self.owner[request_id] = resident
+        deadline = time.monotonic() + give_up_s
+        while time.monotonic() < deadline:
+            try:
+                ans = await resident.call("help.request", request_id=request_id, category="medical", **where,
+                                          timeout=3)
+            except Exception:
+                continue
+            if ans["type"] == "ok":
+                self.acked[request_id] = ans["incident"]["id"]
+                self.acked_status[ans["incident"]["id"]] = ans["incident"]["status"]
+                self.acked_at[request_id] = time.monotonic()
+                return
+            if ans.get("code") != "unavailable":
+                self.refused.append(ans)
+                return
+            await asyncio.sleep(0.3)
 
 
 def _need_cluster() -> None:
@@ -78,12 +105,15 @@ async def test_slot_primary_killed_under_help_and_chat_traffic(redis_cluster: tu
     old = rc.owner(slot)
     assert st == 200 and body["redis"] == f"primary 127.0.0.1:{old} (cluster slot {slot})", body
 
-    t = Traffic()
+    t = ClusterTraffic()
     responders = []
     for i in range(3):
         r = await b.user("responder", skills=["medical"])
         await r.ok("duty.start", **near(0.001 * (i + 1)))
         responders.append(r)
+    r = await b.user("responder", skills=["medical"])        # the probe's, on node b: idle until the probe
+    await r.ok("duty.start", **near(0.501))
+    responders.append(r)
     workers = [asyncio.create_task(t.respond(r)) for r in responders]
     case = await setup_case(a)
     cid, members = case["id"], case["clients"]
@@ -115,7 +145,7 @@ async def test_slot_primary_killed_under_help_and_chat_traffic(redis_cluster: tu
         failed_over_s = time.monotonic() - killed_at
         # service resumed: a new request is acknowledged and offered to a responder (node b's shard
         # subscription, the GEO index and the matching script on the promoted replica)
-        await t.press(probe, "probe")
+        await t.press_at(probe, "probe", PROBE_AT)
         probe_iid = t.acked["probe"]
         deadline = killed_at + 10
         while probe_iid not in t.offered_at and time.monotonic() < deadline:
