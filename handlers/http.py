@@ -254,7 +254,7 @@ async def readyz(request: web.Request) -> web.Response:
                 await conn.fetchval("SELECT 1")
     except Exception as e:
         failed["postgres"] = type(e).__name__
-    said: dict[str, str] = {}     # per part, what is happening, for an operator (docs/protocol.md "Readiness")
+    said: dict[str, str] = {}     # per part, what is happening, for an operator (docs/protocol.md, GET /readyz)
     try:
         async with asyncio.timeout(2):
             problem, said["redis"] = await redisclient.describe(app[REDIS])
@@ -265,7 +265,8 @@ async def readyz(request: web.Request) -> web.Response:
             failed["redis"] = problem
     except Exception as e:
         failed["redis"] = type(e).__name__
-        said["redis"] = f"Redis did not answer within 2 s ({type(e).__name__})"
+        said["redis"] = ("Redis did not answer within 2 s" if isinstance(e, TimeoutError)
+                         else f"Redis: {type(e).__name__}: {e}")
     if failed:
         return web.json_response({"status": "unavailable", "failed": failed, **said}, status=503)
     return web.json_response({"status": "ready", **said})
