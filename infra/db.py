@@ -74,8 +74,25 @@ def unavailable(hosts: str, e: BaseException) -> str:
     return f"no read-write host among {hosts} ({why})"
 
 
+class _OneLineWhenUnreachable(logging.Filter):
+    """asyncpg's pool re-making its minimum of connections logs each failed try with a traceback; while no
+    host takes writes (a failover under way) that is one line in words instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, UNREACHABLE):
+            record.msg = f"{record.getMessage()}: {unavailable('the database hosts', exc)}"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+_ONE_LINE = _OneLineWhenUnreachable()
+
+
 async def create_pool(url: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     parsed, attrs = dburl.for_node(url)
+    if _ONE_LINE not in logging.getLogger("asyncpg.pool").filters:
+        logging.getLogger("asyncpg.pool").addFilter(_ONE_LINE)
     try:
         pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection,
                                          reset=_keep_session, command_timeout=30, timeout=CONNECT_TIMEOUT_S,

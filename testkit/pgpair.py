@@ -180,9 +180,16 @@ class PgPair:
             time.sleep(0.05)
         self.primary_dead = True
 
-    def promote(self) -> None:
-        """pg_ctl promote the standby (waits until it takes writes)."""
+    def promote(self, standalone: bool = True) -> None:
+        """pg_ctl promote the standby (waits until it takes writes). The standby's configuration came from the
+        primary (pg_basebackup), synchronous_standby_names too: promoted with no standby of its own, every commit
+        would wait forever for one. `standalone` clears it, as Patroni's synchronous_mode (not strict) does
+        when no synchronous standby is left; commits are then durable on this machine only until a new standby
+        is attached (docs/operations.md)."""
         self._cmd("pg_ctl", "-D", str(self.standby_dir), "-w", "-t", "60", "promote")
+        if standalone and self.sync:
+            self.sql(self.standby_port, "ALTER SYSTEM SET synchronous_standby_names TO ''")
+            self.sql(self.standby_port, "SELECT pg_reload_conf()")
         self.promoted = True
 
     def stop(self) -> None:
