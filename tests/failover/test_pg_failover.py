@@ -260,3 +260,40 @@ async def test_primary_killed_standby_promoted_nothing_acknowledged_lost(pair: P
         with open(n.log_path, errors="replace") as f:
             text = f.read()
         assert "Traceback" not in text, n.tail(60)
+
+
+async def test_the_pool_drops_connections_to_the_dead_primary_and_reconnects_to_the_promoted_standby(pair: PgPair
+                                                                                                  ) -> None:
+    """asyncpg's pool, checked rather than assumed: its connections to the killed primary are discarded and the
+    next acquire makes a new one with the same arguments (the multi-host URL, read-write), which finds the
+    promoted standby; before the promotion, an acquire fails at once in words (no hang)."""
+    await create_database(pair, "helpline")
+    url = pair.url("helpline")
+    pool = await db.create_pool(url, 2, 2)
+    try:
+        for _ in range(2):
+            async with pool.acquire() as c:
+                assert await c.fetchval("SHOW port") == str(pair.primary_port)
+        await asyncio.to_thread(pair.kill_primary)
+        t0 = time.monotonic()
+        with pytest.raises(db.UNREACHABLE) as e:
+            async with pool.acquire() as c:
+                await c.fetchval("SELECT 1")
+        assert time.monotonic() - t0 < db.CONNECT_TIMEOUT_S
+        assert db.unavailable(db.hosts_text(url), e.value).startswith(
+            f"no read-write host among 127.0.0.1:{pair.standby_port}, 127.0.0.1:{pair.primary_port} (")
+        await asyncio.to_thread(pair.promote)
+        ports = set()
+        for _ in range(2):                  # both of the pool's connections, one after the other
+            async with pool.acquire() as c1, pool.acquire() as c2:
+                ports |= {await c1.fetchval("SHOW port"), await c2.fetchval("SHOW port")}
+                assert await c1.fetchval("SELECT pg_is_in_recovery()") is False
+                await c1.execute("CREATE TABLE IF NOT EXISTS after_failover (x int)")
+        assert ports == {str(pair.standby_port)}
+        listen = await db.connect_plain(url)     # the SMS outbox's LISTEN connection follows the same rule
+        try:
+            assert await listen.fetchval("SHOW port") == str(pair.standby_port)
+        finally:
+            await listen.close()
+    finally:
+        await pool.close()
