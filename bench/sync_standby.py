@@ -47,7 +47,7 @@ def _one_run(pair: PgPair, sync: bool, args: argparse.Namespace) -> dict[str, An
     log(f"standby {state}: running bench.press_to_offer")
     _seen.clear()
     argv = ["bench.press_to_offer", "--seconds", str(args.seconds), "--rate", str(args.rate),
-            "--floor-seconds", "0", "--offline", "0", "--push", "0", "--seed", str(args.seed)]
+            "--floor-seconds", "0", "--offline", "0", "--push", "0", "--cost-requests", "0", "--seed", str(args.seed)]
     old_argv, sys.argv = sys.argv, argv
     try:
         p2o.main()

@@ -1,13 +1,13 @@
 """SQL of the gazetteer (the rules: dispatch/places.py): import by stable id, search, look-up."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
 from dispatch import places as pl
 from infra.db import Conn
+from infra.imports import Summary
 
 BATCH = 1000
 CANDIDATES = 200     # rows a substring or typo stage reads at most
@@ -33,17 +33,6 @@ RETURNING (xmax = 0) AS added
 
 # the vocabulary the typo stage corrects to (only ever grows: a word no place has any more finds nothing)
 WORDS_SQL = "INSERT INTO place_words (word) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING"
-
-
-@dataclass
-class Summary:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    bad: int = 0
-
-    def line(self) -> str:
-        return f"added={self.added} updated={self.updated} unchanged={self.unchanged} bad={self.bad}"
 
 
 def _join(values: list[str]) -> str:

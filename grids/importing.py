@@ -46,6 +46,7 @@ from shapely.prepared import PreparedGeometry, prep
 from shapely.validation import explain_validity
 
 from grids.rules import Level
+from infra import imports
 
 CODE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 NAME_MAX = 200
@@ -93,15 +94,8 @@ class Plan:
 
 
 @dataclass
-class Summary:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    bad: int = 0
+class Summary(imports.Summary):
     repathed: int = 0    # loaded grids not in the file whose path changed (under a moved grid)
-
-    def line(self) -> str:
-        return f"added={self.added} updated={self.updated} unchanged={self.unchanged} bad={self.bad}"
 
 
 @dataclass

@@ -142,12 +142,14 @@ SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_
                                            'path', g.path, 'open', coalesce(up.n, 0)))
        ORDER BY g.path), '[]'::json))::text
 FROM grids g LEFT JOIN up ON up.code = g.code
-WHERE $1::text IS NULL OR g.level = $1
+WHERE ($1::text IS NULL OR g.level = $1) AND ($4::text[] IS NULL OR g.path && $4)
 """
 
 
-async def feature_collection(conn: Conn, level: rules.Level | None, open_by_code: dict[str, int]) -> str:
-    """The grids (of one level, or all) as a GeoJSON FeatureCollection text, parents before children."""
+async def feature_collection(conn: Conn, level: rules.Level | None, open_by_code: dict[str, int],
+                             within: list[str] | None = None) -> str:
+    """The grids (of one level, or all) as a GeoJSON FeatureCollection text, parents before children;
+    `within` (grid codes): only those grids and the grids under them."""
     text: str = await conn.fetchval(COLLECTION_SQL, level.wire if level else None, list(open_by_code),
-                                    list(open_by_code.values()))
+                                    list(open_by_code.values()), within)
     return text

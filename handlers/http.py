@@ -81,6 +81,48 @@ async def log_context_middleware(request: web.Request, handler: Handler) -> web.
     return resp
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_address(peer: str | None, forwarded_for: list[str], trusted: list[Network]) -> str | None:
+    """The client's address: the peer's, unless the peer is a trusted proxy; then the nearest address in
+    X-Forwarded-For (read from the right, each hop appending the address it got the request from) that is
+    not a trusted proxy itself. Hops a trusted proxy did not write (left of the first untrusted one) are the
+    client's own words and never believed; a malformed hop stops the walk at the last good one."""
+    def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        try:
+            return ipaddress.ip_address(text.strip())
+        except ValueError:
+            return None
+
+    here = ip(peer or "")
+    if here is None or not trusted or not any(here in net for net in trusted):
+        return peer
+    hops = [h for value in forwarded_for for h in value.split(",")]
+    for hop in reversed(hops):
+        addr = ip(hop)
+        if addr is None:
+            break
+        here = addr
+        if not any(addr in net for net in trusted):
+            break
+    return str(here)
+
+
+def proxies_middleware(trusted: list[Network]) -> Any:
+    """Requests (and WebSocket upgrades) through a trusted reverse proxy carry the client's address in
+    `request.remote`, which every limit per address, the audit log and the sessions list read."""
+    @web.middleware
+    async def real_client(request: web.Request, handler: Handler) -> web.StreamResponse:
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        if forwarded:
+            remote = client_address(request.remote, forwarded, trusted)
+            if remote is not None and remote != request.remote:
+                request = request.clone(remote=remote)
+        return await handler(request)
+    return real_client
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every answer of every route is JSON when it is an error, 500 included (logged)."""

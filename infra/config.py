@@ -38,6 +38,9 @@ class Server(msgspec.Struct, forbid_unknown_fields=True):
     body_timeout_s: float = 10           # a request body must arrive within this
     max_connections_per_address: int = 500   # open TCP connections of one client address (0: no cap)
     connection_cap_exempt: str = "127.0.0.0/8,::1"   # comma-separated networks the cap per address spares
+    # comma-separated networks of the reverse proxies in front of the nodes (docs/deployment.md): from a peer
+    # in them, the client's address is taken from X-Forwarded-For; from any other peer the header is ignored
+    trusted_proxies: str = ""
     # open TCP connections of the node (0: as many as the open-file limit allows); at it, a newcomer
     # evicts an idle connection instead of being refused (handlers/transport.py)
     max_open_connections: int = 0
@@ -279,10 +282,19 @@ def load(env: dict[str, str] | None = None, path: Path | None = None) -> Config:
     return cfg
 
 
+def _networks(raw: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(n.strip(), strict=False) for n in raw.split(",") if n.strip()]
+
+
+def trusted_proxies(cfg: Config) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The networks of the reverse proxies whose X-Forwarded-For is believed."""
+    return _networks(cfg.server.trusted_proxies)
+
+
 def exempt_networks(cfg: Config) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    """The networks whose clients the cap of connections per address spares."""
-    return [ipaddress.ip_network(n.strip(), strict=False) for n in cfg.server.connection_cap_exempt.split(",")
-            if n.strip()]
+    """The networks whose clients the cap of connections per address spares: those named, and the trusted
+    proxies (each holds the connections of many clients)."""
+    return _networks(cfg.server.connection_cap_exempt) + trusted_proxies(cfg)
 
 
 def validate(cfg: Config) -> None:
@@ -326,9 +338,13 @@ def validate(cfg: Config) -> None:
     if cfg.server.keepalive_timeout_s <= 0 or cfg.server.body_timeout_s <= 0 or cfg.server.session_recheck_s <= 0:
         raise ConfigError("server.keepalive_timeout_s, body_timeout_s and session_recheck_s must be positive")
     try:
-        exempt_networks(cfg)
+        _networks(cfg.server.connection_cap_exempt)
     except ValueError as e:
         raise ConfigError(f"server.connection_cap_exempt: {e}") from None
+    try:
+        trusted_proxies(cfg)
+    except ValueError as e:
+        raise ConfigError(f"server.trusted_proxies: {e} (networks, e.g. 10.0.0.0/24,::1)") from None
     if cfg.server.max_connections_per_address < 0:
         raise ConfigError("server.max_connections_per_address must be 0 (no cap) or more")
     if cfg.privacy.retention_days < 1:

@@ -32,7 +32,7 @@ from handlers.connection import Hub
 from handlers.sms_routing import InboundRouter, for_mediation
 from infra import db
 from infra.bus import Bus
-from infra.config import Config, sms_countries, token_service
+from infra.config import Config, sms_countries, token_service, trusted_proxies
 from infra.keys import Keys
 from infra.metrics import Metrics
 from mediation import tracking
@@ -65,7 +65,9 @@ def redis_client(url: str) -> aioredis.Redis:
 
 
 def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024, middlewares=[http.log_context_middleware, http.errors_middleware])
+    app = web.Application(client_max_size=64 * 1024, middlewares=[
+        *([http.proxies_middleware(proxies)] if (proxies := trusted_proxies(cfg)) else []),
+        http.log_context_middleware, http.errors_middleware])
     app[k.CONFIG] = cfg
     app[k.TOKENS] = token_service(cfg)
 

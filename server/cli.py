@@ -8,13 +8,16 @@ import json
 import logging
 import signal
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from infra import agency_types, db, logs
 from infra import config as config_mod
 from infra.errors import BadRequest, HelplineError, NotFound
 from infra.formats import instant
 from server import embedded, gcwatch
+
+T = TypeVar("T")
 
 log = logging.getLogger("helpline")
 
@@ -370,6 +373,18 @@ def cmd_token(cfg: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_input(path: Any, parse: Callable[[bytes], T], file_error: type[Exception]) -> T | None:
+    """A file the CLI imports, parsed; None once the reason it cannot be (unreadable, or not the right kind of
+    file) is on stderr."""
+    try:
+        return parse(path.read_bytes())
+    except OSError as e:
+        print(f"helpline: cannot read {path}: {e.strerror or e}", file=sys.stderr)
+    except file_error as e:
+        print(f"helpline: {path}: {e}", file=sys.stderr)
+    return None
+
+
 def cmd_places_import(cfg: Any, args: argparse.Namespace) -> int:
     """Load a gazetteer file (CSV or GeoJSON); bad rows are reported and skipped, the rest go in."""
     from pathlib import Path
@@ -377,13 +392,8 @@ def cmd_places_import(cfg: Any, args: argparse.Namespace) -> int:
     from dispatch import places, places_store
 
     path = Path(args.file)
-    try:
-        parsed = places.parse(path.name, path.read_bytes())
-    except OSError as e:
-        print(f"helpline: cannot read {path}: {e.strerror or e}", file=sys.stderr)
-        return 2
-    except places.FileError as e:
-        print(f"helpline: {path}: {e}", file=sys.stderr)
+    parsed = _read_input(path, lambda data: places.parse(path.name, data), places.FileError)
+    if parsed is None:
         return 2
     for err in parsed.errors:
         print(f"{path.name}: {parsed.unit} {err.where}: {err.message}", file=sys.stderr)
@@ -406,13 +416,8 @@ def cmd_grids_import(cfg: Any, args: argparse.Namespace) -> int:
     from grids import store as grids_store
 
     path = Path(args.file)
-    try:
-        features = importing.read(path.read_bytes())
-    except OSError as e:
-        print(f"helpline: cannot read {path}: {e.strerror or e}", file=sys.stderr)
-        return 2
-    except importing.FileError as e:
-        print(f"helpline: {path}: {e}", file=sys.stderr)
+    features = _read_input(path, importing.read, importing.FileError)
+    if features is None:
         return 2
 
     async def go(conn: Any) -> Any:

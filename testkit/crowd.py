@@ -23,8 +23,9 @@ def resident_worker(
 ) -> None:
     """A client process: connects its residents, then obeys the parent over `pipe`.
 
-    Commands: ("run", t0_wall) sends `schedule` [(i, offset_s, local_idx, fields)] as
-    help.request at t0_wall + offset_s and answers ("done", results); ("status",) answers
+    Commands: ("run", t0_wall[, schedule]) sends `schedule` [(i, offset_s, local_idx, fields)] (the
+    one given with the command, else the one given at the start) as help.request at t0_wall +
+    offset_s and answers ("done", results); ("status",) answers
     ("status", open, closed); ("stop",) closes everything and exits."""
     raise_nofile()
     use_uvloop()
@@ -41,7 +42,8 @@ def resident_worker(
             cmd = await loop.run_in_executor(None, pipe.recv)
             if cmd[0] == "run":
                 base = time.perf_counter() + (cmd[1] - time.time())
-                pipe.send(("done", await _run_schedule(clients, schedule, base)))
+                todo = cmd[2] if len(cmd) > 2 and cmd[2] is not None else schedule
+                pipe.send(("done", await _run_schedule(clients, todo, base)))
             elif cmd[0] == "status":
                 live = [c for c in clients if c is not None]
                 pipe.send(
@@ -119,13 +121,14 @@ class Workers:
         ctx = mp.get_context("spawn")
         self.pipes: list[Connection] = []
         self.procs: list[SpawnProcess] = []
-        schedule = schedule or []
+        self.n = procs
+        slices = self._split(schedule or [])
         for w in range(procs):
             idxs = list(range(w, len(tokens), procs))  # global resident index g = w + k*procs
             w_urls = [urls[g % len(urls)] for g in idxs]
             w_tokens = [tokens[g] for g in idxs]
             # the worker connects local k to w_urls[k % len(w_urls)]: give it one url per token
-            w_sched = [(i, off, g // procs, fields) for i, off, g, fields in schedule if g % procs == w]
+            w_sched = slices[w]
             parent, child = ctx.Pipe()
             p = ctx.Process(
                 target=resident_worker,
@@ -135,6 +138,19 @@ class Workers:
             p.start()
             self.pipes.append(parent)
             self.procs.append(p)
+
+    def _split(self, schedule: list[tuple[int, float, int, dict[str, Any]]]) -> list[list[tuple[Any, ...]]]:
+        """The schedule [(i, offset, global resident index, fields)] cut into one per worker, each with
+        the worker's local index of the resident."""
+        out: list[list[tuple[Any, ...]]] = [[] for _ in range(self.n)]
+        for i, off, g, fields in schedule:
+            out[g % self.n].append((i, off, g // self.n, fields))
+        return out
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """label -> pid of each client worker process (for testkit.stats.CpuWindow)."""
+        return {f"client{w}": p.pid for w, p in enumerate(self.procs) if p.pid is not None}
 
     async def _recv_all(self, timeout: float) -> list[Any]:
         loop = asyncio.get_running_loop()
@@ -150,9 +166,17 @@ class Workers:
         answers = await self._recv_all(timeout)
         return sum(a[1] for a in answers), sum(a[2] for a in answers), max(a[3] for a in answers)
 
-    async def run(self, t0_wall: float, timeout: float = 600) -> list[dict[str, Any]]:
-        for p in self.pipes:
-            p.send(("run", t0_wall))
+    async def run(
+        self,
+        t0_wall: float,
+        timeout: float = 600,
+        schedule: list[tuple[int, float, int, dict[str, Any]]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every worker sends its part of `schedule` (or of the one given at the start, when None) from
+        t0_wall (time.time()) on; the results of all."""
+        slices = self._split(schedule) if schedule is not None else [None] * self.n
+        for p, part in zip(self.pipes, slices):
+            p.send(("run", t0_wall, part))
         return [r for a in await self._recv_all(timeout) for r in a[1]]
 
     async def status(self) -> tuple[int, int, int]:

@@ -7,9 +7,9 @@ import json
 import uuid
 from typing import Any
 
-import asyncpg
 import pytest
 
+from testkit.stack import query as sql
 from tests.e2e.helpers import OpenPage, expect, login, open_case
 from tests.e2e.test_screens import check
 
@@ -20,14 +20,6 @@ SQUARE = json.dumps({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1],
 
 def option(page: Any, agency_id: str) -> Any:
     return page.locator(f'[data-testid=agency-option][data-agency-id="{agency_id}"]')
-
-
-async def sql(node: Any, statement: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(node.database_url)
-    try:
-        return await conn.fetch(statement, *args)
-    finally:
-        await conn.close()
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

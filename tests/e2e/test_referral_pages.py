@@ -6,21 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import asyncpg
 import pytest
 
+from testkit.stack import query as sql
 from tests.e2e.helpers import OpenPage, ask_for_help, expect, go_on_duty, login
 from tests.e2e.test_screens import check
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
-
-
-async def sql(node: Any, statement: str, *args: Any) -> Any:
-    conn = await asyncpg.connect(node.database_url)
-    try:
-        return await conn.fetch(statement, *args)
-    finally:
-        await conn.close()
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

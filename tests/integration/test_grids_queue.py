@@ -12,6 +12,7 @@ from handlers.help import QueueFeed
 from testkit.client import Client, http
 from testkit.geo import near
 from testkit.squares import insert_grids, join
+from testkit.stack import query
 
 IN_G1, IN_G2, IN_G3, OUTSIDE = near(0), near(0, 0.008), near(0, 0.030), {"lat": 39.9, "lon": 116.4}
 
@@ -173,3 +174,32 @@ async def test_an_area_limited_dispatchers_push_alerts_are_of_their_area_only(hl
     assert (await subs["everyone"].next())["payload"]["incident_id"] == out["id"]
     await asyncio.sleep(0.3)
     assert subs["west"].received == [] and subs["east"].received == []
+
+
+async def test_the_grids_map_of_an_area_limited_dispatcher_holds_their_area_only(hl):
+    """GET /api/grids: a dispatcher limited to C1 gets C1 and its grids (with their counts), not the district
+    above it nor the other community's grids; unlimited staff and an admin flagged by mistake get every grid."""
+    await insert_grids(hl.database_url)
+    resident = await hl.resident()
+    for at in (IN_G1, IN_G2, IN_G3):
+        await report(resident, at)
+    codes = {r["code"] for r in await query(hl, "SELECT code FROM grids")}
+    under_c1 = {r["code"] for r in await query(hl, "SELECT code FROM grids WHERE path && ARRAY['C1']")}
+    assert under_c1 and "C1" in under_c1 and under_c1 < codes
+
+    async def grids_of(role: str, *joined: str, limited: bool | None = None) -> dict[str, int]:
+        name = f"{role}-{uuid.uuid4().hex[:8]}"
+        aid = await hl.add_user(name, role)
+        if joined:
+            await join(hl.database_url, aid, *joined, area_limited=limited)
+        st, body = await http("GET", hl.base + "/api/grids", token=await hl.login(name))
+        assert st == 200, body
+        return {f["properties"]["code"]: f["properties"]["open"] for f in body["features"]}
+
+    limited = await grids_of("dispatcher", "C1", limited=True)
+    assert set(limited) == under_c1
+    everything = await grids_of("dispatcher")
+    assert set(everything) == codes
+    assert {c: everything[c] for c in under_c1} == limited           # the same counts for what they see
+    assert set(await grids_of("dispatcher", "C1")) == codes           # a member, not limited: all
+    assert set(await grids_of("admin", "C1", limited=True)) == codes  # an admin is never limited
