@@ -150,7 +150,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         # the class only: asyncpg's message quotes the value (a note, a name)
         log.warning("%s %s: refused by the database: %s", request.method, request.path, type(e).__name__)
         resp = error_body(BadRequest("a value of this request cannot be stored"))
-    except db.UNREACHABLE as e:     # timeouts, and no database host taking writes (mid-failover)
+    except db.OUTAGE as e:     # timeouts, no database host taking writes, a connection lost (mid-failover)
         log.warning("%s %s: unavailable: %s", request.method, request.path, e)
         resp = web.json_response({"error": {"code": "unavailable", "message": "service unavailable; retry"}},
                                  status=503)

@@ -45,7 +45,7 @@ _hello = msgspec.json.Decoder(m.Hello)
 # what an unexpected failure of the backing stores looks like: answered `unavailable`, the socket stays
 INFRA_ERRORS = (asyncpg.InterfaceError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
                 RedisError,
-                asyncpg.TargetServerAttributeNotMatched)   # mid-failover: only standbys answer (infra/db.py)
+                asyncpg.InternalClientError)   # mid-failover: only standbys, a lost connection (db.OUTAGE)
 
 
 def _origin_ok(request: web.Request) -> bool:

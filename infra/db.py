@@ -49,6 +49,14 @@ UNREACHABLE: tuple[type[BaseException], ...] = (
     asyncpg.ConnectionDoesNotExistError)
 
 
+# what a command meets when its database went away under it (a primary killed, a failover): an outage to
+# answer `unavailable`, not a bug. asyncpg's InternalClientError is among them: a pooled connection whose
+# backend sent FATAL as its postmaster died ("terminating connection due to unexpected postmaster exit") and
+# then closed can be handed out before the close is seen, and refuses the next query with "cannot switch to
+# state 12; another operation (2) is in progress" (seen in tests/failover/test_pg_failover.py)
+OUTAGE: tuple[type[BaseException], ...] = (*UNREACHABLE, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
 class DatabaseUnavailable(Exception):
     """No host of the database URL takes writes now; the message says which hosts and the last error."""
 
