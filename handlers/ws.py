@@ -44,7 +44,8 @@ _encode = msgspec.json.Encoder().encode
 _hello = msgspec.json.Decoder(m.Hello)
 # what an unexpected failure of the backing stores looks like: answered `unavailable`, the socket stays
 INFRA_ERRORS = (asyncpg.InterfaceError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
-                RedisError)
+                RedisError,
+                asyncpg.InternalClientError)   # mid-failover: only standbys, a lost connection (db.OUTAGE)
 
 
 def _origin_ok(request: web.Request) -> bool:
