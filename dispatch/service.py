@@ -244,8 +244,11 @@ class DispatchService:
             if self.metrics and store.POSSIBLE_FLOOD in row["flags"]:
                 self.metrics.flood_held.inc()
         await self.publish(out.items)
+        # priority 1 or trusted: assign.py; held: no one. The report's statement already looked (`preemptible`)
+        # whether any of the candidates holds an offer this report may take (lifecycle.may_preempt): only then
+        # is the look made again under the incident's lock, where the choice is made
         if (offering is not None and row["status"] == lc.Status.ESCALATED and candidates and self.dcfg.preempt
-                and store.POSSIBLE_FLOOD not in row["flags"]):   # priority 1 or trusted: assign.py; held: no one
+                and store.POSSIBLE_FLOOD not in row["flags"] and row["preemptible"]):
             inc = await self.assigning.after_report(str(row["id"]), candidates, near.fresh) or inc
         if self.metrics and row["offer_id"] is not None:   # from the request reaching us to its offer's doorbell
             self.metrics.press_to_offer.observe(time.perf_counter() - t0)

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from dispatch import lifecycle as lc
-from dispatch.offers import Plan, Tier
+from dispatch.offers import OfferState, Plan, Tier
 from dispatch.roster import ResponderStatus
 from grids.rules import GridRef
 from infra import eventlog
@@ -155,10 +155,12 @@ async def update_incident(conn: Conn, incident_id: str, *, event: Event | None =
 # ('escalated', or 'queued' when the live index was unreachable and the sweeper must carry it on).
 # Its `reported` event, then `offered` or `escalated`, in that order. A request_id already used
 # raises UniqueViolationError, so nothing is claimed for a duplicate.
+_GATED = ",".join(f"'{c}'" for c in sorted(lc.GATED_CHANNELS))
+
+
 def _trusted_sql(incident: str, account: str) -> str:
     """SQL: whether the report `incident` by the account `account` is trusted (lifecycle.trusted_report)."""
-    gated = ",".join(f"'{c}'" for c in sorted(lc.GATED_CHANNELS))
-    return (f"({incident}.channel NOT IN ({gated}) OR {account}.verified OR EXISTS ("
+    return (f"({incident}.channel NOT IN ({_GATED}) OR {account}.verified OR EXISTS ("
             f"SELECT 1 FROM incidents k WHERE k.reporter_id = {account}.id AND k.responder_id IS NOT NULL"
             f" AND k.disposition IS DISTINCT FROM '{FALSE_ALARM}'))")
 
@@ -176,11 +178,13 @@ async def untrusted_reports(conn: Conn, incident_ids: list[str]) -> set[str]:
 # $22: the channels an offer to each candidate goes out on ({id: ["ws", "sms", ...]}, dispatch/reach.py),
 # recorded in the `offered` event.
 REPORT_SQL = f"""
-WITH t AS (
-    SELECT $21::bool AND NOT (a.verified OR EXISTS (
+WITH k AS (
+    SELECT a.verified OR EXISTS (
         SELECT 1 FROM incidents k WHERE k.reporter_id = a.id AND k.responder_id IS NOT NULL
-        AND k.disposition IS DISTINCT FROM '{FALSE_ALARM}')) AS held
+        AND k.disposition IS DISTINCT FROM '{FALSE_ALARM}') AS known
     FROM accounts a WHERE a.id = $1
+), t AS (
+    SELECT $21::bool AND NOT k.known AS held, $10 NOT IN ({_GATED}) OR k.known AS trusted FROM k
 ), pick AS (
     SELECT r.account_id FROM unnest($11::uuid[]) WITH ORDINALITY AS x(id, ord)
     JOIN responders r ON r.account_id = x.id
@@ -230,8 +234,16 @@ WITH t AS (
 )
 SELECT v.*, o.id AS offer_id, o.expires_at AS offer_expires_at,
        c.account_id AS r_account_id, c.skills AS r_skills, c.status AS r_status, c.lat AS r_lat, c.lon AS r_lon,
-       c.updated_at AS r_updated_at, rn.name AS r_name
-FROM ({VIEW_OF_U}) v LEFT JOIN o ON true LEFT JOIN c ON true LEFT JOIN accounts rn ON rn.id = c.account_id
+       c.updated_at AS r_updated_at, rn.name AS r_name,
+       CASE WHEN c.account_id IS NULL AND v.status = '{lc.Status.ESCALATED}' AND NOT t.held
+                 AND cardinality($11::uuid[]) > 0 THEN EXISTS (
+           SELECT 1 FROM offers ho JOIN incidents hi ON hi.id = ho.incident_id
+           JOIN accounts ha ON ha.id = hi.reporter_id
+           WHERE ho.responder_id = ANY($11::uuid[]) AND ho.state = '{OfferState.PENDING}'
+           AND (($5::int = {lc.PREEMPTING_PRIORITY} AND hi.priority > $5::int)
+                OR (t.trusted AND hi.priority >= $5::int AND NOT {_trusted_sql('hi', 'ha')})))
+       ELSE false END AS preemptible
+FROM ({VIEW_OF_U}) v CROSS JOIN t LEFT JOIN o ON true LEFT JOIN c ON true LEFT JOIN accounts rn ON rn.id = c.account_id
 """
 
 
