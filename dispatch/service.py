@@ -45,7 +45,7 @@ from dispatch.tiers import Member
 from grids import store as grids_store
 from grids.rules import GridRef
 from infra.config import Config
-from infra.errors import BadRequest, Conflict, NotFound
+from infra.errors import BadRequest, Conflict, NotFound, SessionEnded
 from infra.events import Outbox
 from infra.identity import Account
 from infra.keys import Keys
@@ -158,10 +158,13 @@ class DispatchService:
     # ---------------------------------------------------------------- residents
     async def request_help(self, who: Account, *, request_id: str, category: str, lat: float | None,
                            lon: float | None, accuracy_m: float | None, note: str, channel: str,
-                           remote: str | None = None, also: InTxn | None = None) -> tuple[dict[str, Any], bool]:
+                           remote: str | None = None, also: InTxn | None = None,
+                           session: tuple[str, int, str] | None = None) -> tuple[dict[str, Any], bool]:
         """(incident, created). Acknowledged only after commit; the same request_id returns the same
         incident (and `also` does not run again). `remote`: the client's address (WebSocket and HTTP),
-        counted against the flood limits; a report past them is held for a dispatcher, never refused."""
+        counted against the flood limits; a report past them is held for a dispatcher, never refused.
+        `session`: (token id, epoch, role) of the WebSocket session sending it, checked by the report's own
+        statement: SessionEnded, and nothing written, if the account was disabled or the session ended."""
         t0 = time.perf_counter()
         cat = self.dcfg.categories.get(category)
         if cat is None:
@@ -205,19 +208,23 @@ class DispatchService:
             "attempt": offering.attempt if offering else 1, "offer_id": str(uuid.uuid4()),
             "expires_at": offering.expires_at if offering else now, "hold": near.hold,
             "channels": {rid: list(ch) for rid, ch in reach.items()}, "grid": grid,
-            "tiers": tiers.tiers_of(candidates or [])}
+            "tiers": tiers.tiers_of(candidates or []), "session": session}
         out = Outbox()
         try:
             async with self.pool.acquire() as conn:
                 if also is None and channel not in self.notices.hooked and not any(map(self.reach.remote,
                                                                                        reach.values())):
                     row = await store.report(conn, **args)     # the fast path: one statement, no transaction
+                    if row is None:
+                        raise SessionEnded()
                     inc = store.incident_view(row)
                     if row["offer_id"] is not None:
                         self.notices.sent(reach.get(str(row["r_account_id"]), ()))
                 else:   # a hook covers the channel, the caller adds work, or the offer may go out by phone
                     async with conn.transaction():
                         row = await store.report(conn, **args)
+                        if row is None:
+                            raise SessionEnded()
                         inc = store.incident_view(row)
                         tx = Tx(conn, out, who.id, channel)
                         await self.notices.run_hooks(tx, inc)
