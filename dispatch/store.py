@@ -184,6 +184,8 @@ WITH k AS (
         AND k.disposition IS DISTINCT FROM '{FALSE_ALARM}') AS known
     FROM accounts a WHERE a.id = $1 AND ($25::text IS NULL OR (NOT a.disabled AND a.role = $27::text
         AND a.session_epoch = $26::int AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $25::text)))
+    AND NOT ($28::bool AND EXISTS (SELECT 1 FROM grids g
+                                   WHERE g.bbox @> box(point($7::float8, $6::float8), point($7::float8, $6::float8))))
 ), t AS (
     SELECT $21::bool AND NOT k.known AS held, $10 NOT IN ({_GATED}) OR k.known AS trusted FROM k
 ), pick AS (
@@ -254,7 +256,7 @@ async def report(conn: Conn, *, reporter_id: str, request_id: str, category: str
                  offer_id: str, expires_at: datetime, hold: bool = False,
                  channels: dict[str, list[str]] | None = None, grid: GridRef | None = None,
                  tiers: dict[str, str] | None = None,
-                 session: tuple[str, int, str] | None = None) -> asyncpg.Record | None:
+                 session: tuple[str, int, str] | None = None, untagged: bool = False) -> asyncpg.Record | None:
     """Insert the incident with its plan and make its first offer to the first of `offer_to` still
     available, else give it status `otherwise` (escalated with `reason`, or queued); one row: the
     incident in view shape plus offer_id / offer_expires_at and the claimed responder's r_* columns
@@ -264,7 +266,9 @@ async def report(conn: Conn, *, reporter_id: str, request_id: str, category: str
     (dispatch/tiers.py), recorded on the offer and its `offered` event. `session`: (token id, epoch, role) of
     the session sending it: the same statement checks it (handlers/connection.py session_problem: the account
     enabled, its role and epoch the token's, the token not revoked) and, if it no longer holds, writes nothing
-    and returns None (a help request needs no round trip of its own for that check)."""
+    and returns None (a help request needs no round trip of its own for that check). `untagged`: the caller did
+    not look at the grids (`grid` None): if a grid's box holds the position, nothing is written either and the
+    answer is None (the caller tags it, grids/store.tag, and reports again)."""
     row = await conn.fetchrow(
         REPORT_SQL, reporter_id, request_id, category, skill, priority, lat, lon, accuracy_m, note, channel,
         offer_to, str(otherwise), attempt, offer_id, expires_at,
@@ -272,8 +276,8 @@ async def report(conn: Conn, *, reporter_id: str, request_id: str, category: str
          "grid": grid.code if grid is not None else None,
          "tiers": [str(t) for t in Tier] if grid is not None else [str(Tier.RADIUS)]}, reason,
         plan.radius_km, plan.max_offers, plan.offer_timeout_s, hold, channels or {},
-        grid.code if grid is not None else None, tiers or {}, *(session or (None, None, None)))
-    assert row is not None or session is not None
+        grid.code if grid is not None else None, tiers or {}, *(session or (None, None, None)), untagged)
+    assert row is not None or session is not None or untagged
     return row
 
 

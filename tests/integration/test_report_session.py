@@ -62,3 +62,23 @@ async def test_a_help_request_from_a_live_session_is_taken(hl):
     inc = (await resident.ok("help.request", request_id="live1", category="medical", **near(0)))["incident"]
     assert inc["status"] == "offered"
     assert (await sql(hl, "SELECT count(*) AS n FROM incidents"))[0]["n"] == 1
+
+
+async def test_grids_imported_after_untagged_reports_are_seen_by_the_very_next_report(hl):
+    """A report made without a look at the grids (none held the last position) writes nothing when a grid's
+    box holds its position, in the statement's own snapshot: grids loaded a moment ago tag the next report."""
+    from testkit.squares import insert_grids
+
+    resident = await hl.resident()
+    before = (await resident.ok("help.request", request_id="u1", category="other", **near(0)))["incident"]
+    assert before["grid"] is None
+    await insert_grids(hl.database_url)
+    after = (await resident.ok("help.request", request_id="u2", category="other", **near(0)))["incident"]
+    assert after["grid"] is not None and after["grid"]["code"] == "G1"
+    outside = (await resident.ok("help.request", request_id="u3", category="other", lat=39.9, lon=116.4))["incident"]
+    assert outside["grid"] is None
+    again = (await resident.ok("help.request", request_id="u4", category="other", **near(0)))["incident"]
+    assert again["grid"] is not None and again["grid"]["code"] == "G1"
+    rows = await sql(hl, "SELECT request_id, grid_code FROM incidents ORDER BY created_at")
+    assert [(r["request_id"], r["grid_code"]) for r in rows] == [("u1", None), ("u2", "G1"), ("u3", None),
+                                                                  ("u4", "G1")]
