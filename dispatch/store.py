@@ -176,7 +176,11 @@ async def untrusted_reports(conn: Conn, incident_ids: list[str]) -> set[str]:
 # assigned to that was not closed as a false alarm). $21: the live index held the report as a possible
 # flood; an untrusted reporter's held report claims no one and is born escalated `flood_hold`, flagged.
 # $22: the channels an offer to each candidate goes out on ({id: ["ws", "sms", ...]}, dispatch/reach.py),
-# recorded in the `offered` event.
+# recorded in the `offered` event. k: the reporter's row, only if ($25-$27, a WebSocket session's token id,
+# epoch and role) the session still holds, and ($28) when the caller did not look at the grids, only if no
+# grid's box holds the position: otherwise k is empty, nothing is claimed or written and no row comes back.
+# preemptible: escalated with candidates, whether one of them holds a pending offer this report may take
+# (lifecycle.may_preempt), so that the caller looks again under the lock only then (assign.after_report).
 REPORT_SQL = f"""
 WITH k AS (
     SELECT a.verified OR EXISTS (
