@@ -45,7 +45,7 @@ from dispatch.tiers import Member
 from grids import store as grids_store
 from grids.rules import GridRef
 from infra.config import Config
-from infra.errors import BadRequest, Conflict, NotFound
+from infra.errors import BadRequest, Conflict, NotFound, SessionEnded
 from infra.events import Outbox
 from infra.identity import Account
 from infra.keys import Keys
@@ -56,6 +56,12 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[list[tuple[str, str]]], Awaitable[None]]
 T = TypeVar("T")
+
+
+class _Gridded(Exception):
+    """A report made without a look at the grids wrote nothing: a grid's box holds its position."""
+
+
 class DispatchService:
     def __init__(self, cfg: Config, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys,
                  publish: Publish, metrics: Metrics | None = None) -> None:
@@ -74,6 +80,7 @@ class DispatchService:
         self.duty = Duty(pool, self.matcher, self.notices, publish, self._pass_on, self.handing_back.hand_back)
         self.refresh_presence: Callable[[], Awaitable[None]] | None = None
         self._rebuilt = False
+        self._guess_untagged = True   # whether reports go without a look at the grids first (request_help)
 
     def on_change(self, hook: ChangeHook, channels: frozenset[str]) -> None:
         """Run `hook` in the transaction of every change to an incident whose channel is in `channels`
@@ -158,10 +165,13 @@ class DispatchService:
     # ---------------------------------------------------------------- residents
     async def request_help(self, who: Account, *, request_id: str, category: str, lat: float | None,
                            lon: float | None, accuracy_m: float | None, note: str, channel: str,
-                           remote: str | None = None, also: InTxn | None = None) -> tuple[dict[str, Any], bool]:
+                           remote: str | None = None, also: InTxn | None = None,
+                           session: tuple[str, int, str] | None = None) -> tuple[dict[str, Any], bool]:
         """(incident, created). Acknowledged only after commit; the same request_id returns the same
         incident (and `also` does not run again). `remote`: the client's address (WebSocket and HTTP),
-        counted against the flood limits; a report past them is held for a dispatcher, never refused."""
+        counted against the flood limits; a report past them is held for a dispatcher, never refused.
+        `session`: (token id, epoch, role) of the WebSocket session sending it, checked by the report's own
+        statement: SessionEnded, and nothing written, if the account was disabled or the session ended."""
         t0 = time.perf_counter()
         cat = self.dcfg.categories.get(category)
         if cat is None:
@@ -170,70 +180,88 @@ class DispatchService:
         plan = offers.freeze(self.dcfg)
         gate = (Gate(remote, self.dcfg.flood_per_address, self.dcfg.flood_per_prefix, self.dcfg.flood_window_s,
                      self.dcfg.unverified_offers_per_min) if remote and channel != "sms" else None)
-        grid = await self._tag(lat, lon)
+        # a city without grids (or a position outside them) needs no look at the grids before the report: the
+        # report's statement makes sure no grid's box holds the position, in the same snapshot as it writes;
+        # if one does, it writes nothing, and the report is made again after the grids are looked at
+        guess = also is None and lat is not None and lon is not None and self._guess_untagged
+        grid = None if guess else await self._tag(lat, lon)
         members: list[Member] = []
         try:   # the reporter's limit (every channel), the flood limits and the nearby responders: one round trip
             # to Redis, and beside it the grid's and community's workers from PostgreSQL (tiers.py)
-            near, members = await asyncio.gather(
+            near0, members = await asyncio.gather(
                 self.matcher.nearby_counted(cat.skill, lat, lon, plan.radius_km, who.id, gate),
                 self._members(grid, cat.skill))
         except RedisError as e:   # the limiter lets help through; the sweeper matches it once Redis is back
             log.warning("Redis unavailable at a report, incident stays queued for the sweeper: %s", e)
-            near = Nearby(None if lat is not None and lon is not None else [])
-        if grid is not None:
-            near = await self._merged(near, members, grid.code, lat, lon) or near
-        candidates = near.candidates
-        now = datetime.now(UTC)
-        first: lc.OfferFirstAvailable | lc.Escalate | None = None
-        if candidates is not None:
-            new = lc.Incident(id="", status=lc.Status.QUEUED, reporter_id=who.id, responder_id=None,
-                              offer_attempts=0, has_position=lat is not None and lon is not None,
-                              accuracy_m=accuracy_m, plan=plan)
-            first = lc.plan_first_offer(new, candidates, radius_km=plan.radius_km, max_offers=plan.max_offers,
-                                        now=now, offer_timeout_s=plan.offer_timeout_s)
-            if lc.waits_for_presence(first, near.fresh):
-                first = None
-        offering = first if isinstance(first, lc.OfferFirstAvailable) else None
-        waits = first is None or (near.fresh and offering is not None)
-        reach = self.reach.plan(cat.priority, candidates or [], offering.responder_ids if offering else ())
-        args: dict[str, Any] = {
-            "reporter_id": who.id, "request_id": request_id, "category": category, "skill": cat.skill,
-            "priority": cat.priority, "lat": lat, "lon": lon, "accuracy_m": accuracy_m, "note": note,
-            "channel": channel, "plan": plan, "offer_to": list(offering.responder_ids) if offering else [],
-            "otherwise": lc.Status.QUEUED if waits else lc.Status.ESCALATED,
-            "reason": first.reason if isinstance(first, lc.Escalate) else lc.NO_CANDIDATE,
-            "attempt": offering.attempt if offering else 1, "offer_id": str(uuid.uuid4()),
-            "expires_at": offering.expires_at if offering else now, "hold": near.hold,
-            "channels": {rid: list(ch) for rid, ch in reach.items()}, "grid": grid,
-            "tiers": tiers.tiers_of(candidates or [])}
-        out = Outbox()
-        try:
-            async with self.pool.acquire() as conn:
-                if also is None and channel not in self.notices.hooked and not any(map(self.reach.remote,
-                                                                                       reach.values())):
-                    row = await store.report(conn, **args)     # the fast path: one statement, no transaction
-                    inc = store.incident_view(row)
-                    if row["offer_id"] is not None:
-                        self.notices.sent(reach.get(str(row["r_account_id"]), ()))
-                else:   # a hook covers the channel, the caller adds work, or the offer may go out by phone
-                    async with conn.transaction():
-                        row = await store.report(conn, **args)
+            near0 = Nearby(None if lat is not None and lon is not None else [])
+        while True:
+            near = near0
+            if grid is not None:
+                near = await self._merged(near0, members, grid.code, lat, lon) or near0
+            candidates = near.candidates
+            now = datetime.now(UTC)
+            first: lc.OfferFirstAvailable | lc.Escalate | None = None
+            if candidates is not None:
+                new = lc.Incident(id="", status=lc.Status.QUEUED, reporter_id=who.id, responder_id=None,
+                                  offer_attempts=0, has_position=lat is not None and lon is not None,
+                                  accuracy_m=accuracy_m, plan=plan)
+                first = lc.plan_first_offer(new, candidates, radius_km=plan.radius_km, max_offers=plan.max_offers,
+                                            now=now, offer_timeout_s=plan.offer_timeout_s)
+                if lc.waits_for_presence(first, near.fresh):
+                    first = None
+            offering = first if isinstance(first, lc.OfferFirstAvailable) else None
+            waits = first is None or (near.fresh and offering is not None)
+            reach = self.reach.plan(cat.priority, candidates or [], offering.responder_ids if offering else ())
+            args: dict[str, Any] = {
+                "reporter_id": who.id, "request_id": request_id, "category": category, "skill": cat.skill,
+                "priority": cat.priority, "lat": lat, "lon": lon, "accuracy_m": accuracy_m, "note": note,
+                "channel": channel, "plan": plan, "offer_to": list(offering.responder_ids) if offering else [],
+                "otherwise": lc.Status.QUEUED if waits else lc.Status.ESCALATED,
+                "reason": first.reason if isinstance(first, lc.Escalate) else lc.NO_CANDIDATE,
+                "attempt": offering.attempt if offering else 1, "offer_id": str(uuid.uuid4()),
+                "expires_at": offering.expires_at if offering else now, "hold": near.hold,
+                "channels": {rid: list(ch) for rid, ch in reach.items()}, "grid": grid,
+                "tiers": tiers.tiers_of(candidates or []), "session": session, "untagged": guess}
+            out = Outbox()
+            try:
+                async with self.pool.acquire() as conn:
+                    if also is None and channel not in self.notices.hooked and not any(map(self.reach.remote,
+                                                                                           reach.values())):
+                        row = await store.report(conn, **args)     # the fast path: one statement, no transaction
+                        if row is None:
+                            raise _Gridded() if guess else SessionEnded()
                         inc = store.incident_view(row)
-                        tx = Tx(conn, out, who.id, channel)
-                        await self.notices.run_hooks(tx, inc)
                         if row["offer_id"] is not None:
-                            rid = str(row["r_account_id"])
-                            await self.reach.offered(tx, str(row["offer_id"]), rid, inc, row["offer_expires_at"],
-                                                     next(tiers.offer_distance(c) for c in candidates or []
-                                                          if c.responder_id == rid), reach.get(rid, ()))
-                        if also is not None:
-                            await also(conn)
-        except asyncpg.UniqueViolationError:   # this request_id was seen before (a retry, or a concurrent one)
-            async with self.pool.acquire() as conn:
-                existing = await store.incident_by_request(conn, who.id, request_id)
-            if existing is None:
-                raise
-            return store.incident_view(existing), False
+                            self.notices.sent(reach.get(str(row["r_account_id"]), ()))
+                    else:   # a hook covers the channel, the caller adds work, or the offer may go out by phone
+                        async with conn.transaction():
+                            row = await store.report(conn, **args)
+                            if row is None:
+                                raise _Gridded() if guess else SessionEnded()
+                            inc = store.incident_view(row)
+                            tx = Tx(conn, out, who.id, channel)
+                            await self.notices.run_hooks(tx, inc)
+                            if row["offer_id"] is not None:
+                                rid = str(row["r_account_id"])
+                                await self.reach.offered(tx, str(row["offer_id"]), rid, inc,
+                                                         row["offer_expires_at"],
+                                                         next(tiers.offer_distance(c) for c in candidates or []
+                                                              if c.responder_id == rid), reach.get(rid, ()))
+                            if also is not None:
+                                await also(conn)
+                break
+            except _Gridded:    # a grid's box holds the position (or the session ended: told on the next try)
+                guess = self._guess_untagged = False
+                grid = await self._tag(lat, lon)
+                members = await self._members(grid, cat.skill)
+            except asyncpg.UniqueViolationError:   # this request_id was seen before (a retry, or a concurrent one)
+                async with self.pool.acquire() as conn:
+                    existing = await store.incident_by_request(conn, who.id, request_id)
+                if existing is None:
+                    raise
+                return store.incident_view(existing), False
+        if grid is None and lat is not None and not guess:   # looked, and no grid holds it: guess again next time
+            self._guess_untagged = True
         if row["offer_id"] is not None:   # the offer rings first: it is what the seconds are counted by
             self.notices.offer(out, str(row["r_account_id"]), str(row["offer_id"]), inc, row["offer_expires_at"])
         self.notices.queue_incident(out, inc)
@@ -244,8 +272,11 @@ class DispatchService:
             if self.metrics and store.POSSIBLE_FLOOD in row["flags"]:
                 self.metrics.flood_held.inc()
         await self.publish(out.items)
+        # priority 1 or trusted: assign.py; held: no one. The report's statement already looked (`preemptible`)
+        # whether any of the candidates holds an offer this report may take (lifecycle.may_preempt): only then
+        # is the look made again under the incident's lock, where the choice is made
         if (offering is not None and row["status"] == lc.Status.ESCALATED and candidates and self.dcfg.preempt
-                and store.POSSIBLE_FLOOD not in row["flags"]):   # priority 1 or trusted: assign.py; held: no one
+                and store.POSSIBLE_FLOOD not in row["flags"] and row["preemptible"]):
             inc = await self.assigning.after_report(str(row["id"]), candidates, near.fresh) or inc
         if self.metrics and row["offer_id"] is not None:   # from the request reaching us to its offer's doorbell
             self.metrics.press_to_offer.observe(time.perf_counter() - t0)

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from dispatch import lifecycle as lc
-from dispatch.offers import Plan, Tier
+from dispatch.offers import OfferState, Plan, Tier
 from dispatch.roster import ResponderStatus
 from grids.rules import GridRef
 from infra import eventlog
@@ -155,10 +155,12 @@ async def update_incident(conn: Conn, incident_id: str, *, event: Event | None =
 # ('escalated', or 'queued' when the live index was unreachable and the sweeper must carry it on).
 # Its `reported` event, then `offered` or `escalated`, in that order. A request_id already used
 # raises UniqueViolationError, so nothing is claimed for a duplicate.
+_GATED = ",".join(f"'{c}'" for c in sorted(lc.GATED_CHANNELS))
+
+
 def _trusted_sql(incident: str, account: str) -> str:
     """SQL: whether the report `incident` by the account `account` is trusted (lifecycle.trusted_report)."""
-    gated = ",".join(f"'{c}'" for c in sorted(lc.GATED_CHANNELS))
-    return (f"({incident}.channel NOT IN ({gated}) OR {account}.verified OR EXISTS ("
+    return (f"({incident}.channel NOT IN ({_GATED}) OR {account}.verified OR EXISTS ("
             f"SELECT 1 FROM incidents k WHERE k.reporter_id = {account}.id AND k.responder_id IS NOT NULL"
             f" AND k.disposition IS DISTINCT FROM '{FALSE_ALARM}'))")
 
@@ -174,13 +176,22 @@ async def untrusted_reports(conn: Conn, incident_ids: list[str]) -> set[str]:
 # assigned to that was not closed as a false alarm). $21: the live index held the report as a possible
 # flood; an untrusted reporter's held report claims no one and is born escalated `flood_hold`, flagged.
 # $22: the channels an offer to each candidate goes out on ({id: ["ws", "sms", ...]}, dispatch/reach.py),
-# recorded in the `offered` event.
+# recorded in the `offered` event. k: the reporter's row, only if ($25-$27, a WebSocket session's token id,
+# epoch and role) the session still holds, and ($28) when the caller did not look at the grids, only if no
+# grid's box holds the position: otherwise k is empty, nothing is claimed or written and no row comes back.
+# preemptible: escalated with candidates, whether one of them holds a pending offer this report may take
+# (lifecycle.may_preempt), so that the caller looks again under the lock only then (assign.after_report).
 REPORT_SQL = f"""
-WITH t AS (
-    SELECT $21::bool AND NOT (a.verified OR EXISTS (
+WITH k AS (
+    SELECT a.verified OR EXISTS (
         SELECT 1 FROM incidents k WHERE k.reporter_id = a.id AND k.responder_id IS NOT NULL
-        AND k.disposition IS DISTINCT FROM '{FALSE_ALARM}')) AS held
-    FROM accounts a WHERE a.id = $1
+        AND k.disposition IS DISTINCT FROM '{FALSE_ALARM}') AS known
+    FROM accounts a WHERE a.id = $1 AND ($25::text IS NULL OR (NOT a.disabled AND a.role = $27::text
+        AND a.session_epoch = $26::int AND NOT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $25::text)))
+    AND NOT ($28::bool AND EXISTS (SELECT 1 FROM grids g
+                                   WHERE g.bbox @> box(point($7::float8, $6::float8), point($7::float8, $6::float8))))
+), t AS (
+    SELECT $21::bool AND NOT k.known AS held, $10 NOT IN ({_GATED}) OR k.known AS trusted FROM k
 ), pick AS (
     SELECT r.account_id FROM unnest($11::uuid[]) WITH ORDINALITY AS x(id, ord)
     JOIN responders r ON r.account_id = x.id
@@ -230,8 +241,16 @@ WITH t AS (
 )
 SELECT v.*, o.id AS offer_id, o.expires_at AS offer_expires_at,
        c.account_id AS r_account_id, c.skills AS r_skills, c.status AS r_status, c.lat AS r_lat, c.lon AS r_lon,
-       c.updated_at AS r_updated_at, rn.name AS r_name
-FROM ({VIEW_OF_U}) v LEFT JOIN o ON true LEFT JOIN c ON true LEFT JOIN accounts rn ON rn.id = c.account_id
+       c.updated_at AS r_updated_at, rn.name AS r_name,
+       CASE WHEN c.account_id IS NULL AND v.status = '{lc.Status.ESCALATED}' AND NOT t.held
+                 AND cardinality($11::uuid[]) > 0 THEN EXISTS (
+           SELECT 1 FROM offers ho JOIN incidents hi ON hi.id = ho.incident_id
+           JOIN accounts ha ON ha.id = hi.reporter_id
+           WHERE ho.responder_id = ANY($11::uuid[]) AND ho.state = '{OfferState.PENDING}'
+           AND (($5::int = {lc.PREEMPTING_PRIORITY} AND hi.priority > $5::int)
+                OR (t.trusted AND hi.priority >= $5::int AND NOT {_trusted_sql('hi', 'ha')})))
+       ELSE false END AS preemptible
+FROM ({VIEW_OF_U}) v CROSS JOIN t LEFT JOIN o ON true LEFT JOIN c ON true LEFT JOIN accounts rn ON rn.id = c.account_id
 """
 
 
@@ -240,14 +259,20 @@ async def report(conn: Conn, *, reporter_id: str, request_id: str, category: str
                  plan: Plan, offer_to: list[str], otherwise: lc.Status, reason: str, attempt: int,
                  offer_id: str, expires_at: datetime, hold: bool = False,
                  channels: dict[str, list[str]] | None = None, grid: GridRef | None = None,
-                 tiers: dict[str, str] | None = None) -> asyncpg.Record:
+                 tiers: dict[str, str] | None = None,
+                 session: tuple[str, int, str] | None = None, untagged: bool = False) -> asyncpg.Record | None:
     """Insert the incident with its plan and make its first offer to the first of `offer_to` still
     available, else give it status `otherwise` (escalated with `reason`, or queued); one row: the
     incident in view shape plus offer_id / offer_expires_at and the claimed responder's r_* columns
     (NULL if none). `hold`: the live index judged it a possible flood; if its reporter is not trusted it is
     escalated `flood_hold` and flagged instead of offered. `grid`: the grid holding the position (tagged by the
     caller, grids/store.tag); `tiers`: the tier of each candidate asked from outside the radius
-    (dispatch/tiers.py), recorded on the offer and its `offered` event."""
+    (dispatch/tiers.py), recorded on the offer and its `offered` event. `session`: (token id, epoch, role) of
+    the session sending it: the same statement checks it (handlers/connection.py session_problem: the account
+    enabled, its role and epoch the token's, the token not revoked) and, if it no longer holds, writes nothing
+    and returns None (a help request needs no round trip of its own for that check). `untagged`: the caller did
+    not look at the grids (`grid` None): if a grid's box holds the position, nothing is written either and the
+    answer is None (the caller tags it, grids/store.tag, and reports again)."""
     row = await conn.fetchrow(
         REPORT_SQL, reporter_id, request_id, category, skill, priority, lat, lon, accuracy_m, note, channel,
         offer_to, str(otherwise), attempt, offer_id, expires_at,
@@ -255,8 +280,8 @@ async def report(conn: Conn, *, reporter_id: str, request_id: str, category: str
          "grid": grid.code if grid is not None else None,
          "tiers": [str(t) for t in Tier] if grid is not None else [str(Tier.RADIUS)]}, reason,
         plan.radius_km, plan.max_offers, plan.offer_timeout_s, hold, channels or {},
-        grid.code if grid is not None else None, tiers or {})
-    assert row is not None
+        grid.code if grid is not None else None, tiers or {}, *(session or (None, None, None)), untagged)
+    assert row is not None or session is not None or untagged
     return row
 
 

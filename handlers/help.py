@@ -41,7 +41,8 @@ async def ping(ctx: Connection, msg: m.Empty) -> None:
 async def help_request(ctx: Connection, msg: m.HelpRequest) -> dict[str, Any]:
     inc, _ = await ctx.app[DISPATCH].request_help(
         ctx.who, request_id=msg.request_id, category=msg.category, lat=msg.lat, lon=msg.lon,
-        accuracy_m=msg.accuracy_m, note=msg.note, channel="ws", remote=ctx.remote)
+        accuracy_m=msg.accuracy_m, note=msg.note, channel="ws", remote=ctx.remote,
+        session=(ctx.claims.token_id, ctx.claims.epoch, ctx.claims.role))   # re-checked by the report itself
     return {"incident": inc}
 
 

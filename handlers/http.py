@@ -24,7 +24,7 @@ from handlers.connection import authenticate
 from handlers.context import BUS, CONFIG, DISPATCH, KEYS, MEDIATION, METRICS, POOL, PUSH, REDIS, TOKENS
 from handlers.static import StaticFiles, compress_json
 from handlers.wire import NUL_MESSAGE
-from infra import accounts, audit, logs, ratelimit, redisclient
+from infra import accounts, audit, db, logs, ratelimit, redisclient
 from infra.auth import Claims, session_ended
 from infra.errors import BadRequest, Forbidden, HelplineError, NotFound, RateLimited, TooLarge, Unauthorized
 from infra.identity import Account
@@ -150,7 +150,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         # the class only: asyncpg's message quotes the value (a note, a name)
         log.warning("%s %s: refused by the database: %s", request.method, request.path, type(e).__name__)
         resp = error_body(BadRequest("a value of this request cannot be stored"))
-    except (TimeoutError, OSError) as e:
+    except db.OUTAGE as e:     # timeouts, no database host taking writes, a connection lost (mid-failover)
         log.warning("%s %s: unavailable: %s", request.method, request.path, e)
         resp = web.json_response({"error": {"code": "unavailable", "message": "service unavailable; retry"}},
                                  status=503)
@@ -252,9 +252,14 @@ async def readyz(request: web.Request) -> web.Response:
         async with asyncio.timeout(2):
             async with app[POOL].acquire() as conn:
                 await conn.fetchval("SELECT 1")
+    except TimeoutError:
+        failed["postgres"] = "no connection or answer within 2 s (pool busy, or a host that does not answer)"
+    except db.UNREACHABLE as e:          # in words: which hosts, and why none of them takes writes
+        cfg_url = app[CONFIG].database.url
+        failed["postgres"] = db.unavailable(db.hosts_text(cfg_url) if cfg_url else "the embedded database", e)
     except Exception as e:
-        failed["postgres"] = type(e).__name__
-    said: dict[str, str] = {}     # per part, what is happening, for an operator (docs/protocol.md "Readiness")
+        failed["postgres"] = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+    said: dict[str, str] = {}     # per part, what is happening, for an operator (docs/protocol.md, GET /readyz)
     try:
         async with asyncio.timeout(2):
             problem, said["redis"] = await redisclient.describe(app[REDIS], app[KEYS].keepalive_channel)
@@ -265,7 +270,8 @@ async def readyz(request: web.Request) -> web.Response:
             failed["redis"] = problem
     except Exception as e:
         failed["redis"] = type(e).__name__
-        said["redis"] = f"Redis did not answer within 2 s ({type(e).__name__})"
+        said["redis"] = ("Redis did not answer within 2 s" if isinstance(e, TimeoutError)
+                         else f"Redis: {type(e).__name__}: {e}")
     if failed:
         return web.json_response({"status": "unavailable", "failed": failed, **said}, status=503)
     return web.json_response({"status": "ready", **said})

@@ -26,7 +26,7 @@ from handlers.connection import Connection, Hub, authenticate
 from handlers.context import ADMISSION, CONFIG, DISPATCH, FEEDS, HUB
 from infra import logs, ratelimit
 from infra.auth import Claims
-from infra.errors import BadRequest, Forbidden, HelplineError, RateLimited, Unauthorized, Unavailable
+from infra.errors import BadRequest, Forbidden, HelplineError, RateLimited, SessionEnded, Unauthorized, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +37,16 @@ CLOSE_UNAUTHORIZED = 4401
 # (a role change or suspension still closes the connection at once through Redis)
 UNPRIVILEGED = frozenset({"ping", "location.update"})
 # a resident's commands are not re-checked one by one (the periodic re-check covers them), except a help
-# request: a device account disabled in the database must not send one more
-RECHECKED = frozenset({"help.request"})
+# request: a device account disabled in the database must not send one more. That check is made by the
+# report's own statement (dispatch/store.py REPORT_SQL, SessionEnded below), not by a query of its own here
+RECHECKED: frozenset[str] = frozenset()
 _envelope = msgspec.json.Decoder(m.Envelope)
 _encode = msgspec.json.Encoder().encode
 _hello = msgspec.json.Decoder(m.Hello)
 # what an unexpected failure of the backing stores looks like: answered `unavailable`, the socket stays
 INFRA_ERRORS = (asyncpg.InterfaceError, asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError,
-                RedisError)
+                RedisError,
+                asyncpg.InternalClientError)   # mid-failover: only standbys, a lost connection (db.OUTAGE)
 
 
 def _origin_ok(request: web.Request) -> bool:
@@ -258,6 +260,8 @@ async def _handle_frame(conn: Connection, data: str) -> None:
         log.debug("command %s answered %s", type_, e.code)     # the code only: messages may quote input
         metrics.commands.labels(type=type_, result=e.code).inc()
         conn.send({"type": "error", "ref": ref, "code": e.code, "message": e.message})
+        if isinstance(e, SessionEnded):
+            conn.end_session()
     except asyncpg.DataError as e:
         # a value the database cannot hold that no check caught first: the client's input, not an outage
         # the class only: asyncpg's message quotes the value (a note, a name)

@@ -300,6 +300,13 @@ def exempt_networks(cfg: Config) -> list[ipaddress.IPv4Network | ipaddress.IPv6N
 
 
 def validate(cfg: Config) -> None:
+    if cfg.database.url:
+        from infra import dburl
+
+        try:
+            dburl.for_node(cfg.database.url)
+        except dburl.DbUrlError as e:
+            raise ConfigError(str(e)) from None
     if not cfg.redis.key_prefix:
         raise ConfigError("redis.key_prefix must not be empty")
     if cfg.redis.url:

@@ -6,9 +6,11 @@ starting at once apply each exactly once.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Collection
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +18,9 @@ from typing import TypeAlias, TypeVar
 
 import asyncpg
 import asyncpg.pool
+from asyncpg.connect_utils import SessionAttribute
+
+from infra import dburl
 
 log = logging.getLogger(__name__)
 # what every store function takes: a plain connection or one borrowed from the pool
@@ -32,15 +37,108 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """Pool release without the reset query: helpline keeps no session state (only SET LOCAL)."""
 
 
+# Several hosts (a primary and its standbys, docs/operations.md "PostgreSQL with a standby"): every connection,
+# pooled or not, is made to whichever host takes writes now (target_session_attrs, dburl.for_node), so after a
+# failover the next connection reaches the promoted standby. asyncpg's pool drops a connection that broke and
+# makes the next one with the same arguments: the same rule.
+CONNECT_TIMEOUT_S = 10.0      # one attempt over all the hosts (a host that does not answer at all)
+START_WAIT_S = 15.0           # how long a node starting waits for a host that takes writes before giving up
+# what a connection attempt raises when no host took it (refused, unreachable, all read-only, starting up)
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, asyncpg.TargetServerAttributeNotMatched, asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError)
+
+
+# what a command meets when its database went away under it (a primary killed, a failover): an outage to
+# answer `unavailable`, not a bug. asyncpg's InternalClientError is among them: a pooled connection whose
+# backend sent FATAL as its postmaster died ("terminating connection due to unexpected postmaster exit") and
+# then closed can be handed out before the close is seen, and refuses the next query with "cannot switch to
+# state 12; another operation (2) is in progress" (seen in tests/failover/test_pg_failover.py)
+OUTAGE: tuple[type[BaseException], ...] = (*UNREACHABLE, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+class DatabaseUnavailable(Exception):
+    """No host of the database URL takes writes now; the message says which hosts and the last error."""
+
+
+def hosts_text(url: str) -> str:
+    """The hosts a URL chooses among, as an operator names them: `127.0.0.1:5501, 127.0.0.1:5502`."""
+    try:
+        return dburl.parse(url).hosts_text()
+    except dburl.DbUrlError:
+        return "the database"
+
+
+def unavailable(hosts: str, e: BaseException) -> str:
+    """In words: why no connection could be made."""
+    if isinstance(e, asyncpg.TargetServerAttributeNotMatched):
+        why = "the hosts that answered are read-only: standbys"
+    elif isinstance(e, asyncpg.CannotConnectNowError):
+        why = f"starting up or shutting down: {e}"
+    elif isinstance(e, TimeoutError):
+        why = "no answer in time"
+    else:
+        why = f"last error: {e}" if str(e) else type(e).__name__
+    return f"no read-write host among {hosts} ({why})"
+
+
+class _OneLineWhenUnreachable(logging.Filter):
+    """asyncpg's pool re-making its minimum of connections logs each failed try with a traceback; while no
+    host takes writes (a failover under way) that is one line in words instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, UNREACHABLE):
+            record.msg = f"{record.getMessage()}: {unavailable('the database hosts', exc)}"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+_ONE_LINE = _OneLineWhenUnreachable()
+
+
 async def create_pool(url: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     reset=_keep_session, command_timeout=30)
+    parsed, attrs = dburl.for_node(url)
+    if _ONE_LINE not in logging.getLogger("asyncpg.pool").filters:
+        logging.getLogger("asyncpg.pool").addFilter(_ONE_LINE)
+    try:
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection,
+                                         reset=_keep_session, command_timeout=30, timeout=CONNECT_TIMEOUT_S,
+                                         target_session_attrs=SessionAttribute(attrs))
+    except UNREACHABLE as e:
+        raise DatabaseUnavailable(unavailable(parsed.hosts_text(), e)) from e
+    return pool
 
 
-async def connect(url: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(url)
-    await _init_connection(conn)
+async def connect(url: str, wait_s: float = 0.0) -> asyncpg.Connection:
+    """A connection of its own to the host that takes writes; with `wait_s`, tried again (with a pause) for
+    that long while no host does, then DatabaseUnavailable saying so."""
+    conn = await connect_plain(url, wait_s)
+    try:
+        await _init_connection(conn)
+    except BaseException:
+        conn.terminate()
+        raise
     return conn
+
+
+async def connect_plain(url: str, wait_s: float = 0.0) -> asyncpg.Connection:
+    """`connect` without the type codecs (a LISTEN connection)."""
+    parsed, attrs = dburl.for_node(url)
+    deadline = time.monotonic() + wait_s
+    pause = 0.25
+    while True:
+        try:
+            conn: asyncpg.Connection = await asyncpg.connect(url, target_session_attrs=SessionAttribute(attrs),
+                                                             timeout=CONNECT_TIMEOUT_S)
+        except UNREACHABLE as e:
+            if time.monotonic() + pause >= deadline:
+                raise DatabaseUnavailable(unavailable(parsed.hosts_text(), e)) from e
+            log.warning("%s; trying again", unavailable(parsed.hosts_text(), e))
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
+            continue
+        return conn
 
 
 async def migrate(conn: asyncpg.Connection) -> list[str]:

@@ -3,6 +3,7 @@
     HelplineError            code        HTTP
     ├── BadRequest           bad_request 400
     ├── Unauthorized         unauthorized 401
+    │   └── SessionEnded     unauthorized 401 (the WebSocket then closes, 1008)
     ├── Forbidden            forbidden   403
     ├── NotFound             not_found   404
     ├── Conflict             conflict    409
@@ -31,6 +32,14 @@ class BadRequest(HelplineError):
 
 class Unauthorized(HelplineError):
     code, status = "unauthorized", 401
+
+
+class SessionEnded(Unauthorized):
+    """The session's account was disabled, changed role, had its epoch bumped or its token revoked, as found
+    by the command itself (a help request's own statement): the WebSocket answers, then closes with 1008."""
+
+    def __init__(self, message: str = "session ended: log in again") -> None:
+        super().__init__(message)
 
 
 class Forbidden(HelplineError):

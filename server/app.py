@@ -59,7 +59,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
     app[k.TOKENS] = token_service(cfg)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        conn = await db.connect(database_url)
+        conn = await db.connect(database_url, wait_s=db.START_WAIT_S)   # a primary mid-failover: wait a little
         try:
             await db.migrate(conn)
         finally:

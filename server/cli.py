@@ -586,6 +586,9 @@ def main(argv: list[str] | None = None) -> int:
     except HelplineError as e:
         print(f"helpline: {e.message}", file=sys.stderr)
         return 1
+    except db.DatabaseUnavailable as e:
+        print(f"helpline: database unavailable: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

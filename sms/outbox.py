@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+from infra import db
 from infra.accounts import normalise_phone
 from infra.config import Config
 from infra.db import Conn
@@ -153,8 +154,10 @@ class SmsOutbox:
         while not self._stopping:
             lost = asyncio.Event()
             try:
-                conn = await asyncpg.connect(dsn)
-            except (OSError, asyncpg.PostgresError, TimeoutError) as e:
+                # the host that takes writes now (after a failover, the promoted standby): a standby's LISTEN
+                # would never hear the primary's commits
+                conn = await db.connect_plain(dsn)
+            except (OSError, asyncpg.PostgresError, TimeoutError, db.DatabaseUnavailable) as e:
                 log.warning("SMS outbox: cannot listen for commits (%s); retrying in %.1fs", e, wait)
                 await asyncio.sleep(wait)
                 wait = min(LISTEN_RETRY_S[1], wait * 2)

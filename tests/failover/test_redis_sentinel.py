@@ -157,8 +157,8 @@ async def test_primary_killed_under_help_and_chat_traffic(sentinel_cluster: tupl
 
     t = Traffic()
     responders = []
-    for i in range(3):
-        r = await b.user("responder", skills=["medical"])
+    for i in range(8):     # on both nodes; enough that the outage's backlog does not keep the probe waiting
+        r = await (b if i % 2 else a).user("responder", skills=["medical"])
         await r.ok("duty.start", **near(0.001 * (i + 1)))
         responders.append(r)
     workers = [asyncio.create_task(t.respond(r)) for r in responders]
@@ -197,7 +197,16 @@ async def test_primary_killed_under_help_and_chat_traffic(sentinel_cluster: tupl
         deadline = killed_at + 10
         while probe_iid not in t.offered_at and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert probe_iid in t.offered_at, "no offer for a request made after the failover within 10 s of the kill"
+        if probe_iid not in t.offered_at:
+            conn = await asyncpg.connect(cluster.database_url)
+            try:
+                status = await conn.fetch("SELECT status, count(*) AS n FROM incidents GROUP BY status")
+            finally:
+                await conn.close()
+            raise AssertionError(f"no offer for a request made after the failover within 10 s of the kill (failover"
+                                 f" {failed_over_s:.2f} s, probe acknowledged {t.acked_at['probe'] - killed_at:.2f} s"
+                                 f" after it; offers seen since: {sum(x > killed_at for x in t.offered_at.values())};"
+                                 f" incidents by status: {[tuple(x) for x in status]})")
         resumed_s = t.offered_at[probe_iid] - killed_at
         assert resumed_s < 10
 
