@@ -147,10 +147,13 @@ def connect_sync(url: str, timeout_s: float) -> redis.Redis:
     if isinstance(target, redisurl.PlainTarget):
         return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
     if isinstance(target, redisurl.ClusterTarget):
-        cluster = redis.cluster.RedisCluster(
-            startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in target.seeds],  # type: ignore[no-untyped-call]
-            username=target.username,
-            password=target.password, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+        try:        # the blocking cluster client reads the map of slots as it is made
+            cluster = redis.cluster.RedisCluster(
+                startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in target.seeds],  # type: ignore[no-untyped-call]
+                username=target.username,
+                password=target.password, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+        except redis.exceptions.RedisClusterException as e:     # not a RedisError: say it as one
+            raise RedisConnectionError(str(e)) from e
         return cast(redis.Redis, cluster)
     sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
         target.sentinels, sentinel_kwargs=_sentinel_kwargs(target, sync=True))

@@ -334,14 +334,16 @@ def _announce_session_end(cfg: Any, account_id: str) -> None:
     from infra.auth import session_ended
     from infra.keys import Keys
 
-    r = redisclient.connect_sync(cfg.redis.url, timeout_s=2)
+    r = None
     try:
+        r = redisclient.connect_sync(cfg.redis.url, timeout_s=2)     # a cluster's client connects at once
         redisclient.publish_sync(r, Keys.for_redis(cfg.redis.key_prefix, cfg.redis.url).account_channel(account_id),
                                  session_ended())
     except redis.RedisError as e:
         print(f"helpline: could not tell the nodes at once (Redis unreachable: {e}); {later}", file=sys.stderr)
     finally:
-        r.close()
+        if r is not None:
+            r.close()
 
 
 def cmd_purge(cfg: Any, args: argparse.Namespace) -> int:

@@ -172,7 +172,8 @@ async def test_a_disabled_device_account_cannot_send_one_more_help_request(hl):
     assert rows[0]["n"] == 0
 
 
-async def test_cli_says_when_it_could_not_tell_the_nodes(cluster):
+@pytest.mark.parametrize("redis_url", ["redis://127.0.0.1:9/0", "redis+cluster://127.0.0.1:9,127.0.0.1:10"])
+async def test_cli_says_when_it_could_not_tell_the_nodes(cluster, redis_url):
     import subprocess
     import sys
 
@@ -180,7 +181,7 @@ async def test_cli_says_when_it_could_not_tell_the_nodes(cluster):
 
     node = await cluster.start_node()
     await node.add_user("cli-unreach", "dispatcher")
-    env = dict(cluster.env, HELPLINE_REDIS_URL="redis://127.0.0.1:9/0")     # nothing listens there
+    env = dict(cluster.env, HELPLINE_REDIS_URL=redis_url)     # nothing listens there
     r = subprocess.run([sys.executable, "-m", "server.cli", "user", "set", "cli-unreach", "--disable"], env=env,
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
