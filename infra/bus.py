@@ -31,7 +31,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -192,11 +191,11 @@ class Bus:
         holds the deployment's slot (the map of slots read again on a reconnect: it may have moved)."""
         if not self.cluster:
             return self.redis.pubsub()
-        cluster = cast(RedisCluster, self.redis)
+        cluster = cast(redisclient.ClusterRedis, self.redis)
         if first or cluster._initialize:
             await cluster.initialize()
         else:
-            await cluster.nodes_manager.initialize()
+            await cluster.refresh()
         node = cluster.get_node_from_key(self.keepalive)
         if node is None:
             raise PrimaryMoved(f"the cluster's map names no primary for {self.keepalive}'s slot")

@@ -32,7 +32,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infra import redisurl
@@ -100,6 +100,23 @@ class ClusterRedis(RedisCluster):
     ERRORS_ALLOW_RETRY = tuple(  # type: ignore[assignment]  # fewer than the base's
         e for e in RedisCluster.ERRORS_ALLOW_RETRY if e is not RedisTimeoutError)
 
+    async def initialize(self, *args: Any, **kwargs: Any) -> ClusterRedis:
+        """Read the map of slots (when there is none, or a failure asked for it again). No node answering
+        is a RedisError here, a ConnectionError, as a plain Redis that is down: redis-py raises its
+        RedisClusterException, which is none, and every `except RedisError` of the node would miss it."""
+        try:
+            await super().initialize(*args, **kwargs)
+        except RedisClusterException as e:
+            raise RedisConnectionError(f"Redis Cluster: {e}") from e
+        return self
+
+    async def refresh(self) -> None:
+        """Read the map of slots again now (the bus, before it subscribes again)."""
+        try:
+            await self.nodes_manager.initialize()
+        except RedisClusterException as e:
+            raise RedisConnectionError(f"Redis Cluster: {e}") from e
+
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
         pipe = super().pipeline(transaction, shard_hint)
         if transaction:
@@ -152,7 +169,7 @@ def connect_sync(url: str, timeout_s: float) -> redis.Redis:
                 startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in target.seeds],  # type: ignore[no-untyped-call]
                 username=target.username,
                 password=target.password, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
-        except redis.exceptions.RedisClusterException as e:     # not a RedisError: say it as one
+        except RedisClusterException as e:     # not a RedisError: say it as one
             raise RedisConnectionError(str(e)) from e
         return cast(redis.Redis, cluster)
     sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]

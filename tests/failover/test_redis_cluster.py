@@ -342,3 +342,26 @@ async def _has(inbox: Inbox, payload: str) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_the_whole_cluster_gone(redis_cluster: tuple[Cluster, RedisClusterSet]) -> None:
+    """Every cluster node killed: as with one Redis that is down, the node keeps acknowledging help
+    requests (committed, left `queued` for the sweeper) and chat, /readyz says why in words, and nothing
+    is a traceback. (redis-py says "no node answers" with its RedisClusterException, which is no
+    RedisError: every `except RedisError` of the node missed it, and requests failed as internal errors.)"""
+    cluster, rc = redis_cluster
+    node = await cluster.start_node()
+    resident = await node.resident()
+    for port in list(rc.procs):
+        rc.kill(port)
+
+    async def says_why() -> bool:
+        st, body = await http("GET", node.base + "/readyz")
+        return st == 503 and body["failed"].get("redis") == "ConnectionError"
+    await until(says_why, 15, "/readyz saying Redis is gone")
+    st, body = await http("GET", node.base + "/readyz")
+    assert "does not answer" in body["redis"] or body["redis"].startswith("no cluster map"), body
+    for i in range(3):      # each command meets the cluster gone (the map re-read every time, and failing)
+        ans = await resident.call("help.request", request_id=f"gone-{i}", category="medical", **near(0), timeout=15)
+        assert ans["type"] == "ok" and ans["incident"]["status"] == "queued", ans
+    assert not [ln for ln in node.log_problems() if "Traceback" in ln or " ERROR " in ln], node.tail()
