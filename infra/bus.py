@@ -31,9 +31,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisClusterException, RedisError
 
 from infra import redisclient
 from infra.redisbatch import Pipeliner
@@ -196,13 +197,18 @@ class Bus:
             await cluster.initialize()
         else:
             await cluster.refresh()
-        node = cluster.get_node_from_key(self.keepalive)
+        try:
+            node = cluster.get_node_from_key(self.keepalive)
+        except RedisClusterException as e:      # mid-failover: no primary for the slot in the map yet
+            raise PrimaryMoved(f"the cluster's map names no primary for {self.keepalive}'s slot: {e}") from e
         if node is None:
             raise PrimaryMoved(f"the cluster's map names no primary for {self.keepalive}'s slot")
         kw = cluster.get_connection_kwargs()
         wanted = ("username", "password", "socket_connect_timeout", "socket_timeout", "health_check_interval")
         options: dict[str, Any] = {k: kw[k] for k in wanted if kw.get(k) is not None}
-        pool = aioredis.ConnectionPool(host=node.host, port=node.port, max_connections=2, **options)
+        # no retries of its own: the reader reconnects itself, to the primary the map names by then
+        pool = aioredis.ConnectionPool(host=node.host, port=node.port, max_connections=2,
+                                       retry=Retry(NoBackoff(), 0), **options)
         return aioredis.client.PubSub(connection_pool=pool)
 
     async def _drop_pubsub(self) -> None:
@@ -269,9 +275,12 @@ class Bus:
                             raise PrimaryMoved(f"the cluster node ended the subscription to {ch}: the slot moved")
             except asyncio.CancelledError:
                 raise
-            except (RedisConnectionError, RedisTimeoutError, OSError, RedisError) as e:
+            except Exception as e:
+                # Redis away, or anything else: a reader that ended would leave the node deaf, `connected` true
                 if self.connected:
                     log.warning("Redis pub/sub connection lost: %s", e)
+                if not isinstance(e, (RedisError, OSError, RedisClusterException)):
+                    log.exception("pub/sub reader: unexpected %s; reconnecting", type(e).__name__)
                 self.connected = False
                 self._ready.set()
                 for futs in self._confirm.values():

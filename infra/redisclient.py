@@ -32,7 +32,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError, SlotNotCoveredError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from infra import redisurl
@@ -117,11 +117,30 @@ class ClusterRedis(RedisCluster):
         except RedisClusterException as e:
             raise RedisConnectionError(f"Redis Cluster: {e}") from e
 
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except SlotNotCoveredError as e:       # mid-failover: the map names no primary for the slot yet
+            raise RedisConnectionError(f"Redis Cluster: {e}") from e
+
     def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
-        pipe = super().pipeline(transaction, shard_hint)
+        if shard_hint:
+            raise RedisClusterException("shard_hint is deprecated in cluster mode")
+        pipe = OnePipeline(self, transaction)  # type: ignore[abstract]  # as redis-py's own pipeline()
         if transaction:
             pipe._execution_strategy = OneSlotTransaction(pipe)
         return pipe
+
+
+class OnePipeline(ClusterPipeline):
+    """A cluster pipeline whose "no primary for the slot" (mid-failover) is a ConnectionError, a RedisError
+    as the node expects of Redis being away (redis-py's SlotNotCoveredError is none)."""
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except SlotNotCoveredError as e:
+            raise RedisConnectionError(f"Redis Cluster: {e}") from e
 
 
 def connect(url: str) -> aioredis.Redis:
