@@ -271,6 +271,11 @@ class Connection:
     def closed(self) -> bool:
         return self._closing or self.ws.closed
 
+    @property
+    def queued(self) -> int:
+        """Frames waiting for the writer."""
+        return len(self._out) if self._out is not None else 0
+
     # outgoing
     def deliver(self, payload: str) -> None:
         if self._closing:
