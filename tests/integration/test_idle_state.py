@@ -2,7 +2,10 @@
 arrives, in order; an account's connections each hear its channel, and one leaving does not silence the rest."""
 from __future__ import annotations
 
+import asyncio
 import json
+
+import pytest
 
 from handlers.context import BUS, HUB, KEYS
 from testkit.client import Client
@@ -50,3 +53,26 @@ async def test_an_accounts_connections_each_hear_it_until_the_last_leaves(hl):
     await a.close()
     await until(lambda: not hub.of_account(a.account_id), 5, "no connection left")
     assert bus.listening(channel) == 0 and channel not in bus.listeners and hub.count == count - 2
+
+
+@pytest.mark.config(server_session_recheck_s=3600)      # only the call below re-checks
+async def test_the_session_recheck_goes_by_batches_and_closes_exactly_the_lost_sessions(hl, monkeypatch):
+    """Hub.recheck_sessions reads the node's sessions a batch at a time (its peak memory is a batch's rows,
+    not the node's): a session lost in any batch is closed (1008), the others stay."""
+    import uuid
+
+    from handlers import connection
+    from testkit.stack import query
+
+    monkeypatch.setattr(connection, "RECHECK_BATCH", 2)
+    clients = [await hl.resident() for _ in range(7)]
+    lost = [clients[1], clients[4], clients[6]]         # in the first, third and fourth batch
+    for c in lost:
+        await query(hl, "UPDATE accounts SET disabled = true WHERE id = $1", uuid.UUID(c.account_id))
+    assert await hl.app[HUB].recheck_sessions() == 3
+    for c in lost:
+        await asyncio.wait_for(c.reader, 5)
+        assert c.close_code == 1008
+    for c in clients:
+        if c not in lost:
+            assert (await c.ok("ping"))["type"] == "ok"
