@@ -24,7 +24,9 @@ helpline's come from (top allocation sites, per connection). tracemalloc costs m
 own: RSS is not measured in that mode.
 
 The clients offer permessage-deflate as browsers do (both servers decline it); --no-compression makes
-them not offer it.
+them not offer it. HEADLINE lines (bench/round.py): idle.kib_per_conn, idle.bare_kib_per_conn, idle.ratio,
+idle.rest_cpu_pct, idle.connect_cpu_ms. The exit status is 1 when the ratio is over 1.2 or a connection
+failed or dropped.
 
     .venv/bin/python -m bench.idle [--connections 10000] [--rest-seconds 30] [--client-procs 2]
                                   [--no-bare] [--tracemalloc]
@@ -50,7 +52,7 @@ from testkit.nodes import Node
 from testkit.pyspy import PySpy
 from testkit.runtime import REPO, log, raise_nofile, tune_gc, use_uvloop
 from testkit.stack import BenchStack, free_port
-from testkit.stats import conditions, proc_stats
+from testkit.stats import CpuReport, CpuWindow, conditions, headline, proc_stats
 
 TARGET_RATIO = 1.2      # issue 18: helpline's memory per idle connection at most 1.2x the bare server's
 MAX_FRAME = 64 * 1024   # as handlers/ws.py
@@ -163,6 +165,7 @@ class Result:
     rss2: int = 0
     rest_cpu: float = 0.0
     rest_span: float = 0.0
+    clients: CpuReport | None = None     # the client processes' CPU while connecting
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -195,6 +198,7 @@ class Result:
             f"  CPU at rest: {100 * self.rest_cpu / max(self.rest_span, 1e-9):.2f}% of one core over "
             f"{self.rest_span:.0f} s ({1e6 * self.rest_cpu / max(self.rest_span, 1e-9) / max(1, n):.1f} us/s per"
             " connection)",
+            *([self.clients.line("client processes while connecting")] if self.clients is not None else []),
             *self.notes,
         ]
 
@@ -219,8 +223,10 @@ async def measure(name: str, pid: int, url: str, tokens: list[str], args: argpar
             spy.start()
         rest = Workers(args.client_procs, [url], tokens[warm_n:], compression,
                        concurrency=args.connect_concurrency)
+        cw = CpuWindow(rest.pids).start()
         r.ok_n, r.failed, r.connect_s = await rest.connected(timeout=1200)
         r.connect_cpu = proc_stats(pid)[1] - cpu_c0
+        r.clients = cw.stop()
         if spy:
             r.notes.append(f"profile of {name} while connecting ({profile}):\n{spy.stop()}")
         log(f"{name}: {r.ok_n} connected, {r.failed} failed in {r.connect_s:.1f} s; settling {args.settle:g} s")
@@ -279,8 +285,15 @@ async def run(args: argparse.Namespace) -> int:
         print("\n".join(hl.lines()))
         if problems:
             print(f"  node log: {len(problems)} warning/error lines, e.g. {problems[:3]}")
+        ok = hl.failed == 0 and hl.dropped == 0
+        print(headline("idle.kib_per_conn", hl.per / 1024))
+        print(headline("idle.rest_cpu_pct", 100 * hl.rest_cpu / max(hl.rest_span, 1e-9)))
+        print(headline("idle.connect_cpu_ms", 1000 * hl.connect_cpu / max(1, hl.ok_n)))
         if bare is not None:
             ratio = hl.per / max(bare.per, 1.0)
+            ok = ok and ratio <= TARGET_RATIO and bare.failed == 0 and bare.dropped == 0
+            print(headline("idle.bare_kib_per_conn", bare.per / 1024))
+            print(headline("idle.ratio", ratio))
             when = ("after a rest window of a heartbeat period or more" if min(hl.rest_span, bare.rest_span)
                     >= HEARTBEAT_S else "after the settle (rest windows shorter than a heartbeat period)")
             print(f"memory per connection {when}: helpline {hl.per / 1024:.1f} KiB, bare aiohttp "
@@ -289,7 +302,7 @@ async def run(args: argparse.Namespace) -> int:
                   f"{hl.per_settled / max(bare.per_settled, 1.0):.2f}")
         else:
             print(f"memory per connection: helpline {hl.per / 1024:.1f} KiB (no bare server: --no-bare)")
-        return 0
+        return 0 if ok else 1
 
 
 # ------------------------------------------------------------------ tracemalloc, both servers in this process
