@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
@@ -123,9 +124,12 @@ class ConnectionCaps:
 
     def _unlist(self, address: str) -> None:
         if address in self._idle:
-            bucket = self._holders.get(self.by_address.get(address, 0))
+            n = self.by_address.get(address, 0)
+            bucket = self._holders.get(n)
             if bucket is not None:
                 bucket.pop(address, None)
+                if not bucket:      # not kept empty: one address's thousands of sockets made one per count
+                    del self._holders[n]
 
     def _list(self, address: str) -> None:
         if address in self._idle:
@@ -170,7 +174,8 @@ class _Capped(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
-        address = str(peer[0]) if isinstance(peer, (tuple, list)) and peer else "-"
+        # interned: every connection of an address shares one string (the caps' keys, `address` here)
+        address = sys.intern(str(peer[0])) if isinstance(peer, (tuple, list)) and peer else "-"
         if not self.caps.admit(address):
             cast(asyncio.Transport, transport).abort()
             return

@@ -115,20 +115,12 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     account, claims = first
     conn = Connection(hub, ws, account, claims, request.remote or "-")
     hub.add(conn)
-    logs.add(account_id=conn.id, role=conn.role)      # the connection's own lines (within the upgrade's scope)
+    # the connection's own lines carry its account and role: its start and its end here, each command in
+    # handle_frame (a scope of its own, not one held for the connection's life: ~300 bytes less per socket)
     try:
-        await conn.listen(hub.keys.account_channel(conn.id))
-        try:     # listed on /admin before the welcome: whoever sees the welcome finds the session there
-            await hub.session_opened(conn, request.headers.get("User-Agent", ""))
-        except Exception as e:      # not listed until the next refresh; the session itself is fine
-            log.warning("listing the session of %s: %s", conn.id, e)
-        if conn.role == "responder" and hub.bus.connected:   # who can be offered incidents (and hear them)
-            with contextlib.suppress(Exception):
-                key = hub.keys.online(conn.id)
-                await hub.bus.batch.run(lambda pipe: pipe.set(key, "1", ex=60), 1)
-        # listening already: what changes from here on arrives as a push; now read the state
-        await ws.send_str(_encode(await welcome(conn)).decode())
-        conn.writer = asyncio.create_task(conn.write_loop())
+        with logs.scope(account_id=conn.id, role=conn.role):
+            await _open(conn, request)
+        conn.start_writing()
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 await handle_frame(conn, msg.data)
@@ -137,23 +129,47 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
             elif msg.type == WSMsgType.ERROR:
                 break
     except Exception:
-        log.exception("connection %s failed", conn.id)
+        with logs.scope(account_id=conn.id, role=conn.role):
+            log.exception("connection %s failed", conn.id)
     finally:
-        conn.mark_closing()
-        if conn.writer:
-            conn.writer.cancel()
-        for ch in list(conn.channels):
-            with contextlib.suppress(Exception):
-                await conn.unlisten(ch)
-        try:
-            await app[FEEDS].forget(conn)
-        except Exception:
-            log.exception("dropping the feeds of %s", conn.id)
-        with contextlib.suppress(Exception):      # else it ages out of the listing (infra/sessions.py STALE_S)
-            await hub.session_closed(conn)
-        if hub.remove(conn):
-            await _gone(conn)
+        with logs.scope(account_id=conn.id, role=conn.role):
+            await _close(conn)
     return ws
+
+
+async def _open(conn: Connection, request: web.Request) -> None:
+    """Listen to the account's channel, list the session, mark a responder online, send the welcome."""
+    hub = conn.hub
+    await conn.listen(hub.keys.account_channel(conn.id))
+    try:     # listed on /admin before the welcome: whoever sees the welcome finds the session there
+        await hub.session_opened(conn, request.headers.get("User-Agent", ""))
+    except Exception as e:      # not listed until the next refresh; the session itself is fine
+        log.warning("listing the session of %s: %s", conn.id, e)
+    if conn.role == "responder" and hub.bus.connected:   # who can be offered incidents (and hear them)
+        with contextlib.suppress(Exception):
+            key = hub.keys.online(conn.id)
+            await hub.bus.batch.run(lambda pipe: pipe.set(key, "1", ex=60), 1)
+    # listening already: what changes from here on arrives as a push; now read the state
+    await conn.ws.send_str(_encode(await welcome(conn)).decode())
+
+
+async def _close(conn: Connection) -> None:
+    """The connection ended: stop writing, drop its channels and feeds, unlist it; the account's last one here
+    gone: _gone."""
+    hub = conn.hub
+    conn.mark_closing()
+    conn.stop_writing()
+    for ch in list(conn.channels):
+        with contextlib.suppress(Exception):
+            await conn.unlisten(ch)
+    try:
+        await conn.app[FEEDS].forget(conn)
+    except Exception:
+        log.exception("dropping the feeds of %s", conn.id)
+    with contextlib.suppress(Exception):      # else it ages out of the listing (infra/sessions.py STALE_S)
+        await hub.session_closed(conn)
+    if hub.remove(conn):
+        await _gone(conn)
 
 
 async def _hello_of(app: web.Application, ws: web.WebSocketResponse) -> tuple[dict[str, Any], Claims] | None:

@@ -81,7 +81,9 @@ class Bus:
         self._dropping: set[str] = set()     # cluster: channels this bus unsubscribed, their SUNSUBSCRIBE due
         self.batch = Pipeliner(redis)     # publishes (and rate-limit counters) share pipelines
         self.on_resync = on_resync
-        self.listeners: dict[str, set[Listener]] = {}
+        # a channel's local listeners: the one listener itself, or a set of them when there are several (an
+        # account's channel is heard by its one connection: a set each would cost an idle socket 216 bytes)
+        self.listeners: dict[str, Listener | set[Listener]] = {}
         self.connected = False
         self._pubsub: aioredis.client.PubSub | None = None
         self._confirm: dict[str, list[asyncio.Future[None]]] = {}
@@ -119,9 +121,14 @@ class Bus:
         Channels asked for in the same loop turn (a reconnect storm: thousands of hellos) go to
         Redis as one SUBSCRIBE.
         """
-        group = self.listeners.setdefault(channel, set())
-        first = not group
-        group.add(listener)
+        got = self.listeners.get(channel)
+        first = got is None
+        if got is None:
+            self.listeners[channel] = listener
+        elif isinstance(got, set):
+            got.add(listener)
+        elif got is not listener:
+            self.listeners[channel] = {got, listener}
         if not self.connected or self._pubsub is None:
             return                                  # subscribed on reconnect, with everything else
         if first:
@@ -164,20 +171,28 @@ class Bus:
             if not fut.done():
                 fut.set_result(None)
 
+    def listening(self, channel: str) -> int:
+        """How many local listeners `channel` has."""
+        got = self.listeners.get(channel)
+        return 0 if got is None else len(got) if isinstance(got, set) else 1
+
     async def unlisten(self, channel: str, listener: Listener) -> None:
-        group = self.listeners.get(channel)
-        if not group or listener not in group:
+        got = self.listeners.get(channel)
+        if isinstance(got, set):        # several: the channel stays (a set of one becomes that one)
+            got.discard(listener)
+            if len(got) == 1:
+                self.listeners[channel] = next(iter(got))
             return
-        group.discard(listener)
-        if not group:
-            del self.listeners[channel]
-            if self.connected and self._pubsub is not None and not self.closing:
-                with contextlib.suppress(RedisError, OSError):
-                    if self.cluster:
-                        self._dropping.add(channel)
-                        await self._pubsub.sunsubscribe(channel)
-                    else:
-                        await self._pubsub.unsubscribe(channel)
+        if got is None or got is not listener:
+            return
+        del self.listeners[channel]     # its last local listener
+        if self.connected and self._pubsub is not None and not self.closing:
+            with contextlib.suppress(RedisError, OSError):
+                if self.cluster:
+                    self._dropping.add(channel)
+                    await self._pubsub.sunsubscribe(channel)
+                else:
+                    await self._pubsub.unsubscribe(channel)
 
     async def _subscribe(self, *channels: str) -> None:
         assert self._pubsub is not None
@@ -222,7 +237,10 @@ class Bus:
                 await pool.disconnect()
 
     def _dispatch(self, channel: str, payload: str) -> None:
-        for listener in list(self.listeners.get(channel, ())):
+        got = self.listeners.get(channel)
+        if got is None:
+            return
+        for listener in list(got) if isinstance(got, set) else (got,):
             try:
                 listener.deliver(payload)
             except Exception:  # one bad listener must not stop the fan-out

@@ -21,9 +21,8 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from types import MappingProxyType
 
@@ -53,14 +52,27 @@ def current() -> Mapping[str, str]:
     return _ctx.get()
 
 
-@contextmanager
-def scope(**fields: str | None) -> Iterator[None]:
-    """The fields (empty ones skipped) on every line logged inside; the outer ones come back after."""
-    token = _ctx.set(MappingProxyType({**_ctx.get(), **_clean(fields)}))
-    try:
-        yield
-    finally:
-        _ctx.reset(token)
+class scope:  # noqa: N801 - used as `with logs.scope(...)`, as a function would be
+    """The fields (empty ones skipped) on every line logged inside; the outer ones come back after.
+
+    A class, not a @contextmanager: the HTTP middleware's scope lasts as long as a /ws connection,
+    and a suspended generator with its context manager holds ~500 bytes more than this (issue 18)."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: str | None) -> None:
+        self._fields: dict[str, str] | None = _clean(fields)
+        self._token: Token[Mapping[str, str]] | None = None
+
+    def __enter__(self) -> None:
+        fields, self._fields = self._fields, None
+        assert fields is not None, "a logs.scope is entered once"
+        self._token = _ctx.set(MappingProxyType({**_ctx.get(), **fields}))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _ctx.reset(self._token)
+            self._token = None
 
 
 def add(**fields: str | None) -> None:

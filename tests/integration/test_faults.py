@@ -221,7 +221,7 @@ async def test_slow_consumer_is_disconnected_and_others_go_on(hl):
 
 
 async def _watchers(hl: InProcess, n: int) -> bool:
-    return len(hl.app[BUS].listeners.get(hl.app[KEYS].dispatch_channel, ())) >= n
+    return hl.app[BUS].listening(hl.app[KEYS].dispatch_channel) >= n
 
 
 async def _staff(hl: Front) -> dict[str, str]:

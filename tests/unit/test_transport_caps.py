@@ -115,3 +115,21 @@ def test_websockets_always_leave_room_for_plain_http() -> None:
     assert socket_cap(1000, 40) == 38
     assert socket_cap(4, 40) == 4
     assert socket_cap(1000, 1) == 1
+
+
+def test_one_address_with_thousands_of_sessions_leaves_no_empty_buckets_behind() -> None:
+    """Every count an address passes through had a bucket of its own that stayed, empty (issue 18: one per
+    connection); emptied ones are dropped, and eviction still finds the biggest holder's idle connection."""
+    caps = ConnectionCaps(per_address=0, total=3001)
+    sessions = []
+    for _ in range(3000):
+        t, _ = connect(caps, "10.0.0.1")
+        set_busy(t, True)                                   # a WebSocket with its session
+        sessions.append(t)
+    assert len(caps._holders) == 0 and caps.open == 3000
+    idle, _ = connect(caps, "10.0.0.1")                      # one idle (no hello yet) among them
+    assert list(caps._holders) == [3001]
+    t, inner = connect(caps, "10.0.0.2")                     # at the cap: that idle one goes
+    assert idle.aborted and inner.made and not any(s.aborted for s in sessions)
+    lose(idle)
+    assert all(caps._holders.values()) and caps.open == 3001
