@@ -382,6 +382,8 @@ async def test_a_missed_doorbell_is_caught_by_the_next_reload_and_meanwhile_ever
         node = push_of(b)
         assert node.bus is not None
         assert first_id not in node.holders.accounts
+        assert node._reloads is not None
+        node._reloads.cancel()            # no reload but the one this test makes, below
         node.bus.generation += 1          # what a Redis reconnect does: the note can have missed doorbells
         medic = await b.connect(first_token)
         await medic.ok("duty.start", **near(0.002))
