@@ -326,7 +326,7 @@ class Connection:
     async def session_valid(self) -> bool:
         """Re-read the account: a role change, suspension or logout ends the session now."""
         async with self.hub.pool.acquire() as c:
-            row = await c.fetchrow(SESSION_SQL, self.id, self.claims.token_id)
+            row = await c.fetchrow(live_sessions.CHECK_SQL, self.id, self.claims.token_id)
         return session_problem(row, self.claims) is None
 
     def send(self, message: dict[str, Any]) -> None:

@@ -93,6 +93,9 @@ class Bus:
         self._to_subscribe: list[str] = []
         self.closing = False    # the node is shutting down: connections leave without an UNSUBSCRIBE each
         self._sub_flush: asyncio.Task[None] | None = None
+        # bumped each time the reader is subscribed anew: a listener that must not miss a message can tell that
+        # it may have (messages published while no reader was subscribed are gone) and catch up
+        self.generation = 0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="bus-reader")
@@ -262,6 +265,7 @@ class Bus:
                 await self._subscribe(self.keepalive)
                 if self.listeners:
                     await self._subscribe(*self.listeners)
+                self.generation += 1
                 self.connected = True
                 self._ready.set()
                 delay = 0.1

@@ -64,6 +64,12 @@ class Keys:
     def case_channel(self, case_id: str) -> str:
         return f"{self.prefix}ch:case:{case_id}"
 
+    @property
+    def push_subscribed_channel(self) -> str:
+        """Doorbell rung by the node that kept a push subscription (payload: account id and role), so that
+        every node's note of which accounts hold one is current (push/service.py; PostgreSQL is the truth)."""
+        return f"{self.prefix}ch:push:subscribed"
+
     # live indexes
     def geo(self, skill: str) -> str:
         """GEO set of on-duty responders holding `skill` (member: account id)."""

@@ -25,6 +25,12 @@ TTL_S = 2 * STALE_S
 UNTRACKED_ROLES = frozenset({"resident"})
 
 
+# what a staff command's session check reads (handlers/connection.py session_valid): only the four things
+# `session_problem` looks at, not the whole account row and its grids (the hello's SESSION_SQL)
+CHECK_SQL = ("SELECT a.role, a.disabled, a.session_epoch,"
+             " EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $2) AS revoked FROM accounts a WHERE a.id = $1")
+
+
 def tracked(role: str) -> bool:
     return role not in UNTRACKED_ROLES
 

@@ -13,12 +13,22 @@ a notice it finds goes into a bounded queue, and one worker per node takes it fr
 
 So a slow or failing push service holds up only its own POSTs: the dispatch service never waits for
 any of this, and other notices go out beside the slow ones.
+
+Most offers go to responders with no subscription at all, and most escalations find no dispatcher subscribed.
+So each node keeps a note of which accounts hold a subscription (`Holders`: loaded from PostgreSQL at start,
+reloaded every RELOAD_S and whenever the Redis bus subscribed anew; a subscription kept on any node rings a
+doorbell on `Keys.push_subscribed_channel` that every node hears before the subscriber gets its 201). An offer to
+an account the note does not name costs no query, and an escalated or priority-1 notice while no dispatcher or
+admin is named costs no query and no Redis mark. The note may name accounts that hold none any more (only
+reloads forget): that costs a query, as before. While the note may have missed a doorbell (the bus not
+subscribed, or subscribed anew and not reloaded since), every notice queries, as before.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +41,7 @@ from pywebpush import WebPushException, webpush_async
 from redis.exceptions import RedisError
 
 from infra import ratelimit
+from infra.bus import Bus
 from infra.config import Config
 from infra.errors import Forbidden, RateLimited
 from infra.keys import Keys
@@ -42,12 +53,49 @@ log = logging.getLogger(__name__)
 ROLES = frozenset({"responder", "dispatcher", "admin"})   # who may subscribe: who gets offers or alerts
 ONCE_S = 86400           # how long "this was sent" is remembered (an incident is long settled by then)
 _encode = msgspec.json.Encoder().encode
+RELOAD_S = 60.0          # how often the note of who holds a subscription is read again from PostgreSQL (see above)
+
+
+class Holders:
+    """Which accounts hold a push subscription, and which of them watch the dispatch queue: never fewer than
+    PostgreSQL has (a doorbell and a reload add; only a reload forgets), as of `generation` of the bus."""
+
+    def __init__(self) -> None:
+        self.accounts: set[str] = set()
+        self.dispatch: set[str] = set()
+        self.generation = -1          # the bus generation the last reload began in; -1: never loaded
+        self._during: list[tuple[str, str]] | None = None   # added while a reload reads
+
+    def add(self, account_id: str, role: str) -> None:
+        self.accounts.add(account_id)
+        if role in store.DISPATCH_ROLES:
+            self.dispatch.add(account_id)
+        if self._during is not None:
+            self._during.append((account_id, role))
+
+    def begin(self) -> None:
+        self._during = []
+
+    def replace(self, rows: list[tuple[str, str]], generation: int) -> None:
+        """What PostgreSQL read, plus what was added while it read (committed after the read's snapshot)."""
+        during, self._during = self._during or [], None
+        self.accounts, self.dispatch = set(), set()
+        for account_id, role in [*rows, *during]:
+            self.add(account_id, role)
+        self.generation = generation
+
+    def abort(self) -> None:
+        self._during = None
 
 
 class PushService:
     def __init__(self, cfg: Config, pool: asyncpg.Pool, redis: aioredis.Redis, keys: Keys,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, bus: Bus | None = None) -> None:
         self.cfg, self.pool, self.redis, self.keys, self.metrics = cfg.push, pool, redis, keys, metrics
+        self.bus = bus                  # None: no note of who holds a subscription; every notice queries
+        self.holders = Holders()
+        self._reloads: asyncio.Task[None] | None = None
+        self._reload_lock = asyncio.Lock()
         self.hosts = tuple(h.strip().lower() for h in self.cfg.endpoint_hosts.split(",") if h.strip())
         self.keypair: vapid.Keypair | None = None
         self._queue: asyncio.Queue[Notice] = asyncio.Queue(self.cfg.queue_size)
@@ -70,13 +118,17 @@ class PushService:
                 key = vapid.parse(await store.vapid_key(conn, vapid.generate()))
         self.keypair = vapid.Keypair(key)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.cfg.send_timeout_s))
+        if self.bus is not None:
+            await self.bus.listen(self.keys.push_subscribed_channel, _Doorbell(self.holders))
+            await self.reload()
+            self._reloads = asyncio.create_task(self._reload_loop(), name="push-holders")
         self._worker = asyncio.create_task(self._run(), name="push-worker")
 
     async def stop(self) -> None:
-        for t in [self._worker, *self._sending]:
+        for t in [self._reloads, self._worker, *self._sending]:
             if t is not None:
                 t.cancel()
-        for t in [self._worker, *self._sending]:
+        for t in [self._reloads, self._worker, *self._sending]:
             if t is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
@@ -87,6 +139,40 @@ class PushService:
     def public_key(self) -> str:
         assert self.keypair is not None, "PushService.start() first"
         return self.keypair.public_key
+
+    # ---------------------------------------------------------------- who holds a subscription
+    async def reload(self) -> None:
+        """Read again which accounts hold a subscription."""
+        assert self.bus is not None
+        async with self._reload_lock:
+            generation = self.bus.generation if self.bus.connected else -1
+            self.holders.begin()
+            try:
+                async with self.pool.acquire() as conn:
+                    rows = await store.holders(conn)
+            except Exception as e:
+                self.holders.abort()
+                log.warning("push: could not read who holds a subscription (every notice queries): %s", e)
+                return
+            self.holders.replace(rows, generation)
+
+    async def _reload_loop(self) -> None:
+        assert self.bus is not None
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            if not self.bus.connected:
+                continue
+            if self.bus.generation != self.holders.generation or time.monotonic() - last >= RELOAD_S:
+                last = time.monotonic()
+                await self.reload()
+
+    def _known(self) -> Holders | None:
+        """The note, if it can have missed nothing since it was read; else None (query)."""
+        bus = self.bus
+        if bus is None or not bus.connected or bus.generation != self.holders.generation:
+            return None
+        return self.holders
 
     # ---------------------------------------------------------------- subscriptions
     async def subscribe(self, account: dict[str, Any], endpoint: str, p256dh: str, auth: str,
@@ -101,6 +187,9 @@ class PushService:
         async with self.pool.acquire() as conn:
             dropped = await store.save(conn, account["id"], sub)
         self._dropped("limit", len(dropped))
+        if self.bus is not None:    # every node hears it (the publish waits for Redis) before the 201 goes
+            self.holders.add(str(account["id"]), account["role"])
+            await self.bus.publish(self.keys.push_subscribed_channel, f"{account['id']} {account['role']}")
         return sub
 
     async def unsubscribe(self, account_id: str, endpoint: str) -> None:
@@ -152,11 +241,16 @@ class PushService:
         if ttl <= 0:
             self._failed(notice.kind, "expired")
             return
+        known = self._known()
         if notice.kind == "offer":
             assert notice.account_id is not None
+            if known is not None and notice.account_id not in known.accounts:
+                return                  # holds no subscription: nothing to look up
             async with self.pool.acquire() as conn:
                 subs = await store.of_account(conn, notice.account_id)
         else:
+            if known is not None and not known.dispatch:
+                return                  # no dispatcher or admin holds a subscription: nobody to tell
             if not await self._first(notice):
                 return
             async with self.pool.acquire() as conn:
@@ -236,3 +330,15 @@ class PushService:
         if self.metrics:
             self.metrics.push_sent.labels(kind=notice.kind).inc()
         return True
+
+
+class _Doorbell:
+    """A subscription was kept on some node: `account_id role`."""
+
+    def __init__(self, holders: Holders) -> None:
+        self.holders = holders
+
+    def deliver(self, payload: str) -> None:
+        account_id, _, role = payload.partition(" ")
+        if account_id:
+            self.holders.add(account_id, role)

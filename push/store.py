@@ -57,6 +57,13 @@ async def of_account(conn: Conn, account_id: str) -> list[asyncpg.Record]:
                             " WHERE s.account_id = $1 AND NOT a.disabled", account_id)
 
 
+async def holders(conn: Conn) -> list[tuple[str, str]]:
+    """(account id, role) of every account that holds a subscription (suspended ones too: a superset is safe)."""
+    rows = await conn.fetch("SELECT DISTINCT s.account_id::text AS account_id, a.role FROM push_subscriptions s"
+                            " JOIN accounts a ON a.id = s.account_id")
+    return [(r["account_id"], r["role"]) for r in rows]
+
+
 async def of_dispatchers(conn: Conn, grid_path: Sequence[str] = ()) -> list[asyncpg.Record]:
     """The subscriptions of every dispatcher (and admin) who is signed in somewhere and opted in: a
     subscription is dropped at logout, so holding one is what being on duty means for a dispatcher. A

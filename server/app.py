@@ -69,7 +69,7 @@ def create_app(cfg: Config, database_url: str, redis_url: str) -> web.Applicatio
         keys = Keys.for_redis(cfg.redis.key_prefix, redis_url)     # hash-tagged on a Redis Cluster
         metrics = Metrics()
         bus = Bus(redis, keepalive=keys.keepalive_channel)
-        push = PushService(cfg, pool, redis, keys, metrics)
+        push = PushService(cfg, pool, redis, keys, metrics, bus=bus)   # bus: who holds a subscription
 
         async def publish(items: list[tuple[str, str]]) -> None:
             """Dispatch's events, after commit: Web Push looks at them (queues, never waits), Redis rings."""

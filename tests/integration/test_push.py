@@ -10,11 +10,13 @@ import uuid
 
 import pytest
 
+from handlers.context import PUSH
 from infra import accounts, db
+from push.service import PushService
 from testkit.client import http, incident_is
 from testkit.geo import near
 from testkit.nodes import InProcess
-from testkit.stack import query
+from testkit.stack import Stack, query
 from testkit.webpush import FakePushService, Subscriber
 
 HTTP_OK = pytest.mark.config(push_allow_http_endpoints="true")
@@ -323,6 +325,81 @@ async def test_two_nodes_tell_the_dispatchers_once(stack, clean_db, pushsvc):
         await r_a.ok("incident.note", incident_id=inc["id"], text="third floor")
         await asyncio.sleep(0.5)
         assert en.received == [] and zh.received == [] and pushsvc.rejected == []
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+# ---------------------------------------------------------------- who holds a subscription, across the cluster
+async def pair(stack: Stack) -> tuple[InProcess, InProcess]:
+    """Two nodes of one cluster (the same database and key prefix), both taking http:// endpoints."""
+    a = await InProcess(stack, push_allow_http_endpoints="true").start()
+    b = InProcess(stack, push_allow_http_endpoints="true")
+    b.env["HELPLINE_REDIS_KEY_PREFIX"] = a.prefix
+    from infra import config as config_mod
+    b.cfg, b.prefix = config_mod.load(b.env), a.prefix
+    await b.start()
+    return a, b
+
+
+def push_of(app: InProcess) -> PushService:
+    return app.app[PUSH]
+
+
+async def test_a_subscription_kept_on_one_node_is_used_for_an_offer_sent_by_another_right_after(
+        stack, clean_db, pushsvc):
+    a, b = await pair(stack)
+    try:
+        token, account_id = await staff(a, "responder", skills=["medical"])
+        medic = await b.connect(token)
+        await medic.ok("duty.start", **near(0.002))
+        assert account_id not in push_of(b).holders.accounts      # B had no reason to look this account up
+        sub = pushsvc.subscriber()
+        await subscribe(a, token, sub)                            # kept by node A ...
+        resident = await b.resident()                              # ... the offer is sent by node B at once
+        inc = (await resident.ok("help.request", request_id="r1", category="medical", **near(0)))["incident"]
+        offer = await medic.push("offer", lambda m: m["incident"]["id"] == inc["id"])
+        got = await sub.next()
+        assert got["payload"]["type"] == "offer" and got["payload"]["offer_id"] == offer["offer_id"]
+        assert pushsvc.rejected == []
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_missed_doorbell_is_caught_by_the_next_reload_and_meanwhile_every_offer_queries(
+        stack, clean_db, pushsvc):
+    """A subscription written without its doorbell (as if pub/sub lost it): while the node's note may have
+    missed something (the bus subscribed anew) it queries; a reload names the account."""
+    a, b = await pair(stack)
+    try:
+        first_token, first_id = await staff(a, "responder", skills=["medical"])
+        second_token, second_id = await staff(a, "responder", skills=["fire"])
+        missed, later = pushsvc.subscriber(), pushsvc.subscriber()
+        for account_id, sub in ((first_id, missed), (second_id, later)):
+            await query(a, "INSERT INTO push_subscriptions (endpoint, account_id, p256dh, auth) VALUES"
+                        " ($1, $2, $3, $4)", sub.endpoint, account_id, sub.p256dh, sub.json()["keys"]["auth"])
+        node = push_of(b)
+        assert node.bus is not None
+        assert first_id not in node.holders.accounts
+        assert node._reloads is not None
+        node._reloads.cancel()            # no reload but the one this test makes, below
+        node.bus.generation += 1          # what a Redis reconnect does: the note can have missed doorbells
+        medic = await b.connect(first_token)
+        await medic.ok("duty.start", **near(0.002))
+        resident = await b.resident()
+        inc = (await resident.ok("help.request", request_id="r1", category="medical", **near(0)))["incident"]
+        await medic.push("offer", lambda m: m["incident"]["id"] == inc["id"])
+        assert (await missed.next())["payload"]["incident_id"] == inc["id"]     # queried: not lost
+
+        await node.reload()               # the reload loop's work (every RELOAD_S, and after a reconnect)
+        assert {first_id, second_id} <= node.holders.accounts
+        assert node.holders.generation == node.bus.generation
+        other = await b.connect(second_token)
+        await other.ok("duty.start", **near(0.002))
+        inc2 = (await resident.ok("help.request", request_id="r2", category="fire", **near(0)))["incident"]
+        await other.push("offer", lambda m: m["incident"]["id"] == inc2["id"])
+        assert (await later.next())["payload"]["incident_id"] == inc2["id"]
     finally:
         await a.stop()
         await b.stop()
