@@ -20,7 +20,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 from redis.exceptions import CrossSlotTransactionError
 
@@ -30,7 +29,7 @@ from testkit.client import Client, http
 from testkit.geo import near
 from testkit.nodes import Cluster
 from testkit.rediscluster import RedisClusterSet
-from tests.failover.test_redis_sentinel import FINAL, Inbox, Traffic, poll_ready, resident_view, shows, until
+from tests.failover.test_redis_sentinel import Inbox, Traffic, check_after_failover, poll_ready, until
 from tests.integration.test_mediation_chat import setup_case
 
 pytestmark = [pytest.mark.failover, pytest.mark.cluster]
@@ -176,52 +175,7 @@ async def test_slot_primary_killed_under_help_and_chat_traffic(redis_cluster: tu
         assert any(s.startswith(f"primary 127.0.0.1:{old} (cluster slot {slot}) does not answer") or
                    "cluster_state is 'fail'" in s for s in said), said
 
-        # the CLI reaches the nodes through the cluster too (SPUBLISH on the slot's shard): a suspension
-        # closes the session at once, well before the nodes' own re-check (server.session_recheck_s = 15)
-        out = await asyncio.to_thread(cluster.cli, "user", "set", disp_name, "--disable")
-        assert out.returncode == 0 and "could not tell" not in out.stderr, out.stderr
-        await asyncio.wait_for(disp.reader, 5)
-        assert disp.close_code == 1008
-
-        # PostgreSQL: every acknowledged request once, as acknowledged; every acked chat message once
-        conn = await asyncpg.connect(cluster.database_url)
-        try:
-            deadline = time.monotonic() + 40
-            while True:
-                rows = await conn.fetch("SELECT id::text, request_id, status FROM incidents")
-                if all(x["status"] in FINAL for x in rows) or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.5)
-            msgs = await conn.fetch("SELECT client_msg_id, seq FROM case_messages WHERE case_id = $1 ORDER BY seq",
-                                    uuid.UUID(cid))
-        finally:
-            await conn.close()
-        by_request = {x["request_id"]: x for x in rows}
-        assert len(rows) == len(by_request) == 25, [x["request_id"] for x in rows]
-        assert {rid: by_request[rid]["id"] for rid in t.acked} == t.acked
-        assert all(x["status"] in FINAL for x in rows), [(x["request_id"], x["status"]) for x in rows]
-        assert {x["client_msg_id"]: x["seq"] for x in msgs} == t.chat_acked
-        chat_seqs = sorted(t.chat_acked.values())
-
-        # every resident shows what PostgreSQL says (pushes, or the resync after the failover)
-        truth = {x["id"]: x["status"] for x in rows}
-
-        def mismatches() -> list[tuple[str, str | None, str]]:
-            out = []
-            for rid, iid in t.acked.items():
-                v = resident_view(t.owner[rid], {iid: t.acked_status[iid]}).get(iid)
-                if not shows(v, truth[iid]):
-                    out.append((rid, v, truth[iid]))
-            return out
-        deadline = time.monotonic() + 10
-        while mismatches():
-            assert time.monotonic() < deadline, mismatches()
-            await asyncio.sleep(0.2)
-        # every party got every acknowledged message, each once (pushed, or caught up after the failover)
-        for c in members:
-            got = [p["message"]["seq"] for p in c.pushes
-                   if p.get("type") == "chat.message" and p["message"]["case_id"] == cid]
-            assert sorted(got) == chat_seqs, (c.account_id, got)
+        await check_after_failover(cluster, t, members, disp, disp_name, cid)
         # nothing failed inside the nodes: a Redis that fails over is logged as warnings, never a traceback
         for n in (a, b):
             assert not [ln for ln in n.log_problems() if "Traceback" in ln or " ERROR " in ln], n.tail()

@@ -232,52 +232,7 @@ async def test_primary_killed_under_help_and_chat_traffic(sentinel_cluster: tupl
         assert any(s.startswith("no primary: the sentinels know none for service 'hl'") or
                    s.startswith(f"primary 127.0.0.1:{old} does not answer") for s in said), said
 
-        # the CLI reaches the nodes through the sentinels too: a suspension closes the session at once
-        # (well before the nodes' own re-check, server.session_recheck_s = 15)
-        out = await asyncio.to_thread(cluster.cli, "user", "set", disp_name, "--disable")
-        assert out.returncode == 0 and "could not tell" not in out.stderr, out.stderr
-        await asyncio.wait_for(disp.reader, 5)
-        assert disp.close_code == 1008
-
-        # PostgreSQL: every acknowledged request once, as acknowledged; every acked chat message once
-        conn = await asyncpg.connect(cluster.database_url)
-        try:
-            deadline = time.monotonic() + 40
-            while True:
-                rows = await conn.fetch("SELECT id::text, request_id, status FROM incidents")
-                if all(x["status"] in FINAL for x in rows) or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.5)
-            msgs = await conn.fetch("SELECT client_msg_id, seq FROM case_messages WHERE case_id = $1 ORDER BY seq",
-                                    uuid.UUID(cid))
-        finally:
-            await conn.close()
-        by_request = {x["request_id"]: x for x in rows}
-        assert len(rows) == len(by_request) == 25, [x["request_id"] for x in rows]
-        assert {rid: by_request[rid]["id"] for rid in t.acked} == t.acked
-        assert all(x["status"] in FINAL for x in rows), [(x["request_id"], x["status"]) for x in rows]
-        assert {x["client_msg_id"]: x["seq"] for x in msgs} == t.chat_acked
-        chat_seqs = sorted(t.chat_acked.values())
-
-        # every resident shows what PostgreSQL says (pushes, or the resync after the failover)
-        truth = {x["id"]: x["status"] for x in rows}
-
-        def mismatches() -> list[tuple[str, str | None, str]]:
-            out = []
-            for rid, iid in t.acked.items():
-                v = resident_view(t.owner[rid], {iid: t.acked_status[iid]}).get(iid)
-                if not shows(v, truth[iid]):
-                    out.append((rid, v, truth[iid]))
-            return out
-        deadline = time.monotonic() + 10
-        while mismatches():
-            assert time.monotonic() < deadline, mismatches()
-            await asyncio.sleep(0.2)
-        # every party got every acknowledged message, each once (pushed, or caught up after the failover)
-        for c in members:
-            got = [p["message"]["seq"] for p in c.pushes
-                   if p.get("type") == "chat.message" and p["message"]["case_id"] == cid]
-            assert sorted(got) == chat_seqs, (c.account_id, got)
+        await check_after_failover(cluster, t, members, disp, disp_name, cid)
         print(f"\nfailover: killed :{old}, new primary :{new} named {failed_over_s:.2f} s after the kill; a new request"
               f" acknowledged {t.acked_at['probe'] - killed_at:.2f} s and offered {resumed_s:.2f} s after the kill;"
               f" readyz said: {sorted(said)}")
@@ -293,6 +248,60 @@ class Inbox:
 
     def deliver(self, payload: str) -> None:
         self.got.append(payload)
+
+
+async def check_after_failover(cluster: Cluster, t: Traffic, members: list[Client], disp: Client,
+                               disp_name: str, cid: str) -> None:
+    """What every Redis failover test checks once both nodes are on the new primary: the CLI's suspension
+    reaches the nodes at once; every acknowledged request is in PostgreSQL once, as acknowledged, and ends;
+    every acknowledged chat message once; every resident shows what PostgreSQL says and every party holds
+    every message, each once (pushed, or caught up by the resync)."""
+    # the CLI reaches the nodes through the new primary too: a suspension closes the session at once
+    # (well before the nodes' own re-check, server.session_recheck_s = 15)
+    out = await asyncio.to_thread(cluster.cli, "user", "set", disp_name, "--disable")
+    assert out.returncode == 0 and "could not tell" not in out.stderr, out.stderr
+    await asyncio.wait_for(disp.reader, 5)
+    assert disp.close_code == 1008
+
+    # PostgreSQL: every acknowledged request once, as acknowledged; every acked chat message once
+    conn = await asyncpg.connect(cluster.database_url)
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            rows = await conn.fetch("SELECT id::text, request_id, status FROM incidents")
+            if all(x["status"] in FINAL for x in rows) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        msgs = await conn.fetch("SELECT client_msg_id, seq FROM case_messages WHERE case_id = $1 ORDER BY seq",
+                                uuid.UUID(cid))
+    finally:
+        await conn.close()
+    by_request = {x["request_id"]: x for x in rows}
+    assert len(rows) == len(by_request) == 25, [x["request_id"] for x in rows]
+    assert {rid: by_request[rid]["id"] for rid in t.acked} == t.acked
+    assert all(x["status"] in FINAL for x in rows), [(x["request_id"], x["status"]) for x in rows]
+    assert {x["client_msg_id"]: x["seq"] for x in msgs} == t.chat_acked
+    chat_seqs = sorted(t.chat_acked.values())
+
+    # every resident shows what PostgreSQL says (pushes, or the resync after the failover)
+    truth = {x["id"]: x["status"] for x in rows}
+
+    def mismatches() -> list[tuple[str, str | None, str]]:
+        out = []
+        for rid, iid in t.acked.items():
+            v = resident_view(t.owner[rid], {iid: t.acked_status[iid]}).get(iid)
+            if not shows(v, truth[iid]):
+                out.append((rid, v, truth[iid]))
+        return out
+    deadline = time.monotonic() + 10
+    while mismatches():
+        assert time.monotonic() < deadline, mismatches()
+        await asyncio.sleep(0.2)
+    # every party got every acknowledged message, each once (pushed, or caught up after the failover)
+    for c in members:
+        got = [p["message"]["seq"] for p in c.pushes
+               if p.get("type") == "chat.message" and p["message"]["case_id"] == cid]
+        assert sorted(got) == chat_seqs, (c.account_id, got)
 
 
 async def until(check: Any, timeout: float, what: str) -> None:
