@@ -93,13 +93,14 @@ async def _worker(pipe: Any, rooms: list[dict[str, Any]], compression: str | Non
         delivered[cm] += 1
 
     # connect: member j of room r on node (r + j) % 2
-    urls, tokens, where = [], [], []
+    urls, tokens, where, addresses = [], [], [], []
     for ri, room in enumerate(rooms):
         for j, (tok, url) in enumerate(zip(room["tokens"], room["urls"])):
             urls.append(url)
             tokens.append(tok)
             where.append((ri, j))
-    clients, failures = await connect_many(urls, tokens, on_push, compression=compression)
+            addresses.append(room["address"])
+    clients, failures = await connect_many(urls, tokens, on_push, compression=compression, forwarded_for=addresses)
     members: list[list[WSClient | None]] = [[None] * MEMBERS for _ in rooms]  # None: failed to connect
     for (ri, j), c in zip(where, clients):
         members[ri][j] = c
@@ -221,13 +222,17 @@ async def run(args: argparse.Namespace) -> int:
         finally:
             await conn.close()
         rtok, mtok = tokens_for(res, "resident"), tokens_for(med, "mediator")
-        nodes = [Node(stack, f"node{i}") for i in range(args.nodes)]
+        # the members of a room come from an address of their own, as residents in a city do: the clients
+        # connect as through a reverse proxy that names it (X-Forwarded-For, believed from 127.0.0.1 only),
+        # so the limits per client address (cases opened: mediation/guard.py) count each room apart
+        nodes = [Node(stack, f"node{i}", server_trusted_proxies="127.0.0.1/32") for i in range(args.nodes)]
         await asyncio.gather(*(n.start() for n in nodes))
         rooms = []
         for r in range(args.rooms):
             toks = rtok[3 * r : 3 * r + 3] + [mtok[r]]
             rooms.append(
-                {"tokens": toks, "urls": [nodes[(r + j) % len(nodes)].ws_url for j in range(MEMBERS)]}
+                {"tokens": toks, "urls": [nodes[(r + j) % len(nodes)].ws_url for j in range(MEMBERS)],
+                 "address": f"10.{r >> 16 & 255}.{r >> 8 & 255}.{r & 255}"}
             )
         ctx = mp.get_context("spawn")
         pipes: list[Connection[Any, Any]] = []

@@ -214,9 +214,13 @@ class WSClient(Connection):
 
     @classmethod
     async def connect(cls, url: str, token: str, on_push: PushHandler | None = None, tag: Any = None,
-                      compression: str | None = "deflate", timeout: float = 60) -> WSClient:
+                      compression: str | None = "deflate", timeout: float = 60,
+                      forwarded_for: str | None = None) -> WSClient:
+        """`forwarded_for`: the client address a trusted proxy in front of the node would name
+        (X-Forwarded-For; believed only by a node with server.trusted_proxies covering this client)."""
         ws = await websockets.connect(url, ping_interval=None, max_size=2**20, compression=compression,
-                                      open_timeout=timeout, close_timeout=2, max_queue=64)
+                                      open_timeout=timeout, close_timeout=2, max_queue=64,
+                                      additional_headers={"X-Forwarded-For": forwarded_for} if forwarded_for else None)
         return cls(ws, await _hello(ws, token, timeout), on_push, tag)
 
     def _pushed(self, msg: dict[str, Any], t: float) -> None:
@@ -233,8 +237,10 @@ class WSClient(Connection):
 
 async def connect_many(urls: list[str], tokens: list[str], on_push: PushHandler | None = None,
                        concurrency: int = 100, compression: str | None = "deflate",
-                       attempts: int = 3) -> tuple[list[WSClient | None], int]:
-    """Connect token i to urls[i % len(urls)]; (clients, failures). A failed one is None."""
+                       attempts: int = 3, forwarded_for: list[str] | None = None
+                       ) -> tuple[list[WSClient | None], int]:
+    """Connect token i to urls[i % len(urls)]; (clients, failures). A failed one is None.
+    `forwarded_for[i]`: the address token i's connection says it comes from (WSClient.connect)."""
     sem = asyncio.Semaphore(concurrency)
     out: list[WSClient | None] = [None] * len(tokens)
     failures = 0
@@ -245,7 +251,8 @@ async def connect_many(urls: list[str], tokens: list[str], on_push: PushHandler 
             for a in range(attempts):
                 try:
                     out[i] = await WSClient.connect(urls[i % len(urls)], tokens[i], on_push, tag=i,
-                                                    compression=compression)
+                                                    compression=compression,
+                                                    forwarded_for=forwarded_for[i] if forwarded_for else None)
                     return
                 except Exception as e:
                     if a == attempts - 1:
