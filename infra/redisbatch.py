@@ -104,7 +104,9 @@ class Pipeliner:
             # the caller (a report, a chat message) is answered once its change is committed; a Redis that
             # hangs must not hold that answer for the socket timeout: past this, the doorbell rings (or
             # fails) without the caller, still in order with the node's other publishes
-            results = await asyncio.wait_for(self.run(add, len(items)), PUBLISH_WAIT_S)
+            # (asyncio.timeout: no task of its own per publish, as wait_for would make)
+            async with asyncio.timeout(PUBLISH_WAIT_S):
+                results = await self.run(add, len(items))
         except TimeoutError:
             log.warning("publish of %d events not confirmed within %.0f s; not waiting", len(items), PUBLISH_WAIT_S)
             return
