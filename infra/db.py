@@ -7,7 +7,6 @@ starting at once apply each exactly once.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -18,6 +17,7 @@ from typing import TypeAlias, TypeVar
 
 import asyncpg
 import asyncpg.pool
+import msgspec
 from asyncpg.connect_utils import SessionAttribute
 
 from infra import dburl
@@ -29,8 +29,17 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 _LOCK_ID = 0x68656C70  # "help"
 
 
+_encode_json = msgspec.json.Encoder().encode
+_decode_json = msgspec.json.Decoder().decode
+
+
+def _jsonb_text(value: object) -> str:
+    return _encode_json(value).decode()
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # msgspec, not the json module: a report alone sends three jsonb values and reads some back
+    await conn.set_type_codec("jsonb", encoder=_jsonb_text, decoder=_decode_json, schema="pg_catalog")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
