@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -50,9 +51,9 @@ async def place(redis: aioredis.Redis, keys: Keys, points: list[tuple[float, flo
 
 async def whole_radius(redis: aioredis.Redis, keys: Keys, lat: float, lon: float) -> list[tuple[str, float]]:
     """What one GEOSEARCH over the whole radius gives (the search before the rings)."""
-    got = await redis.execute_command("GEOSEARCH", keys.geo("medical"), "FROMLONLAT", lon, lat, "BYRADIUS",
-                                      RADIUS_KM, "km", "ASC", "COUNT", GEO_COUNT, "WITHDIST")
-    return [(m.decode(), float(d)) for m, d in got]
+    got = await redis.geosearch(keys.geo("medical"), longitude=lon, latitude=lat, radius=RADIUS_KM, unit="km",
+                                sort="ASC", count=GEO_COUNT, withdist=True)
+    return [(bytes(m).decode(), float(d)) for m, d in cast(list[tuple[bytes, float]], got)]
 
 
 @pytest.mark.parametrize("layout", ["dense", "inner_few", "middle_few", "sparse", "none_in_radius", "empty"])
