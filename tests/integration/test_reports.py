@@ -272,8 +272,9 @@ async def test_csv_reads_back_with_the_csv_module(hl):
 
 
 async def test_the_facts_kept_equal_the_facts_recomputed(hl):
-    """A real flow through the service (report, offer, accept, en route, on scene, resolved; a cancel; a
-    false alarm closed by a dispatcher): the facts the triggers kept are those recomputed from the log."""
+    """A real flow through the service (report, offer, accept, en route, on scene, resolved; a cancel; two
+    declines, an escalation and a false alarm closed by a dispatcher): the facts the trigger kept are those
+    recomputed from the log."""
     med = await hl.user("responder", skills=["medical", "general"])
     await med.ok("duty.start", **near(0.001))
     res = await hl.resident()
@@ -284,6 +285,17 @@ async def test_the_facts_kept_equal_the_facts_recomputed(hl):
         await med.ok("incident.progress", incident_id=inc["id"], status=st)
     other = (await res.ok("help.request", request_id=uuid.uuid4().hex, category="medical", **near(0)))["incident"]
     await res.ok("help.cancel", incident_id=other["id"])
+    # declined by both responders in turn, escalated, closed by a dispatcher as a false alarm
+    med2 = await hl.user("responder", skills=["medical"])
+    await med2.ok("duty.start", **near(0.002))
+    disp = await hl.user("dispatcher")
+    third = (await res.ok("help.request", request_id=uuid.uuid4().hex, category="medical", **near(0)))["incident"]
+    for who in (med, med2):
+        offer = await who.push("offer", lambda m: m["incident"]["id"] == third["id"])
+        await who.ok("offer.decline", offer_id=offer["offer_id"])
+    await res.push("incident.updated", lambda m: m["incident"]["id"] == third["id"]
+                   and m["incident"]["status"] == "escalated")
+    await disp.ok("incident.close", incident_id=third["id"], disposition="false_alarm")
     conn = await asyncpg.connect(hl.database_url)
     try:
         ids = [str(r["id"]) for r in await conn.fetch("SELECT id FROM incidents")]
@@ -291,10 +303,16 @@ async def test_the_facts_kept_equal_the_facts_recomputed(hl):
         plain = [dict(r) for r in await store.facts_of(conn, ids)]
     finally:
         await conn.close()
-    assert len(kept) == 2 and kept == plain
+    assert len(kept) == 3 and kept == plain
     done = next(k for k in kept if str(k["incident_id"]) == inc["id"])
     assert done["status"] == "resolved" and done["offers"] == done["offers_accepted"] == 1
     assert 0 <= done["first_offer_s"] <= done["assigned_s"] <= done["on_scene_s"] <= done["closed_s"]
+    cancelled = next(k for k in kept if str(k["incident_id"]) == other["id"])
+    assert cancelled["status"] == "cancelled" and cancelled["closed_s"] is not None and not cancelled["escalated"]
+    false = next(k for k in kept if str(k["incident_id"]) == third["id"])
+    assert false["escalated"] and false["offers"] == 2 and false["offers_accepted"] == 0
+    assert false["disposition"] == "false_alarm" and false["assigned_s"] is None
+    assert 0 <= false["first_offer_s"] <= false["closed_s"]
 
 
 async def test_the_same_report_after_a_purge(hl):
