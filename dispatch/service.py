@@ -188,9 +188,11 @@ class DispatchService:
         members: list[Member] = []
         try:   # the reporter's limit (every channel), the flood limits and the nearby responders: one round trip
             # to Redis, and beside it the grid's and community's workers from PostgreSQL (tiers.py)
-            near0, members = await asyncio.gather(
-                self.matcher.nearby_counted(cat.skill, lat, lon, plan.radius_km, who.id, gate),
-                self._members(grid, cat.skill))
+            searched = self.matcher.nearby_counted(cat.skill, lat, lon, plan.radius_km, who.id, gate)
+            if grid is None:    # no members to read: no tasks of gather's for them
+                near0 = await searched
+            else:
+                near0, members = await asyncio.gather(searched, self._members(grid, cat.skill))
         except RedisError as e:   # the limiter lets help through; the sweeper matches it once Redis is back
             log.warning("Redis unavailable at a report, incident stays queued for the sweeper: %s", e)
             near0 = Nearby(None if lat is not None and lon is not None else [])
