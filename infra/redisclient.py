@@ -148,9 +148,8 @@ class OnePipeline(ClusterPipeline):
 class _SendInPlace(AbstractConnection):
     """A connection that sends in the caller's own task. redis-py sends each command inside asyncio.wait_for
     when a socket timeout is set, which makes a task (and a turn of the loop) per command: two per help
-    request, a fifth of a node's asyncio overhead in py-spy. The same timeout, with asyncio.timeout, set only
-    when the socket did not take the whole command at once (otherwise nothing can wait); the same errors
-    (redis-py's send_packed_command otherwise)."""
+    request, a fifth of a node's asyncio overhead in py-spy. The same timeout, with asyncio.timeout; the same
+    errors (redis-py's send_packed_command otherwise)."""
 
     async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
         if not self.socket_timeout:
