@@ -163,15 +163,8 @@ class _SendInPlace(AbstractConnection):
                 command = command.encode()
             if isinstance(command, bytes):
                 command = [command]
-            writer = self._writer
-            if writer is None:      # connected above: only a disconnect racing this send gets here
-                raise OSError("Connection closed by server.")
-            writer.writelines(command)
-            if writer.transport.get_write_buffer_size():    # the socket took less than all: drain may wait
-                async with asyncio.timeout(self.socket_timeout):
-                    await writer.drain()
-            else:   # all written: cannot wait (raises if the connection is lost), no timer to set and cancel
-                await writer.drain()
+            async with asyncio.timeout(self.socket_timeout):
+                await self._send_packed_command(command)
         except TimeoutError:
             await self.disconnect(nowait=True)
             raise RedisTimeoutError("Timeout writing to socket") from None
