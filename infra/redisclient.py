@@ -19,8 +19,6 @@ the few places that differ (pub/sub, the pool, /readyz).
 """
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable
 from typing import Any, cast
 
 import redis
@@ -145,50 +143,6 @@ class OnePipeline(ClusterPipeline):
             raise RedisConnectionError(f"Redis Cluster: {e}") from e
 
 
-class _SendInPlace(AbstractConnection):
-    """A connection that sends in the caller's own task. redis-py sends each command inside asyncio.wait_for
-    when a socket timeout is set, which makes a task (and a turn of the loop) per command: two per help
-    request, a fifth of a node's asyncio overhead in py-spy. The same timeout, with asyncio.timeout; the same
-    errors (redis-py's send_packed_command otherwise)."""
-
-    async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
-        if not self.socket_timeout:
-            return await super().send_packed_command(command, check_health)
-        if not self.is_connected:
-            await self.connect_check_health(check_health=False)
-        if check_health:
-            await self.check_health()  # type: ignore[no-untyped-call]
-        try:
-            if isinstance(command, str):
-                command = command.encode()
-            if isinstance(command, bytes):
-                command = [command]
-            async with asyncio.timeout(self.socket_timeout):
-                await self._send_packed_command(command)
-        except TimeoutError:
-            await self.disconnect(nowait=True)
-            raise RedisTimeoutError("Timeout writing to socket") from None
-        except OSError as e:
-            await self.disconnect(nowait=True)
-            err_no, errmsg = ("UNKNOWN", e.args[0]) if len(e.args) == 1 else (e.args[0], e.args[1])
-            raise RedisConnectionError(f"Error {err_no} while writing to socket. {errmsg}.") from e
-        except BaseException:
-            await self.disconnect(nowait=True)   # a send cut off midway: the connection cannot be used again
-            raise
-
-
-_SENDING_IN_PLACE: dict[type[AbstractConnection], type[AbstractConnection]] = {}
-
-
-def _send_in_place(pool: aioredis.ConnectionPool) -> None:
-    """The pool's connections (plain, TLS, Unix socket or Sentinel-managed) send in the caller's task."""
-    cls = pool.connection_class
-    if not issubclass(cls, _SendInPlace):
-        if cls not in _SENDING_IN_PLACE:
-            _SENDING_IN_PLACE[cls] = type(f"{cls.__name__}InPlace", (_SendInPlace, cls), {})
-        pool.connection_class = _SENDING_IN_PLACE[cls]
-
-
 def connect(url: str) -> aioredis.Redis:
     """The node's client. Commands wait for a free connection (up to 5 s) rather than failing at a surge.
 
@@ -205,7 +159,6 @@ def connect(url: str) -> aioredis.Redis:
     target = redisurl.parse(url)
     if isinstance(target, redisurl.PlainTarget):
         pool = aioredis.BlockingConnectionPool.from_url(url, **options)
-        _send_in_place(pool)
         return aioredis.Redis(connection_pool=pool)
     if isinstance(target, redisurl.ClusterTarget):
         # the same timeouts; `retry` here counts the cluster client's own attempts (each after re-reading
@@ -221,7 +174,6 @@ def connect(url: str) -> aioredis.Redis:
     client: aioredis.Redis = sentinel.master_for(
         target.service, redis_class=SentinelRedis, connection_pool_class=BlockingSentinelPool, db=target.db,
         username=target.username, password=target.password, **options)
-    _send_in_place(client.connection_pool)
     return client
 
 
