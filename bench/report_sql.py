@@ -58,6 +58,16 @@ async def _free(conn: asyncpg.Connection) -> None:
     await conn.execute("UPDATE responders SET status = 'available' WHERE status <> 'available'")
 
 
+def _report(plan: offers.Plan, reporter_id: str, request_id: str, near: list[str], lat: float) -> dict[str, Any]:
+    """store.report's arguments for a verified resident's medical report offered to the first of `near`
+    still available, as a WebSocket report outside every grid."""
+    return dict(reporter_id=reporter_id, request_id=request_id, category="medical", skill="medical", priority=1,
+                lat=lat, lon=120.0, accuracy_m=20.0, note="", channel="ws", plan=plan, offer_to=near,
+                otherwise=lc.Status.ESCALATED, reason=lc.NO_CANDIDATE, attempt=1, offer_id=str(uuid.uuid4()),
+                expires_at=datetime.now(UTC) + timedelta(seconds=30), hold=False,
+                channels={r: ["ws"] for r in near}, grid=None, tiers={}, session=None, untagged=True)
+
+
 async def _batch(conn: asyncpg.Connection, variant: str, n: int, residents: list[str], responders: list[str],
                  seq: list[int]) -> tuple[float, float]:
     """(backend CPU s, wall s) of n calls of the variant."""
@@ -79,13 +89,8 @@ async def _batch(conn: asyncpg.Connection, variant: str, n: int, residents: list
                                    f'{{"type":"msg","n":{k},"text":"hello"}}')
                 continue
             near = [responders[(i * 3 + j) % len(responders)] for j in range(3)]
-            now = datetime.now(UTC)
-            row = await store.report(
-                conn, reporter_id=residents[k % len(residents)], request_id=f"rsql-{k}", category="medical",
-                skill="medical", priority=1, lat=30.0 + (k % 100) * 1e-4, lon=120.0, accuracy_m=20.0, note="",
-                channel="ws", plan=plan, offer_to=near, otherwise=lc.Status.ESCALATED, reason=lc.NO_CANDIDATE,
-                attempt=1, offer_id=str(uuid.uuid4()), expires_at=now + timedelta(seconds=30), hold=False,
-                channels={r: ["ws"] for r in near}, grid=None, tiers={}, session=None, untagged=True)
+            row = await store.report(conn, **_report(plan, residents[k % len(residents)], f"rsql-{k}", near,
+                                                     30.0 + (k % 100) * 1e-4))
             assert row is not None and row["offer_id"] is not None, "every call is to make an offer"
         return cpu_seconds(pid) - cpu0, time.perf_counter() - t0
     finally:
@@ -105,12 +110,8 @@ async def _explain(conn: asyncpg.Connection, residents: list[str], responders: l
     k = seq[0]
     seq[0] += 1
     near = [responders[-1], responders[-2]]       # responders no batch claims
-    await store.report(
-        Capture(), reporter_id=residents[k % len(residents)], request_id=f"rsql-explain-{k}",  # type: ignore[arg-type]
-        category="medical", skill="medical", priority=1, lat=30.0, lon=120.0, accuracy_m=20.0, note="", channel="ws",
-        plan=offers.freeze(load(None).dispatch), offer_to=near, otherwise=lc.Status.ESCALATED, reason=lc.NO_CANDIDATE,
-        attempt=1, offer_id=str(uuid.uuid4()), expires_at=datetime.now(UTC) + timedelta(seconds=30), hold=False,
-        channels={r: ["ws"] for r in near}, grid=None, tiers={}, session=None, untagged=True)
+    await store.report(Capture(), **_report(offers.freeze(load(None).dispatch),  # type: ignore[arg-type]
+                                            residents[k % len(residents)], f"rsql-explain-{k}", near, 30.0))
     args = list(captured[0])
     await conn.execute("SET plan_cache_mode = force_generic_plan")
     try:
