@@ -4,6 +4,7 @@
     hl       an in-process app on a loopback port (tables emptied, fresh key prefix)
     cluster  a factory of `helpline serve` processes on the same database and prefix
     node     one `helpline serve` process (for browser tests and outside-client checks)
+    redis    a plain redis.asyncio client of the run's Redis (keys under stack.prefix are the test's to make)
     fake     a FakeTwilio on a loopback port
     shl      an in-process app with sms.provider twilio pointed at `fake`, its public URL
              set to the URL the tests post to
@@ -15,6 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import redis.asyncio as aioredis
 
 from testkit import stack as stack_mod
 from testkit.nodes import Cluster, InProcess, NodeProcess
@@ -29,6 +31,13 @@ def stack() -> Iterator[stack_mod.Stack]:
         yield s
     finally:
         stack_mod.stop(s)
+
+
+@pytest.fixture
+async def redis(stack: stack_mod.Stack) -> AsyncIterator[aioredis.Redis]:
+    r = aioredis.Redis.from_url(stack.redis_url)
+    yield r
+    await r.aclose()
 
 
 @pytest.fixture

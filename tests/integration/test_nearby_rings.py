@@ -20,13 +20,6 @@ RADIUS_KM = 10.0
 
 
 @pytest.fixture
-async def redis(stack):
-    r = aioredis.Redis.from_url(stack.redis_url)
-    yield r
-    await r.aclose()
-
-
-@pytest.fixture
 async def keys(stack, redis):
     k = Keys(f"{stack.prefix}rings{uuid.uuid4().hex[:8]}:")
     await redis.set(k.live_ready, "1")

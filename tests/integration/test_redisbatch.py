@@ -16,13 +16,6 @@ from infra.redisbatch import Pipeliner
 from testkit.stack import Stack
 
 
-@pytest.fixture
-async def redis(stack):
-    r = aioredis.Redis.from_url(stack.redis_url)
-    yield r
-    await r.aclose()
-
-
 def key(stack: Stack, name: str) -> str:
     return f"{stack.prefix}batch:{uuid.uuid4().hex[:8]}:{name}"
 
